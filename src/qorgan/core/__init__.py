@@ -1,0 +1,1 @@
+"""Shared foundations: errors, settings, time helpers. Imports nothing else of ours."""
