@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from qorgan.telemetry.errors import TelemetryError
+from qorgan.telemetry.formats.accesslog import AccessLogFormat, ApacheErrorFormat
 from qorgan.telemetry.formats.base import DEFAULT_BATCH_SIZE, Format
+from qorgan.telemetry.formats.cef import CefFormat
 from qorgan.telemetry.formats.evtx import EvtxFormat
 from qorgan.telemetry.formats.json import JsonFormat
+from qorgan.telemetry.formats.syslog import SyslogFormat
+from qorgan.telemetry.formats.zeek import ZeekFormat
 
 #: Every format, in the order ties are broken when sniffing.
 FORMATS: dict[str, type[Format]] = {
@@ -13,6 +17,11 @@ FORMATS: dict[str, type[Format]] = {
     for cls in (
         EvtxFormat,
         JsonFormat,
+        ZeekFormat,
+        CefFormat,
+        SyslogFormat,
+        AccessLogFormat,
+        ApacheErrorFormat,
     )
 }
 

@@ -1,0 +1,331 @@
+"""The vectorised engine: one pass of every compiled rule over a batch of events.
+
+Per batch: (1) rules are selected by the batch's logsource tags; (2) the fields those rules
+test are dictionary-encoded (one pass over the events); (3) every atom is evaluated once, on
+distinct values, by the field's :class:`~.matchers.FieldMatcher`; (4) atom results become row
+masks (NumPy) lazily, and each rule's boolean expression combines them, short-circuiting on
+atoms that matched nothing in the batch.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+import orjson
+
+from qorgan.detection.matchers import FieldMatcher, KeywordMatcher, elements
+from qorgan.detection.plan import And, Atom, Const, Expr, Not, Or, Plan, Ref
+from qorgan.telemetry.batch import EventBatch
+
+#: Row masks: None means no row, ALL means every row, else a bool array.
+ALL = True
+Mask = np.ndarray | bool | None
+KEYWORDS = None  # the "field" of keyword atoms
+
+
+@dataclass(slots=True)
+class Column:
+    codes: np.ndarray  # int32 per row: index into uniques, -1 when absent
+    uniques: list[Any]
+
+
+@dataclass(slots=True)
+class _Profile:
+    """What a set of batch tags needs: the rules that apply and the fields they read."""
+
+    rules: list[int]
+    selections: list[int]
+    fields: set[str]
+    keyword_rules: list[int]
+
+
+class Engine:
+    """Evaluates a :class:`Plan` over batches. Build once; ``match`` is not thread-safe."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        by_field: dict[str | None, list[tuple[int, Atom]]] = defaultdict(list)
+        self.row_atoms: dict[int, Atom] = {}
+        for index, atom in enumerate(plan.atoms):
+            if atom.op in ("fieldref", "time"):
+                self.row_atoms[index] = atom
+            elif atom.op != "never":
+                by_field[atom.field].append((index, atom))
+        self.matchers: dict[str | None, FieldMatcher | KeywordMatcher] = {
+            f: FieldMatcher(atoms) if f is not None else KeywordMatcher(atoms)
+            for f, atoms in by_field.items()
+        }
+        self.atom_field = [a.field for a in plan.atoms]
+        self._profiles: dict[tuple[tuple[str, str], ...], _Profile] = {}
+
+    # -- profiles -----------------------------------------------------------------------------
+
+    def _profile(self, tags: dict[str, str]) -> _Profile:
+        key = tuple(sorted(tags.items()))
+        profile = self._profiles.get(key)
+        if profile is None:
+            selections = [
+                i for i, s in enumerate(self.plan.selections)
+                if all(tags.get(k) == v for k, v in s.tags)
+            ]
+            chosen = set(selections)
+            rules = [i for i, r in enumerate(self.plan.rules) if r.selection in chosen]
+            atoms: set[int] = set()
+            for i in selections:
+                _collect(self.plan.selections[i].expr, atoms)
+            for i in rules:
+                _collect(self.plan.rules[i].condition, atoms)
+            fields: set[str] = set()
+            for a in atoms:
+                atom = self.plan.atoms[a]
+                if atom.field is not None:
+                    fields.add(atom.field)
+                if atom.op == "fieldref":
+                    fields.add(atom.value[0])
+            keyword_rules = [
+                r for r in rules if _uses_keywords(self.plan, self.plan.rules[r].condition)
+            ]
+            profile = _Profile(rules, selections, fields, keyword_rules)
+            self._profiles[key] = profile
+        return profile
+
+    # -- evaluation ---------------------------------------------------------------------------
+
+    def match(self, batch: EventBatch) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (rule index, matching row indexes) for every rule that matched in the batch."""
+        n = len(batch.events)
+        if n == 0:
+            return
+        profile = self._profile(batch.logsource)
+        if not profile.rules:
+            return
+        columns = encode(batch.events, profile.fields)
+        state = _BatchState(self, batch, columns, n)
+        selection_masks = {i: state.eval(self.plan.selections[i].expr) for i in profile.selections}
+        if profile.keyword_rules:
+            rows = _union(
+                [
+                    m for r in profile.keyword_rules
+                    if (m := selection_masks[self.plan.rules[r].selection]) is not None
+                ],
+                n,
+            )
+            if rows is not None:
+                state.columns[KEYWORDS] = keyword_column(batch.events, rows)
+        for r in profile.rules:
+            rule = self.plan.rules[r]
+            selected = selection_masks[rule.selection]
+            if selected is None:
+                continue
+            mask = state.eval(rule.condition)
+            if mask is None:
+                continue
+            mask = _and(selected, mask, n)
+            if mask is None:
+                continue
+            rows = np.arange(n) if mask is ALL else np.flatnonzero(mask)
+            if rows.size:
+                yield r, rows
+
+
+class _BatchState:
+    def __init__(self, engine: Engine, batch: EventBatch, columns: dict, n: int) -> None:
+        self.engine = engine
+        self.batch = batch
+        self.columns: dict[str | None, Column] = columns
+        self.n = n
+        self.unique_hits: dict[str | None, dict[int, list[int]]] = {}
+        self.masks: dict[int, Mask] = {}
+
+    def eval(self, expr: Expr) -> Mask:
+        if type(expr) is Ref:
+            mask = self.masks.get(expr.atom, False)
+            if mask is False:
+                mask = self.masks[expr.atom] = self.atom_mask(expr.atom)
+            return mask
+        if type(expr) is And:
+            acc: Mask = ALL
+            for arg in expr.args:
+                acc = _and(acc, self.eval(arg), self.n)
+                if acc is None:
+                    return None
+            return acc
+        if type(expr) is Or:
+            parts = []
+            for arg in expr.args:
+                m = self.eval(arg)
+                if m is ALL:
+                    return ALL
+                if m is not None:
+                    parts.append(m)
+            return _union(parts, self.n)
+        if type(expr) is Not:
+            m = self.eval(expr.arg)
+            if m is None:
+                return ALL
+            if m is ALL:
+                return None
+            inv = ~m
+            return inv if inv.any() else None
+        if type(expr) is Const:
+            return ALL if expr.value else None
+        raise TypeError(f"unknown expression {expr!r}")
+
+    def atom_mask(self, index: int) -> Mask:
+        atom = self.engine.plan.atoms[index]
+        if atom.op == "never":
+            return None
+        if index in self.engine.row_atoms:
+            return self.row_atom_mask(atom)
+        column = self.columns.get(atom.field)
+        if column is None:
+            return ALL if atom.op == "null" else None
+        if atom.op == "null":
+            mask = column.codes < 0
+            return mask if mask.any() else None
+        if atom.op == "exists":
+            mask = column.codes >= 0
+            return mask if mask.any() else None
+        hits = self.unique_hits.get(atom.field)
+        if hits is None:
+            matcher = self.engine.matchers[atom.field]
+            hits = self.unique_hits[atom.field] = matcher.match(column.uniques)
+        found = hits.get(index)
+        if not found:
+            return None
+        table = np.zeros(len(column.uniques) + 1, dtype=bool)  # last slot: absent (-1)
+        table[found] = True
+        return table[column.codes]
+
+    def row_atom_mask(self, atom: Atom) -> Mask:
+        n = self.n
+        out = np.zeros(n, dtype=bool)
+        if atom.op == "fieldref":
+            other, mode = atom.value
+            a, b = self.columns.get(atom.field), self.columns.get(other)
+            if a is None or b is None:
+                return None
+            for i in np.flatnonzero((a.codes >= 0) & (b.codes >= 0)):
+                left = [t.lower() for t in elements(a.uniques[a.codes[i]])]
+                right = [t.lower() for t in elements(b.uniques[b.codes[i]])]
+                out[i] = any(_fieldref(x, y, mode) for x in left for y in right)
+        elif atom.op == "time":
+            part, number = atom.value
+            for i, text in enumerate(self.batch.times):
+                moment = _parse_time(text)
+                if moment is not None and _time_part(moment, part) == number:
+                    out[i] = True
+        return out if out.any() else None
+
+
+def _fieldref(value: str, other: str, mode: str) -> bool:
+    if mode == "prefix":
+        return value.startswith(other)
+    if mode == "suffix":
+        return value.endswith(other)
+    return value == other
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _time_part(moment: datetime, part: str) -> int:
+    if part == "week":
+        return moment.isocalendar().week
+    return int(getattr(moment, part))
+
+
+def _and(a: Mask, b: Mask, n: int) -> Mask:
+    if a is None or b is None:
+        return None
+    if a is ALL:
+        return b
+    if b is ALL:
+        return a
+    out = a & b
+    return out if out.any() else None
+
+
+def _union(parts: list, n: int) -> Mask:
+    if not parts:
+        return None
+    if any(p is ALL for p in parts):
+        return ALL
+    if len(parts) == 1:
+        return parts[0]
+    return np.logical_or.reduce(parts)
+
+
+def _collect(expr: Expr, out: set[int]) -> None:
+    if type(expr) is Ref:
+        out.add(expr.atom)
+    elif type(expr) in (And, Or):
+        for arg in expr.args:  # type: ignore[union-attr]
+            _collect(arg, out)
+    elif type(expr) is Not:
+        _collect(expr.arg, out)  # type: ignore[union-attr]
+
+
+def _uses_keywords(plan: Plan, expr: Expr) -> bool:
+    atoms: set[int] = set()
+    _collect(expr, atoms)
+    return any(plan.atoms[a].field is None for a in atoms)
+
+
+def encode(events: list[dict[str, Any]], fields: set[str]) -> dict[str | None, Column]:
+    """Dictionary-encode ``fields`` of ``events``: per field, codes per row and distinct values.
+
+    The hot loop of the engine: per event, only the keys the rules read (a set intersection in
+    C), one dict probe each. Values are keyed as they are, so a field holding both ``true`` and
+    ``1`` in one batch (never seen in typed logs) would share one distinct value.
+    """
+    n = len(events)
+    tables: dict[str, tuple[dict[Any, int], list[int]]] = {f: ({}, [-1] * n) for f in fields}
+    for i, event in enumerate(events):
+        for key in event.keys() & fields:
+            value = event[key]
+            if value is None:
+                continue
+            table, codes = tables[key]
+            try:
+                codes[i] = table[value]
+            except KeyError:
+                codes[i] = table[value] = len(table)
+            except TypeError:  # a list (or an object) is hashed as a tuple of its texts
+                value = tuple(value) if type(value) is list else str(value)
+                codes[i] = table.setdefault(value, len(table))
+    columns: dict[str | None, Column] = {}
+    for f, (table, codes) in tables.items():
+        if table:
+            columns[f] = Column(np.array(codes, dtype=np.int32), list(table))
+    return columns
+
+
+def keyword_column(events: list[dict[str, Any]], rows: Mask) -> Column:
+    """Keywords search every value of the event: each selected row's values as one JSON array
+    text (serialised in C), which :class:`~.matchers.KeywordMatcher` prefilters and verifies."""
+    n = len(events)
+    indexes = range(n) if rows is ALL else np.flatnonzero(rows).tolist()
+    codes = np.full(n, -1, dtype=np.int32)
+    table: dict[bytes, int] = {}
+    dumps = orjson.dumps
+    for i in indexes:
+        try:
+            text = dumps(list(events[i].values()))
+        except TypeError:
+            text = dumps([str(v) for v in events[i].values()])
+        codes[i] = table.setdefault(text, len(table))
+    return Column(codes, list(table))

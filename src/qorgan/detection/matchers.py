@@ -1,0 +1,283 @@
+"""Per-field matchers: every atom on one field evaluated together over a batch's distinct values.
+
+A batch is dictionary-encoded per field (each distinct value once), so an atom is evaluated on
+distinct values, not on rows. Literal atoms of a field (equals, prefix, suffix, contains, and the
+literal prefilters of wildcard and regex atoms) go into one hash table and one Aho-Corasick
+automaton (pyahocorasick), scanned once per distinct value whatever the number of rules.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import ahocorasick
+import orjson
+
+from qorgan.detection.plan import Atom
+
+# Kinds of automaton payloads.
+_CONTAINS, _PREFIX, _SUFFIX, _PRE = 0, 1, 2, 3
+#: Regex literals shorter than this are not worth a prefilter.
+MIN_PREFILTER = 3
+
+
+def text_of(value: Any) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if type(value) is float and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def elements(value: Any) -> tuple[str, ...]:
+    """The texts of one distinct value (a list matches when any element does)."""
+    if type(value) is str:
+        return (value,)
+    if type(value) is tuple:
+        return tuple(text_of(v) for v in value if v is not None)
+    return (text_of(value),)
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(int(text, 0)) if text[:2].lower() in ("0x", "0o", "0b") else float(text)
+    except ValueError:
+        return None
+
+
+_CMP_OPS = {
+    "lt": lambda a, b: a < b,
+    "lte": lambda a, b: a <= b,
+    "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b,
+    "neq": lambda a, b: a != b,
+}
+
+
+def regex_prefilter(pattern: str, flags: int) -> str | None:
+    """A literal every match must contain (lower-cased), or None. Conservative: only literal
+    runs at the top level of the pattern (not inside alternations, repeats or classes)."""
+    try:
+        parsed = re._parser.parse(pattern, flags)  # type: ignore[attr-defined]
+    except re.error:
+        return None
+    best = ""
+    run: list[str] = []
+    literal = re._constants.LITERAL  # type: ignore[attr-defined]
+    subpattern = re._constants.SUBPATTERN  # type: ignore[attr-defined]
+
+    def flush() -> None:
+        nonlocal best
+        text = "".join(run)
+        if len(text) > len(best):
+            best = text
+        run.clear()
+
+    def walk(items: Any) -> None:
+        for op, arg in items:
+            if op is literal:
+                run.append(chr(arg))
+            elif op is subpattern and arg[1] == 0 and arg[2] == 0:
+                walk(arg[3])  # a plain group: its literals are still required in sequence
+            else:
+                flush()
+
+    walk(parsed)
+    flush()
+    best = best.lower()
+    return best if len(best) >= MIN_PREFILTER else None
+
+
+class FieldMatcher:
+    """All value atoms of one field (or of keywords, ``field is None``)."""
+
+    def __init__(self, atoms: Sequence[tuple[int, Atom]]) -> None:
+        self.eq: dict[str, list[int]] = defaultdict(list)
+        self.eq_cased: dict[str, list[int]] = defaultdict(list)
+        self.any: list[int] = []
+        self.null: list[int] = []
+        self.exists: list[int] = []
+        self.checks: list[tuple[int, Any]] = []  # (atom, callable(text)->bool), always run
+        self.gated: dict[int, Any] = {}  # atom -> callable, run when the prefilter hit
+        self.cidrs: list[tuple[int, Any]] = []
+        self.cmps: list[tuple[int, str, float]] = []
+        patterns: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+        patterns_cased: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+        for index, atom in atoms:
+            op, value = atom.op, atom.value
+            if op == "eq":
+                (self.eq_cased if atom.cased else self.eq)[value].append(index)
+            elif op in ("contains", "prefix", "suffix"):
+                kind = {"contains": _CONTAINS, "prefix": _PREFIX, "suffix": _SUFFIX}[op]
+                target = patterns_cased if atom.cased else patterns
+                target[value].append((index, kind, len(value)))
+            elif op == "any":
+                self.any.append(index)
+            elif op == "null":
+                self.null.append(index)
+            elif op == "exists":
+                self.exists.append(index)
+            elif op == "glob":
+                rx = re.compile(value, re.DOTALL)
+                fn = _cased_fn(rx.match) if atom.cased else _lower_fn(rx.match)
+                self._gate(index, fn, atom.prefilter, patterns)
+            elif op == "re":
+                pattern, flags = value
+                rx = re.compile(pattern, flags)
+                self._gate(index, _cased_fn(rx.search), regex_prefilter(pattern, flags), patterns)
+            elif op == "cidr":
+                self.cidrs.append((index, ipaddress.ip_network(value, strict=False)))
+            elif op == "cmp":
+                self.cmps.append((index, value[0], float(value[1])))
+        self.automaton = _automaton(patterns)
+        self.automaton_cased = _automaton(patterns_cased)
+
+    def _gate(self, index: int, fn: Any, prefilter: str | None, patterns: dict) -> None:
+        if prefilter:
+            prefilter = prefilter.lower()
+            patterns[prefilter].append((index, _PRE, len(prefilter)))
+            self.gated[index] = fn
+        else:
+            self.checks.append((index, fn))
+
+    def match(self, uniques: Sequence[Any]) -> dict[int, list[int]]:
+        """atom -> indexes of the distinct values it matches (atoms with no match are absent)."""
+        hits: dict[int, set[int]] = defaultdict(set)
+        eq, eq_cased = self.eq, self.eq_cased
+        automaton, automaton_cased = self.automaton, self.automaton_cased
+        checks, gated, cidrs, cmps = self.checks, self.gated, self.cidrs, self.cmps
+        for u, value in enumerate(uniques):
+            for text in (value,) if type(value) is str else elements(value):
+                low = text.lower()
+                found = eq.get(low)
+                if found:
+                    for a in found:
+                        hits[a].add(u)
+                if eq_cased:
+                    found = eq_cased.get(text)
+                    if found:
+                        for a in found:
+                            hits[a].add(u)
+                if automaton is not None:
+                    _scan(automaton, low, text, u, hits, gated)
+                if automaton_cased is not None:
+                    _scan(automaton_cased, text, text, u, hits, gated)
+                for a, fn in checks:
+                    if fn(text):
+                        hits[a].add(u)
+                if cidrs:
+                    try:
+                        ip = ipaddress.ip_address(text.strip())
+                    except ValueError:
+                        ip = None
+                    if ip is not None:
+                        for a, net in cidrs:
+                            if ip.version == net.version and ip in net:
+                                hits[a].add(u)
+                if cmps:
+                    number = _number(text.strip())
+                    if number is not None:
+                        for a, op, bound in cmps:
+                            if _CMP_OPS[op](number, bound):
+                                hits[a].add(u)
+            if self.any and elements(value):
+                for a in self.any:
+                    hits[a].add(u)
+        return {a: sorted(us) for a, us in hits.items()}
+
+
+def _scan(automaton: Any, hay: str, text: str, u: int, hits: dict, gated: dict) -> None:
+    last = len(hay) - 1
+    for end, payload in automaton.iter(hay):
+        for atom, kind, length in payload:
+            if kind == _CONTAINS:
+                hits[atom].add(u)
+            elif kind == _PREFIX:
+                if end == length - 1:
+                    hits[atom].add(u)
+            elif kind == _SUFFIX:
+                if end == last:
+                    hits[atom].add(u)
+            elif u not in hits.get(atom, ()) and gated[atom](text):
+                hits[atom].add(u)
+
+
+def _automaton(patterns: dict[str, list[tuple[int, int, int]]]) -> Any:
+    if not patterns:
+        return None
+    automaton = ahocorasick.Automaton()
+    for key, payload in patterns.items():
+        if key:
+            automaton.add_word(key, tuple(payload))
+    if len(automaton) == 0:
+        return None
+    automaton.make_automaton()
+    return automaton
+
+
+def _lower_fn(fn: Any) -> Any:
+    return lambda text: fn(text.lower()) is not None
+
+
+def _cased_fn(fn: Any) -> Any:
+    return lambda text: fn(text) is not None
+
+
+class KeywordMatcher:
+    """Keyword atoms (no field): a full-text search over all values of an event.
+
+    Distinct values are JSON array texts of an event's values. Each atom's longest literal,
+    JSON-escaped and lower-cased, prefilters the text with one automaton; only candidate events
+    are decoded and checked exactly, value by value, by a :class:`FieldMatcher`.
+    """
+
+    def __init__(self, atoms: Sequence[tuple[int, Atom]]) -> None:
+        self.inner = FieldMatcher(atoms)
+        self.always: list[int] = []
+        literals: dict[str, list[int]] = defaultdict(list)
+        for index, atom in atoms:
+            literal = atom.value if atom.op in ("contains", "prefix", "suffix", "eq") else None
+            literal = literal if isinstance(literal, str) else atom.prefilter
+            if literal:
+                escaped = orjson.dumps(literal.lower()).decode()[1:-1]
+                literals[escaped.lower()].append(index)
+            else:
+                self.always.append(index)
+        self.automaton = None
+        if literals:
+            self.automaton = ahocorasick.Automaton()
+            for key, indexes in literals.items():
+                self.automaton.add_word(key, tuple(indexes))
+            self.automaton.make_automaton()
+
+    def match(self, uniques: Sequence[Any]) -> dict[int, list[int]]:
+        hits: dict[int, list[int]] = defaultdict(list)
+        for u, raw in enumerate(uniques):
+            text = raw.decode() if isinstance(raw, bytes) else raw
+            candidates = set(self.always)
+            if self.automaton is not None:
+                for _, indexes in self.automaton.iter(text.lower()):
+                    candidates.update(indexes)
+            if not candidates:
+                continue
+            values = _flat(orjson.loads(text))
+            for atom in self.inner.match([values]):
+                if atom in candidates:
+                    hits[atom].append(u)
+        return hits
+
+
+def _flat(values: list[Any]) -> tuple[Any, ...]:
+    out: list[Any] = []
+    for value in values:
+        if type(value) is list:
+            out.extend(v for v in value if v is not None)
+        elif value is not None:
+            out.append(value)
+    return tuple(out)

@@ -1,0 +1,132 @@
+"""The compiled plan: frozen, picklable data shared by every rule that is loaded.
+
+A plan is a list of distinct :class:`Atom` conditions (one field, one test) and, per rule, a
+boolean expression over atom indexes. Rules that test the same thing share the atom, so the
+engine evaluates each distinct field condition once per batch whatever the number of rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+#: Atom operations.
+#:   eq / prefix / suffix / contains: literal text (lower-cased unless ``cased``)
+#:   any:     any present value (Sigma ``*``)
+#:   glob:    text with inner wildcards; ``value`` is an anchored regex, ``prefilter`` a literal
+#:   re:      regular expression, ``value`` = (pattern, python re flags), search semantics
+#:   cidr:    ``value`` = network text
+#:   cmp:     ``value`` = (operator, number), operator in lt lte gt gte neq
+#:   null:    field absent or null
+#:   exists:  field present and not null
+#:   fieldref: ``value`` = (other field, "eq" | "prefix" | "suffix")
+#:   time:    ``value`` = (part, number) on the event time (minute, hour, day, week, month, year)
+#:   never:   matches nothing (an unresolved placeholder), with the reason in ``value``
+Op = Literal[
+    "eq", "prefix", "suffix", "contains", "any", "glob", "re", "cidr", "cmp", "null", "exists",
+    "fieldref", "time", "never",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Atom:
+    """One test of one field. ``field`` is None for a keyword (any field's value)."""
+
+    field: str | None
+    op: Op
+    value: Any = None
+    cased: bool = False
+    prefilter: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    atom: int
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    args: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    args: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    arg: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Const:
+    value: bool
+
+
+Expr = Ref | And | Or | Not | Const
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which events a logsource covers: batch tags that must all be present, then ``expr``."""
+
+    tags: tuple[tuple[str, str], ...]
+    expr: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class RuleMeta:
+    id: str
+    title: str
+    level: str
+    status: str | None
+    tags: tuple[str, ...]
+    logsource: tuple[tuple[str, str], ...]
+    path: str
+    description: str | None = None
+    falsepositives: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    attributes: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    meta: RuleMeta
+    selection: int  # index into Plan.selections
+    condition: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class RuleFailure:
+    """A rule that could not be compiled, and why."""
+
+    path: str
+    id: str | None
+    title: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuleWarning:
+    path: str
+    id: str | None
+    message: str
+
+
+@dataclass(slots=True)
+class Plan:
+    """All loaded rules, compiled together."""
+
+    atoms: list[Atom] = field(default_factory=list)
+    selections: list[Selection] = field(default_factory=list)
+    rules: list[CompiledRule] = field(default_factory=list)
+    failures: list[RuleFailure] = field(default_factory=list)
+    warnings: list[RuleWarning] = field(default_factory=list)
+    key: str = ""
+
+    @property
+    def fields(self) -> set[str]:
+        names = {a.field for a in self.atoms if a.field is not None}
+        names.update(a.value[0] for a in self.atoms if a.op == "fieldref")
+        return names
