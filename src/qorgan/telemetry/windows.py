@@ -92,6 +92,10 @@ def normalise(doc: dict[str, Any]) -> tuple[dict[str, Any], str | None, str | No
             elif type(value) is dict:
                 value = value.get("#text")
             out[key] = value
+            if " " in key:
+                # Defender and others name data items "Threat Name"; Sigma rules (like THOR and
+                # Hayabusa) use the name without spaces.
+                out.setdefault(key.replace(" ", ""), value)
     elif data is not None:
         out["Data"] = data if type(data) is list else [data]
     user = event.get("UserData")

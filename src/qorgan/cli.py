@@ -1,0 +1,282 @@
+"""The ``qorgan`` command: thin; each command builds library objects and calls one function.
+
+Exit codes: 0 no alerts, 1 alerts found, 2 usage or input error.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from qorgan.core.errors import QorganError
+from qorgan.detection.alerts import LEVELS, Alert, CsvWriter, JsonLinesWriter
+from qorgan.detection.hunt import HuntSummary, filter_plan, run_hunt
+from qorgan.detection.loader import BUILTIN_RULES, default_cache_dir, load_plan
+from qorgan.detection.logsources import LogsourceMap
+from qorgan.telemetry.formats import FORMATS
+from qorgan.telemetry.quarantine import Quarantine
+
+app = typer.Typer(
+    help="Qorgan: security operations for public bodies and smart cities.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+rules_app = typer.Typer(help="Work with detection rules.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+err = Console(stderr=True)
+
+EXIT_ALERTS = 1
+EXIT_USAGE = 2
+
+
+class OutputFormat(str, Enum):
+    jsonl = "jsonl"
+    csv = "csv"
+    table = "table"
+
+
+class ReportFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+Level = Enum("Level", {level: level for level in LEVELS}, type=str)  # type: ignore[misc]
+
+
+def _fail(exc: QorganError) -> typer.Exit:
+    err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+    return typer.Exit(EXIT_USAGE)
+
+
+def _parse_logsource(text: str | None) -> dict[str, str] | None:
+    if not text:
+        return None
+    out = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or key.strip() not in ("product", "service", "category"):
+            raise typer.BadParameter("expected product=...,service=...,category=...")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _load_placeholders(path: Path | None) -> dict[str, list[str]] | None:
+    if path is None:
+        return None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise typer.BadParameter(f"cannot read placeholders {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise typer.BadParameter("placeholders file must map names to lists of values")
+    return {str(k): [str(v) for v in (vs if isinstance(vs, list) else [vs])]
+            for k, vs in data.items()}
+
+
+def _plan(rules: list[Path], logsource_map: Path | None, placeholders: Path | None,
+          cache: bool) -> Any:
+    extra = (logsource_map,) if logsource_map else ()
+    return load_plan(
+        rules,
+        logsources=LogsourceMap.load(*extra),
+        placeholders=_load_placeholders(placeholders),
+        cache_dir=default_cache_dir() if cache else None,
+    )
+
+
+RulesOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--rules", "-r", help="Sigma rule files or directories (default: built-in pack)."),
+]
+LogsourceMapOpt = Annotated[
+    Path | None, typer.Option(help="Extra logsource mapping entries (YAML), added to the defaults.")
+]
+PlaceholdersOpt = Annotated[
+    Path | None, typer.Option(help="YAML mapping placeholder names to values (for |expand).")
+]
+
+
+@app.command()
+def hunt(
+    paths: Annotated[list[Path], typer.Argument(help="Log files or directories to hunt in.")],
+    rules: RulesOpt = None,
+    min_level: Annotated[
+        Level | None, typer.Option(help="Only rules at this level or above.")
+    ] = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="How alerts are written.")
+    ] = OutputFormat.jsonl,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write alerts here (default: stdout).")
+    ] = None,
+    input_format: Annotated[
+        str | None,
+        typer.Option(help=f"Force the input format ({', '.join(sorted(FORMATS))})."),
+    ] = None,
+    logsource: Annotated[
+        str | None,
+        typer.Option(help="Tag the input, e.g. product=aws,service=cloudtrail."),
+    ] = None,
+    logsource_map: LogsourceMapOpt = None,
+    placeholders: PlaceholdersOpt = None,
+    quarantine: Annotated[
+        Path | None, typer.Option(help="Append quarantined records here (JSON lines).")
+    ] = None,
+    progress: Annotated[
+        bool, typer.Option(help="Show a progress bar (default: when stderr is a terminal).")
+    ] = sys.stderr.isatty(),
+    cache: Annotated[bool, typer.Option(help="Reuse compiled plans cached on disk.")] = True,
+) -> None:
+    """Run Sigma rules over log files; print alerts and a summary. Exit 1 when alerts fire."""
+    if input_format and input_format not in FORMATS:
+        raise typer.BadParameter(f"unknown format; known: {', '.join(sorted(FORMATS))}",
+                                 param_hint="--input-format")
+    tags = _parse_logsource(logsource)
+    try:
+        plan = _plan(rules or [BUILTIN_RULES], logsource_map, placeholders, cache)
+    except QorganError as exc:
+        raise _fail(exc) from exc
+    plan = filter_plan(plan, min_level.value if min_level else None)
+    table_rows: list[Alert] = []
+    stream: Any = None
+    if output_format is OutputFormat.table:
+        writer: Any = None
+    elif output_format is OutputFormat.csv:
+        stream = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
+        writer = CsvWriter(stream)
+    else:
+        stream = output.open("wb") if output else sys.stdout.buffer
+        writer = JsonLinesWriter(stream)
+
+    def sink(alerts: list[Alert]) -> None:
+        if writer is None:
+            table_rows.extend(alerts)
+        else:
+            writer.write(alerts)
+
+    quarantine_sink = Quarantine.to_file(quarantine) if quarantine else Quarantine()
+    bar = _progress_bar() if progress else None
+    try:
+        if bar is not None:
+            bar.start()
+            task = bar.add_task("hunting", total=None)
+
+            def tick(batch: Any, summary: HuntSummary) -> None:
+                bar.update(task, description=f"{summary.events:,} events, "
+                           f"{summary.alerts:,} alerts", advance=len(batch))
+        summary = run_hunt(
+            paths, plan, sink=sink, quarantine=quarantine_sink, format_name=input_format,
+            logsource=tags, progress=tick if bar is not None else None,
+        )
+    except QorganError as exc:
+        raise _fail(exc) from exc
+    finally:
+        if bar is not None:
+            bar.stop()
+        quarantine_sink.close()
+    if writer is not None:
+        writer.close()
+        if output and stream is not None:
+            stream.close()
+    else:
+        _print_table(table_rows, output)
+    _print_summary(summary, plan, quarantine_sink)
+    raise typer.Exit(EXIT_ALERTS if summary.alerts else 0)
+
+
+def _progress_bar() -> Any:
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                    console=err, transient=True)
+
+
+def _print_table(alerts: list[Alert], output: Path | None) -> None:
+    table = Table(title=f"{len(alerts)} alerts")
+    for column in ("time", "level", "rule", "host", "source"):
+        table.add_column(column, overflow="fold")
+    for a in alerts:
+        table.add_row(a.time or "", a.rule.level, a.rule.title, a.host or "",
+                      f"{a.path}:{a.record}")
+    if output:
+        with output.open("w", encoding="utf-8") as fh:
+            Console(file=fh, width=200).print(table)
+    else:
+        Console().print(table)
+
+
+def _print_summary(summary: HuntSummary, plan: Any, quarantine: Quarantine) -> None:
+    err.print(
+        f"[bold]{summary.events:,}[/bold] events from {len(summary.files)} files in "
+        f"{summary.seconds:.2f} s ({summary.events_per_second:,.0f} events/s); "
+        f"rules loaded {summary.rules_loaded}, failed {summary.rules_failed}; "
+        f"quarantined {quarantine.count}",
+        highlight=False,
+    )
+    levels = ", ".join(f"{level} {summary.by_level[level]}" for level in reversed(LEVELS)
+                       if summary.by_level[level])
+    err.print(f"[bold]{summary.alerts:,}[/bold] alerts" + (f": {levels}" if levels else ""),
+              highlight=False)
+    if summary.by_rule:
+        table = Table(title="top rules", show_edge=False)
+        table.add_column("alerts", justify="right")
+        table.add_column("level")
+        table.add_column("rule")
+        for (rule_id, title, level), count in summary.by_rule.most_common(10):
+            table.add_row(str(count), level, title)
+        err.print(table)
+    if quarantine.count:
+        reasons = ", ".join(f"{r} {c}" for r, c in quarantine.by_reason.most_common(5))
+        err.print(f"quarantined records by reason: {reasons}", highlight=False)
+
+
+@rules_app.command("check")
+def rules_check(
+    paths: Annotated[list[Path], typer.Argument(help="Sigma rule files or directories.")],
+    report_format: Annotated[ReportFormat, typer.Option("--format", "-f")] = ReportFormat.text,
+    logsource_map: LogsourceMapOpt = None,
+    placeholders: PlaceholdersOpt = None,
+) -> None:
+    """Compile rules; report how many compiled and every failure with its reason.
+
+    Exit 0 when all compiled, 1 when some failed, 2 on usage errors."""
+    try:
+        plan = _plan(paths, logsource_map, placeholders, cache=False)
+    except QorganError as exc:
+        raise _fail(exc) from exc
+    total = len(plan.rules) + len(plan.failures)
+    report = {
+        "rules": total,
+        "compiled": len(plan.rules),
+        "failed": len(plan.failures),
+        "atoms": len(plan.atoms),
+        "failures": [
+            {"path": f.path, "id": f.id, "title": f.title, "reason": f.reason}
+            for f in plan.failures
+        ],
+        "warnings": [{"path": w.path, "id": w.id, "message": w.message} for w in plan.warnings],
+    }
+    if report_format is ReportFormat.json:
+        sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        out = Console(highlight=False)
+        share = 100.0 * len(plan.rules) / total if total else 100.0
+        out.print(f"{len(plan.rules)} of {total} rules compiled ({share:.2f}%), "
+                  f"{len(plan.failures)} failed, {len(plan.atoms)} distinct conditions")
+        for f in plan.failures:
+            out.print(f"FAILED {f.path}: {f.title or ''} [{f.id or '-'}]: {f.reason}")
+        for w in plan.warnings:
+            out.print(f"warning {w.path} [{w.id or '-'}]: {w.message}")
+    raise typer.Exit(1 if plan.failures else 0)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
