@@ -6,7 +6,7 @@ Exit codes: 0 no alerts, 1 alerts found, 2 usage or input error.
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,13 +37,13 @@ EXIT_ALERTS = 1
 EXIT_USAGE = 2
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     jsonl = "jsonl"
     csv = "csv"
     table = "table"
 
 
-class ReportFormat(str, Enum):
+class ReportFormat(StrEnum):
     text = "text"
     json = "json"
 
@@ -77,12 +77,14 @@ def _load_placeholders(path: Path | None) -> dict[str, list[str]] | None:
         raise typer.BadParameter(f"cannot read placeholders {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise typer.BadParameter("placeholders file must map names to lists of values")
-    return {str(k): [str(v) for v in (vs if isinstance(vs, list) else [vs])]
-            for k, vs in data.items()}
+    return {
+        str(k): [str(v) for v in (vs if isinstance(vs, list) else [vs])] for k, vs in data.items()
+    }
 
 
-def _plan(rules: list[Path], logsource_map: Path | None, placeholders: Path | None,
-          cache: bool) -> Any:
+def _plan(
+    rules: list[Path], logsource_map: Path | None, placeholders: Path | None, cache: bool
+) -> Any:
     extra = (logsource_map,) if logsource_map else ()
     return load_plan(
         rules,
@@ -137,8 +139,9 @@ def hunt(
 ) -> None:
     """Run Sigma rules over log files; print alerts and a summary. Exit 1 when alerts fire."""
     if input_format and input_format not in FORMATS:
-        raise typer.BadParameter(f"unknown format; known: {', '.join(sorted(FORMATS))}",
-                                 param_hint="--input-format")
+        raise typer.BadParameter(
+            f"unknown format; known: {', '.join(sorted(FORMATS))}", param_hint="--input-format"
+        )
     tags = _parse_logsource(logsource)
     try:
         plan = _plan(rules or [BUILTIN_RULES], logsource_map, placeholders, cache)
@@ -170,11 +173,20 @@ def hunt(
             task = bar.add_task("hunting", total=None)
 
             def tick(batch: Any, summary: HuntSummary) -> None:
-                bar.update(task, description=f"{summary.events:,} events, "
-                           f"{summary.alerts:,} alerts", advance=len(batch))
+                bar.update(
+                    task,
+                    description=f"{summary.events:,} events, {summary.alerts:,} alerts",
+                    advance=len(batch),
+                )
+
         summary = run_hunt(
-            paths, plan, sink=sink, quarantine=quarantine_sink, format_name=input_format,
-            logsource=tags, progress=tick if bar is not None else None,
+            paths,
+            plan,
+            sink=sink,
+            quarantine=quarantine_sink,
+            format_name=input_format,
+            logsource=tags,
+            progress=tick if bar is not None else None,
         )
     except QorganError as exc:
         raise _fail(exc) from exc
@@ -195,8 +207,13 @@ def hunt(
 def _progress_bar() -> Any:
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                    console=err, transient=True)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
 
 
 def _print_table(alerts: list[Alert], output: Path | None) -> None:
@@ -204,8 +221,9 @@ def _print_table(alerts: list[Alert], output: Path | None) -> None:
     for column in ("time", "level", "rule", "host", "source"):
         table.add_column(column, overflow="fold")
     for a in alerts:
-        table.add_row(a.time or "", a.rule.level, a.rule.title, a.host or "",
-                      f"{a.path}:{a.record}")
+        table.add_row(
+            a.time or "", a.rule.level, a.rule.title, a.host or "", f"{a.path}:{a.record}"
+        )
     if output:
         with output.open("w", encoding="utf-8") as fh:
             Console(file=fh, width=200).print(table)
@@ -221,16 +239,21 @@ def _print_summary(summary: HuntSummary, plan: Any, quarantine: Quarantine) -> N
         f"quarantined {quarantine.count}",
         highlight=False,
     )
-    levels = ", ".join(f"{level} {summary.by_level[level]}" for level in reversed(LEVELS)
-                       if summary.by_level[level])
-    err.print(f"[bold]{summary.alerts:,}[/bold] alerts" + (f": {levels}" if levels else ""),
-              highlight=False)
+    levels = ", ".join(
+        f"{level} {summary.by_level[level]}"
+        for level in reversed(LEVELS)
+        if summary.by_level[level]
+    )
+    err.print(
+        f"[bold]{summary.alerts:,}[/bold] alerts" + (f": {levels}" if levels else ""),
+        highlight=False,
+    )
     if summary.by_rule:
         table = Table(title="top rules", show_edge=False)
         table.add_column("alerts", justify="right")
         table.add_column("level")
         table.add_column("rule")
-        for (rule_id, title, level), count in summary.by_rule.most_common(10):
+        for (_rule_id, title, level), count in summary.by_rule.most_common(10):
             table.add_row(str(count), level, title)
         err.print(table)
     if quarantine.count:
@@ -269,8 +292,10 @@ def rules_check(
     else:
         out = Console(highlight=False)
         share = 100.0 * len(plan.rules) / total if total else 100.0
-        out.print(f"{len(plan.rules)} of {total} rules compiled ({share:.2f}%), "
-                  f"{len(plan.failures)} failed, {len(plan.atoms)} distinct conditions")
+        out.print(
+            f"{len(plan.rules)} of {total} rules compiled ({share:.2f}%), "
+            f"{len(plan.failures)} failed, {len(plan.atoms)} distinct conditions"
+        )
         for f in plan.failures:
             out.print(f"FAILED {f.path}: {f.title or ''} [{f.id or '-'}]: {f.reason}")
         for w in plan.warnings:

@@ -17,8 +17,13 @@ from qorgan.telemetry.quarantine import Quarantine
 from qorgan.telemetry.sources import read_file
 
 REGRESSION = SHARED_DATA / "sigma" / "regression_data"
-RULE_DIRS = ("rules", "rules-emerging-threats", "rules-threat-hunting", "rules-placeholder",
-             "rules-compliance")
+RULE_DIRS = (
+    "rules",
+    "rules-emerging-threats",
+    "rules-threat-hunting",
+    "rules-placeholder",
+    "rules-compliance",
+)
 #: Cases whose ``match_count`` undercounts: SigmaHQ's own runner only checks that the rule fires
 #: at least once, and in these recordings more than one event satisfies the rule as written.
 #: Each entry lists the record numbers that match, read from the events; reviewed by hand.
@@ -86,10 +91,15 @@ def _matches(rule_path: Path, log: Path) -> tuple[list[int], int]:
 
 @pytest.mark.corpus
 @pytest.mark.parametrize("twin", ["evtx", "json"])
-@pytest.mark.parametrize(("rule_id", "evtx", "expected", "name"), CASES,
-                         ids=[f"{c[3]}" for c in CASES])
+@pytest.mark.parametrize(
+    ("rule_id", "evtx", "expected", "name"), CASES, ids=[f"{c[3]}" for c in CASES]
+)
 def test_regression_case(
-    rule_index: dict[str, Path], rule_id: str, evtx: str, expected: int | None, name: str,
+    rule_index: dict[str, Path],
+    rule_id: str,
+    evtx: str,
+    expected: int | None,
+    name: str,
     twin: str,
 ) -> None:
     log = Path(evtx) if twin == "evtx" else Path(evtx).with_suffix(".json")

@@ -68,8 +68,16 @@ class CsvWriter:
     def write(self, alerts: Iterable[Alert]) -> None:
         for a in alerts:
             self.writer.writerow(
-                (a.time, a.rule.level, a.rule.id, a.rule.title, a.host, a.path, a.record,
-                 " ".join(a.rule.tags))
+                (
+                    a.time,
+                    a.rule.level,
+                    a.rule.id,
+                    a.rule.title,
+                    a.host,
+                    a.path,
+                    a.record,
+                    " ".join(a.rule.tags),
+                )
             )
 
     def close(self) -> None:

@@ -182,8 +182,9 @@ class PlanBuilder:
             k: v for k in LOGSOURCE_KEYS if (v := getattr(rule.logsource, k, None)) is not None
         }
         selection = self.selection_for(logsource)
-        return CompiledRule(meta=_meta(rule, path, logsource), selection=selection,
-                            condition=condition)
+        return CompiledRule(
+            meta=_meta(rule, path, logsource), selection=selection, condition=condition
+        )
 
     def selection_for(self, logsource: dict[str, str]) -> int:
         entries = self.logsources.entries_for(logsource)
@@ -273,9 +274,7 @@ class PlanBuilder:
     def convert_string(self, field: str | None, value: SigmaString, *, cased: bool) -> Expr:
         parts = list(value.s)
         if any(isinstance(p, Placeholder) for p in parts):
-            return or_(
-                self.string_atom(field, variant, cased) for variant in self._expand(parts)
-            )
+            return or_(self.string_atom(field, variant, cased) for variant in self._expand(parts))
         return self.string_atom(field, parts, cased)
 
     def _expand(self, parts: list[Any]) -> list[list[Any]]:
@@ -309,9 +308,7 @@ class PlanBuilder:
         fold = (lambda s: s) if cased else str.lower
         if all(isinstance(p, str) for p in core):
             text = fold("".join(core))
-            op = (
-                "contains" if lead and trail else "suffix" if lead else "prefix" if trail else "eq"
-            )
+            op = "contains" if lead and trail else "suffix" if lead else "prefix" if trail else "eq"
             if op == "contains" and not text:
                 return self.ref(Atom(field, "any"))
             return self.ref(Atom(field, op, text, cased))
@@ -368,6 +365,9 @@ def _meta(rule: SigmaRule, path: str, logsource: dict[str, str]) -> RuleMeta:
         description=rule.description,
         falsepositives=tuple(str(f) for f in rule.falsepositives or ()),
         references=tuple(str(r) for r in rule.references or ()),
-        attributes=tuple((str(k), v) for k, v in (rule.custom_attributes or {}).items()
-                         if isinstance(v, str | int | float | bool)),
+        attributes=tuple(
+            (str(k), v)
+            for k, v in (rule.custom_attributes or {}).items()
+            if isinstance(v, str | int | float | bool)
+        ),
     )

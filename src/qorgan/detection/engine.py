@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-
 import orjson
 
 from qorgan.detection.matchers import FieldMatcher, KeywordMatcher, elements
@@ -71,7 +70,8 @@ class Engine:
         profile = self._profiles.get(key)
         if profile is None:
             selections = [
-                i for i, s in enumerate(self.plan.selections)
+                i
+                for i, s in enumerate(self.plan.selections)
                 if all(tags.get(k) == v for k, v in s.tags)
             ]
             chosen = set(selections)
@@ -111,7 +111,8 @@ class Engine:
         if profile.keyword_rules:
             rows = _union(
                 [
-                    m for r in profile.keyword_rules
+                    m
+                    for r in profile.keyword_rules
                     if (m := selection_masks[self.plan.rules[r].selection]) is not None
                 ],
                 n,

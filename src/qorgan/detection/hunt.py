@@ -53,8 +53,15 @@ def alerts_of(engine: Engine, batch: EventBatch) -> list[Alert]:
         meta = rules[r].meta
         for i in rows.tolist():
             out.append(
-                Alert(meta, batch.times[i], batch.hosts[i], batch.path, batch.records[i],
-                      batch.format, batch.events[i])
+                Alert(
+                    meta,
+                    batch.times[i],
+                    batch.hosts[i],
+                    batch.path,
+                    batch.records[i],
+                    batch.format,
+                    batch.events[i],
+                )
             )
     return out
 
@@ -79,7 +86,10 @@ def run_hunt(
     gc.disable()
     try:
         for batch in read_paths(
-            paths, quarantine, format_name=format_name, batch_size=batch_size,
+            paths,
+            quarantine,
+            format_name=format_name,
+            batch_size=batch_size,
             logsource=logsource,
         ):
             summary.events += len(batch)

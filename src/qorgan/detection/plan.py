@@ -23,8 +23,20 @@ from typing import Any, Literal
 #:   time:    ``value`` = (part, number) on the event time (minute, hour, day, week, month, year)
 #:   never:   matches nothing (an unresolved placeholder), with the reason in ``value``
 Op = Literal[
-    "eq", "prefix", "suffix", "contains", "any", "glob", "re", "cidr", "cmp", "null", "exists",
-    "fieldref", "time", "never",
+    "eq",
+    "prefix",
+    "suffix",
+    "contains",
+    "any",
+    "glob",
+    "re",
+    "cidr",
+    "cmp",
+    "null",
+    "exists",
+    "fieldref",
+    "time",
+    "never",
 ]
 
 

@@ -22,11 +22,9 @@ def expand_paths(paths: Iterable[Path]) -> Iterator[Path]:
     for path in paths:
         if path.is_dir():
             for child in sorted(path.rglob("*")):
-                if child.is_file() and not any(
-                    part.startswith(".") for part in child.relative_to(path).parts
-                ):
-                    if child.suffix.lower() not in SKIP_SUFFIXES:
-                        yield child
+                hidden = any(part.startswith(".") for part in child.relative_to(path).parts)
+                if child.is_file() and not hidden and child.suffix.lower() not in SKIP_SUFFIXES:
+                    yield child
         elif path.is_file():
             yield path
         else:
@@ -34,10 +32,11 @@ def expand_paths(paths: Iterable[Path]) -> Iterator[Path]:
 
 
 def open_source(path: Path) -> IO[bytes]:
+    """The file's bytes, uncompressed when it is gzip (by content, not by name)."""
     raw = path.open("rb")
     if raw.read(2) == GZIP_MAGIC:
-        raw.seek(0)
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+        raw.close()
+        return gzip.open(path, "rb")  # type: ignore[return-value]
     raw.seek(0)
     return raw
 

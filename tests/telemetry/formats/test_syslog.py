@@ -288,7 +288,8 @@ def test_rfc5424() -> None:
             "facility": "local4",
             "severity": "notice",
             "msgid": "ID47",
-            "structured_data": '[exampleSDID@32473 iut="3" eventSource="Application" eventID="1011"]',
+            "structured_data": '[exampleSDID@32473 iut="3" eventSource="Application" '
+            'eventID="1011"]',
             "message": "An application event log entry...",
             "service": "syslog",
         }

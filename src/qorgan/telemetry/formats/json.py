@@ -5,7 +5,8 @@ Windows records in the ``evtx`` parser's shape (``{"Event": {"System": ...}}``, 
 ``{"event_record_id", "timestamp", "data"}`` wrapper) are normalised like EVTX files. Any other
 object is flattened: nested objects become dotted names (``{"id": {"orig_h": x}}`` ->
 ``id.orig_h``), lists are kept. JSON lines stream in bounded memory; arrays and concatenated
-documents are read whole. A line that is not a JSON object is quarantined.
+documents are read whole. A line that is not a JSON object is quarantined. The record number
+of an event is its line (JSON lines) or its position in the file (arrays, concatenations).
 """
 
 from __future__ import annotations
@@ -40,29 +41,29 @@ def flatten(doc: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = 
 
 
 class Normaliser:
-    """Turns one decoded JSON document into (fields, record, time, host)."""
+    """Turns one decoded JSON document into (fields, time, host)."""
 
     def __init__(self) -> None:
         self.kind: str | None = None
         self.logsource: dict[str, str] = {}
 
-    def __call__(self, doc: Any, position: int) -> tuple[dict[str, Any], int, Any, Any]:
+    def __call__(self, doc: Any) -> tuple[dict[str, Any], Any, Any]:
         if type(doc) is not dict:
             raise TypeError(f"expected a JSON object, got {type(doc).__name__}")
         if "Event" in doc:
             fields, time, host = windows.normalise(doc)
             self.logsource = {"product": "windows"}
-            return fields, fields.get("EventRecordID") or position, time, host
+            return fields, time, host
         if "data" in doc and "event_record_id" in doc:
             inner = doc["data"]
             inner = orjson.loads(inner) if isinstance(inner, str | bytes) else inner
             fields, time, host = windows.normalise(inner)
             self.logsource = {"product": "windows"}
-            return fields, doc["event_record_id"], time, host
+            return fields, time, host
         fields = flatten(doc)
         time = next((fields[k] for k in TIME_KEYS if k in fields), None)
         host = next((fields[k] for k in HOST_KEYS if k in fields), None)
-        return fields, position, time, host
+        return fields, time, host
 
 
 class JsonFormat(Format):
@@ -118,7 +119,7 @@ class JsonFormat(Format):
             if not line.strip():
                 continue
             try:
-                fields, record, time, host = normalise(loads(line), lineno)
+                fields, time, host = normalise(loads(line))
             except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
                 quarantine.add(path, lineno, f"json: {_reason(exc)}", line)
                 continue
@@ -141,7 +142,7 @@ class JsonFormat(Format):
                 quarantine.add(path, position, f"json: {error}", data[:200])
                 continue
             try:
-                fields, record, time, host = normalise(doc, position)
+                fields, time, host = normalise(doc)
             except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
                 quarantine.add(path, position, f"json: {_reason(exc)}", orjson.dumps(doc)[:200])
                 continue
