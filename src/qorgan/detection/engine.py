@@ -9,6 +9,7 @@ atoms that matched nothing in the batch.
 
 from __future__ import annotations
 
+from array import array
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -294,13 +295,17 @@ def encode(events: list[dict[str, Any]], fields: set[str]) -> dict[str | None, C
     ``1`` in one batch (never seen in typed logs) would share one distinct value.
     """
     n = len(events)
-    tables: dict[str, tuple[dict[Any, int], list[int]]] = {f: ({}, [-1] * n) for f in fields}
+    tables: dict[str, tuple[dict[Any, int], array[int]]] = {}
+    absent = array("i", [-1])
     for i, event in enumerate(events):
         for key in event.keys() & fields:
             value = event[key]
             if value is None:
                 continue
-            table, codes = tables[key]
+            entry = tables.get(key)
+            if entry is None:
+                entry = tables[key] = ({}, absent * n)
+            table, codes = entry
             try:
                 codes[i] = table[value]
             except KeyError:
@@ -308,11 +313,10 @@ def encode(events: list[dict[str, Any]], fields: set[str]) -> dict[str | None, C
             except TypeError:  # a list (or an object) is hashed as a tuple of its texts
                 value = tuple(value) if type(value) is list else str(value)
                 codes[i] = table.setdefault(value, len(table))
-    columns: dict[str | None, Column] = {}
-    for f, (table, codes) in tables.items():
-        if table:
-            columns[f] = Column(np.array(codes, dtype=np.int32), list(table))
-    return columns
+    return {
+        f: Column(np.frombuffer(codes, dtype=np.int32), list(table))
+        for f, (table, codes) in tables.items()
+    }
 
 
 def keyword_column(events: list[dict[str, Any]], rows: Mask) -> Column:

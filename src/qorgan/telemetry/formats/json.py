@@ -11,6 +11,7 @@ of an event is its line (JSON lines) or its position in the file (arrays, concat
 
 from __future__ import annotations
 
+import itertools
 import json as stdjson
 from collections.abc import Iterator
 from typing import IO, Any
@@ -112,24 +113,31 @@ class JsonFormat(Format):
     ) -> Iterator[EventBatch]:
         normalise = Normaliser()
         loads = orjson.loads
-        batch: EventBatch | None = None
-        lineno = 0
-        for line in _chain(first, stream):
-            lineno += 1
-            if not line.strip():
-                continue
+        batch = self.new_batch(path)
+        events, records, times, hosts = batch.events, batch.records, batch.times, batch.hosts
+        for lineno, line in enumerate(itertools.chain((first,), stream), 1):
             try:
                 fields, time, host = normalise(loads(line))
             except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-                quarantine.add(path, lineno, f"json: {_reason(exc)}", line)
+                if line.strip():
+                    quarantine.add(path, lineno, f"json: {_reason(exc)}", line)
                 continue
-            if batch is None:
-                batch = self.new_batch(path, normalise.logsource)
-            batch.append(fields, lineno, time, host)
-            if len(batch) >= batch_size:
+            events.append(fields)
+            records.append(lineno)
+            times.append(time)
+            hosts.append(host)
+            if len(events) >= batch_size:
+                batch.logsource.update(normalise.logsource)
                 yield batch
-                batch = None
-        if batch is not None:
+                batch = self.new_batch(path)
+                events, records, times, hosts = (
+                    batch.events,
+                    batch.records,
+                    batch.times,
+                    batch.hosts,
+                )
+        if events:
+            batch.logsource.update(normalise.logsource)
             yield batch
 
     def _read_whole(
@@ -154,11 +162,6 @@ class JsonFormat(Format):
                 batch = None
         if batch is not None:
             yield batch
-
-
-def _chain(first: bytes, stream: IO[bytes]) -> Iterator[bytes]:
-    yield first
-    yield from stream
 
 
 def _reason(exc: Exception) -> str:
