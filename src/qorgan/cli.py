@@ -228,7 +228,7 @@ def _print_table(alerts: list[Alert], output: Path | None) -> None:
         with output.open("w", encoding="utf-8") as fh:
             Console(file=fh, width=200).print(table)
     else:
-        Console().print(table)
+        Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
 def _print_summary(summary: HuntSummary, plan: Any, quarantine: Quarantine) -> None:

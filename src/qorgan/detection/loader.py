@@ -11,6 +11,7 @@ import pickle
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import yaml
 from sigma.collection import SigmaCollection
 from sigma.exceptions import SigmaError
 
@@ -89,11 +90,12 @@ def add_rule_text(builder: PlanBuilder, data: bytes | str, path: str) -> None:
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
         collection = SigmaCollection.from_yaml(text, collect_errors=True)
-    except (SigmaError, UnicodeDecodeError, ValueError) as exc:
+    except (SigmaError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
         builder.plan.failures.append(RuleFailure(path, None, None, f"cannot parse: {exc}"))
         return
-    if collection.errors:
-        for error in collection.errors:
+    attached = {id(e) for rule in collection.rules for e in getattr(rule, "errors", ())}
+    for error in collection.errors:
+        if id(error) not in attached:  # errors of no rule (a broken document) are still reported
             builder.plan.failures.append(RuleFailure(path, None, None, str(error)))
     for rule in collection.rules:
         builder.add(rule, path)

@@ -1,0 +1,122 @@
+"""The qorgan command, run as a user runs it: exit codes, outputs, the documented alert schema."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples" / "logs"
+QORGAN = [sys.executable, "-c", "from qorgan.cli import app; app()"]
+
+
+def qorgan(*args: str | Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {"QORGAN_CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [*QORGAN, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=300,
+    )
+
+
+def test_hunt_examples_writes_documented_alerts(tmp_path: Path) -> None:
+    out = tmp_path / "alerts.jsonl"
+    proc = qorgan(
+        "hunt", EXAMPLES, "-o", out, "--quarantine", tmp_path / "q.jsonl", tmp_path=tmp_path
+    )
+    assert proc.returncode == 1, proc.stderr
+    alerts = [json.loads(line) for line in out.read_text().splitlines()]
+    titles = {a["rule"]["title"] for a in alerts}
+    assert {
+        "Shadow Copies Deleted",
+        "Web Shell Command In Request Parameters",
+        "SQL Injection Attempt In Request",
+        "SSH Password Authentication Failed",
+    } <= titles
+    documented = set(
+        re.findall(r"^\| `([a-z.]+)` \|", (ROOT / "docs" / "alerts.md").read_text(), re.MULTILINE)
+    )
+    for alert in alerts:
+        keys = {f"{k}.{sub}" for k, v in alert.items() if k in ("rule", "source") for sub in v}
+        keys |= {k for k in alert if k not in ("rule", "source")}
+        assert keys == documented
+        assert isinstance(alert["source"]["record"], int)
+    assert "alerts:" in proc.stderr and "events from 3 files" in proc.stderr
+    quarantined = [json.loads(line) for line in (tmp_path / "q.jsonl").read_text().splitlines()]
+    assert {q["path"].rsplit("/", 1)[1] for q in quarantined} == {
+        "access.log",
+        "auth.log",
+        "windows-endpoint.jsonl",
+    }
+    assert all(q["reason"] and q["record"] > 0 for q in quarantined)
+
+
+def test_hunt_without_alerts_exits_zero_and_csv(tmp_path: Path) -> None:
+    log = tmp_path / "quiet.log"
+    log.write_text("Nov 20 10:00:00 host cron[1]: (root) CMD (true)\n")
+    proc = qorgan("hunt", log, "--format", "csv", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.reader(io.StringIO(proc.stdout)))
+    assert rows == [["time", "level", "rule_id", "rule_title", "host", "path", "record", "tags"]]
+
+
+def test_min_level_and_table(tmp_path: Path) -> None:
+    proc = qorgan("hunt", EXAMPLES, "--min-level", "high", "--format", "table", tmp_path=tmp_path)
+    assert proc.returncode == 1
+    assert "Shadow Copies Deleted" in proc.stdout
+    assert "SSH Password Authentication Failed" not in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["hunt", "no/such/file.log"],
+        ["hunt", str(EXAMPLES), "--input-format", "nosuch"],
+        ["hunt", str(EXAMPLES), "--min-level", "severe"],
+        ["hunt", str(EXAMPLES), "--rules", "no/such/rules"],
+        ["hunt", str(EXAMPLES), "--logsource", "vendor=x"],
+        ["rules", "check", "no/such/rules"],
+        ["nosuchcommand"],
+    ],
+)
+def test_usage_and_input_errors_exit_two(args: list[str], tmp_path: Path) -> None:
+    proc = qorgan(*args, tmp_path=tmp_path)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+
+
+def test_rules_check_reports_failures(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "good.yml").write_text(
+        "title: ok\nid: 33333333-0000-0000-0000-000000000001\nlogsource: {product: t}\n"
+        "detection: {sel: {a: 1}, condition: sel}\n"
+    )
+    (rules / "bad.yml").write_text(
+        "title: broken\nlogsource: {product: t}\ndetection: {sel: {a|re: '('}, condition: sel}\n"
+    )
+    proc = qorgan("rules", "check", rules, "--format", "json", tmp_path=tmp_path)
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    assert (report["rules"], report["compiled"], report["failed"]) == (2, 1, 1)
+    assert report["failures"][0]["path"].endswith("bad.yml")
+    assert "regular expression" in report["failures"][0]["reason"].lower()
+    text = qorgan("rules", "check", rules, tmp_path=tmp_path)
+    assert "1 of 2 rules compiled" in text.stdout and "FAILED" in text.stdout
+
+
+def test_builtin_pack_compiles(tmp_path: Path) -> None:
+    proc = qorgan(
+        "rules", "check", ROOT / "src" / "qorgan" / "detection" / "rules", tmp_path=tmp_path
+    )
+    assert proc.returncode == 0, proc.stdout
