@@ -86,12 +86,14 @@ def test_unmapped_logsource_selects_by_batch_tags() -> None:
             "nosuch",
         ),
         (
-            "title: x\nlogsource: {product: t}\ndetection: {sel: {a|nosuchmod: 1}, condition: sel}\n",
+            "title: x\nlogsource: {product: t}\n"
+            "detection: {sel: {a|nosuchmod: 1}, condition: sel}\n",
             "nosuchmod",
         ),
         ("title: [unclosed\n", "parse"),
         (
-            "title: x\nlogsource: {product: t}\ndetection: {sel: {a: 1}, condition: sel | count() > 5}\n",
+            "title: x\nlogsource: {product: t}\n"
+            "detection: {sel: {a: 1}, condition: sel | count() > 5}\n",
             "pipe",
         ),
     ],
