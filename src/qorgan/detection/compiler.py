@@ -205,7 +205,7 @@ class PlanBuilder:
 
     def _alternative(self, alternative: tuple[tuple[str, tuple[Any, ...]], ...]) -> Expr:
         return and_(
-            or_(self.ref(Atom(field, "eq", literal_text(v).lower())) for v in values)
+            or_(self.ref(Atom(field, "eq", literal_text(v).casefold())) for v in values)
             for field, values in alternative
         )
 
@@ -240,6 +240,8 @@ class PlanBuilder:
         if isinstance(value, SigmaBool):
             return self.ref(Atom(field, "eq", literal_text(value.boolean)))
         if isinstance(value, SigmaNumber):
+            if field is None:  # a keyword: full-text search for the number's text
+                return self.ref(Atom(None, "contains", literal_text(value.number)))
             return self.ref(Atom(field, "eq", literal_text(value.number)))
         if field is None:
             raise RuleCompileError(f"{type(value).__name__} needs a field")
@@ -254,7 +256,10 @@ class PlanBuilder:
         if isinstance(value, SigmaCompareExpression):
             return self.ref(Atom(field, "cmp", (_CMP[value.op], value.number.number)))
         if isinstance(value, SigmaFieldReference):
-            mode = "prefix" if value.starts_with else "suffix" if value.ends_with else "eq"
+            if value.starts_with and value.ends_with:
+                mode = "contains"
+            else:
+                mode = "prefix" if value.starts_with else "suffix" if value.ends_with else "eq"
             return self.ref(Atom(field, "fieldref", (value.field, mode)))
         raise RuleCompileError(f"unsupported value type {type(value).__name__}")
 
@@ -305,7 +310,7 @@ class PlanBuilder:
         lead = parts[0] is _STAR
         trail = len(parts) > 1 and parts[-1] is _STAR
         core = parts[int(lead) : len(parts) - int(trail)]
-        fold = (lambda s: s) if cased else str.lower
+        fold = (lambda s: s) if cased else str.casefold
         if all(isinstance(p, str) for p in core):
             text = fold("".join(core))
             op = "contains" if lead and trail else "suffix" if lead else "prefix" if trail else "eq"

@@ -214,8 +214,8 @@ class _BatchState:
             if a is None or b is None:
                 return None
             for i in np.flatnonzero((a.codes >= 0) & (b.codes >= 0)):
-                left = [t.lower() for t in elements(a.uniques[a.codes[i]])]
-                right = [t.lower() for t in elements(b.uniques[b.codes[i]])]
+                left = [t.casefold() for t in elements(a.uniques[a.codes[i]])]
+                right = [t.casefold() for t in elements(b.uniques[b.codes[i]])]
                 out[i] = any(_fieldref(x, y, mode) for x in left for y in right)
         elif atom.op == "time":
             part, number = atom.value
@@ -231,6 +231,8 @@ def _fieldref(value: str, other: str, mode: str) -> bool:
         return value.startswith(other)
     if mode == "suffix":
         return value.endswith(other)
+    if mode == "contains":
+        return other in value
     return value == other
 
 
@@ -323,14 +325,20 @@ def keyword_column(events: list[dict[str, Any]], rows: Mask) -> Column:
     """Keywords search every value of the event: each selected row's values as one JSON array
     text (serialised in C), which :class:`~.matchers.KeywordMatcher` prefilters and verifies."""
     n = len(events)
-    indexes = range(n) if rows is ALL else np.flatnonzero(rows).tolist()
+    indexes = np.arange(n) if rows is ALL else np.flatnonzero(rows)
     codes = np.full(n, -1, dtype=np.int32)
-    table: dict[bytes, int] = {}
-    dumps = orjson.dumps
-    for i in indexes:
-        try:
-            text = dumps(list(events[i].values()))
-        except TypeError:
-            text = dumps([str(v) for v in events[i].values()])
-        codes[i] = table.setdefault(text, len(table))
-    return Column(codes, list(table))
+    codes[indexes] = np.arange(len(indexes), dtype=np.int32)
+    texts = [_values_json(events[i]) for i in indexes.tolist()]
+    return Column(codes, texts)
+
+
+def _values_json(event: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(list(event.values()))
+    except TypeError:  # a value orjson cannot serialise: fall back to its text
+        return orjson.dumps(
+            [
+                v if isinstance(v, str | int | float | bool | None) else str(v)
+                for v in event.values()
+            ]
+        )

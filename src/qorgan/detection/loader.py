@@ -14,12 +14,16 @@ from pathlib import Path
 import yaml
 from sigma.collection import SigmaCollection
 from sigma.exceptions import SigmaError
+from sigma.modifiers import SigmaWideModifier, modifier_mapping
 
 from qorgan import __version__
 from qorgan.detection.compiler import PlanBuilder
 from qorgan.detection.errors import DetectionError
 from qorgan.detection.logsources import LogsourceMap
 from qorgan.detection.plan import Plan, RuleFailure
+
+# The Sigma specification lists `utf16le` as another name of `wide`; pySigma 2.0 lacks it.
+modifier_mapping.setdefault("utf16le", SigmaWideModifier)
 
 RULE_SUFFIXES = (".yml", ".yaml")
 #: Bumped when the plan's shape or the compiler's output changes, to invalidate caches.

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import ahocorasick
+import numpy as np
 import orjson
 
 from qorgan.detection.plan import Atom
@@ -61,7 +62,7 @@ _CMP_OPS = {
 
 
 def regex_prefilter(pattern: str, flags: int) -> str | None:
-    """A literal every match must contain (lower-cased), or None. Conservative: only literal
+    """A literal every match must contain (case-folded), or None. Conservative: only literal
     runs at the top level of the pattern (not inside alternations, repeats or classes)."""
     try:
         parsed = re._parser.parse(pattern, flags)  # type: ignore[attr-defined]
@@ -90,7 +91,7 @@ def regex_prefilter(pattern: str, flags: int) -> str | None:
 
     walk(parsed)
     flush()
-    best = best.lower()
+    best = best.casefold()
     return best if len(best) >= MIN_PREFILTER else None
 
 
@@ -140,7 +141,7 @@ class FieldMatcher:
 
     def _gate(self, index: int, fn: Any, prefilter: str | None, patterns: dict) -> None:
         if prefilter:
-            prefilter = prefilter.lower()
+            prefilter = prefilter.casefold()
             patterns[prefilter].append((index, _PRE, len(prefilter)))
             self.gated[index] = fn
         else:
@@ -154,7 +155,7 @@ class FieldMatcher:
         checks, gated, cidrs, cmps = self.checks, self.gated, self.cidrs, self.cmps
         for u, value in enumerate(uniques):
             for text in (value,) if type(value) is str else elements(value):
-                low = text.lower()
+                low = text.casefold()
                 found = eq.get(low)
                 if found:
                     for a in found:
@@ -222,7 +223,7 @@ def _automaton(patterns: dict[str, list[tuple[int, int, int]]]) -> Any:
 
 
 def _lower_fn(fn: Any) -> Any:
-    return lambda text: fn(text.lower()) is not None
+    return lambda text: fn(text.casefold()) is not None
 
 
 def _cased_fn(fn: Any) -> Any:
@@ -233,7 +234,7 @@ class KeywordMatcher:
     """Keyword atoms (no field): a full-text search over all values of an event.
 
     Distinct values are JSON array texts of an event's values. Each atom's longest literal,
-    JSON-escaped and lower-cased, prefilters the text with one automaton; only candidate events
+    JSON-escaped and case-folded, prefilters the text with one automaton; only candidate events
     are decoded and checked exactly, value by value, by a :class:`FieldMatcher`.
     """
 
@@ -245,8 +246,8 @@ class KeywordMatcher:
             literal = atom.value if atom.op in ("contains", "prefix", "suffix", "eq") else None
             literal = literal if isinstance(literal, str) else atom.prefilter
             if literal:
-                escaped = orjson.dumps(literal.lower()).decode()[1:-1]
-                literals[escaped.lower()].append(index)
+                escaped = orjson.dumps(literal.casefold()).decode()[1:-1]
+                literals[escaped.casefold()].append(index)
             else:
                 self.always.append(index)
         self.automaton = None
@@ -257,20 +258,35 @@ class KeywordMatcher:
             self.automaton.make_automaton()
 
     def match(self, uniques: Sequence[Any]) -> dict[int, list[int]]:
+        texts = [raw.decode() if isinstance(raw, bytes) else raw for raw in uniques]
+        candidates: dict[int, set[int]] = defaultdict(set)
+        if self.always:
+            for u in range(len(texts)):
+                candidates[u].update(self.always)
+        if self.automaton is not None:
+            self._prefilter(texts, candidates)
         hits: dict[int, list[int]] = defaultdict(list)
-        for u, raw in enumerate(uniques):
-            text = raw.decode() if isinstance(raw, bytes) else raw
-            candidates = set(self.always)
-            if self.automaton is not None:
-                for _, indexes in self.automaton.iter(text.lower()):
-                    candidates.update(indexes)
-            if not candidates:
-                continue
-            values = _flat(orjson.loads(text))
+        for u in sorted(candidates):
+            values = _flat(orjson.loads(texts[u]))
             for atom in self.inner.match([values]):
-                if atom in candidates:
+                if atom in candidates[u]:
                     hits[atom].append(u)
         return hits
+
+    def _prefilter(self, texts: list[str], candidates: dict[int, set[int]]) -> None:
+        """One automaton pass over all texts joined (newlines never occur in JSON text);
+        each hit is mapped back to its text by offset."""
+        joined = "\n".join(texts)
+        low = joined.casefold()
+        if len(low) != len(joined):  # a rare character whose lower case is longer
+            for u, text in enumerate(texts):
+                for _, indexes in self.automaton.iter(text.casefold()):
+                    candidates[u].update(indexes)
+            return
+        ends = np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)) + 1)
+        for end, indexes in self.automaton.iter(low):
+            u = int(np.searchsorted(ends, end, side="right"))
+            candidates[u].update(indexes)
 
 
 def _flat(values: list[Any]) -> tuple[Any, ...]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 #: Atom operations.
-#:   eq / prefix / suffix / contains: literal text (lower-cased unless ``cased``)
+#:   eq / prefix / suffix / contains: literal text (case-folded with str.casefold unless ``cased``)
 #:   any:     any present value (Sigma ``*``)
 #:   glob:    text with inner wildcards; ``value`` is an anchored regex, ``prefilter`` a literal
 #:   re:      regular expression, ``value`` = (pattern, python re flags), search semantics

@@ -14,16 +14,18 @@ from qorgan.telemetry.quarantine import Quarantine
 
 GZIP_MAGIC = b"\x1f\x8b"
 SNIFF_BYTES = 64 * 1024
-SKIP_SUFFIXES = frozenset({".md", ".yml", ".yaml", ".txt", ".pcap", ".pcapng", ".zip", ".py"})
 
 
 def expand_paths(paths: Iterable[Path]) -> Iterator[Path]:
-    """Files named, and files under directories named (recursively, sorted, hidden skipped)."""
+    """Files named, and files under directories named (recursively, sorted, hidden skipped).
+
+    Nothing is skipped by name: a file no format recognises is quarantined with that reason,
+    so a hunt over a folder says what it did not read."""
     for path in paths:
         if path.is_dir():
             for child in sorted(path.rglob("*")):
                 hidden = any(part.startswith(".") for part in child.relative_to(path).parts)
-                if child.is_file() and not hidden and child.suffix.lower() not in SKIP_SUFFIXES:
+                if child.is_file() and not hidden:
                     yield child
         elif path.is_file():
             yield path
