@@ -293,8 +293,8 @@ def encode(events: list[dict[str, Any]], fields: set[str]) -> dict[str | None, C
     """Dictionary-encode ``fields`` of ``events``: per field, codes per row and distinct values.
 
     The hot loop of the engine: per event, only the keys the rules read (a set intersection in
-    C), one dict probe each. Values are keyed as they are, so a field holding both ``true`` and
-    ``1`` in one batch (never seen in typed logs) would share one distinct value.
+    C), one dict probe each. A field found to hold booleans is encoded again on its own, since
+    ``True`` and ``1`` are one dict key.
     """
     n = len(events)
     tables: dict[str, tuple[dict[Any, int], array[int]]] = {}
@@ -315,10 +315,30 @@ def encode(events: list[dict[str, Any]], fields: set[str]) -> dict[str | None, C
             except TypeError:  # a list (or an object) is hashed as a tuple of its texts
                 value = tuple(value) if type(value) is list else str(value)
                 codes[i] = table.setdefault(value, len(table))
-    return {
-        f: Column(np.frombuffer(codes, dtype=np.int32), list(table))
-        for f, (table, codes) in tables.items()
-    }
+    columns = {}
+    for f, (table, codes) in tables.items():
+        if bool in set(map(type, table)):
+            # True == 1 for dict keys: re-encode a field that holds booleans with their text.
+            table, codes = _encode_field(events, f)
+        columns[f] = Column(np.frombuffer(codes, dtype=np.int32), list(table))
+    return columns
+
+
+def _encode_field(events: list[dict[str, Any]], field: str) -> tuple[dict[Any, int], array[int]]:
+    table: dict[Any, int] = {}
+    codes = array("i", [-1]) * len(events)
+    for i, event in enumerate(events):
+        value = event.get(field)
+        if value is None:
+            continue
+        if value is True or value is False:
+            value = "true" if value else "false"
+        elif type(value) is list:
+            value = tuple(value)
+        elif type(value) is dict:
+            value = str(value)
+        codes[i] = table.setdefault(value, len(table))
+    return table, codes
 
 
 def keyword_column(events: list[dict[str, Any]], rows: Mask) -> Column:

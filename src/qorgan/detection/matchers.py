@@ -258,34 +258,45 @@ class KeywordMatcher:
             self.automaton.make_automaton()
 
     def match(self, uniques: Sequence[Any]) -> dict[int, list[int]]:
-        texts = [raw.decode() if isinstance(raw, bytes) else raw for raw in uniques]
         candidates: dict[int, set[int]] = defaultdict(set)
         if self.always:
-            for u in range(len(texts)):
+            for u in range(len(uniques)):
                 candidates[u].update(self.always)
         if self.automaton is not None:
-            self._prefilter(texts, candidates)
+            self._prefilter(uniques, candidates)
         hits: dict[int, list[int]] = defaultdict(list)
         for u in sorted(candidates):
-            values = _flat(orjson.loads(texts[u]))
+            raw = uniques[u]
+            values = _flat(orjson.loads(raw))
             for atom in self.inner.match([values]):
                 if atom in candidates[u]:
                     hits[atom].append(u)
         return hits
 
-    def _prefilter(self, texts: list[str], candidates: dict[int, set[int]]) -> None:
-        """One automaton pass over all texts joined (newlines never occur in JSON text);
-        each hit is mapped back to its text by offset."""
-        joined = "\n".join(texts)
-        low = joined.casefold()
-        if len(low) != len(joined):  # a rare character whose lower case is longer
-            for u, text in enumerate(texts):
+    def _prefilter(self, uniques: Sequence[Any], candidates: dict[int, set[int]]) -> None:
+        """One automaton pass over all texts joined by newlines (which JSON text never holds);
+        hits are mapped back to their text by offset, all at once."""
+        texts = [raw.decode() if isinstance(raw, bytes) else raw for raw in uniques]
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        folded = "\n".join(texts).casefold()
+        del texts
+        if len(folded) != int(lengths.sum()) + max(len(lengths) - 1, 0):
+            # A character whose folded form is longer: offsets shift, scan text by text.
+            for u, raw in enumerate(uniques):
+                text = raw.decode() if isinstance(raw, bytes) else raw
                 for _, indexes in self.automaton.iter(text.casefold()):
                     candidates[u].update(indexes)
             return
-        ends = np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)) + 1)
-        for end, indexes in self.automaton.iter(low):
-            u = int(np.searchsorted(ends, end, side="right"))
+        positions: list[int] = []
+        payloads: list[tuple[int, ...]] = []
+        for end, indexes in self.automaton.iter(folded):
+            positions.append(end)
+            payloads.append(indexes)
+        if not positions:
+            return
+        ends = np.cumsum(lengths + 1)
+        rows = np.searchsorted(ends, np.array(positions), side="right").tolist()
+        for u, indexes in zip(rows, payloads, strict=True):
             candidates[u].update(indexes)
 
 

@@ -19,6 +19,11 @@ from qorgan.telemetry.formats.base import DEFAULT_BATCH_SIZE, Format
 from qorgan.telemetry.quarantine import Quarantine
 
 MAGIC = b"ElfFile\x00"
+CHUNK_MAGIC = b"ElfChnk\x00"
+FILE_HEADER_BYTES = 128
+HEADER_BLOCK = 4096
+CHUNK_BYTES = 65536
+CHUNK_HEADER_BYTES = 40
 
 
 class EvtxFormat(Format):
@@ -39,6 +44,8 @@ class EvtxFormat(Format):
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> Iterator[EventBatch]:
         batch = self.new_batch(path)
+        expected = chunk_record_ids(stream, path, quarantine)
+        seen: set[int] = set()
         try:
             parser = evtx.PyEvtxParser(stream)
         except (OSError, RuntimeError, ValueError) as exc:
@@ -58,6 +65,7 @@ class EvtxFormat(Format):
                 continue
             position += 1
             number = record.get("event_record_id") or position
+            seen.add(number)
             try:
                 doc = orjson.loads(record["data"])
                 fields, time, host = windows.normalise(doc)
@@ -70,6 +78,52 @@ class EvtxFormat(Format):
                 batch = self.new_batch(path)
         if batch.events:
             yield batch
+        for chunk, first, last in expected:
+            missing = [n for n in range(first, last + 1) if n not in seen]
+            if missing:
+                quarantine.add(
+                    path,
+                    missing[0],
+                    f"evtx: {len(missing)} records of chunk {chunk} could not be read "
+                    f"(ids {missing[0]}-{missing[-1]})",
+                )
+
+
+def chunk_record_ids(
+    stream: IO[bytes], path: str, quarantine: Quarantine
+) -> list[tuple[int, int, int]]:
+    """(chunk, first record id, last record id) of every chunk the file header announces, read
+    from the chunk headers, so records the parser skips (a cut or damaged chunk) are reported
+    rather than lost. Chunks missing from a truncated file are quarantined here."""
+    out: list[tuple[int, int, int]] = []
+    try:
+        header = stream.read(FILE_HEADER_BYTES)
+        if len(header) < FILE_HEADER_BYTES or not header.startswith(MAGIC):
+            return out
+        chunks = int.from_bytes(header[42:44], "little")
+        for chunk in range(chunks):
+            stream.seek(HEADER_BLOCK + chunk * CHUNK_BYTES)
+            head = stream.read(CHUNK_HEADER_BYTES)
+            if len(head) < CHUNK_HEADER_BYTES:
+                quarantine.add(
+                    path,
+                    0,
+                    f"evtx: file truncated: chunk {chunk} of {chunks} "
+                    "is missing; its records are lost",
+                )
+                break
+            if not head.startswith(CHUNK_MAGIC):
+                quarantine.add(path, 0, f"evtx: chunk {chunk} has no valid header")
+                continue
+            first = int.from_bytes(head[24:32], "little")
+            last = int.from_bytes(head[32:40], "little")
+            if 0 < first <= last < first + CHUNK_BYTES:
+                out.append((chunk, first, last))
+        stream.seek(0)
+    except OSError as exc:
+        quarantine.add(path, 0, f"evtx: cannot read chunk headers: {exc}")
+        stream.seek(0)
+    return out
 
 
 def _timestamp(record: dict[str, Any]) -> str | None:

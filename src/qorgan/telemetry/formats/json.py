@@ -25,6 +25,7 @@ from qorgan.telemetry.quarantine import Quarantine
 
 #: Keys commonly carrying an event's time and host in generic JSON logs, tried in order.
 TIME_KEYS = ("@timestamp", "timestamp", "ts", "time", "eventTime", "EventTime", "date")
+BOM = b"\xef\xbb\xbf"
 HOST_KEYS = ("host", "hostname", "Computer", "host.name", "agent.hostname")
 
 
@@ -90,17 +91,13 @@ class JsonFormat(Format):
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> Iterator[EventBatch]:
         first = stream.readline()
-        stripped = first.lstrip(b"\xef\xbb\xbf \t\r\n")
-        if stripped.startswith(b"["):
+        if first.startswith(BOM):
+            first = first[len(BOM) :]
+        head = first.strip()
+        if head.startswith(b"[") or head == b"{":
+            # An array, or pretty-printed documents (jq, evtx_dump): "{" alone on its line.
             yield from self._read_whole(first + stream.read(), path, quarantine, batch_size)
             return
-        try:
-            orjson.loads(first) if first.strip() else None
-        except orjson.JSONDecodeError:
-            if stripped.startswith(b"{") and not stripped.rstrip().endswith(b"}"):
-                # A document spread over lines: pretty-printed JSON.
-                yield from self._read_whole(first + stream.read(), path, quarantine, batch_size)
-                return
         yield from self._read_lines(first, stream, path, quarantine, batch_size)
 
     def _read_lines(
@@ -118,7 +115,13 @@ class JsonFormat(Format):
         for lineno, line in enumerate(itertools.chain((first,), stream), 1):
             try:
                 fields, time, host = normalise(loads(line))
-            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            except (
+                orjson.JSONDecodeError,
+                KeyError,
+                TypeError,
+                AttributeError,
+                RecursionError,
+            ) as exc:
                 if line.strip():
                     quarantine.add(path, lineno, f"json: {_reason(exc)}", line)
                 continue
@@ -150,9 +153,19 @@ class JsonFormat(Format):
                 quarantine.add(path, position, f"json: {error}", data[:200])
                 continue
             try:
+                # The standard decoder accepts lone surrogates, which are not text: refuse them
+                # here as the JSON-lines reader (orjson) does.
+                orjson.dumps(doc)
                 fields, time, host = normalise(doc)
-            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-                quarantine.add(path, position, f"json: {_reason(exc)}", orjson.dumps(doc)[:200])
+            except (
+                orjson.JSONDecodeError,
+                orjson.JSONEncodeError,
+                KeyError,
+                TypeError,
+                AttributeError,
+                RecursionError,
+            ) as exc:
+                quarantine.add(path, position, f"json: {_reason(exc)}", repr(doc)[:200])
                 continue
             if batch is None:
                 batch = self.new_batch(path, normalise.logsource)
@@ -167,6 +180,8 @@ class JsonFormat(Format):
 def _reason(exc: Exception) -> str:
     if isinstance(exc, KeyError):
         return f"missing key {exc}"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
     return str(exc) or type(exc).__name__
 
 
@@ -198,7 +213,7 @@ def _documents(data: bytes) -> Iterator[tuple[int, Any, str | None]]:
         n += 1
         try:
             doc, pos = decoder.raw_decode(text, pos)
-        except stdjson.JSONDecodeError as exc:
+        except (stdjson.JSONDecodeError, RecursionError) as exc:
             yield n, None, f"invalid JSON from document {n} on: {exc}"
             return
         yield n, doc, None
