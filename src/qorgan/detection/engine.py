@@ -345,11 +345,12 @@ def keyword_column(events: list[dict[str, Any]], rows: Mask) -> Column:
     """Keywords search every value of the event: each selected row's values as one JSON array
     text (serialised in C), which :class:`~.matchers.KeywordMatcher` prefilters and verifies."""
     n = len(events)
-    indexes = np.arange(n) if rows is ALL else np.flatnonzero(rows)
+    indexes = range(n) if rows is ALL else np.flatnonzero(rows).tolist()
     codes = np.full(n, -1, dtype=np.int32)
-    codes[indexes] = np.arange(len(indexes), dtype=np.int32)
-    texts = [_values_json(events[i]) for i in indexes.tolist()]
-    return Column(codes, texts)
+    table: dict[bytes, int] = {}
+    for i in indexes:
+        codes[i] = table.setdefault(_values_json(events[i]), len(table))
+    return Column(codes, list(table))
 
 
 def _values_json(event: dict[str, Any]) -> bytes:

@@ -26,6 +26,16 @@ _CONTAINS, _PREFIX, _SUFFIX, _PRE = 0, 1, 2, 3
 MIN_PREFILTER = 3
 
 
+#: Keyword texts are prefiltered this many events at a time, to bound the memory of a batch.
+KEYWORD_CHUNK = 4096
+
+
+def fold(text: str) -> str:
+    """Case folding for caseless matching: ``str.casefold``, with the fast ASCII path of
+    ``str.lower`` (the same result on ASCII text)."""
+    return text.lower() if text.isascii() else text.casefold()
+
+
 def text_of(value: Any) -> str:
     if value is True:
         return "true"
@@ -155,7 +165,7 @@ class FieldMatcher:
         checks, gated, cidrs, cmps = self.checks, self.gated, self.cidrs, self.cmps
         for u, value in enumerate(uniques):
             for text in (value,) if type(value) is str else elements(value):
-                low = text.casefold()
+                low = text.lower() if text.isascii() else text.casefold()
                 found = eq.get(low)
                 if found:
                     for a in found:
@@ -223,7 +233,7 @@ def _automaton(patterns: dict[str, list[tuple[int, int, int]]]) -> Any:
 
 
 def _lower_fn(fn: Any) -> Any:
-    return lambda text: fn(text.casefold()) is not None
+    return lambda text: fn(fold(text)) is not None
 
 
 def _cased_fn(fn: Any) -> Any:
@@ -274,30 +284,24 @@ class KeywordMatcher:
         return hits
 
     def _prefilter(self, uniques: Sequence[Any], candidates: dict[int, set[int]]) -> None:
-        """One automaton pass over all texts joined by newlines (which JSON text never holds);
-        hits are mapped back to their text by offset, all at once."""
-        texts = [raw.decode() if isinstance(raw, bytes) else raw for raw in uniques]
-        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-        folded = "\n".join(texts).casefold()
-        del texts
-        if len(folded) != int(lengths.sum()) + max(len(lengths) - 1, 0):
-            # A character whose folded form is longer: offsets shift, scan text by text.
-            for u, raw in enumerate(uniques):
-                text = raw.decode() if isinstance(raw, bytes) else raw
-                for _, indexes in self.automaton.iter(text.casefold()):
-                    candidates[u].update(indexes)
-            return
-        positions: list[int] = []
-        payloads: list[tuple[int, ...]] = []
-        for end, indexes in self.automaton.iter(folded):
-            positions.append(end)
-            payloads.append(indexes)
-        if not positions:
-            return
-        ends = np.cumsum(lengths + 1)
-        rows = np.searchsorted(ends, np.array(positions), side="right").tolist()
-        for u, indexes in zip(rows, payloads, strict=True):
-            candidates[u].update(indexes)
+        """One automaton pass per chunk of texts joined by newlines (which JSON text never
+        holds); hits are mapped back to their text by offset, all at once."""
+        for start in range(0, len(uniques), KEYWORD_CHUNK):
+            folded = [
+                fold(raw.decode() if isinstance(raw, bytes) else raw)
+                for raw in uniques[start : start + KEYWORD_CHUNK]
+            ]
+            positions: list[int] = []
+            payloads: list[tuple[int, ...]] = []
+            for end, indexes in self.automaton.iter("\n".join(folded)):
+                positions.append(end)
+                payloads.append(indexes)
+            if not positions:
+                continue
+            ends = np.cumsum(np.fromiter(map(len, folded), dtype=np.int64, count=len(folded)) + 1)
+            rows = np.searchsorted(ends, np.array(positions), side="right") + start
+            for u, indexes in zip(rows.tolist(), payloads, strict=True):
+                candidates[u].update(indexes)
 
 
 def _flat(values: list[Any]) -> tuple[Any, ...]:
