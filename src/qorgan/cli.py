@@ -18,7 +18,7 @@ from rich.table import Table
 
 from qorgan.core.errors import QorganError
 from qorgan.detection.alerts import LEVELS, Alert, CsvWriter, JsonLinesWriter
-from qorgan.detection.hunt import HuntSummary, filter_plan, run_hunt
+from qorgan.detection.hunt import HuntSummary, run_hunt
 from qorgan.detection.loader import BUILTIN_RULES, default_cache_dir, load_plan
 from qorgan.detection.logsources import LogsourceMap
 from qorgan.telemetry.formats import FORMATS
@@ -136,8 +136,22 @@ def hunt(
         bool, typer.Option(help="Show a progress bar (default: when stderr is a terminal).")
     ] = sys.stderr.isatty(),
     cache: Annotated[bool, typer.Option(help="Reuse compiled plans cached on disk.")] = True,
+    lateness: Annotated[
+        str,
+        typer.Option(
+            help="How far behind the newest event an event may arrive and still be "
+            "correlated (30s, 5m, 2h); 'all' correlates the whole input in time order."
+        ),
+    ] = "all",
+    state: Annotated[
+        Path | None,
+        typer.Option(help="Correlation state file: continued from when it exists, saved after."),
+    ] = None,
 ) -> None:
-    """Run Sigma rules over log files; print alerts and a summary. Exit 1 when alerts fire."""
+    """Run Sigma rules and correlations over log files; print alerts and a summary.
+
+    Exit 1 when alerts fire."""
+    late_seconds = _parse_duration(lateness)
     if input_format and input_format not in FORMATS:
         raise typer.BadParameter(
             f"unknown format; known: {', '.join(sorted(FORMATS))}", param_hint="--input-format"
@@ -147,7 +161,6 @@ def hunt(
         plan = _plan(rules or [BUILTIN_RULES], logsource_map, placeholders, cache)
     except QorganError as exc:
         raise _fail(exc) from exc
-    plan = filter_plan(plan, min_level.value if min_level else None)
     table_rows: list[Alert] = []
     stream: Any = None
     if output_format is OutputFormat.table:
@@ -179,7 +192,7 @@ def hunt(
                     advance=len(batch),
                 )
 
-        summary = run_hunt(
+        summary, hunter = run_hunt(
             paths,
             plan,
             sink=sink,
@@ -187,7 +200,14 @@ def hunt(
             format_name=input_format,
             logsource=tags,
             progress=tick if bar is not None else None,
+            min_level=min_level.value if min_level else None,
+            lateness=late_seconds,
+            state=state.read_bytes() if state is not None and state.exists() else None,
         )
+        if state is not None:
+            tmp = state.with_name(state.name + ".tmp")
+            tmp.write_bytes(hunter.correlator.dump())
+            tmp.replace(state)
     except QorganError as exc:
         raise _fail(exc) from exc
     finally:
@@ -202,6 +222,18 @@ def hunt(
         _print_table(table_rows, output)
     _print_summary(summary, plan, quarantine_sink)
     raise typer.Exit(EXIT_ALERTS if summary.alerts else 0)
+
+
+def _parse_duration(text: str) -> float | None:
+    if text.strip().lower() in ("all", "none", "unbounded"):
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+    except (ValueError, IndexError):
+        raise typer.BadParameter(
+            "expected a duration such as 30s, 5m, 2h, or 'all'", param_hint="--lateness"
+        ) from None
 
 
 def _progress_bar() -> Any:
@@ -235,8 +267,8 @@ def _print_summary(summary: HuntSummary, plan: Any, quarantine: Quarantine) -> N
     err.print(
         f"[bold]{summary.events:,}[/bold] events from {len(summary.files)} files in "
         f"{summary.seconds:.2f} s ({summary.events_per_second:,.0f} events/s); "
-        f"rules loaded {summary.rules_loaded}, failed {summary.rules_failed}; "
-        f"quarantined {quarantine.count}",
+        f"rules loaded {summary.rules_loaded} and {summary.correlations_loaded} correlations, "
+        f"failed {summary.rules_failed}; quarantined {quarantine.count}",
         highlight=False,
     )
     levels = ", ".join(
@@ -256,6 +288,12 @@ def _print_summary(summary: HuntSummary, plan: Any, quarantine: Quarantine) -> N
         for (_rule_id, title, level), count in summary.by_rule.most_common(10):
             table.add_row(str(count), level, title)
         err.print(table)
+    if summary.late or summary.untimed:
+        err.print(
+            f"not correlated: {summary.late} events later than --lateness, "
+            f"{summary.untimed} without a time",
+            highlight=False,
+        )
     if quarantine.count:
         reasons = ", ".join(f"{r} {c}" for r, c in quarantine.by_reason.most_common(5))
         err.print(f"quarantined records by reason: {reasons}", highlight=False)

@@ -105,20 +105,26 @@ def test_bad_rules_are_reported_with_reason(text: str, reason: str) -> None:
     assert reason.lower() in plan.failures[0].reason.lower()
 
 
-def test_correlation_rule_is_reported_not_skipped() -> None:
+def test_correlation_rules_compile_and_bad_references_are_reported() -> None:
     correlation = """
 title: Many
 correlation:
-    type: event_count
+    type: value_count
     rules: [base]
-    group-by: [User]
+    group-by: [Host]
     timespan: 5m
-    condition: {gte: 10}
+    condition: {gte: 3, lt: 10, field: User}
 """
     base = RULE.replace("title: Test", "title: Test\nname: base")
-    plan = compile_texts([base + "\n---\n" + correlation])
-    assert len(plan.rules) == 1
-    assert any("correlation" in f.reason for f in plan.failures)
+    plan = compile_texts([base, correlation])  # the reference crosses files
+    assert not plan.failures
+    (c,) = plan.correlations
+    assert (c.type, c.rules, c.group_by, c.value_field, c.timespan) == (
+        "value_count", (0,), ("Host",), "User", 300.0)
+    assert c.threshold.holds(3) and c.threshold.holds(9)
+    assert not c.threshold.holds(2) and not c.threshold.holds(10)
+    broken = compile_texts([correlation.replace("[base]", "[nosuch]")])
+    assert "nosuch" in broken.failures[0].reason
 
 
 def test_placeholders_expand_or_warn() -> None:

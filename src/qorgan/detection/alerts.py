@@ -8,13 +8,45 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import IO, Any
 
 import orjson
 
+from qorgan.detection.correlation import CorrelationAlert
 from qorgan.detection.plan import RuleMeta
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
+
+
+def iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
+def correlation_alert(found: CorrelationAlert) -> Alert:
+    """A correlation's alert: the group as its event, the window and its events' references."""
+    last = found.events[-1]
+    return Alert(
+        rule=found.correlation.meta,
+        time=iso(found.end),
+        host=None,
+        path=last[0],
+        record=last[1],
+        format="correlation",
+        event=dict(found.group),
+        correlation={
+            "type": found.correlation.type,
+            "value": found.value,
+            "start": iso(found.start),
+            "end": iso(found.end),
+            "events": [
+                {"path": path, "record": record, "time": time, "rule": rule}
+                for path, record, time, rule in found.events
+            ],
+        },
+    )
+
+
 LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}
 CSV_COLUMNS = ("time", "level", "rule_id", "rule_title", "host", "path", "record", "tags")
 
@@ -28,9 +60,11 @@ class Alert:
     record: int
     format: str
     event: dict[str, Any]
+    correlation: dict[str, Any] | None = None
+    classification: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "rule": {
                 "id": self.rule.id,
                 "title": self.rule.title,
@@ -44,6 +78,11 @@ class Alert:
             "source": {"path": self.path, "record": self.record, "format": self.format},
             "event": self.event,
         }
+        if self.classification is not None:
+            out["classification"] = self.classification
+        if self.correlation is not None:
+            out["correlation"] = self.correlation
+        return out
 
 
 class JsonLinesWriter:

@@ -19,7 +19,11 @@ from sigma.conditions import (
     ConditionOR,
     ConditionValueExpression,
 )
-from sigma.correlations import SigmaCorrelationRule
+from sigma.correlations import (
+    SigmaCorrelationRule,
+    SigmaExtendedCorrelationCondition,
+    SigmaRuleReference,
+)
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 from sigma.types import (
@@ -46,6 +50,7 @@ from qorgan.detection.logsources import LOGSOURCE_KEYS, LogsourceMap
 from qorgan.detection.plan import (
     And,
     Atom,
+    CompiledCorrelation,
     CompiledRule,
     Const,
     Expr,
@@ -57,6 +62,7 @@ from qorgan.detection.plan import (
     RuleMeta,
     RuleWarning,
     Selection,
+    Threshold,
 )
 
 TRUE = Const(True)
@@ -140,6 +146,7 @@ class PlanBuilder:
         self._atoms: dict[Atom, int] = {}
         self._selections: dict[Selection, int] = {}
         self._warnings: list[str] = []
+        self._names: dict[str, int] = {}  # rule name or id -> index in plan.rules
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -149,9 +156,7 @@ class PlanBuilder:
         title = getattr(rule, "title", None)
         try:
             if isinstance(rule, SigmaCorrelationRule):
-                raise RuleCompileError(
-                    "correlation rules are evaluated by the correlation engine, not yet built"
-                )
+                raise RuleCompileError("correlation rules are added with add_correlation")
             if not isinstance(rule, SigmaRule):
                 raise RuleCompileError(f"unsupported Sigma document: {type(rule).__name__}")
             if rule.errors:
@@ -165,9 +170,29 @@ class PlanBuilder:
         except (RecursionError, re.error, ValueError, TypeError) as exc:
             self.plan.failures.append(RuleFailure(path, rule_id, title, f"{exc!r}"))
             return False
+        for key in (rule.name, str(rule.id) if rule.id else None):
+            if key:
+                self._names[key] = len(self.plan.rules)
         self.plan.rules.append(compiled)
         for message in self._warnings:
             self.plan.warnings.append(RuleWarning(path, rule_id, message))
+        return True
+
+    def add_correlation(self, rule: SigmaCorrelationRule, path: str, raw: dict[str, Any]) -> bool:
+        """Compile a correlation rule once every base rule has been added (references resolve
+        by rule name or id across all loaded files). ``raw`` is its ``correlation`` mapping as
+        written, for what pySigma does not keep (a range condition's second bound)."""
+        try:
+            if rule.errors:
+                raise RuleCompileError("; ".join(str(e) for e in rule.errors))
+            compiled = compile_correlation(rule, path, raw, self._names, self.plan)
+        except (RuleCompileError, SigmaError) as exc:
+            reason = exc.message if isinstance(exc, RuleCompileError) else str(exc)
+            self.plan.failures.append(
+                RuleFailure(path, str(rule.id) if rule.id else None, rule.title, reason)
+            )
+            return False
+        self.plan.correlations.append(compiled)
         return True
 
     def build(self) -> Plan:
@@ -339,6 +364,138 @@ class PlanBuilder:
         return Ref(index)
 
 
+_CORRELATION_TYPES = {
+    "event_count",
+    "value_count",
+    "temporal",
+    "temporal_ordered",
+    "value_sum",
+    "value_avg",
+    "value_percentile",
+    "value_median",
+}
+_THRESHOLD_OPS = ("gt", "gte", "lt", "lte", "eq", "neq")
+
+
+def compile_correlation(
+    rule: SigmaCorrelationRule,
+    path: str,
+    raw: dict[str, Any],
+    names: dict[str, int],
+    plan: Plan,
+) -> CompiledCorrelation:
+    kind = str(rule.type)
+    if kind not in _CORRELATION_TYPES:
+        raise RuleCompileError(f"correlation type {kind} is not supported")
+    indexes: list[int] = []
+    for reference in rule.rules or ():
+        index = names.get(reference.reference)
+        if index is None:
+            raise RuleCompileError(
+                f"referenced rule {reference.reference!r} is not loaded (or is itself a "
+                "correlation; chained correlations are not supported)"
+            )
+        indexes.append(index)
+    if not indexes:
+        raise RuleCompileError("a correlation needs at least one referenced rule")
+    group_by = tuple(rule.group_by or ())
+    aliases = rule.aliases.aliases if rule.aliases else {}
+    fields = []
+    for reference in rule.rules or ():
+        per_rule = []
+        for name in group_by:
+            alias = aliases.get(name)
+            if alias is None:
+                per_rule.append(name)
+                continue
+            mapped = next(
+                (f for ref, f in alias.mapping.items() if ref.reference == reference.reference),
+                None,
+            )
+            if mapped is None:
+                raise RuleCompileError(
+                    f"alias {name!r} has no field for rule {reference.reference!r}"
+                )
+            per_rule.append(mapped)
+        fields.append(tuple(per_rule))
+    condition = rule.condition
+    expression = None
+    value_field = percentile = None
+    if isinstance(condition, SigmaExtendedCorrelationCondition):
+        if kind != "temporal":
+            raise RuleCompileError("extended conditions are supported on temporal correlations")
+        positions = {ref.reference: i for i, ref in enumerate(rule.rules or ())}
+        expression = _expression(condition.parsed, positions)
+        threshold = Threshold("gte", 1)
+    else:
+        threshold = _threshold(condition, raw.get("condition"))
+        if kind.startswith("temporal") and not raw.get("condition"):
+            threshold = Threshold("gte", len(indexes))  # by default all rules must occur
+        if kind not in ("event_count", "temporal", "temporal_ordered"):
+            value_field = condition.fieldref
+            if isinstance(value_field, list):
+                if len(value_field) != 1:
+                    raise RuleCompileError("one condition field is supported")
+                value_field = value_field[0]
+            if not value_field:
+                raise RuleCompileError(f"{kind} needs a condition field")
+        if kind == "value_percentile":
+            if condition.percentile is None or not 0 <= condition.percentile <= 100:
+                raise RuleCompileError("value_percentile needs a percentile between 0 and 100")
+            percentile = float(condition.percentile)
+        elif kind == "value_median":
+            percentile = 50.0
+    if rule.timespan is None or not rule.timespan.seconds:
+        raise RuleCompileError("a correlation needs a timespan")
+    logsource: dict[str, str] = {}
+    return CompiledCorrelation(
+        meta=_meta(rule, path, logsource),  # type: ignore[arg-type]
+        type=kind,
+        rules=tuple(indexes),
+        group_by=group_by,
+        fields=tuple(fields),
+        timespan=float(rule.timespan.seconds),
+        threshold=threshold,
+        value_field=value_field,
+        percentile=percentile,
+        generate=bool(rule.generate),
+        expression=expression,
+    )
+
+
+def _threshold(condition: Any, raw: Any) -> Threshold:
+    """pySigma keeps one operator; a range (``gte: 5, lte: 10``) keeps both from the YAML."""
+    first = Threshold(condition.op.name.lower(), float(condition.count))
+    if not isinstance(raw, dict):
+        return first
+    bounds = [(op, raw[op]) for op in _THRESHOLD_OPS if op in raw]
+    if len(bounds) == 1:
+        return first
+    if len(bounds) != 2:
+        raise RuleCompileError("a range condition has exactly two bounds")
+    try:
+        (op1, v1), (op2, v2) = ((op, float(v)) for op, v in bounds)
+    except (TypeError, ValueError) as exc:
+        raise RuleCompileError(f"invalid condition bound: {exc}") from exc
+    return Threshold(op1, v1, (op2, v2))
+
+
+def _expression(node: Any, positions: dict[str, int]) -> Any:
+    if isinstance(node, SigmaRuleReference):
+        if node.reference not in positions:
+            raise RuleCompileError(f"condition names {node.reference!r}, not a referenced rule")
+        return positions[node.reference]
+    name = type(node).__name__
+    args = [_expression(a, positions) for a in node.args]
+    if name.endswith("AND"):
+        return ("and", *args)
+    if name.endswith("OR"):
+        return ("or", *args)
+    if name.endswith("NOT"):
+        return ("not", *args)
+    raise RuleCompileError(f"unsupported condition element {name}")
+
+
 def _merge(parts: list[Any]) -> list[Any]:
     """Join adjacent text parts and collapse runs of ``*``."""
     out: list[Any] = []
@@ -355,7 +512,7 @@ def _merge(parts: list[Any]) -> list[Any]:
     return out
 
 
-def _meta(rule: SigmaRule, path: str, logsource: dict[str, str]) -> RuleMeta:
+def _meta(rule: Any, path: str, logsource: dict[str, str]) -> RuleMeta:
     def text(value: Any) -> str | None:
         return None if value is None else str(value)
 
@@ -371,8 +528,6 @@ def _meta(rule: SigmaRule, path: str, logsource: dict[str, str]) -> RuleMeta:
         falsepositives=tuple(str(f) for f in rule.falsepositives or ()),
         references=tuple(str(r) for r in rule.references or ()),
         attributes=tuple(
-            (str(k), v)
-            for k, v in (rule.custom_attributes or {}).items()
-            if isinstance(v, str | int | float | bool)
+            (str(k), v) for k, v in (rule.custom_attributes or {}).items() if k != "correlation"
         ),
     )

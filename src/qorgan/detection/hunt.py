@@ -1,4 +1,5 @@
-"""A hunt: read log sources, run a compiled plan over them, hand alerts to a sink, count."""
+"""A hunt: read log sources, run a compiled plan over them (rules and correlations), hand
+alerts to a sink, count."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import gc
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from qorgan.detection.alerts import LEVEL_RANK, Alert
+from qorgan.detection.alerts import LEVEL_RANK, Alert, correlation_alert
+from qorgan.detection.correlation import Correlator, epoch
 from qorgan.detection.engine import Engine
-from qorgan.detection.plan import Plan
+from qorgan.detection.plan import Plan, RuleMeta
 from qorgan.telemetry.batch import EventBatch
 from qorgan.telemetry.formats import DEFAULT_BATCH_SIZE
 from qorgan.telemetry.quarantine import Quarantine
@@ -25,11 +27,14 @@ class HuntSummary:
     events: int = 0
     files: set[str] = field(default_factory=set)
     rules_loaded: int = 0
+    correlations_loaded: int = 0
     rules_failed: int = 0
     alerts: int = 0
     by_level: Counter[str] = field(default_factory=Counter)
     by_rule: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     quarantined: int = 0
+    late: int = 0
+    untimed: int = 0
     seconds: float = 0.0
 
     @property
@@ -37,33 +42,85 @@ class HuntSummary:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
-def filter_plan(plan: Plan, min_level: str | None) -> Plan:
-    """The plan without rules below ``min_level`` (their atoms stay; unused ones cost nothing)."""
-    if not min_level:
-        return plan
-    floor = LEVEL_RANK[min_level]
-    rules = [r for r in plan.rules if LEVEL_RANK.get(r.meta.level, 0) >= floor]
-    return replace(plan, rules=rules)
+@dataclass(frozen=True)
+class Emission:
+    """Which rules' alerts are written: at or above the minimum level, and for rules that only
+    feed correlations, only when one of those correlations says ``generate: true``."""
+
+    rules: frozenset[int]
+    correlations: frozenset[int]
+
+    @classmethod
+    def of(cls, plan: Plan, min_level: str | None = None) -> Emission:
+        floor = LEVEL_RANK[min_level] if min_level else 0
+
+        def loud(meta: RuleMeta) -> bool:
+            return LEVEL_RANK.get(meta.level, 0) >= floor
+
+        quiet: set[int] = set()
+        generated: set[int] = set()
+        for correlation in plan.correlations:
+            (generated if correlation.generate else quiet).update(correlation.rules)
+        rules = {
+            i
+            for i, rule in enumerate(plan.rules)
+            if loud(rule.meta) and (i not in quiet or i in generated)
+        }
+        correlations = {i for i, c in enumerate(plan.correlations) if loud(c.meta)}
+        return cls(frozenset(rules), frozenset(correlations))
 
 
-def alerts_of(engine: Engine, batch: EventBatch) -> list[Alert]:
-    out: list[Alert] = []
-    rules = engine.plan.rules
-    for r, rows in engine.match(batch):
-        meta = rules[r].meta
-        for i in rows.tolist():
-            out.append(
-                Alert(
-                    meta,
-                    batch.times[i],
-                    batch.hosts[i],
-                    batch.path,
-                    batch.records[i],
-                    batch.format,
-                    batch.events[i],
-                )
-            )
-    return out
+class Hunter:
+    """Runs rules and correlations batch by batch; keeps correlation state between batches."""
+
+    def __init__(
+        self, plan: Plan, *, min_level: str | None = None, lateness: float | None = None
+    ) -> None:
+        self.plan = plan
+        self.engine = Engine(plan)
+        self.correlator = Correlator(plan, lateness=lateness)
+        self.emission = Emission.of(plan, min_level)
+
+    def batch(self, batch: EventBatch) -> list[Alert]:
+        out: list[Alert] = []
+        rules = self.plan.rules
+        correlator = self.correlator
+        emitted = self.emission.rules
+        for r, rows in self.engine.match(batch):
+            meta = rules[r].meta
+            indexes = rows.tolist()
+            if r in correlator.by_rule:
+                for i in indexes:
+                    stamp = batch.times[i]
+                    correlator.observe(
+                        r,
+                        epoch(stamp),
+                        batch.events[i],
+                        (batch.path, batch.records[i], stamp, meta.id),
+                    )
+            if r in emitted:
+                for i in indexes:
+                    out.append(
+                        Alert(
+                            meta,
+                            batch.times[i],
+                            batch.hosts[i],
+                            batch.path,
+                            batch.records[i],
+                            batch.format,
+                            batch.events[i],
+                        )
+                    )
+        out.extend(self._correlated(correlator.advance()))
+        return out
+
+    def finish(self) -> list[Alert]:
+        return self._correlated(self.correlator.flush())
+
+    def _correlated(self, found: list) -> list[Alert]:
+        keep = self.emission.correlations
+        index = {id(c): i for i, c in enumerate(self.plan.correlations)}
+        return [correlation_alert(a) for a in found if index[id(a.correlation)] in keep]
 
 
 def run_hunt(
@@ -75,12 +132,32 @@ def run_hunt(
     format_name: str | None = None,
     logsource: dict[str, str] | None = None,
     batch_size: int = HUNT_BATCH_SIZE,
+    min_level: str | None = None,
+    lateness: float | None = None,
+    state: bytes | None = None,
     progress: Callable[[EventBatch, HuntSummary], None] | None = None,
-) -> HuntSummary:
-    """Stream ``paths`` through ``plan``; alerts go to ``sink`` batch by batch, in input order."""
-    summary = HuntSummary(rules_loaded=len(plan.rules), rules_failed=len(plan.failures))
-    engine = Engine(plan)
+) -> tuple[HuntSummary, Hunter]:
+    """Stream ``paths`` through ``plan``; alerts go to ``sink`` batch by batch, in input order,
+    correlation alerts as their windows close. ``lateness=None`` correlates all input in time
+    order at the end; ``state`` continues correlations saved by an earlier hunt."""
+    summary = HuntSummary(
+        rules_loaded=len(plan.rules),
+        rules_failed=len(plan.failures),
+        correlations_loaded=len(plan.correlations),
+    )
+    hunter = Hunter(plan, min_level=min_level, lateness=lateness)
+    if state is not None:
+        hunter.correlator.load(state)
     started = time.perf_counter()
+
+    def deliver(alerts: list[Alert]) -> None:
+        if alerts:
+            summary.alerts += len(alerts)
+            for a in alerts:
+                summary.by_level[a.rule.level] += 1
+                summary.by_rule[(a.rule.id, a.rule.title, a.rule.level)] += 1
+            sink(alerts)
+
     # Events are acyclic JSON trees: the cyclic collector only slows their allocation down.
     gc_was_enabled = gc.isenabled()
     gc.disable()
@@ -94,19 +171,16 @@ def run_hunt(
         ):
             summary.events += len(batch)
             summary.files.add(batch.path)
-            alerts = alerts_of(engine, batch)
-            if alerts:
-                summary.alerts += len(alerts)
-                for a in alerts:
-                    summary.by_level[a.rule.level] += 1
-                    summary.by_rule[(a.rule.id, a.rule.title, a.rule.level)] += 1
-                sink(alerts)
+            deliver(hunter.batch(batch))
             if progress is not None:
                 progress(batch, summary)
-            del batch, alerts
+            del batch
+        deliver(hunter.finish())
     finally:
         if gc_was_enabled:
             gc.enable()
     summary.seconds = time.perf_counter() - started
     summary.quarantined = quarantine.count
-    return summary
+    summary.late = hunter.correlator.late
+    summary.untimed = hunter.correlator.untimed
+    return summary, hunter

@@ -10,9 +10,11 @@ import os
 import pickle
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
 from sigma.collection import SigmaCollection
+from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.modifiers import SigmaWideModifier, modifier_mapping
 
@@ -27,7 +29,7 @@ modifier_mapping.setdefault("utf16le", SigmaWideModifier)
 
 RULE_SUFFIXES = (".yml", ".yaml")
 #: Bumped when the plan's shape or the compiler's output changes, to invalidate caches.
-PLAN_FORMAT = 1
+PLAN_FORMAT = 2
 BUILTIN_RULES = Path(__file__).with_name("rules")
 
 
@@ -76,8 +78,11 @@ def load_plan(
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
             pass  # a damaged or stale cache entry is rebuilt
     builder = PlanBuilder(logsources, placeholders)
+    pending: Pending = []
     for path, data in texts:
-        add_rule_text(builder, data, str(path))
+        add_rule_text(builder, data, str(path), pending)
+    for rule, rule_path, raw in pending:
+        builder.add_correlation(rule, rule_path, raw)
     plan = builder.build()
     plan.key = key
     if cached is not None:
@@ -89,12 +94,27 @@ def load_plan(
     return plan
 
 
-def add_rule_text(builder: PlanBuilder, data: bytes | str, path: str) -> None:
-    """Parse one rule file (one or more YAML documents) and add its rules to ``builder``."""
+Pending = list[tuple[SigmaCorrelationRule, str, dict[str, Any]]]
+
+
+def add_rule_text(
+    builder: PlanBuilder, data: bytes | str, path: str, pending: Pending | None = None
+) -> None:
+    """Parse one rule file (one or more YAML documents) and add its rules to ``builder``.
+
+    Correlation rules go to ``pending`` (or are compiled at once when it is None), since they
+    may refer to rules of files not read yet."""
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
-        collection = SigmaCollection.from_yaml(text, collect_errors=True)
-    except (SigmaError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        builder.plan.failures.append(RuleFailure(path, None, None, f"cannot parse: {exc}"))
+        return
+    correlations = [d for d in docs if isinstance(d, dict) and "correlation" in d]
+    others = [d for d in docs if not (isinstance(d, dict) and "correlation" in d)]
+    try:
+        collection = SigmaCollection.from_dicts(others, collect_errors=True)
+    except (SigmaError, ValueError, TypeError, AttributeError) as exc:
         builder.plan.failures.append(RuleFailure(path, None, None, f"cannot parse: {exc}"))
         return
     attached = {id(e) for rule in collection.rules for e in getattr(rule, "errors", ())}
@@ -103,11 +123,45 @@ def add_rule_text(builder: PlanBuilder, data: bytes | str, path: str) -> None:
             builder.plan.failures.append(RuleFailure(path, None, None, str(error)))
     for rule in collection.rules:
         builder.add(rule, path)
+    later: Pending = []
+    for doc in correlations:
+        # Parsed alone, not in a collection: references are resolved by the compiler across
+        # every loaded file, not only this one.
+        try:
+            rule = SigmaCorrelationRule.from_dict(_without_range(doc), collect_errors=True)
+        except (SigmaError, ValueError, TypeError, AttributeError) as exc:
+            title = doc.get("title") if isinstance(doc.get("title"), str) else None
+            builder.plan.failures.append(RuleFailure(path, None, title, f"cannot parse: {exc}"))
+            continue
+        raw = doc["correlation"]
+        later.append((rule, path, raw if isinstance(raw, dict) else {}))
+    if pending is None:
+        for rule, rule_path, raw in later:
+            builder.add_correlation(rule, rule_path, raw)
+    else:
+        pending.extend(later)
+
+
+def _without_range(doc: Any) -> Any:
+    """pySigma accepts one operator in a correlation condition; the compiler reads a range's
+    second bound from the YAML itself, so pySigma is given the first bound only."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("correlation"), dict):
+        return doc
+    condition = doc["correlation"].get("condition")
+    if isinstance(condition, dict):
+        ops = [k for k in condition if k in ("gt", "gte", "lt", "lte", "eq", "neq")]
+        if len(ops) > 1:
+            trimmed = {k: v for k, v in condition.items() if k not in ops[1:]}
+            return {**doc, "correlation": {**doc["correlation"], "condition": trimmed}}
+    return doc
 
 
 def compile_texts(texts: Iterable[str], **kwargs: object) -> Plan:
     """Compile rules given as YAML text (for tests and embedding)."""
     builder = PlanBuilder(**kwargs)  # type: ignore[arg-type]
+    pending: Pending = []
     for n, text in enumerate(texts):
-        add_rule_text(builder, text, f"<rule {n}>")
+        add_rule_text(builder, text, f"<rule {n}>", pending)
+    for rule, rule_path, raw in pending:
+        builder.add_correlation(rule, rule_path, raw)
     return builder.build()

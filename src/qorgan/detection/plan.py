@@ -110,6 +110,56 @@ class CompiledRule:
 
 
 @dataclass(frozen=True, slots=True)
+class Threshold:
+    """A correlation condition: ``op`` and ``value``, optionally a second bound (a range)."""
+
+    op: str  # lt lte gt gte eq neq
+    value: float
+    upper: tuple[str, float] | None = None
+
+    def holds(self, x: float) -> bool:
+        if not _compare(self.op, x, self.value):
+            return False
+        return self.upper is None or _compare(self.upper[0], x, self.upper[1])
+
+
+def _compare(op: str, x: float, bound: float) -> bool:
+    if op == "gte":
+        return x >= bound
+    if op == "gt":
+        return x > bound
+    if op == "lte":
+        return x <= bound
+    if op == "lt":
+        return x < bound
+    if op == "eq":
+        return x == bound
+    return x != bound
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledCorrelation:
+    """A Sigma correlation rule over base rules of the plan (indexes into ``Plan.rules``).
+
+    ``fields`` gives, per referenced rule (same order as ``rules``), the event field read for each
+    group-by name (aliases resolved). ``expression`` is the boolean condition of a temporal
+    correlation over rule positions (nested tuples: ("and"|"or", a, b), ("not", a), or an int).
+    """
+
+    meta: RuleMeta
+    type: str
+    rules: tuple[int, ...]
+    group_by: tuple[str, ...]
+    fields: tuple[tuple[str, ...], ...]
+    timespan: float
+    threshold: Threshold
+    value_field: str | None = None
+    percentile: float | None = None
+    generate: bool = False
+    expression: Any = None
+
+
+@dataclass(frozen=True, slots=True)
 class RuleFailure:
     """A rule that could not be compiled, and why."""
 
@@ -133,6 +183,7 @@ class Plan:
     atoms: list[Atom] = field(default_factory=list)
     selections: list[Selection] = field(default_factory=list)
     rules: list[CompiledRule] = field(default_factory=list)
+    correlations: list[CompiledCorrelation] = field(default_factory=list)
     failures: list[RuleFailure] = field(default_factory=list)
     warnings: list[RuleWarning] = field(default_factory=list)
     key: str = ""

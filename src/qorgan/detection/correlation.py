@@ -1,0 +1,341 @@
+"""Sigma correlation rules over a stream of base-rule matches: sliding windows on event time.
+
+Semantics (the plain-Python reference in ``tests/detection/test_correlation.py`` states the same):
+
+- Events matched by a correlation's base rules are grouped by the ``group-by`` fields (aliases
+  resolved per rule). Within a group, events are processed in event-time order.
+- The window is sliding: on each event at time ``t`` the group keeps the events with
+  ``t - timespan <= time <= t``. After adding the event, the aggregate is computed (event count,
+  distinct values, the number of distinct base rules seen (temporal), the longest ordered prefix
+  of the base rules (temporal_ordered), sum, average, percentile, median) and, when the condition
+  holds, an alert fires carrying the references of the window's events, and the group's window
+  is emptied: the next alert needs new events.
+- Out of order: events may arrive up to ``lateness`` seconds behind the newest event seen. They
+  wait in a buffer until the watermark (newest time minus lateness) passes them, so windows see
+  them in time order. An event older than one already processed is *late*: it is counted and
+  reported, not correlated. ``lateness=None`` buffers everything until :meth:`Correlator.flush`
+  (a hunt over files in any order).
+- Memory is bounded: the buffer holds at most ``lateness`` seconds of events, a window at most
+  ``timespan``, and groups idle for longer than the timespan are dropped.
+- :meth:`Correlator.dump` and :meth:`Correlator.load` save and restore everything, so a hunt
+  continued later, or a live worker, neither loses nor counts twice a window.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import pickle
+from bisect import bisect_left, insort
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from qorgan.detection.errors import DetectionError
+from qorgan.detection.plan import CompiledCorrelation, Plan
+
+#: (source path, record, time text, base rule id): where a correlated event came from.
+EventRef = tuple[str, int, str | None, str]
+STATE_FORMAT = 1
+
+
+def epoch(text: Any) -> float | None:
+    """Seconds since the epoch of an ISO 8601 time (naive times are UTC), or None."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        return float(text)
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else None
+    try:
+        result = float(str(value).strip())
+    except ValueError:
+        return None
+    return result if math.isfinite(result) else None
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (NumPy's default) over sorted ``values``."""
+    position = (len(values) - 1) * q / 100.0
+    low = math.floor(position)
+    high = min(low + 1, len(values) - 1)
+    return values[low] + (values[high] - values[low]) * (position - low)
+
+
+@dataclass(slots=True)
+class CorrelationAlert:
+    correlation: CompiledCorrelation
+    group: dict[str, Any]
+    value: float
+    start: float
+    end: float
+    events: list[EventRef]
+
+
+@dataclass(slots=True)
+class _Window:
+    entries: deque[tuple[float, int, Any, EventRef]] = field(default_factory=deque)
+    values: Counter[Any] = field(default_factory=Counter)  # distinct values, or rule positions
+    numbers: list[float] = field(default_factory=list)  # sorted, for percentiles
+    total: float = 0.0
+    counted: int = 0  # entries with a numeric value
+
+
+@dataclass(slots=True)
+class _State:
+    """Everything one correlation remembers between events."""
+
+    pending: list[tuple[float, int, int, tuple[Any, ...], Any, EventRef]] = field(
+        default_factory=list
+    )
+    windows: dict[tuple[Any, ...], _Window] = field(default_factory=dict)
+    watermark: float = -math.inf
+    frontier: float = -math.inf
+    sequence: int = 0
+    late: int = 0
+    fired: int = 0
+
+
+class Correlator:
+    """Runs every correlation of a plan. Feed base-rule matches with :meth:`observe`, collect
+    alerts with :meth:`advance` (after each batch) and :meth:`flush` (at the end of input)."""
+
+    def __init__(self, plan: Plan, lateness: float | None = 0.0) -> None:
+        self.plan = plan
+        self.lateness = lateness
+        self.states = [_State() for _ in plan.correlations]
+        #: base rule index -> [(correlation index, position of the rule in it)]
+        self.by_rule: dict[int, list[tuple[int, int]]] = {}
+        for c, correlation in enumerate(plan.correlations):
+            for position, rule in enumerate(correlation.rules):
+                self.by_rule.setdefault(rule, []).append((c, position))
+        self.untimed = 0
+
+    @property
+    def late(self) -> int:
+        return sum(s.late for s in self.states)
+
+    def observe(self, rule: int, time: float | None, event: dict[str, Any], ref: EventRef) -> None:
+        """One event matched base rule ``rule``; buffer it for every correlation using the rule."""
+        targets = self.by_rule.get(rule)
+        if not targets:
+            return
+        if time is None:
+            self.untimed += 1
+            return
+        for c, position in targets:
+            correlation = self.plan.correlations[c]
+            state = self.states[c]
+            key = tuple(_hashable(event.get(name)) for name in correlation.fields[position])
+            value = event.get(correlation.value_field) if correlation.value_field else None
+            state.sequence += 1
+            heapq.heappush(state.pending, (time, state.sequence, position, key, value, ref))
+            if time > state.watermark:
+                state.watermark = time
+
+    def advance(self) -> list[CorrelationAlert]:
+        """Process buffered events the watermark has passed."""
+        if self.lateness is None:
+            return []
+        alerts: list[CorrelationAlert] = []
+        for c, state in enumerate(self.states):
+            self._release(c, state, state.watermark - self.lateness, alerts)
+        return alerts
+
+    def flush(self) -> list[CorrelationAlert]:
+        """Process every buffered event (the end of the input)."""
+        alerts: list[CorrelationAlert] = []
+        for c, state in enumerate(self.states):
+            self._release(c, state, math.inf, alerts)
+        return alerts
+
+    def _release(self, c: int, state: _State, until: float, alerts: list[CorrelationAlert]) -> None:
+        correlation = self.plan.correlations[c]
+        pending = state.pending
+        released = False
+        while pending and pending[0][0] <= until:
+            time, _, position, key, value, ref = heapq.heappop(pending)
+            if time < state.frontier:
+                state.late += 1
+                continue
+            state.frontier = time
+            released = True
+            alert = self._add(correlation, state, time, position, key, value, ref)
+            if alert is not None:
+                state.fired += 1
+                alerts.append(alert)
+        if released:
+            horizon = state.frontier - correlation.timespan
+            idle = [
+                k for k, w in state.windows.items() if not w.entries or w.entries[-1][0] < horizon
+            ]
+            for k in idle:
+                del state.windows[k]
+
+    def _add(
+        self,
+        correlation: CompiledCorrelation,
+        state: _State,
+        time: float,
+        position: int,
+        key: tuple[Any, ...],
+        value: Any,
+        ref: EventRef,
+    ) -> CorrelationAlert | None:
+        window = state.windows.get(key)
+        if window is None:
+            window = state.windows[key] = _Window()
+        kind = correlation.type
+        entries = window.entries
+        oldest = time - correlation.timespan
+        while entries and entries[0][0] < oldest:
+            _, old_position, old_value, _ = entries.popleft()
+            _forget(kind, window, old_position, old_value)
+        if kind == "value_count":
+            stored = value
+        elif kind.startswith("value_"):
+            stored = number(value)
+        else:
+            stored = None
+        entries.append((time, position, stored, ref))
+        _remember(kind, window, position, stored)
+        measure = _measure(correlation, window)
+        if measure is None:
+            return None
+        if correlation.expression is not None:
+            fires = _truth(correlation.expression, window.values)
+        else:
+            fires = correlation.threshold.holds(measure)
+        if not fires:
+            return None
+        alert = CorrelationAlert(
+            correlation=correlation,
+            group=dict(zip(correlation.group_by, key, strict=True)),
+            value=measure,
+            start=entries[0][0],
+            end=time,
+            events=[entry[3] for entry in entries],
+        )
+        del state.windows[key]
+        return alert
+
+    # -- saving and restoring -----------------------------------------------------------------
+
+    def dump(self) -> bytes:
+        ids = [c.meta.id or c.meta.title for c in self.plan.correlations]
+        return pickle.dumps(
+            {
+                "format": STATE_FORMAT,
+                "correlations": ids,
+                "states": self.states,
+                "untimed": self.untimed,
+            },
+            protocol=pickle.HIGHEST_PROTOCOL,
+        )
+
+    def load(self, data: bytes) -> None:
+        """Restore a saved state; the plan's correlations must be the ones it was saved with."""
+        try:
+            saved = pickle.loads(data)
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
+            raise DetectionError(f"correlation state is unreadable: {exc}") from exc
+        ids = [c.meta.id or c.meta.title for c in self.plan.correlations]
+        if not isinstance(saved, dict) or saved.get("format") != STATE_FORMAT:
+            raise DetectionError("correlation state has an unknown format")
+        if saved["correlations"] != ids:
+            raise DetectionError(
+                "correlation state was saved with other correlation rules; "
+                "start without it or load the same rules"
+            )
+        self.states = saved["states"]
+        self.untimed = saved["untimed"]
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    return value
+
+
+def _remember(kind: str, window: _Window, position: int, value: Any) -> None:
+    if kind == "value_count":
+        if value is not None:
+            window.values[_hashable(value)] += 1
+    elif kind.startswith("temporal"):
+        window.values[position] += 1
+    elif value is not None:
+        window.total += value
+        window.counted += 1
+        if kind in ("value_percentile", "value_median"):
+            insort(window.numbers, value)
+
+
+def _forget(kind: str, window: _Window, position: int, value: Any) -> None:
+    if kind == "value_count":
+        if value is not None:
+            key = _hashable(value)
+            window.values[key] -= 1
+            if window.values[key] <= 0:
+                del window.values[key]
+    elif kind.startswith("temporal"):
+        window.values[position] -= 1
+        if window.values[position] <= 0:
+            del window.values[position]
+    elif value is not None:
+        window.total -= value
+        window.counted -= 1
+        if kind in ("value_percentile", "value_median"):
+            del window.numbers[_index(window.numbers, value)]
+
+
+def _index(values: list[float], value: float) -> int:
+    return bisect_left(values, value)
+
+
+def _measure(correlation: CompiledCorrelation, window: _Window) -> float | None:
+    kind = correlation.type
+    if kind == "event_count":
+        return float(len(window.entries))
+    if kind in ("value_count", "temporal"):
+        return float(len(window.values))
+    if kind == "temporal_ordered":
+        want = 0
+        for _, position, _, _ in window.entries:
+            if position == want:
+                want += 1
+                if want == len(correlation.rules):
+                    break
+        return float(want)
+    if window.counted == 0:
+        return None
+    if kind == "value_sum":
+        return window.total
+    if kind == "value_avg":
+        return window.total / window.counted
+    return percentile(window.numbers, correlation.percentile or 50.0)
+
+
+def _truth(expression: Any, present: Counter[Any]) -> bool:
+    if isinstance(expression, int):
+        return present.get(expression, 0) > 0
+    op, *args = expression
+    if op == "and":
+        return all(_truth(a, present) for a in args)
+    if op == "or":
+        return any(_truth(a, present) for a in args)
+    return not _truth(args[0], present)
