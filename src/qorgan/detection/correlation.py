@@ -11,10 +11,10 @@ Semantics (the plain-Python reference in ``tests/detection/test_correlation.py``
   holds, an alert fires carrying the references of the window's events, and the group's window
   is emptied: the next alert needs new events.
 - Out of order: events may arrive up to ``lateness`` seconds behind the newest event seen. They
-  wait in a buffer until the watermark (newest time minus lateness) passes them, so windows see
-  them in time order. An event older than one already processed is *late*: it is counted and
-  reported, not correlated. ``lateness=None`` buffers everything until :meth:`Correlator.flush`
-  (a hunt over files in any order).
+  wait in one buffer shared by all correlations until the watermark (newest time minus
+  lateness) passes them, so windows see them in time order. An event older than one already
+  processed is *late*: it is counted and reported, not correlated. ``lateness=None`` buffers
+  everything until :meth:`Correlator.flush` (a hunt over files in any order).
 - Memory is bounded: the buffer holds at most ``lateness`` seconds of events, a window at most
   ``timespan``, and groups idle for longer than the timespan are dropped.
 - :meth:`Correlator.dump` and :meth:`Correlator.load` save and restore everything, so a hunt
@@ -37,7 +37,7 @@ from qorgan.detection.plan import CompiledCorrelation, Plan
 
 #: (source path, record, time text, base rule id): where a correlated event came from.
 EventRef = tuple[str, int, str | None, str]
-STATE_FORMAT = 1
+STATE_FORMAT = 2
 
 
 def epoch(text: Any) -> float | None:
@@ -98,15 +98,23 @@ class _Window:
 class _State:
     """Everything one correlation remembers between events."""
 
-    pending: list[tuple[float, int, int, tuple[Any, ...], Any, EventRef]] = field(
+    windows: dict[tuple[Any, ...], _Window] = field(default_factory=dict)
+    fired: int = 0
+
+
+@dataclass(slots=True)
+class _Stream:
+    """The buffer shared by all correlations: events in event-time order, and the watermark."""
+
+    #: (time, arrival number, ref, [(correlation, rule position, group key, value), ...])
+    pending: list[tuple[float, int, EventRef, list[tuple[int, int, tuple[Any, ...], Any]]]] = field(
         default_factory=list
     )
-    windows: dict[tuple[Any, ...], _Window] = field(default_factory=dict)
     watermark: float = -math.inf
     frontier: float = -math.inf
     sequence: int = 0
     late: int = 0
-    fired: int = 0
+    untimed: int = 0
 
 
 class Correlator:
@@ -117,73 +125,85 @@ class Correlator:
         self.plan = plan
         self.lateness = lateness
         self.states = [_State() for _ in plan.correlations]
+        self.stream = _Stream()
         #: base rule index -> [(correlation index, position of the rule in it)]
         self.by_rule: dict[int, list[tuple[int, int]]] = {}
         for c, correlation in enumerate(plan.correlations):
             for position, rule in enumerate(correlation.rules):
                 self.by_rule.setdefault(rule, []).append((c, position))
-        self.untimed = 0
 
     @property
     def late(self) -> int:
-        return sum(s.late for s in self.states)
+        return self.stream.late
+
+    @property
+    def untimed(self) -> int:
+        return self.stream.untimed
 
     def observe(self, rule: int, time: float | None, event: dict[str, Any], ref: EventRef) -> None:
         """One event matched base rule ``rule``; buffer it for every correlation using the rule."""
         targets = self.by_rule.get(rule)
         if not targets:
             return
+        stream = self.stream
         if time is None:
-            self.untimed += 1
+            stream.untimed += 1
             return
+        uses = []
         for c, position in targets:
             correlation = self.plan.correlations[c]
-            state = self.states[c]
-            key = tuple(_hashable(event.get(name)) for name in correlation.fields[position])
+            names = correlation.fields[position]
+            if len(names) == 1:
+                key: tuple[Any, ...] = (_hashable(event.get(names[0])),)
+            else:
+                key = tuple(_hashable(event.get(name)) for name in names)
             value = event.get(correlation.value_field) if correlation.value_field else None
-            state.sequence += 1
-            heapq.heappush(state.pending, (time, state.sequence, position, key, value, ref))
-            if time > state.watermark:
-                state.watermark = time
+            uses.append((c, position, key, value))
+        stream.sequence += 1
+        heapq.heappush(stream.pending, (time, stream.sequence, ref, uses))
+        if time > stream.watermark:
+            stream.watermark = time
 
     def advance(self) -> list[CorrelationAlert]:
         """Process buffered events the watermark has passed."""
         if self.lateness is None:
             return []
-        alerts: list[CorrelationAlert] = []
-        for c, state in enumerate(self.states):
-            self._release(c, state, state.watermark - self.lateness, alerts)
-        return alerts
+        return self._release(self.stream.watermark - self.lateness)
 
     def flush(self) -> list[CorrelationAlert]:
         """Process every buffered event (the end of the input)."""
-        alerts: list[CorrelationAlert] = []
-        for c, state in enumerate(self.states):
-            self._release(c, state, math.inf, alerts)
-        return alerts
+        return self._release(math.inf)
 
-    def _release(self, c: int, state: _State, until: float, alerts: list[CorrelationAlert]) -> None:
-        correlation = self.plan.correlations[c]
-        pending = state.pending
+    def _release(self, until: float) -> list[CorrelationAlert]:
+        alerts: list[CorrelationAlert] = []
+        stream = self.stream
+        pending = stream.pending
+        correlations = self.plan.correlations
+        states = self.states
         released = False
         while pending and pending[0][0] <= until:
-            time, _, position, key, value, ref = heapq.heappop(pending)
-            if time < state.frontier:
-                state.late += 1
+            time, _, ref, uses = heapq.heappop(pending)
+            if time < stream.frontier:
+                stream.late += 1
                 continue
-            state.frontier = time
+            stream.frontier = time
             released = True
-            alert = self._add(correlation, state, time, position, key, value, ref)
-            if alert is not None:
-                state.fired += 1
-                alerts.append(alert)
+            for c, position, key, value in uses:
+                alert = self._add(correlations[c], states[c], time, position, key, value, ref)
+                if alert is not None:
+                    states[c].fired += 1
+                    alerts.append(alert)
         if released:
-            horizon = state.frontier - correlation.timespan
-            idle = [
-                k for k, w in state.windows.items() if not w.entries or w.entries[-1][0] < horizon
-            ]
-            for k in idle:
-                del state.windows[k]
+            for correlation, state in zip(correlations, states, strict=True):
+                horizon = stream.frontier - correlation.timespan
+                idle = [
+                    k
+                    for k, w in state.windows.items()
+                    if not w.entries or w.entries[-1][0] < horizon
+                ]
+                for k in idle:
+                    del state.windows[k]
+        return alerts
 
     def _add(
         self,
@@ -241,7 +261,7 @@ class Correlator:
                 "format": STATE_FORMAT,
                 "correlations": ids,
                 "states": self.states,
-                "untimed": self.untimed,
+                "stream": self.stream,
             },
             protocol=pickle.HIGHEST_PROTOCOL,
         )
@@ -261,7 +281,7 @@ class Correlator:
                 "start without it or load the same rules"
             )
         self.states = saved["states"]
-        self.untimed = saved["untimed"]
+        self.stream = saved["stream"]
 
 
 def _hashable(value: Any) -> Any:

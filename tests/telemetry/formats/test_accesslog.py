@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,18 +12,15 @@ from qorgan.telemetry.formats import FORMATS, Format, detect_format
 from qorgan.telemetry.formats.accesslog import AccessLogFormat, ApacheErrorFormat, w3c_name
 from qorgan.telemetry.quarantine import Quarantine
 
+from .helpers import damaged_lines, read_bytes, read_corpus, record_lines
+
 IIS = "Command and Control/Tunna_rdp_tunnel_IIS.log"
 WEBSHELL = "Command and Control/web_attack_and_isp_webshell_localhost_access_log.txt"
 
 
 def read(text: str | bytes, fmt: Format | None = None, batch_size: int = 1000):
     data = text.encode() if isinstance(text, str) else text
-    quarantine = Quarantine()
-    batches = list(
-        (fmt or AccessLogFormat()).read(io.BytesIO(data), "access.log", quarantine, batch_size)
-    )
-    events = [e for b in batches for e in b.events]
-    return batches, events, quarantine
+    return read_bytes(fmt or AccessLogFormat(), data, "access.log", batch_size)
 
 
 def test_combined_golden() -> None:
@@ -225,11 +221,8 @@ def test_detect_inline() -> None:
 
 
 def _read(path: Path, fmt: Format) -> tuple[list[dict[str, Any]], Quarantine, list[bytes]]:
-    quarantine = Quarantine()
-    with path.open("rb") as stream:
-        events = [e for b in fmt.read(stream, str(path), quarantine) for e in b.events]
-    lines = [line for line in path.read_bytes().split(b"\n") if line.strip()]
-    return events, quarantine, lines
+    events, quarantine = read_corpus(path, fmt)
+    return events, quarantine, record_lines(path.read_bytes())
 
 
 @pytest.mark.corpus
@@ -288,59 +281,31 @@ W3C_GOOD = b"2019-09-03 10:13:36 10.0.2.15 GET /a b 80 - 10.0.2.17 UA - 200 0 0 
 ERROR_GOOD = b"[Sun Dec 04 05:15:09 2005] [error] [client 1.2.3.4] Directory index forbidden"
 
 
-def _damage(draw: st.DrawFn, base: bytes) -> bytes:
-    kind = draw(st.sampled_from(["good", "cut", "bytes", "flip", "latin1"]))
-    if kind == "good":
-        return base
-    if kind == "cut":
-        return base[: draw(st.integers(0, len(base)))]
-    if kind == "latin1":
-        return base.replace(b"/a", "/ünï".encode("latin-1"))
-    if kind == "flip":
-        i = draw(st.integers(0, len(base) - 1))
-        return base[:i] + bytes([draw(st.integers(0, 255))]) + base[i + 1 :]
-    return draw(st.binary(max_size=80)).replace(b"\n", b"")
-
-
-@st.composite
-def clf_lines(draw: st.DrawFn) -> bytes:
-    return _damage(draw, draw(st.sampled_from(GOOD)))
-
-
-@st.composite
-def w3c_lines(draw: st.DrawFn) -> bytes:
-    return _damage(draw, W3C_GOOD)
-
-
-@st.composite
-def error_lines(draw: st.DrawFn) -> bytes:
-    return _damage(draw, ERROR_GOOD)
+def _latin1(line: bytes) -> bytes:
+    return line.replace(b"/a", "/ünï".encode("latin-1"))
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(clf_lines(), max_size=20))
+@given(st.lists(damaged_lines(GOOD, _latin1), max_size=20))
 def test_fuzz_clf(lines: list[bytes]) -> None:
     data = b"\n".join(lines)
     _, events, quarantine = read(data, batch_size=3)
-    non_empty = [x for x in data.split(b"\n") if x.strip() and not x.startswith(b"#")]
-    assert len(events) + quarantine.count == len(non_empty)
+    assert len(events) + quarantine.count == len(record_lines(data, directives=True))
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(w3c_lines(), max_size=20))
+@given(st.lists(damaged_lines([W3C_GOOD], _latin1), max_size=20))
 def test_fuzz_w3c(lines: list[bytes]) -> None:
     header = W3C.split("\n")[3].encode()
     data = header + b"\r\n" + b"\r\n".join(lines)
     _, events, quarantine = read(data, batch_size=3)
-    non_empty = [x for x in data.split(b"\n") if x.strip() and not x.startswith(b"#")]
-    assert len(events) + quarantine.count == len(non_empty)
+    assert len(events) + quarantine.count == len(record_lines(data, directives=True))
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(error_lines(), max_size=20))
+@given(st.lists(damaged_lines([ERROR_GOOD], _latin1), max_size=20))
 def test_fuzz_apache_error(lines: list[bytes]) -> None:
     data = b"\n".join(lines)
     _, events, quarantine = read(data, ApacheErrorFormat(), batch_size=3)
-    non_empty = [x for x in data.split(b"\n") if x.strip()]
-    assert len(events) + quarantine.count == len(non_empty)
+    assert len(events) + quarantine.count == len(record_lines(data))
     assert all(e["timestamp"].endswith("Z") for e in events)

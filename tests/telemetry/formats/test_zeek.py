@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import gzip
-import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,14 +15,13 @@ from qorgan.telemetry.formats.zeek import ZeekFormat, log_type_from_path
 from qorgan.telemetry.quarantine import Quarantine
 from qorgan.telemetry.sources import read_file
 
+from .helpers import damaged_lines, read_bytes, record_lines
+
 DATA = Path(__file__).resolve().parents[2] / "data" / "zeek"
 
 
 def read(data: bytes, path: str = "conn.log", batch_size: int = 1000):
-    quarantine = Quarantine()
-    batches = list(ZeekFormat().read(io.BytesIO(data), path, quarantine, batch_size))
-    events = [e for b in batches for e in b.events]
-    return batches, events, quarantine
+    return read_bytes(ZeekFormat(), data, path, batch_size)
 
 
 def test_tsv_golden() -> None:
@@ -191,44 +189,22 @@ TSV_ROW = (DATA / "dns.log").read_bytes().split(b"\n")[8]
 JSON_ROW = b'{"ts":1.5,"uid":"C1","id.orig_h":"1.2.3.4","answers":["a","b"]}'
 
 
-def _damage(draw: st.DrawFn, base: bytes) -> bytes:
-    kind = draw(st.sampled_from(["good", "cut", "bytes", "flip", "latin1"]))
-    if kind == "good":
-        return base
-    if kind == "cut":
-        return base[: draw(st.integers(0, len(base)))]
-    if kind == "latin1":
-        return base.replace(b"C", "Ç".encode("latin-1"))
-    if kind == "flip":
-        i = draw(st.integers(0, len(base) - 1))
-        return base[:i] + bytes([draw(st.integers(0, 255))]) + base[i + 1 :]
-    return draw(st.binary(max_size=80)).replace(b"\n", b"")
-
-
-@st.composite
-def tsv_lines(draw: st.DrawFn) -> bytes:
-    return _damage(draw, TSV_ROW)
-
-
-@st.composite
-def json_lines(draw: st.DrawFn) -> bytes:
-    return _damage(draw, JSON_ROW)
+def _latin1(line: bytes) -> bytes:
+    return line.replace(b"C", "Ç".encode("latin-1"))
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(tsv_lines(), max_size=20))
+@given(st.lists(damaged_lines([TSV_ROW], _latin1), max_size=20))
 def test_fuzz_tsv(lines: list[bytes]) -> None:
     data = b"\n".join([*TSV_HEADER, *lines])
     _, events, quarantine = read(data)
-    rows = [x for x in lines if x.strip() and not x.startswith(b"#")]
-    assert len(events) + quarantine.count == len(rows)
+    assert len(events) + quarantine.count == len(record_lines(data, directives=True))
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(json_lines(), max_size=20))
+@given(st.lists(damaged_lines([JSON_ROW], _latin1), max_size=20))
 def test_fuzz_json(lines: list[bytes]) -> None:
     data = b"\n".join(lines)
     batches, events, quarantine = read(data, "conn.json")
-    rows = [x for x in lines if x.strip() and not x.startswith(b"#")]
-    assert len(events) + quarantine.count == len(rows)
+    assert len(events) + quarantine.count == len(record_lines(data, directives=True))
     assert all(t is None or t.endswith("Z") for b in batches for t in b.times)

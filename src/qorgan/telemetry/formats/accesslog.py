@@ -25,16 +25,8 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import IO, Any, ClassVar
 
-from qorgan.telemetry.batch import EventBatch
-from qorgan.telemetry.formats.base import DEFAULT_BATCH_SIZE, Format
+from qorgan.telemetry.formats.base import MONTHS, Format, Record, head_lines, text_lines
 from qorgan.telemetry.quarantine import Quarantine
-
-MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
-    )
-}
 
 ACCESS_SCHEMA: dict[str, str] = {
     "c-ip": "client address",
@@ -200,26 +192,14 @@ class AccessLogFormat(Format):
             return 90
         if text.startswith(b"#Fields: ") or text.startswith(b"#Version: "):
             return 90
-        lines = [line for line in _lines(text, 5) if not line.startswith("#")]
+        lines = [line for line in head_lines(text, 5) if not line.startswith("#")]
         if lines and all(CLF.match(line) for line in lines):
             return 75
         return 0
 
-    def read(
-        self,
-        stream: IO[bytes],
-        path: str,
-        quarantine: Quarantine,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-    ) -> Iterator[EventBatch]:
+    def records(self, stream: IO[bytes], path: str, quarantine: Quarantine) -> Iterator[Record]:
         columns: list[str] | None = None
-        batch = self.new_batch(path)
-        lineno = 0
-        for raw in stream:
-            lineno += 1
-            if not raw.strip():
-                continue
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        for lineno, raw, line in text_lines(stream):
             if lineno == 1:
                 line = line.lstrip("\ufeff")
             if line.startswith("#"):
@@ -253,12 +233,7 @@ class AccessLogFormat(Format):
                     quarantine.add(path, lineno, f"accesslog: bad timestamp: {exc}", raw)
                     continue
                 host = None
-            batch.append(fields, lineno, time, host)
-            if len(batch) >= batch_size:
-                yield batch
-                batch = self.new_batch(path)
-        if batch.events:
-            yield batch
+            yield fields, lineno, time, host
 
     @staticmethod
     def _clf(m: re.Match[str]) -> tuple[dict[str, Any], str]:
@@ -328,25 +303,13 @@ class ApacheErrorFormat(Format):
 
     @classmethod
     def sniff(cls, head: bytes, path: str) -> int:
-        lines = _lines(head, 5)
+        lines = head_lines(head, 5)
         if lines and all(APACHE_ERROR.match(line) for line in lines):
             return 75
         return 0
 
-    def read(
-        self,
-        stream: IO[bytes],
-        path: str,
-        quarantine: Quarantine,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-    ) -> Iterator[EventBatch]:
-        batch = self.new_batch(path)
-        lineno = 0
-        for raw in stream:
-            lineno += 1
-            if not raw.strip():
-                continue
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+    def records(self, stream: IO[bytes], path: str, quarantine: Quarantine) -> Iterator[Record]:
+        for lineno, raw, line in text_lines(stream):
             m = APACHE_ERROR.match(line)
             if m is None:
                 quarantine.add(path, lineno, "apache_error: not an error log line", raw)
@@ -374,24 +337,4 @@ class ApacheErrorFormat(Format):
                 "client": m["client"],
                 "message": m["message"] or "",
             }
-            batch.append(fields, lineno, time, None)
-            if len(batch) >= batch_size:
-                yield batch
-                batch = self.new_batch(path)
-        if batch.events:
-            yield batch
-
-
-def _lines(head: bytes, limit: int) -> list[str]:
-    """Up to ``limit`` complete non-empty lines of a sniffed head (the last may be cut)."""
-    chunks = head.split(b"\n")
-    if len(chunks) > 1:
-        chunks = chunks[:-1]
-    out = []
-    for chunk in chunks:
-        text = chunk.decode("utf-8", "replace").strip("\r").lstrip("\ufeff")
-        if text.strip():
-            out.append(text)
-            if len(out) >= limit:
-                break
-    return out
+            yield fields, lineno, time, None

@@ -3,7 +3,8 @@
 A format turns a byte stream into :class:`~qorgan.telemetry.batch.EventBatch` objects of at most
 ``batch_size`` events. To add one, subclass :class:`Format` in a module of this package named
 after it, declare ``name``, ``description``, ``logsource`` and ``schema`` (the fields it emits,
-with their meaning), implement ``sniff`` and ``read``, and list the class in
+with their meaning), implement ``sniff`` and either ``records`` (a format read record by record:
+:meth:`Format.read` batches what it yields) or ``read`` itself, and list the class in
 ``formats/__init__.py``. A record that cannot be read goes to the quarantine with its reason
 and the run goes on; ``read`` never raises for bad content.
 """
@@ -11,13 +12,27 @@ and the run goes on; ``read`` never raises for bad content.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from typing import IO, ClassVar
+from collections.abc import Iterable, Iterator
+from typing import IO, Any, ClassVar
 
 from qorgan.telemetry.batch import EventBatch
 from qorgan.telemetry.quarantine import Quarantine
 
 DEFAULT_BATCH_SIZE = 20_000
+
+#: English month abbreviations, as text logs write them -> month number.
+MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+
+#: One event as a format reads it: ``(fields, record number, time, host)``.
+Record = tuple[dict[str, Any], int, str | None, str | None]
+#: What a record stream yields: a :data:`Record`, or a logsource dict that tags the records
+#: after it (the batch in progress ends there).
+RecordOrLogsource = Record | dict[str, str]
 
 
 class Format(ABC):
@@ -35,7 +50,6 @@ class Format(ABC):
     def sniff(cls, head: bytes, path: str) -> int:
         """How sure (0-100) we are that a file starting with ``head`` is in this format."""
 
-    @abstractmethod
     def read(
         self,
         stream: IO[bytes],
@@ -43,7 +57,64 @@ class Format(ABC):
         quarantine: Quarantine,
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> Iterator[EventBatch]:
-        """Yield batches of events read from ``stream``; quarantine what cannot be read."""
+        """Yield batches of events read from ``stream``; quarantine what cannot be read.
+
+        By default, the batches of what :meth:`records` yields."""
+        return self.batches(path, self.records(stream, path, quarantine), batch_size)
+
+    def records(
+        self, stream: IO[bytes], path: str, quarantine: Quarantine
+    ) -> Iterator[RecordOrLogsource]:
+        """The records of ``stream`` in order, for :meth:`read` to batch; quarantine what cannot
+        be read. A format that overrides ``read`` need not implement this."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither records nor read")
 
     def new_batch(self, path: str, logsource: dict[str, str] | None = None) -> EventBatch:
         return EventBatch(path=path, format=self.name, logsource=dict(logsource or self.logsource))
+
+    def batches(
+        self,
+        path: str,
+        records: Iterable[RecordOrLogsource],
+        batch_size: int,
+        logsource: dict[str, str] | None = None,
+    ) -> Iterator[EventBatch]:
+        """``records`` in batches of at most ``batch_size`` events, tagged with ``logsource``
+        (default: the format's). A logsource dict among the records ends the batch in progress
+        and tags the batches after it; empty batches are not yielded."""
+        batch = self.new_batch(path, logsource)
+        for item in records:
+            if type(item) is dict:
+                if batch.events:
+                    yield batch
+                logsource = item
+                batch = self.new_batch(path, logsource)
+                continue
+            batch.append(*item)
+            if len(batch) >= batch_size:
+                yield batch
+                batch = self.new_batch(path, logsource)
+        if batch.events:
+            yield batch
+
+
+def text_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes, str]]:
+    """``(line number, raw line, decoded line without its end)`` of every non-blank line."""
+    for lineno, raw in enumerate(stream, 1):
+        if raw.strip():
+            yield lineno, raw, raw.decode("utf-8", "replace").rstrip("\r\n")
+
+
+def head_lines(head: bytes, limit: int) -> list[str]:
+    """Up to ``limit`` complete non-empty lines of a sniffed head (the last may be cut)."""
+    chunks = head.split(b"\n")
+    if len(chunks) > 1:
+        chunks = chunks[:-1]
+    out = []
+    for chunk in chunks:
+        text = chunk.decode("utf-8", "replace").strip("\r").lstrip("\ufeff")
+        if text.strip():
+            out.append(text)
+            if len(out) >= limit:
+                break
+    return out

@@ -22,8 +22,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, tzinfo
 from typing import IO, Any, ClassVar
 
-from qorgan.telemetry.batch import EventBatch
-from qorgan.telemetry.formats.base import DEFAULT_BATCH_SIZE, Format
+from qorgan.telemetry.formats.base import MONTHS, Format, Record, head_lines, text_lines
 from qorgan.telemetry.formats.syslog import BsdClock, HeaderParser, reference_time
 from qorgan.telemetry.quarantine import Quarantine
 
@@ -78,13 +77,6 @@ CEF_TIME = re.compile(
     """,
     re.VERBOSE,
 )
-
-MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
-    )
-}
 
 
 def _unescape_header(value: str) -> str:
@@ -145,7 +137,7 @@ def cef_time(value: Any, default_year: int) -> str | None:
             int(m["ms"].ljust(3, "0")) * 1000 if m["ms"] else 0,
             tzinfo=tz,
         )
-    except ValueError:
+    except (ValueError, KeyError):  # KeyError: not a month name ("Fab")
         return None
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -162,37 +154,22 @@ class CefFormat(Format):
 
     @classmethod
     def sniff(cls, head: bytes, path: str) -> int:
-        chunks = head.split(b"\n", 5)
-        lines = [c for c in (chunks[:-1] if len(chunks) > 1 else chunks) if c.strip()]
+        lines = head_lines(head, 5)
         if not lines:
             return 0
         hits = 0
         for line in lines:
-            start = line.find(b"CEF:")
-            if start >= 0 and HEADER.match(line[start:].decode("utf-8", "replace")):
+            start = line.find("CEF:")
+            if start >= 0 and HEADER.match(line, start):
                 hits += 1
         if hits == len(lines):
             return 90
         return 60 if hits * 2 > len(lines) else 0
 
-    def read(
-        self,
-        stream: IO[bytes],
-        path: str,
-        quarantine: Quarantine,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-    ) -> Iterator[EventBatch]:
-        reference = reference_time(path)
-        if self.year is not None:
-            reference = datetime(self.year, 12, 31, 23, 59, 59, tzinfo=UTC)
+    def records(self, stream: IO[bytes], path: str, quarantine: Quarantine) -> Iterator[Record]:
+        reference = reference_time(path, self.year)
         syslog_header = HeaderParser(BsdClock(reference, self.tz))
-        batch = self.new_batch(path)
-        lineno = 0
-        for raw in stream:
-            lineno += 1
-            if not raw.strip():
-                continue
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        for lineno, raw, line in text_lines(stream):
             start = line.find("CEF:")
             m = HEADER.match(line, start) if start >= 0 else None
             if m is None:
@@ -219,9 +196,4 @@ class CefFormat(Format):
                 or prefix_time
             )
             host = fields.get("dvchost") or prefix_host
-            batch.append(fields, lineno, time, host)
-            if len(batch) >= batch_size:
-                yield batch
-                batch = self.new_batch(path)
-        if batch.events:
-            yield batch
+            yield fields, lineno, time, host

@@ -15,7 +15,7 @@ import orjson
 
 from qorgan.telemetry import windows
 from qorgan.telemetry.batch import EventBatch
-from qorgan.telemetry.formats.base import DEFAULT_BATCH_SIZE, Format
+from qorgan.telemetry.formats.base import DEFAULT_BATCH_SIZE, Format, Record
 from qorgan.telemetry.quarantine import Quarantine
 
 MAGIC = b"ElfFile\x00"
@@ -43,7 +43,6 @@ class EvtxFormat(Format):
         quarantine: Quarantine,
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> Iterator[EventBatch]:
-        batch = self.new_batch(path)
         expected = chunk_record_ids(stream, path, quarantine)
         seen: set[int] = set()
         try:
@@ -51,33 +50,7 @@ class EvtxFormat(Format):
         except (OSError, RuntimeError, ValueError) as exc:
             quarantine.add(path, 0, f"evtx: not a readable EVTX file: {exc}")
             return
-        records: Iterator[Any] = parser.records_json()
-        position = 0
-        while True:
-            try:
-                record = next(records)
-            except StopIteration:
-                break
-            except (OSError, RuntimeError, ValueError) as exc:
-                # The Rust parser reports a bad record and moves on to the next one.
-                quarantine.add(path, position + 1, f"evtx: {exc}")
-                position += 1
-                continue
-            position += 1
-            number = record.get("event_record_id") or position
-            seen.add(number)
-            try:
-                doc = orjson.loads(record["data"])
-                fields, time, host = windows.normalise(doc)
-            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-                quarantine.add(path, number, f"evtx: malformed record: {exc!r}", record["data"])
-                continue
-            batch.append(fields, number, time or _timestamp(record), host)
-            if len(batch) >= batch_size:
-                yield batch
-                batch = self.new_batch(path)
-        if batch.events:
-            yield batch
+        yield from self.batches(path, _records(parser, path, quarantine, seen), batch_size)
         for chunk, first, last in expected:
             missing = [n for n in range(first, last + 1) if n not in seen]
             if missing:
@@ -87,6 +60,34 @@ class EvtxFormat(Format):
                     f"evtx: {len(missing)} records of chunk {chunk} could not be read "
                     f"(ids {missing[0]}-{missing[-1]})",
                 )
+
+
+def _records(
+    parser: evtx.PyEvtxParser, path: str, quarantine: Quarantine, seen: set[int]
+) -> Iterator[Record]:
+    """The records the parser decodes, their numbers added to ``seen``."""
+    records: Iterator[Any] = parser.records_json()
+    position = 0
+    while True:
+        try:
+            record = next(records)
+        except StopIteration:
+            break
+        except (OSError, RuntimeError, ValueError) as exc:
+            # The Rust parser reports a bad record and moves on to the next one.
+            quarantine.add(path, position + 1, f"evtx: {exc}")
+            position += 1
+            continue
+        position += 1
+        number = record.get("event_record_id") or position
+        seen.add(number)
+        try:
+            doc = orjson.loads(record["data"])
+            fields, time, host = windows.normalise(doc)
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            quarantine.add(path, number, f"evtx: malformed record: {exc!r}", record["data"])
+            continue
+        yield fields, number, time or _timestamp(record), host
 
 
 def chunk_record_ids(

@@ -188,11 +188,9 @@ def _reason(exc: Exception) -> str:
 def _documents(data: bytes) -> Iterator[tuple[int, Any, str | None]]:
     """Documents of an array or of a concatenation, numbered from 1; stops at the first
     undecodable point (the rest of the file is reported once, not lost silently)."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        yield 1, None, f"not UTF-8: {exc}"
-        return
+    # Undecodable bytes become lone surrogates: the documents holding them are refused one by
+    # one (they cannot be re-encoded), the others are read.
+    text = data.decode("utf-8-sig", "surrogateescape")
     stripped = text.lstrip()
     if stripped.startswith("["):
         try:

@@ -25,8 +25,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import IO, Any, ClassVar
 
-from qorgan.telemetry.batch import EventBatch
-from qorgan.telemetry.formats.base import DEFAULT_BATCH_SIZE, Format
+from qorgan.telemetry.formats.base import MONTHS, Format, Record, head_lines, text_lines
 from qorgan.telemetry.quarantine import Quarantine
 
 #: Program name -> Sigma ``product: linux`` service (Sigma taxonomy: auditd, auth, clamav, cron,
@@ -78,12 +77,6 @@ FACILITIES = (
     "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
 )  # fmt: skip
 SEVERITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
-MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
-    )
-}
 
 SCHEMA: dict[str, str] = {
     "timestamp": "event time, ISO 8601 UTC (RFC 3164: year and zone inferred, see module doc)",
@@ -778,8 +771,11 @@ class HeaderParser:
         return fields
 
 
-def reference_time(path: str) -> datetime:
-    """The file's modification time, else now: the anchor for RFC 3164's missing year."""
+def reference_time(path: str, year: int | None = None) -> datetime:
+    """The anchor for RFC 3164's missing year: the end of ``year`` when given, else the file's
+    modification time, else now."""
+    if year is not None:
+        return datetime(year, 12, 31, 23, 59, 59, tzinfo=UTC)
     try:
         return datetime.fromtimestamp(os.stat(path).st_mtime, UTC)
     except (OSError, ValueError, OverflowError):
@@ -798,7 +794,7 @@ class SyslogFormat(Format):
 
     @classmethod
     def sniff(cls, head: bytes, path: str) -> int:
-        lines = _head_lines(head, 5)
+        lines = head_lines(head, 5)
         if not lines:
             return 0
         hits = sum(1 for line in lines if _looks_like_syslog(line))
@@ -808,26 +804,12 @@ class SyslogFormat(Format):
             return 50
         return 0
 
-    def read(
-        self,
-        stream: IO[bytes],
-        path: str,
-        quarantine: Quarantine,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-    ) -> Iterator[EventBatch]:
-        reference = reference_time(path)
-        if self.year is not None:
-            reference = datetime(self.year, 12, 31, 23, 59, 59, tzinfo=UTC)
+    def records(self, stream: IO[bytes], path: str, quarantine: Quarantine) -> Iterator[Record]:
+        reference = reference_time(path, self.year)
         header = HeaderParser(BsdClock(reference, self.tz))
         parsers = PARSERS
         services = SERVICES
-        batch = self.new_batch(path)
-        lineno = 0
-        for raw in stream:
-            lineno += 1
-            if not raw.strip():
-                continue
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        for lineno, raw, line in text_lines(stream):
             fields = header(line)
             if fields is None:
                 quarantine.add(path, lineno, "syslog: no timestamp/header", raw)
@@ -845,27 +827,7 @@ class SyslogFormat(Format):
             else:
                 parse = parsers.get(program) if program else None
                 (parse or parse_generic)(message, fields)
-            batch.append(fields, lineno, fields["timestamp"], fields["hostname"])
-            if len(batch) >= batch_size:
-                yield batch
-                batch = self.new_batch(path)
-        if batch.events:
-            yield batch
-
-
-def _head_lines(head: bytes, limit: int) -> list[str]:
-    """Up to ``limit`` complete non-empty lines of a sniffed head (the last may be cut)."""
-    chunks = head.split(b"\n")
-    if len(chunks) > 1:
-        chunks = chunks[:-1]
-    out = []
-    for chunk in chunks:
-        text = chunk.decode("utf-8", "replace").strip("\r").lstrip("\ufeff")
-        if text.strip():
-            out.append(text)
-            if len(out) >= limit:
-                break
-    return out
+            yield fields, lineno, fields["timestamp"], fields["hostname"]
 
 
 def _looks_like_syslog(line: str) -> bool:

@@ -29,8 +29,7 @@ from typing import IO, Any, ClassVar
 
 import orjson
 
-from qorgan.telemetry.batch import EventBatch
-from qorgan.telemetry.formats.base import DEFAULT_BATCH_SIZE, Format
+from qorgan.telemetry.formats.base import Format, RecordOrLogsource
 from qorgan.telemetry.formats.json import flatten
 from qorgan.telemetry.quarantine import Quarantine
 
@@ -203,16 +202,13 @@ class ZeekFormat(Format):
             return 80
         return 0
 
-    def read(
-        self,
-        stream: IO[bytes],
-        path: str,
-        quarantine: Quarantine,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-    ) -> Iterator[EventBatch]:
+    def records(
+        self, stream: IO[bytes], path: str, quarantine: Quarantine
+    ) -> Iterator[RecordOrLogsource]:
+        """Records, each run of one log type preceded by its tags."""
         default_type = log_type_from_path(path)
         header: TsvHeader | None = None
-        batch: EventBatch | None = None
+        started = False
         current: str | None = None
         loads = orjson.loads
         lineno = 0
@@ -247,14 +243,7 @@ class ZeekFormat(Format):
                 log_type = fields.get("_path") or default_type
                 if type(log_type) is not str:
                     log_type = default_type
-            if batch is None or log_type != current or len(batch) >= batch_size:
-                if batch is not None and batch.events:
-                    yield batch
-                current = log_type
-                tags = {"product": "zeek"}
-                if log_type:
-                    tags["service"] = log_type
-                batch = self.new_batch(path, tags)
-            batch.append(fields, lineno, iso_time(fields.get("ts")), None)
-        if batch is not None and batch.events:
-            yield batch
+            if not started or log_type != current:
+                started, current = True, log_type
+                yield {"product": "zeek", "service": log_type} if log_type else {"product": "zeek"}
+            yield fields, lineno, iso_time(fields.get("ts")), None
