@@ -49,7 +49,8 @@ def test_hunt_examples_writes_documented_alerts(tmp_path: Path) -> None:
     for alert in alerts:
         keys = {f"{k}.{sub}" for k, v in alert.items() if k in ("rule", "source") for sub in v}
         keys |= {k for k in alert if k not in ("rule", "source")}
-        assert keys == documented
+        assert keys <= documented
+        assert documented - keys <= {"correlation"}  # only on correlation alerts
         assert isinstance(alert["source"]["record"], int)
     assert "alerts:" in proc.stderr and "events from 3 files" in proc.stderr
     quarantined = [json.loads(line) for line in (tmp_path / "q.jsonl").read_text().splitlines()]

@@ -299,6 +299,33 @@ def _print_summary(summary: HuntSummary, plan: Any, quarantine: Quarantine) -> N
         err.print(f"quarantined records by reason: {reasons}", highlight=False)
 
 
+@rules_app.command("coverage")
+def rules_coverage(
+    paths: Annotated[list[Path], typer.Argument(help="Sigma rule files or directories.")],
+    report_format: Annotated[ReportFormat, typer.Option("--format", "-f")] = ReportFormat.text,
+    navigator: Annotated[
+        Path | None, typer.Option(help="Also write an ATT&CK Navigator layer (JSON) here.")
+    ] = None,
+) -> None:
+    """Count rules per KZ-CERT class, RSIT class and ATT&CK tactic; list unclassified rules."""
+    from qorgan.detection.coverage import coverage_report, navigator_layer, render_text
+
+    try:
+        plan = _plan(paths, None, None, cache=True)
+        report = coverage_report(plan)
+    except QorganError as exc:
+        raise _fail(exc) from exc
+    if navigator is not None:
+        layer = navigator_layer(plan, "Qorgan coverage")
+        navigator.write_bytes(orjson.dumps(layer, option=orjson.OPT_INDENT_2))
+    if report_format is ReportFormat.json:
+        sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        Console(highlight=False, width=None if sys.stdout.isatty() else 160).print(
+            render_text(report), markup=False
+        )
+
+
 @rules_app.command("check")
 def rules_check(
     paths: Annotated[list[Path], typer.Argument(help="Sigma rule files or directories.")],

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qorgan.detection.alerts import LEVEL_RANK, Alert, correlation_alert
-from qorgan.detection.correlation import Correlator, epoch
+from qorgan.detection.classification import classify
+from qorgan.detection.correlation import CorrelationAlert, Correlator, epoch
 from qorgan.detection.engine import Engine
 from qorgan.detection.plan import Plan, RuleMeta
 from qorgan.telemetry.batch import EventBatch
@@ -80,6 +81,19 @@ class Hunter:
         self.engine = Engine(plan)
         self.correlator = Correlator(plan, lateness=lateness)
         self.emission = Emission.of(plan, min_level)
+        self._classes: dict[int, dict] = {}
+        self._correlation_index = {id(c): i for i, c in enumerate(plan.correlations)}
+
+    def classes(self, meta: RuleMeta, fallback: RuleMeta | None = None) -> dict:
+        """The alert's classification (cached per rule); a correlation that names no technique
+        of its own takes its first base rule's."""
+        found = self._classes.get(id(meta))
+        if found is None:
+            found_c = classify(meta)
+            if not found_c.complete and fallback is not None:
+                found_c = classify(fallback)
+            found = self._classes[id(meta)] = found_c.to_dict()
+        return found
 
     def batch(self, batch: EventBatch) -> list[Alert]:
         out: list[Alert] = []
@@ -99,6 +113,7 @@ class Hunter:
                         (batch.path, batch.records[i], stamp, meta.id),
                     )
             if r in emitted:
+                classes = self.classes(meta)
                 for i in indexes:
                     out.append(
                         Alert(
@@ -109,6 +124,7 @@ class Hunter:
                             batch.records[i],
                             batch.format,
                             batch.events[i],
+                            classification=classes,
                         )
                     )
         out.extend(self._correlated(correlator.advance()))
@@ -117,10 +133,16 @@ class Hunter:
     def finish(self) -> list[Alert]:
         return self._correlated(self.correlator.flush())
 
-    def _correlated(self, found: list) -> list[Alert]:
+    def _correlated(self, found: list[CorrelationAlert]) -> list[Alert]:
         keep = self.emission.correlations
-        index = {id(c): i for i, c in enumerate(self.plan.correlations)}
-        return [correlation_alert(a) for a in found if index[id(a.correlation)] in keep]
+        out = []
+        for a in found:
+            if self._correlation_index[id(a.correlation)] in keep:
+                alert = correlation_alert(a)
+                base = self.plan.rules[a.correlation.rules[0]].meta
+                alert.classification = self.classes(a.correlation.meta, base)
+                out.append(alert)
+        return out
 
 
 def run_hunt(
