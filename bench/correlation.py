@@ -113,6 +113,7 @@ def correlation_rules(folder: Path) -> None:
             "correlation:",
             f"  type: {kind}",
             f"  rules: {rules}",
+            "  generate: true",
             "  group-by: [src_ip]",
             "  timespan: 5m",
         ]

@@ -121,3 +121,35 @@ def test_builtin_pack_compiles(tmp_path: Path) -> None:
         "rules", "check", ROOT / "src" / "qorgan" / "detection" / "rules", tmp_path=tmp_path
     )
     assert proc.returncode == 0, proc.stdout
+
+
+def test_hunt_state_continues_correlation_windows(tmp_path: Path) -> None:
+    """A hunt split in two with --state reports the same correlation alerts as one hunt."""
+    lines = [
+        f"Nov 20 08:{n // 60:02d}:{n % 60:02d} gov-web-01 sshd[{100 + n}]: Failed password for "
+        f"root from 203.0.113.{7 + n % 2} port {40000 + n} ssh2"
+        for n in range(60)
+    ]
+    whole, first, second = tmp_path / "whole.log", tmp_path / "a.log", tmp_path / "b.log"
+    whole.write_text("\n".join(lines) + "\n")
+    first.write_text("\n".join(lines[:25]) + "\n")
+    second.write_text("\n".join(lines[25:]) + "\n")
+
+    def correlated(*args: str | Path) -> list[tuple]:
+        out = tmp_path / "out.jsonl"
+        proc = qorgan("hunt", *args, "-o", out, tmp_path=tmp_path)
+        assert proc.returncode in (0, 1), proc.stderr
+        alerts = [json.loads(line) for line in out.read_text().splitlines()]
+        return [
+            (a["rule"]["title"], a["event"], [e["time"] for e in a["correlation"]["events"]])
+            for a in alerts
+            if "correlation" in a
+        ]
+
+    expected = correlated(whole)
+    assert len(expected) >= 4  # two sources, 30 failures each within minutes
+    state = tmp_path / "state.bin"
+    split = correlated(first, "--state", state) + correlated(second, "--state", state)
+    assert split == expected
+    again = correlated(second, "--state", state)  # the same events again are late: no alert
+    assert again == []

@@ -340,10 +340,11 @@ def rules_check(
         plan = _plan(paths, logsource_map, placeholders, cache=False)
     except QorganError as exc:
         raise _fail(exc) from exc
-    total = len(plan.rules) + len(plan.failures)
+    total = len(plan.rules) + len(plan.correlations) + len(plan.failures)
     report = {
         "rules": total,
         "compiled": len(plan.rules),
+        "correlations": len(plan.correlations),
         "failed": len(plan.failures),
         "atoms": len(plan.atoms),
         "failures": [
@@ -356,10 +357,12 @@ def rules_check(
         sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
     else:
         out = Console(highlight=False)
-        share = 100.0 * len(plan.rules) / total if total else 100.0
+        compiled = len(plan.rules) + len(plan.correlations)
+        share = 100.0 * compiled / total if total else 100.0
         out.print(
-            f"{len(plan.rules)} of {total} rules compiled ({share:.2f}%), "
-            f"{len(plan.failures)} failed, {len(plan.atoms)} distinct conditions"
+            f"{compiled} of {total} rules compiled ({share:.2f}%; "
+            f"{len(plan.correlations)} correlations), {len(plan.failures)} failed, "
+            f"{len(plan.atoms)} distinct conditions"
         )
         for f in plan.failures:
             out.print(f"FAILED {f.path}: {f.title or ''} [{f.id or '-'}]: {f.reason}")
