@@ -250,12 +250,16 @@ def _progress_bar() -> Any:
 
 def _print_table(alerts: list[Alert], output: Path | None) -> None:
     table = Table(title=f"{len(alerts)} alerts")
-    for column in ("time", "level", "rule", "host", "source"):
+    for column in ("time", "level", "rule", "host or group", "source"):
         table.add_column(column, overflow="fold")
     for a in alerts:
-        table.add_row(
-            a.time or "", a.rule.level, a.rule.title, a.host or "", f"{a.path}:{a.record}"
-        )
+        who = a.host or ""
+        if a.correlation is not None:
+            who = ", ".join(f"{k}={v}" for k, v in a.event.items())
+            source = f"{len(a.correlation['events'])} events, last {a.path}:{a.record}"
+        else:
+            source = f"{a.path}:{a.record}"
+        table.add_row(a.time or "", a.rule.level, a.rule.title, who, source)
     if output:
         with output.open("w", encoding="utf-8") as fh:
             Console(file=fh, width=200).print(table)

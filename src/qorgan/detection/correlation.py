@@ -37,7 +37,11 @@ from qorgan.detection.plan import CompiledCorrelation, Plan
 
 #: (source path, record, time text, base rule id): where a correlated event came from.
 EventRef = tuple[str, int, str | None, str]
-STATE_FORMAT = 2
+STATE_FORMAT = 3
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_COUNTED = frozenset({"value_count", "temporal", "temporal_ordered"})
+_NO_VALUES: Counter[Any] = Counter()  # shared, never written: kinds that count no values
+SWEEP_MIN = 1024
 
 
 def epoch(text: Any) -> float | None:
@@ -85,13 +89,25 @@ class CorrelationAlert:
     events: list[EventRef]
 
 
-@dataclass(slots=True)
 class _Window:
-    entries: deque[tuple[float, int, Any, EventRef]] = field(default_factory=deque)
-    values: Counter[Any] = field(default_factory=Counter)  # distinct values, or rule positions
-    numbers: list[float] = field(default_factory=list)  # sorted, for percentiles
-    total: float = 0.0
-    counted: int = 0  # entries with a numeric value
+    """One group's events in the window, and what the aggregate needs of them."""
+
+    __slots__ = ("counted", "entries", "numbers", "total", "values")
+
+    def __init__(self, kind: str) -> None:
+        self.entries: deque[tuple[float, int, Any, EventRef]] = deque()
+        # Distinct values, or rule positions; sorted numbers for percentiles. Made only for
+        # the kinds that use them: most windows hold a single event and are soon dropped.
+        self.values: Counter[Any] = Counter() if kind in _COUNTED else _NO_VALUES
+        self.numbers: list[float] = []
+        self.total = 0.0
+        self.counted = 0  # entries with a numeric value
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return (self.entries, self.values, self.numbers, self.total, self.counted)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.entries, self.values, self.numbers, self.total, self.counted = state
 
 
 @dataclass(slots=True)
@@ -100,6 +116,7 @@ class _State:
 
     windows: dict[tuple[Any, ...], _Window] = field(default_factory=dict)
     fired: int = 0
+    sweep_at: int = 0  # drop idle groups when this many are open
 
 
 @dataclass(slots=True)
@@ -126,11 +143,16 @@ class Correlator:
         self.lateness = lateness
         self.states = [_State() for _ in plan.correlations]
         self.stream = _Stream()
-        #: base rule index -> [(correlation index, position of the rule in it)]
+        #: base rule index -> [(correlation, rule position in it, group fields, value field)]
         self.by_rule: dict[int, list[tuple[int, int]]] = {}
         for c, correlation in enumerate(plan.correlations):
             for position, rule in enumerate(correlation.rules):
-                self.by_rule.setdefault(rule, []).append((c, position))
+                self.by_rule.setdefault(rule, []).append(
+                    (c, position, correlation.fields[position], correlation.value_field)
+                )
+
+        #: correlations evaluated on the fast path (event_count), by index
+        self.counting = [c.type == "event_count" for c in plan.correlations]
 
     @property
     def late(self) -> int:
@@ -150,19 +172,53 @@ class Correlator:
             stream.untimed += 1
             return
         uses = []
-        for c, position in targets:
-            correlation = self.plan.correlations[c]
-            names = correlation.fields[position]
+        get = event.get
+        for c, position, names, value_field in targets:
             if len(names) == 1:
-                key: tuple[Any, ...] = (_hashable(event.get(names[0])),)
+                value = get(names[0])
+                key: tuple[Any, ...] = (value,) if type(value) in _SCALARS else (_hashable(value),)
             else:
-                key = tuple(_hashable(event.get(name)) for name in names)
-            value = event.get(correlation.value_field) if correlation.value_field else None
-            uses.append((c, position, key, value))
+                key = tuple(_hashable(get(name)) for name in names)
+            uses.append((c, position, key, get(value_field) if value_field else None))
         stream.sequence += 1
         heapq.heappush(stream.pending, (time, stream.sequence, ref, uses))
         if time > stream.watermark:
             stream.watermark = time
+
+    def observe_many(
+        self,
+        rule: int,
+        times: list[float | None],
+        events: list[dict[str, Any]],
+        refs: list[EventRef],
+    ) -> None:
+        """:meth:`observe` for many events of one rule (a batch's matches)."""
+        targets = self.by_rule.get(rule)
+        if not targets:
+            return
+        stream = self.stream
+        pending = stream.pending
+        push = heapq.heappush
+        single = len(targets) == 1 and len(targets[0][2]) == 1
+        for time, event, ref in zip(times, events, refs, strict=True):
+            if time is None:
+                stream.untimed += 1
+                continue
+            get = event.get
+            if single:
+                c, position, names, value_field = targets[0]
+                value = get(names[0])
+                key = (value,) if type(value) in _SCALARS else (_hashable(value),)
+                uses = [(c, position, key, get(value_field) if value_field else None)]
+            else:
+                uses = []
+                for c, position, names, value_field in targets:
+                    key = tuple(_hashable(get(name)) for name in names)
+                    uses.append((c, position, key, get(value_field) if value_field else None))
+            stream.sequence += 1
+            push(pending, (time, stream.sequence, ref, uses))
+            if time > stream.watermark:
+                stream.watermark = time
 
     def advance(self) -> list[CorrelationAlert]:
         """Process buffered events the watermark has passed."""
@@ -180,6 +236,7 @@ class Correlator:
         pending = stream.pending
         correlations = self.plan.correlations
         states = self.states
+        counting = self.counting
         released = False
         while pending and pending[0][0] <= until:
             time, _, ref, uses = heapq.heappop(pending)
@@ -189,20 +246,43 @@ class Correlator:
             stream.frontier = time
             released = True
             for c, position, key, value in uses:
-                alert = self._add(correlations[c], states[c], time, position, key, value, ref)
-                if alert is not None:
-                    states[c].fired += 1
-                    alerts.append(alert)
+                correlation = correlations[c]
+                if counting[c]:
+                    # event_count, the common case, inline: the window is a plain deque.
+                    windows = states[c].windows
+                    entries = windows.get(key)
+                    if entries is None:
+                        entries = windows[key] = deque()
+                    oldest = time - correlation.timespan
+                    while entries and entries[0][0] < oldest:
+                        entries.popleft()
+                    entries.append((time, position, None, ref))
+                    if not correlation.threshold.holds(len(entries)):
+                        continue
+                    alert = _fired(correlation, key, float(len(entries)), entries, time)
+                    del windows[key]
+                else:
+                    alert = self._add(correlation, states[c], time, position, key, value, ref)
+                    if alert is None:
+                        continue
+                states[c].fired += 1
+                alerts.append(alert)
         if released:
             for correlation, state in zip(correlations, states, strict=True):
+                # Drop idle groups when the map has doubled since the last sweep: amortised
+                # constant work per event, and memory at most twice the live groups.
+                if len(state.windows) < state.sweep_at:
+                    continue
                 horizon = stream.frontier - correlation.timespan
                 idle = [
                     k
                     for k, w in state.windows.items()
-                    if not w.entries or w.entries[-1][0] < horizon
+                    if not (entries := w if type(w) is deque else w.entries)
+                    or entries[-1][0] < horizon
                 ]
                 for k in idle:
                     del state.windows[k]
+                state.sweep_at = max(SWEEP_MIN, 2 * len(state.windows))
         return alerts
 
     def _add(
@@ -215,24 +295,30 @@ class Correlator:
         value: Any,
         ref: EventRef,
     ) -> CorrelationAlert | None:
+        kind = correlation.type
         window = state.windows.get(key)
         if window is None:
-            window = state.windows[key] = _Window()
-        kind = correlation.type
+            window = state.windows[key] = _Window(kind)
         entries = window.entries
         oldest = time - correlation.timespan
-        while entries and entries[0][0] < oldest:
-            _, old_position, old_value, _ = entries.popleft()
-            _forget(kind, window, old_position, old_value)
-        if kind == "value_count":
-            stored = value
-        elif kind.startswith("value_"):
-            stored = number(value)
+        if kind == "event_count":  # the common case, with nothing to remember but the events
+            while entries and entries[0][0] < oldest:
+                entries.popleft()
+            entries.append((time, position, None, ref))
+            measure: float | None = float(len(entries))
         else:
-            stored = None
-        entries.append((time, position, stored, ref))
-        _remember(kind, window, position, stored)
-        measure = _measure(correlation, window)
+            while entries and entries[0][0] < oldest:
+                _, old_position, old_value, _ = entries.popleft()
+                _forget(kind, window, old_position, old_value)
+            if kind == "value_count":
+                stored = value
+            elif kind.startswith("value_"):
+                stored = number(value)
+            else:
+                stored = None
+            entries.append((time, position, stored, ref))
+            _remember(kind, window, position, stored)
+            measure = _measure(correlation, window)
         if measure is None:
             return None
         if correlation.expression is not None:
@@ -241,14 +327,7 @@ class Correlator:
             fires = correlation.threshold.holds(measure)
         if not fires:
             return None
-        alert = CorrelationAlert(
-            correlation=correlation,
-            group=dict(zip(correlation.group_by, key, strict=True)),
-            value=measure,
-            start=entries[0][0],
-            end=time,
-            events=[entry[3] for entry in entries],
-        )
+        alert = _fired(correlation, key, measure, entries, time)
         del state.windows[key]
         return alert
 
@@ -282,6 +361,23 @@ class Correlator:
             )
         self.states = saved["states"]
         self.stream = saved["stream"]
+
+
+def _fired(
+    correlation: CompiledCorrelation,
+    key: tuple[Any, ...],
+    measure: float,
+    entries: Any,
+    time: float,
+) -> CorrelationAlert:
+    return CorrelationAlert(
+        correlation=correlation,
+        group=dict(zip(correlation.group_by, key, strict=True)),
+        value=measure,
+        start=entries[0][0],
+        end=time,
+        events=[entry[3] for entry in entries],
+    )
 
 
 def _hashable(value: Any) -> Any:

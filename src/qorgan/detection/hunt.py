@@ -104,14 +104,13 @@ class Hunter:
             meta = rules[r].meta
             indexes = rows.tolist()
             if r in correlator.by_rule:
-                for i in indexes:
-                    stamp = batch.times[i]
-                    correlator.observe(
-                        r,
-                        epoch(stamp),
-                        batch.events[i],
-                        (batch.path, batch.records[i], stamp, meta.id),
-                    )
+                times = batch.times
+                correlator.observe_many(
+                    r,
+                    [epoch(times[i]) for i in indexes],
+                    [batch.events[i] for i in indexes],
+                    [(batch.path, batch.records[i], times[i], meta.id) for i in indexes],
+                )
             if r in emitted:
                 classes = self.classes(meta)
                 for i in indexes:
