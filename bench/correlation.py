@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from pathlib import Path
 
 import orjson
@@ -198,7 +199,11 @@ def stream_state(observations: int) -> None:
         if n % (observations // 10) == 0 and n:
             buffered = len(correlator.stream.pending)
             windows = sum(len(s.windows) for s in correlator.states)
-            entries = sum(len(w.entries) for s in correlator.states for w in s.windows.values())
+            entries = sum(
+                len(w if isinstance(w, deque) else w.entries)
+                for s in correlator.states
+                for w in s.windows.values()
+            )
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(f"{n:>12,}  {buffered:>8,}  {windows:>7,}  {entries:>14,}  {rss:>7.0f}")
     seconds = time.perf_counter() - start

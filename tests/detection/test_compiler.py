@@ -120,7 +120,12 @@ correlation:
     assert not plan.failures
     (c,) = plan.correlations
     assert (c.type, c.rules, c.group_by, c.value_field, c.timespan) == (
-        "value_count", (0,), ("Host",), "User", 300.0)
+        "value_count",
+        (0,),
+        ("Host",),
+        "User",
+        300.0,
+    )
     assert c.threshold.holds(3) and c.threshold.holds(9)
     assert not c.threshold.holds(2) and not c.threshold.holds(10)
     broken = compile_texts([correlation.replace("[base]", "[nosuch]")])

@@ -41,7 +41,6 @@ STATE_FORMAT = 3
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _COUNTED = frozenset({"value_count", "temporal", "temporal_ordered"})
 _NO_VALUES: Counter[Any] = Counter()  # shared, never written: kinds that count no values
-SWEEP_MIN = 1024
 
 
 def epoch(text: Any) -> float | None:
@@ -116,7 +115,7 @@ class _State:
 
     windows: dict[tuple[Any, ...], _Window] = field(default_factory=dict)
     fired: int = 0
-    sweep_at: int = 0  # drop idle groups when this many are open
+    swept: float = -math.inf  # event time of the last drop of idle groups
 
 
 @dataclass(slots=True)
@@ -269,11 +268,11 @@ class Correlator:
                 alerts.append(alert)
         if released:
             for correlation, state in zip(correlations, states, strict=True):
-                # Drop idle groups when the map has doubled since the last sweep: amortised
-                # constant work per event, and memory at most twice the live groups.
-                if len(state.windows) < state.sweep_at:
-                    continue
+                # Drop idle groups at most once per timespan of event time.
                 horizon = stream.frontier - correlation.timespan
+                if state.swept > horizon:
+                    continue
+                state.swept = stream.frontier
                 idle = [
                     k
                     for k, w in state.windows.items()
@@ -282,7 +281,6 @@ class Correlator:
                 ]
                 for k in idle:
                     del state.windows[k]
-                state.sweep_at = max(SWEEP_MIN, 2 * len(state.windows))
         return alerts
 
     def _add(
