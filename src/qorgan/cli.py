@@ -182,14 +182,19 @@ def hunt(
     bar = _progress_bar() if progress else None
     try:
         if bar is not None:
+            sizes = _sizes(paths)
             bar.start()
-            task = bar.add_task("hunting", total=None)
+            task = bar.add_task("hunting", total=sum(sizes.values()) or None)
+            done: dict[str, int] = {}
 
             def tick(batch: Any, summary: HuntSummary) -> None:
+                # Bytes of the files read so far: finished files whole, the current one to the
+                # offset of its last batch.
+                done[batch.path] = batch.offset or sizes.get(batch.path, 0)
                 bar.update(
                     task,
                     description=f"{summary.events:,} events, {summary.alerts:,} alerts",
-                    advance=len(batch),
+                    completed=sum(done.values()),
                 )
 
         summary, hunter = run_hunt(
@@ -237,15 +242,42 @@ def _parse_duration(text: str) -> float | None:
 
 
 def _progress_bar() -> Any:
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         console=err,
         transient=True,
     )
+
+
+def _sizes(paths: list[Path]) -> dict[str, int]:
+    """Sizes of the files a hunt will read, for the progress bar (unreadable ones count 0)."""
+    from qorgan.telemetry.sources import expand_paths
+
+    sizes = {}
+    try:
+        for path in expand_paths(paths):
+            try:
+                sizes[str(path)] = path.stat().st_size
+            except OSError:
+                sizes[str(path)] = 0
+    except QorganError:
+        pass  # the hunt itself reports missing paths
+    return sizes
 
 
 def _print_table(alerts: list[Alert], output: Path | None) -> None:

@@ -27,6 +27,9 @@ class EventBatch:
     records: list[int] = field(default_factory=list)
     times: list[str | None] = field(default_factory=list)
     hosts: list[str | None] = field(default_factory=list)
+    #: Bytes of the file (as stored, compressed or not) read when the batch was handed on:
+    #: for progress reports. Set by the source, 0 when unknown.
+    offset: int = 0
 
     def __len__(self) -> int:
         return len(self.events)

@@ -71,13 +71,22 @@ def read_file(
             except TelemetryError as exc:
                 quarantine.add(str(path), 0, f"format: {exc.message}", head[:200])
                 return
+        raw = getattr(stream, "fileobj", None) or stream  # gzip: the compressed file
         try:
             for batch in fmt.read(stream, str(path), quarantine, batch_size):
                 if logsource:
                     batch.logsource.update(logsource)
+                batch.offset = _tell(raw)
                 yield batch
         except (OSError, EOFError) as exc:  # truncated gzip, disk errors
             quarantine.add(str(path), 0, f"io: read stopped: {exc}")
+
+
+def _tell(raw: IO[bytes]) -> int:
+    try:
+        return raw.tell()
+    except (OSError, ValueError):
+        return 0
 
 
 def read_paths(
