@@ -1,11 +1,13 @@
 """The ``qorgan`` command: thin; each command builds library objects and calls one function.
 
-Exit codes: 0 no alerts, 1 alerts found, 2 usage or input error.
+Exit codes: 0 no alerts (or nothing wrong), 1 alerts or problems found, 2 usage or input error.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,6 +33,10 @@ app = typer.Typer(
 )
 rules_app = typer.Typer(help="Work with detection rules.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
+db_app = typer.Typer(help="Manage the database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+audit_app = typer.Typer(help="Check the tamper-evident audit trail.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 err = Console(stderr=True)
 
 EXIT_ALERTS = 1
@@ -405,6 +411,89 @@ def rules_check(
         for w in plan.warnings:
             out.print(f"warning {w.path} [{w.id or '-'}]: {w.message}")
     raise typer.Exit(1 if plan.failures else 0)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Create or migrate the database named by QORGAN_DATABASE_URL to the newest schema."""
+    from qorgan.core.migrate import current, upgrade
+    from qorgan.core.settings import get_settings
+
+    try:
+        settings = get_settings()
+        upgrade(settings, revision)
+        at = current(settings)
+    except QorganError as exc:
+        raise _fail(exc) from exc
+    err.print(f"database at revision {at}", highlight=False)
+
+
+@contextmanager
+def _audit_session() -> Iterator[Any]:
+    """A unit of work on the migrated database named by the settings."""
+    from qorgan.core.db import DatabaseError, make_engine, session_factory, unit_of_work
+    from qorgan.core.migrate import current
+    from qorgan.core.settings import get_settings
+
+    settings = get_settings()
+    if current(settings) is None:
+        raise DatabaseError(
+            "the database has no Qorgan tables; run `qorgan db upgrade` first",
+            source=settings.database_url.rpartition("@")[2],
+        )
+    engine = make_engine(settings)
+    try:
+        with unit_of_work(session_factory(engine)) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+@audit_app.command("verify")
+def audit_verify(
+    anchor: Annotated[
+        str | None,
+        typer.Option(help="ID:HASH printed earlier by `qorgan audit anchor`, kept elsewhere."),
+    ] = None,
+) -> None:
+    """Check every audit entry's hash and the chain between them; list what is wrong.
+
+    Exit 0 when intact, 1 when problems are found, 2 on usage errors."""
+    from qorgan.core import audit
+
+    try:
+        expected = audit.Anchor.parse(anchor) if anchor else None
+        with _audit_session() as session:
+            problems = audit.verify(session=session, anchor=expected)
+            last = audit.anchor(session=session)
+    except QorganError as exc:
+        raise _fail(exc) from exc
+    out = Console(highlight=False)
+    for problem in problems:
+        out.print(f"PROBLEM {problem}", markup=False)
+    entries = last.last_id if last else 0
+    if problems:
+        err.print(f"audit trail: {len(problems)} problems", highlight=False)
+        raise typer.Exit(1)
+    err.print(f"audit trail intact: {entries} entries", highlight=False)
+
+
+@audit_app.command("anchor")
+def audit_anchor() -> None:
+    """Print the last entry's ID:HASH, to keep outside the database for `audit verify --anchor`."""
+    from qorgan.core import audit
+
+    try:
+        with _audit_session() as session:
+            last = audit.anchor(session=session)
+    except QorganError as exc:
+        raise _fail(exc) from exc
+    if last is None:
+        err.print("the audit trail is empty", highlight=False)
+        raise typer.Exit(1)
+    print(last)
 
 
 def main() -> None:  # pragma: no cover - console entry point

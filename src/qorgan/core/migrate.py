@@ -1,0 +1,53 @@
+"""Run the Alembic migrations shipped in ``qorgan/core/migrations`` (no alembic.ini needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.exc import SQLAlchemyError
+
+from qorgan.core.db import DatabaseError, make_engine
+
+if TYPE_CHECKING:
+    from qorgan.core.settings import Settings
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(settings: Settings) -> Config:
+    """An Alembic configuration built in code; ``env.py`` reads ``attributes["settings"]``."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["settings"] = settings
+    return config
+
+
+def upgrade(settings: Settings, revision: str = "head") -> None:
+    """Bring the database named by ``settings`` up to ``revision`` (default: the newest)."""
+    engine = make_engine(settings)
+    try:
+        with engine.begin() as connection:
+            config = alembic_config(settings)
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"migration failed: {exc}", source="db upgrade") from exc
+    finally:
+        engine.dispose()
+
+
+def current(settings: Settings) -> str | None:
+    """The revision the database is at (None before the first upgrade)."""
+    from alembic.runtime.migration import MigrationContext
+
+    engine = make_engine(settings)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"cannot read the database: {exc}", source="database") from exc
+    finally:
+        engine.dispose()

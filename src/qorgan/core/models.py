@@ -1,0 +1,145 @@
+"""Tables of the core: organisations, users and their credentials, and the audit trail.
+
+Passwords, TOTP secrets, recovery codes and API tokens are stored as hashes or as produced by
+:mod:`qorgan.core.security`; this module only defines where they live.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from qorgan.core.db import Base, UTCDateTime, utcnow
+
+
+class OrganisationKind(StrEnum):
+    akimat = "akimat"
+    ministry = "ministry"
+    bank = "bank"
+    soc = "soc"
+    cert = "cert"
+    other = "other"
+
+
+class Role(StrEnum):
+    administrator = "administrator"
+    soc_analyst = "soc_analyst"
+    cert_coordinator = "cert_coordinator"
+    partner = "partner"
+    dpo = "dpo"
+    auditor = "auditor"
+    citizen = "citizen"
+
+
+def _enum(cls: type[StrEnum], name: str) -> Enum:
+    # Stored as text with a CHECK constraint (not a native PostgreSQL enum), so adding a value
+    # is a plain migration on both backends.
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+class Organisation(Base):
+    """A body using Qorgan; every record belongs to one."""
+
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[OrganisationKind] = mapped_column(_enum(OrganisationKind, "organisation_kind"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    users: Mapped[list[User]] = relationship(back_populates="organisation")
+
+
+class User(Base):
+    """A person who signs in; ``email`` is stored lower-cased by the account service."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"))
+    totp_secret: Mapped[str | None] = mapped_column(String(255), default=None)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    language: Mapped[str] = mapped_column(String(8), default="kk", server_default="kk")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    organisation: Mapped[Organisation] = relationship(back_populates="users")
+
+
+class PasswordHistory(Base):
+    """Earlier password hashes of a user, so a password is not reused."""
+
+    __tablename__ = "password_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ApiToken(Base):
+    """A machine client's credential: only its hash is kept; scoped and expiring."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(255), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class RecoveryCode(Base):
+    """A one-time second-factor recovery code (hashed); ``used_at`` set when spent."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(255))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class AuditEntry(Base):
+    """One link of the tamper-evident audit trail; written only by :func:`qorgan.core.audit.record`.
+
+    ``id`` is assigned by the writer (previous id + 1), not by the database, so ids have no
+    gaps and a deleted entry shows. ``organisation_id`` has no foreign key on purpose: the
+    trail outlives what it describes, and must never be cascaded or block a deletion.
+    """
+
+    __tablename__ = "audit_entries"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+    organisation_id: Mapped[int | None] = mapped_column(Integer, index=True, default=None)
+    action: Mapped[str] = mapped_column(String(100), index=True)
+    target_type: Mapped[str | None] = mapped_column(String(100), default=None)
+    target_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -1,0 +1,99 @@
+"""Typed settings from ``QORGAN_*`` environment variables, with the embedded defaults.
+
+Nothing is read at import time: call :func:`get_settings` where an application or command is
+built, and pass the result down, so tests can point everything at their own database.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from qorgan.core.errors import QorganError
+
+#: Secrets that are obviously not secret; refused outside development.
+PLACEHOLDER_SECRETS = frozenset(
+    {
+        "",
+        "changeme",
+        "change-me",
+        "change_me",
+        "changethis",
+        "secret",
+        "secret-key",
+        "secret_key",
+        "password",
+        "qorgan",
+        "development",
+        "dev",
+        "test",
+        "xxx",
+    }
+)
+MIN_SECRET_LENGTH = 32
+
+
+class SettingsError(QorganError):
+    """The environment does not describe a usable configuration."""
+
+
+class Environment(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    """Where Qorgan keeps its state and how it behaves; see ``QORGAN_*`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="QORGAN_", extra="ignore", frozen=True)
+
+    environment: Environment = Environment.development
+    #: SQLAlchemy URL. The default is a SQLite file under ``./var/`` (created when needed);
+    #: ``postgresql+psycopg://user:password@host/db`` for PostgreSQL.
+    database_url: str = "sqlite:///var/qorgan.db"
+    #: Signs sessions and CSRF tokens; required (and not a placeholder) in production.
+    secret_key: SecretStr = SecretStr("")
+    #: How times are shown; they are always stored in UTC.
+    timezone: str = "Asia/Almaty"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _real_secret_in_production(self) -> Settings:
+        if self.environment is Environment.production:
+            secret = self.secret_key.get_secret_value()
+            if secret.strip().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(
+                    "QORGAN_SECRET_KEY is empty or a placeholder; in production set it to a "
+                    "random value, e.g. the output of: "
+                    'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+                )
+            if len(secret) < MIN_SECRET_LENGTH:
+                raise ValueError(
+                    f"QORGAN_SECRET_KEY is shorter than {MIN_SECRET_LENGTH} characters; "
+                    "in production use a long random value"
+                )
+        return self
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build settings from the environment (``overrides`` win); errors as :class:`SettingsError`."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        reasons = "; ".join(
+            (f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "")
+            + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
+        )
+        raise SettingsError(reasons, source="settings") from None

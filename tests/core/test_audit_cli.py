@@ -1,0 +1,56 @@
+"""``qorgan db upgrade`` and ``qorgan audit verify|anchor``, run as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from qorgan.core import audit
+from qorgan.core.db import make_engine, session_factory, unit_of_work
+from qorgan.core.settings import get_settings
+
+QORGAN = [sys.executable, "-c", "from qorgan.cli import app; app()"]
+
+
+def qorgan(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "QORGAN_DATABASE_URL": f"sqlite:///{db}",
+    }
+    return subprocess.run(
+        [*QORGAN, *args], capture_output=True, text=True, env=env, check=False, timeout=120
+    )
+
+
+def test_upgrade_verify_clean_then_tampered(tmp_path: Path) -> None:
+    db = tmp_path / "state" / "qorgan.db"
+    assert qorgan("audit", "verify", db=db).returncode == 2  # not migrated yet: a usage error
+    up = qorgan("db", "upgrade", db=db)
+    assert up.returncode == 0, up.stderr
+    assert "revision 0001" in up.stderr
+
+    engine = make_engine(get_settings(database_url=f"sqlite:///{db}"))
+    with unit_of_work(session_factory(engine)) as session:
+        for i in range(5):
+            audit.record("incident.update", session=session, actor="3", target_id=i)
+
+    clean = qorgan("audit", "verify", db=db)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "intact: 5 entries" in clean.stderr
+    kept = qorgan("audit", "anchor", db=db)
+    assert kept.returncode == 0
+    anchor = kept.stdout.strip()
+    assert anchor.startswith("5:")
+    assert qorgan("audit", "verify", "--anchor", anchor, db=db).returncode == 0
+
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER audit_entries_no_update")
+        conn.exec_driver_sql("UPDATE audit_entries SET actor = '4' WHERE id = 2")
+    engine.dispose()
+    tampered = qorgan("audit", "verify", db=db)
+    assert tampered.returncode == 1
+    assert "PROBLEM entry 2: hash mismatch (edited)" in tampered.stdout
+
+    assert qorgan("audit", "verify", "--anchor", "nonsense", db=db).returncode == 2
