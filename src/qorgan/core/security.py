@@ -146,8 +146,13 @@ def new_recovery_codes(count: int = RECOVERY_CODES) -> list[str]:
 
 
 def digest(secret: str) -> str:
-    """SHA-256 digest under which a random secret (token, recovery code) is stored."""
-    return hashlib.sha256(secret.strip().lower().encode()).hexdigest()
+    """SHA-256 digest under which a random secret (an API token) is stored."""
+    return hashlib.sha256(secret.strip().encode()).hexdigest()
+
+
+def recovery_digest(code: str) -> str:
+    """Digest of a recovery code, as typed in any case and with or without its dash."""
+    return digest(code.strip().lower().replace("-", "").replace(" ", ""))
 
 
 def same_digest(a: str, b: str) -> bool:

@@ -1,0 +1,295 @@
+"""Accounts: organisations, users, sign-in with a second factor, lockout, API tokens.
+
+Service functions take ``*, session`` and never commit (the caller's unit of work does). Every
+change and every sign-in attempt is written to the audit trail, without personal data: users
+appear by id, never by e-mail or name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qorgan.core import audit, security
+from qorgan.core.errors import QorganError
+from qorgan.core.models import (
+    ApiToken,
+    Organisation,
+    OrganisationKind,
+    PasswordHistory,
+    RecoveryCode,
+    Role,
+    User,
+)
+
+#: Roles that handle incidents or personal data must sign in with a second factor.
+MFA_ROLES = frozenset(
+    {Role.administrator, Role.soc_analyst, Role.cert_coordinator, Role.dpo, Role.auditor}
+)
+
+
+class AccountError(QorganError):
+    """An account operation was refused; the message is fit for the user."""
+
+
+class Outcome(StrEnum):
+    ok = "ok"
+    bad_credentials = "bad_credentials"  # also for unknown users: never tell which
+    locked = "locked"
+    second_factor_needed = "second_factor_needed"
+    enrolment_needed = "enrolment_needed"  # the role needs a second factor not yet set up
+
+
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    outcome: Outcome
+    user: User | None = None
+    locked_until: datetime | None = None
+
+
+def create_organisation(
+    *, session: Session, actor: str, name: str, kind: OrganisationKind
+) -> Organisation:
+    organisation = Organisation(name=name.strip(), kind=kind)
+    session.add(organisation)
+    session.flush()
+    audit.record(
+        "organisation.create",
+        session=session,
+        actor=actor,
+        organisation_id=organisation.id,
+        target_type="organisation",
+        target_id=organisation.id,
+        details={"kind": str(kind)},
+    )
+    return organisation
+
+
+def create_user(
+    *,
+    session: Session,
+    actor: str,
+    organisation_id: int,
+    email: str,
+    display_name: str,
+    role: Role,
+    password: str,
+    language: str = "kk",
+) -> User:
+    email = email.strip().lower()
+    if "@" not in email:
+        raise AccountError("an e-mail address is required")
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise AccountError("a user with this e-mail address exists")
+    security.check_password(password, user_inputs=[email, *display_name.split()])
+    user = User(
+        organisation_id=organisation_id,
+        email=email,
+        display_name=display_name.strip(),
+        password_hash=security.hash_password(password),
+        role=role,
+        language=language,
+    )
+    session.add(user)
+    session.flush()
+    session.add(PasswordHistory(user_id=user.id, password_hash=user.password_hash))
+    audit.record(
+        "user.create",
+        session=session,
+        actor=actor,
+        organisation_id=organisation_id,
+        target_type="user",
+        target_id=user.id,
+        details={"role": str(role)},
+    )
+    return user
+
+
+def change_password(*, session: Session, user: User, old: str, new: str) -> None:
+    if not security.verify_password(user.password_hash, old):
+        raise AccountError("the current password is wrong")
+    recent = session.scalars(
+        select(PasswordHistory.password_hash)
+        .where(PasswordHistory.user_id == user.id)
+        .order_by(PasswordHistory.id.desc())
+        .limit(security.PASSWORD_HISTORY)
+    ).all()
+    security.check_password(
+        new, user_inputs=[user.email, *user.display_name.split()], previous_hashes=recent
+    )
+    user.password_hash = security.hash_password(new)
+    session.add(PasswordHistory(user_id=user.id, password_hash=user.password_hash))
+    audit.record(
+        "user.password_change",
+        session=session,
+        actor=str(user.id),
+        organisation_id=user.organisation_id,
+        target_type="user",
+        target_id=user.id,
+    )
+
+
+def start_totp(user: User) -> tuple[str, str]:
+    """A new secret and its otpauth:// URI (for the QR code); nothing is saved until confirmed."""
+    secret = security.new_totp_secret()
+    return secret, security.totp_uri(secret, user.email)
+
+
+def confirm_totp(*, session: Session, user: User, secret: str, code: str) -> list[str]:
+    """Turn the second factor on once the user proves the app works; returns recovery codes,
+    shown once (only their digests are kept)."""
+    if not security.verify_totp(secret, code):
+        raise AccountError("the code does not match; check the authenticator app's clock")
+    user.totp_secret = secret
+    for old in session.scalars(select(RecoveryCode).where(RecoveryCode.user_id == user.id)):
+        session.delete(old)
+    codes = security.new_recovery_codes()
+    session.add_all(
+        RecoveryCode(user_id=user.id, code_hash=security.recovery_digest(c)) for c in codes
+    )
+    audit.record(
+        "user.totp_enrol",
+        session=session,
+        actor=str(user.id),
+        organisation_id=user.organisation_id,
+        target_type="user",
+        target_id=user.id,
+    )
+    return codes
+
+
+def sign_in(
+    *,
+    session: Session,
+    email: str,
+    password: str,
+    second_factor: str | None = None,
+    now: datetime | None = None,
+) -> SignIn:
+    """Check a sign-in: password, lockout, then the second factor (a TOTP code or a recovery
+    code) where the role needs one. Failures count towards the lockout."""
+    now = now or datetime.now(UTC)
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        security.verify_nobody(password)
+        audit.record(
+            "auth.failure",
+            session=session,
+            actor="anonymous",
+            details={"reason": "unknown account"},
+        )
+        return SignIn(Outcome.bad_credentials)
+    if user.locked_until is not None and user.locked_until > now:
+        audit.record(
+            "auth.refused_locked",
+            session=session,
+            actor=str(user.id),
+            organisation_id=user.organisation_id,
+            target_type="user",
+            target_id=user.id,
+        )
+        return SignIn(Outcome.locked, locked_until=user.locked_until)
+    if not security.verify_password(user.password_hash, password):
+        return _failed(session, user, now, "password")
+    if user.role in MFA_ROLES or user.totp_secret:
+        if not user.totp_secret:
+            return SignIn(Outcome.enrolment_needed, user)
+        if not second_factor:
+            return SignIn(Outcome.second_factor_needed, user)
+        if not (
+            security.verify_totp(user.totp_secret, second_factor, at=now)
+            or _spend_recovery_code(session, user, second_factor, now)
+        ):
+            return _failed(session, user, now, "second factor")
+    if security.needs_rehash(user.password_hash):
+        user.password_hash = security.hash_password(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    audit.record(
+        "auth.login",
+        session=session,
+        actor=str(user.id),
+        organisation_id=user.organisation_id,
+        target_type="user",
+        target_id=user.id,
+    )
+    return SignIn(Outcome.ok, user)
+
+
+def _failed(session: Session, user: User, now: datetime, what: str) -> SignIn:
+    user.failed_logins += 1
+    user.locked_until = security.lockout_after(user.failed_logins, now)
+    audit.record(
+        "auth.failure",
+        session=session,
+        actor=str(user.id),
+        organisation_id=user.organisation_id,
+        target_type="user",
+        target_id=user.id,
+        details={
+            "reason": what,
+            "failed_logins": user.failed_logins,
+            "locked": user.locked_until is not None,
+        },
+    )
+    if user.locked_until is not None:
+        return SignIn(Outcome.locked, locked_until=user.locked_until)
+    return SignIn(Outcome.bad_credentials)
+
+
+def _spend_recovery_code(session: Session, user: User, code: str, now: datetime) -> bool:
+    wanted = security.recovery_digest(code)
+    for row in session.scalars(
+        select(RecoveryCode).where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
+    ):
+        if security.same_digest(row.code_hash, wanted):
+            row.used_at = now
+            return True
+    return False
+
+
+def issue_token(
+    *,
+    session: Session,
+    user: User,
+    name: str,
+    scopes: list[str],
+    lifetime: timedelta = timedelta(days=90),
+) -> str:
+    """A new API token for ``user``; the secret is returned once, only its digest is kept."""
+    token = security.new_api_token(lifetime=lifetime)
+    row = ApiToken(
+        user_id=user.id,
+        name=name,
+        token_hash=token.token_hash,
+        scopes=scopes,
+        expires_at=token.expires_at,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        "token.issue",
+        session=session,
+        actor=str(user.id),
+        organisation_id=user.organisation_id,
+        target_type="api_token",
+        target_id=row.id,
+        details={"scopes": sorted(scopes)},
+    )
+    return token.secret
+
+
+def token_user(
+    *, session: Session, secret: str, needed: str, now: datetime | None = None
+) -> User | None:
+    """The user a token acts for when it is known, unexpired and has the ``needed`` scope."""
+    now = now or datetime.now(UTC)
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == security.digest(secret)))
+    if row is None or row.expires_at <= now or not security.token_allows(row.scopes, needed):
+        return None
+    row.last_used_at = now
+    return session.get(User, row.user_id)

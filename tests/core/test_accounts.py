@@ -1,0 +1,165 @@
+"""Accounts on a migrated database (SQLite, and PostgreSQL when installed): users, sign-in with
+a second factor, lockout, recovery codes, API tokens, and their audit entries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pyotp
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from qorgan.core import accounts, audit, security
+from qorgan.core.db import unit_of_work
+from qorgan.core.models import AuditEntry, OrganisationKind, Role, User
+
+PASSWORD = "Bayterek-Esil-2026"
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def _user(factory: sessionmaker[Session], role: Role = Role.soc_analyst) -> int:
+    with unit_of_work(factory) as session:
+        org = accounts.create_organisation(
+            session=session, actor="system", name="Astana akimat", kind=OrganisationKind.akimat
+        )
+        user = accounts.create_user(
+            session=session,
+            actor="system",
+            organisation_id=org.id,
+            email=" A.Nurlanov@Akimat.kz ",
+            display_name="Aidos Nurlanov",
+            role=role,
+            password=PASSWORD,
+        )
+        return user.id
+
+
+def test_users_are_created_with_policy_and_audit(factory: sessionmaker[Session]) -> None:
+    user_id = _user(factory)
+    with unit_of_work(factory) as session:
+        user = session.get(User, user_id)
+        assert user is not None and user.email == "a.nurlanov@akimat.kz"
+        assert security.verify_password(user.password_hash, PASSWORD)
+        actions = session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+        assert actions == ["organisation.create", "user.create"]
+        details = session.scalars(select(AuditEntry.details)).all()
+        assert "akimat.kz" not in repr(details)  # no personal data in the trail
+        with pytest.raises(accounts.AccountError, match="exists"):
+            accounts.create_user(
+                session=session,
+                actor="system",
+                organisation_id=user.organisation_id,
+                email="a.nurlanov@akimat.kz",
+                display_name="x",
+                role=Role.auditor,
+                password=PASSWORD,
+            )
+        with pytest.raises(security.CredentialError):
+            accounts.create_user(
+                session=session,
+                actor="system",
+                organisation_id=user.organisation_id,
+                email="b@akimat.kz",
+                display_name="B",
+                role=Role.auditor,
+                password="qwerty123",
+            )
+
+
+def test_sign_in_needs_totp_for_analysts_and_locks_out(factory: sessionmaker[Session]) -> None:
+    user_id = _user(factory)
+    email = "a.nurlanov@akimat.kz"
+    with unit_of_work(factory) as session:
+        result = accounts.sign_in(session=session, email=email, password=PASSWORD, now=NOW)
+        assert result.outcome is accounts.Outcome.enrolment_needed
+        user = session.get(User, user_id)
+        secret, uri = accounts.start_totp(user)
+        assert "otpauth://" in uri
+        with pytest.raises(accounts.AccountError):
+            accounts.confirm_totp(session=session, user=user, secret=secret, code="000000")
+        codes = accounts.confirm_totp(
+            session=session, user=user, secret=secret, code=pyotp.TOTP(secret).now()
+        )
+    totp = pyotp.TOTP(secret)
+    with unit_of_work(factory) as session:
+        needs = accounts.sign_in(session=session, email=email, password=PASSWORD, now=NOW)
+        assert needs.outcome is accounts.Outcome.second_factor_needed
+        ok = accounts.sign_in(
+            session=session, email=email, password=PASSWORD, second_factor=totp.at(NOW), now=NOW
+        )
+        assert ok.outcome is accounts.Outcome.ok and ok.user is not None
+        spent = accounts.sign_in(
+            session=session, email=email, password=PASSWORD, second_factor=codes[0], now=NOW
+        )
+        assert spent.outcome is accounts.Outcome.ok
+        again = accounts.sign_in(
+            session=session, email=email, password=PASSWORD, second_factor=codes[0], now=NOW
+        )
+        assert again.outcome is accounts.Outcome.bad_credentials  # a recovery code works once
+        unknown = accounts.sign_in(session=session, email="nobody@x.kz", password="x", now=NOW)
+        assert unknown.outcome is accounts.Outcome.bad_credentials
+    with unit_of_work(factory) as session:
+        outcomes = [
+            accounts.sign_in(session=session, email=email, password="wrong", now=NOW).outcome
+            for _ in range(security.MAX_FAILED_LOGINS)
+        ]
+        assert outcomes[-1] is accounts.Outcome.locked
+        locked = accounts.sign_in(
+            session=session, email=email, password=PASSWORD, second_factor=totp.at(NOW), now=NOW
+        )
+        assert locked.outcome is accounts.Outcome.locked  # even with the right credentials
+        later = NOW + security.LOCKOUT + timedelta(seconds=1)
+        back = accounts.sign_in(
+            session=session, email=email, password=PASSWORD, second_factor=totp.at(later), now=later
+        )
+        assert back.outcome is accounts.Outcome.ok
+    with unit_of_work(factory) as session:
+        assert audit.verify(session=session) == []
+        actions = session.scalars(select(AuditEntry.action)).all()
+        assert actions.count("auth.login") == 3
+        assert "auth.refused_locked" in actions and "user.totp_enrol" in actions
+
+
+def test_password_change_refuses_reuse(factory: sessionmaker[Session]) -> None:
+    user_id = _user(factory, Role.citizen)
+    with unit_of_work(factory) as session:
+        user = session.get(User, user_id)
+        with pytest.raises(accounts.AccountError, match="current password"):
+            accounts.change_password(session=session, user=user, old="x", new="Other-Pass-77a")
+        accounts.change_password(session=session, user=user, old=PASSWORD, new="Zhetisu-Kolsai-8")
+        with pytest.raises(security.CredentialError, match="reused"):
+            accounts.change_password(
+                session=session, user=user, old="Zhetisu-Kolsai-8", new=PASSWORD
+            )
+        # A citizen has no second factor to give: the password alone signs in.
+        result = accounts.sign_in(
+            session=session, email=user.email, password="Zhetisu-Kolsai-8", now=NOW
+        )
+        assert result.outcome is accounts.Outcome.ok
+
+
+def test_api_tokens_are_scoped_and_expire(factory: sessionmaker[Session]) -> None:
+    user_id = _user(factory)
+    with unit_of_work(factory) as session:
+        user = session.get(User, user_id)
+        secret = accounts.issue_token(
+            session=session,
+            user=user,
+            name="hunt uploader",
+            scopes=["alerts:write"],
+            lifetime=timedelta(days=1),
+        )
+    with unit_of_work(factory) as session:
+        assert (
+            accounts.token_user(session=session, secret=secret, needed="alerts:write").id == user_id
+        )
+        assert accounts.token_user(session=session, secret=secret, needed="audit:read") is None
+        assert (
+            accounts.token_user(session=session, secret=secret + "x", needed="alerts:write") is None
+        )
+        late = datetime.now(UTC) + timedelta(days=2)
+        assert (
+            accounts.token_user(session=session, secret=secret, needed="alerts:write", now=late)
+            is None
+        )
