@@ -51,6 +51,21 @@ class SignIn:
     locked_until: datetime | None = None
 
 
+def _audit(
+    session: Session, action: str, user: User, *, actor: str | None = None, **details: object
+) -> None:
+    """An audit entry about ``user``, by the user unless ``actor`` says otherwise."""
+    audit.record(
+        action,
+        session=session,
+        actor=actor or str(user.id),
+        organisation_id=user.organisation_id,
+        target_type="user",
+        target_id=user.id,
+        details=details or None,
+    )
+
+
 def create_organisation(
     *, session: Session, actor: str, name: str, kind: OrganisationKind
 ) -> Organisation:
@@ -97,15 +112,7 @@ def create_user(
     session.add(user)
     session.flush()
     session.add(PasswordHistory(user_id=user.id, password_hash=user.password_hash))
-    audit.record(
-        "user.create",
-        session=session,
-        actor=actor,
-        organisation_id=organisation_id,
-        target_type="user",
-        target_id=user.id,
-        details={"role": str(role)},
-    )
+    _audit(session, "user.create", user, actor=actor, role=str(role))
     return user
 
 
@@ -123,14 +130,7 @@ def change_password(*, session: Session, user: User, old: str, new: str) -> None
     )
     user.password_hash = security.hash_password(new)
     session.add(PasswordHistory(user_id=user.id, password_hash=user.password_hash))
-    audit.record(
-        "user.password_change",
-        session=session,
-        actor=str(user.id),
-        organisation_id=user.organisation_id,
-        target_type="user",
-        target_id=user.id,
-    )
+    _audit(session, "user.password_change", user)
 
 
 def start_totp(user: User) -> tuple[str, str]:
@@ -151,14 +151,7 @@ def confirm_totp(*, session: Session, user: User, secret: str, code: str) -> lis
     session.add_all(
         RecoveryCode(user_id=user.id, code_hash=security.recovery_digest(c)) for c in codes
     )
-    audit.record(
-        "user.totp_enrol",
-        session=session,
-        actor=str(user.id),
-        organisation_id=user.organisation_id,
-        target_type="user",
-        target_id=user.id,
-    )
+    _audit(session, "user.totp_enrol", user)
     return codes
 
 
@@ -184,14 +177,7 @@ def sign_in(
         )
         return SignIn(Outcome.bad_credentials)
     if user.locked_until is not None and user.locked_until > now:
-        audit.record(
-            "auth.refused_locked",
-            session=session,
-            actor=str(user.id),
-            organisation_id=user.organisation_id,
-            target_type="user",
-            target_id=user.id,
-        )
+        _audit(session, "auth.refused_locked", user)
         return SignIn(Outcome.locked, locked_until=user.locked_until)
     if not security.verify_password(user.password_hash, password):
         return _failed(session, user, now, "password")
@@ -209,32 +195,20 @@ def sign_in(
         user.password_hash = security.hash_password(password)
     user.failed_logins = 0
     user.locked_until = None
-    audit.record(
-        "auth.login",
-        session=session,
-        actor=str(user.id),
-        organisation_id=user.organisation_id,
-        target_type="user",
-        target_id=user.id,
-    )
+    _audit(session, "auth.login", user)
     return SignIn(Outcome.ok, user)
 
 
 def _failed(session: Session, user: User, now: datetime, what: str) -> SignIn:
     user.failed_logins += 1
     user.locked_until = security.lockout_after(user.failed_logins, now)
-    audit.record(
+    _audit(
+        session,
         "auth.failure",
-        session=session,
-        actor=str(user.id),
-        organisation_id=user.organisation_id,
-        target_type="user",
-        target_id=user.id,
-        details={
-            "reason": what,
-            "failed_logins": user.failed_logins,
-            "locked": user.locked_until is not None,
-        },
+        user,
+        reason=what,
+        failed_logins=user.failed_logins,
+        locked=user.locked_until is not None,
     )
     if user.locked_until is not None:
         return SignIn(Outcome.locked, locked_until=user.locked_until)

@@ -206,28 +206,18 @@ def record(
     entry_id, prev_hash = (last.id + 1, last.hash) if last else (1, GENESIS)
     at = utcnow()
     target = None if target_id is None else str(target_id)
-    entry = AuditEntry(
-        id=entry_id,
-        at=at,
-        actor=actor,
-        organisation_id=organisation_id,
-        action=action,
-        target_type=target_type,
-        target_id=target,
-        details=clean,
-        prev_hash=prev_hash,
-        hash=entry_hash(
-            id=entry_id,
-            at=at,
-            actor=actor,
-            organisation_id=organisation_id,
-            action=action,
-            target_type=target_type,
-            target_id=target,
-            details=clean,
-            prev_hash=prev_hash,
-        ),
-    )
+    fields: dict[str, Any] = {
+        "id": entry_id,
+        "at": at,
+        "actor": actor,
+        "organisation_id": organisation_id,
+        "action": action,
+        "target_type": target_type,
+        "target_id": target,
+        "details": clean,
+        "prev_hash": prev_hash,
+    }
+    entry = AuditEntry(**fields, hash=entry_hash(**fields))
     session.add(entry)
     session.flush()
     return entry
