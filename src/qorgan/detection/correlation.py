@@ -29,9 +29,9 @@ import pickle
 from bisect import bisect_left, insort
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from qorgan.core.timeutil import parse_time
 from qorgan.detection.errors import DetectionError
 from qorgan.detection.plan import CompiledCorrelation, Plan
 
@@ -47,15 +47,8 @@ def epoch(text: Any) -> float | None:
     """Seconds since the epoch of an ISO 8601 time (naive times are UTC), or None."""
     if isinstance(text, int | float) and not isinstance(text, bool):
         return float(text)
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    moment = parse_time(text)
+    return None if moment is None else moment.timestamp()
 
 
 def number(value: Any) -> float | None:

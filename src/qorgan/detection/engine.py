@@ -13,12 +13,13 @@ from array import array
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import orjson
 
+from qorgan.core.timeutil import parse_time
 from qorgan.detection.matchers import FieldMatcher, KeywordMatcher, elements
 from qorgan.detection.plan import And, Atom, Const, Expr, Not, Or, Plan, Ref
 from qorgan.telemetry.batch import EventBatch
@@ -220,7 +221,7 @@ class _BatchState:
         elif atom.op == "time":
             part, number = atom.value
             for i, text in enumerate(self.batch.times):
-                moment = _parse_time(text)
+                moment = parse_time(text)
                 if moment is not None and _time_part(moment, part) == number:
                     out[i] = True
         return out if out.any() else None
@@ -234,16 +235,6 @@ def _fieldref(value: str, other: str, mode: str) -> bool:
     if mode == "contains":
         return other in value
     return value == other
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _time_part(moment: datetime, part: str) -> int:
