@@ -418,8 +418,8 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Create or migrate the database named by QORGAN_DATABASE_URL to the newest schema."""
-    from qorgan.core.migrate import current, upgrade
     from qorgan.core.settings import get_settings
+    from qorgan.migrations import current, upgrade
 
     try:
         settings = get_settings()
@@ -434,8 +434,8 @@ def db_upgrade(
 def _audit_session() -> Iterator[Any]:
     """A unit of work on the migrated database named by the settings."""
     from qorgan.core.db import DatabaseError, make_engine, session_factory, unit_of_work
-    from qorgan.core.migrate import current
     from qorgan.core.settings import get_settings
+    from qorgan.migrations import current
 
     settings = get_settings()
     if current(settings) is None:

@@ -13,7 +13,6 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from qorgan.core.db import Base, make_engine, unit_of_work
-from qorgan.core.migrate import current, upgrade
 from qorgan.core.models import (
     ApiToken,
     Organisation,
@@ -24,6 +23,7 @@ from qorgan.core.models import (
     User,
 )
 from qorgan.core.settings import Environment, Settings, SettingsError, get_settings
+from qorgan.migrations import current, upgrade
 
 TABLES = {
     "organisations",

@@ -1,4 +1,9 @@
-"""Run the Alembic migrations shipped in ``qorgan/core/migrations`` (no alembic.ini needed)."""
+"""The database schema's history: Alembic migrations for every package's tables.
+
+This package sits above the domain packages (like ``cli.py``), so ``env.py`` may import every
+package's models for autogeneration, while ``core`` imports none of them. Migration scripts use
+plain SQLAlchemy types only, so they never depend on our Python code. No alembic.ini is needed.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from qorgan.core.db import DatabaseError, make_engine
 if TYPE_CHECKING:
     from qorgan.core.settings import Settings
 
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+MIGRATIONS = Path(__file__).resolve().parent
 
 
 def alembic_config(settings: Settings) -> Config:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import context
 
-import qorgan.core.models  # noqa: F401 - registers the tables on Base.metadata
+import qorgan.core.models  # noqa: F401 - every package's tables register on Base.metadata
 from qorgan.core.db import Base, UTCDateTime, make_engine
 from qorgan.core.settings import get_settings
 
