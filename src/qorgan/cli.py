@@ -153,6 +153,13 @@ def hunt(
         Path | None,
         typer.Option(help="Correlation state file: continued from when it exists, saved after."),
     ] = None,
+    to_console: Annotated[
+        str | None,
+        typer.Option(
+            help="Send the alerts to this Qorgan console (http://host:8000) with the API token "
+            "in QORGAN_API_TOKEN; they are then printed only with --output."
+        ),
+    ] = None,
 ) -> None:
     """Run Sigma rules and correlations over log files; print alerts and a summary.
 
@@ -169,7 +176,10 @@ def hunt(
         raise _fail(exc) from exc
     table_rows: list[Alert] = []
     stream: Any = None
-    if output_format is OutputFormat.table:
+    sender = _console_sender(to_console) if to_console else None
+    if sender is not None and output is None:
+        writer: Any = _NoWriter()
+    elif output_format is OutputFormat.table:
         writer: Any = None
     elif output_format is OutputFormat.csv:
         stream = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
@@ -179,6 +189,8 @@ def hunt(
         writer = JsonLinesWriter(stream)
 
     def sink(alerts: list[Alert]) -> None:
+        if sender is not None:
+            sender.add([a.to_dict() for a in alerts])
         if writer is None:
             table_rows.extend(alerts)
         else:
@@ -219,6 +231,13 @@ def hunt(
             tmp = state.with_name(state.name + ".tmp")
             tmp.write_bytes(hunter.correlator.dump())
             tmp.replace(state)
+        if sender is not None:
+            totals = sender.close()
+            err.print(
+                f"sent {totals.sent:,} alerts to the console: {totals.created:,} new, "
+                f"{totals.duplicates:,} already there",
+                highlight=False,
+            )
     except QorganError as exc:
         raise _fail(exc) from exc
     finally:
@@ -233,6 +252,27 @@ def hunt(
         _print_table(table_rows, output)
     _print_summary(summary, plan, quarantine_sink)
     raise typer.Exit(EXIT_ALERTS if summary.alerts else 0)
+
+
+class _NoWriter:
+    """Alerts go to the console only."""
+
+    def write(self, alerts: list[Alert]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _console_sender(url: str) -> Any:
+    import os
+
+    from qorgan.pipeline.console import TOKEN_VARIABLE, ConsoleSender
+
+    try:
+        return ConsoleSender(url, os.environ.get(TOKEN_VARIABLE, "").strip())
+    except QorganError as exc:
+        raise _fail(exc) from exc
 
 
 def _parse_duration(text: str) -> float | None:
@@ -428,6 +468,89 @@ def db_upgrade(
     except QorganError as exc:
         raise _fail(exc) from exc
     err.print(f"database at revision {at}", highlight=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Serve the web console and the REST API (database from QORGAN_DATABASE_URL)."""
+    import uvicorn
+
+    from qorgan.core.settings import get_settings
+    from qorgan.migrations import current, head
+
+    try:
+        settings = get_settings()
+        if current(settings) != head():
+            err.print(
+                "the database schema is not the newest; run `qorgan db upgrade` first",
+                highlight=False,
+            )
+            raise typer.Exit(EXIT_USAGE)
+    except QorganError as exc:
+        raise _fail(exc) from exc
+    err.print(f"Qorgan console at http://{host}:{port}/", highlight=False)
+    uvicorn.run(
+        "qorgan.web.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,  # request paths can carry personal data (host names, user names)
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def demo(
+    examples: Annotated[Path, typer.Option(help="Example logs hunted into the demo inbox.")] = Path(
+        "examples/logs"
+    ),
+) -> None:
+    """Set up a demonstration: the database, a demo organisation with one user per role
+    (passwords printed once), and example alerts from a hunt over the example logs."""
+    from qorgan.core.db import make_engine, session_factory
+    from qorgan.core.settings import get_settings
+    from qorgan.demo import create_demo, load_examples
+    from qorgan.migrations import upgrade
+
+    try:
+        settings = get_settings()
+        upgrade(settings)
+        engine = make_engine(settings)
+        factory = session_factory(engine)
+        created = create_demo(factory)
+        if created is None:
+            err.print(
+                "the demo organisation exists already; its passwords were printed when it was "
+                "created (delete var/ to start again)",
+                highlight=False,
+            )
+        else:
+            # Plain lines, never cut to the terminal's width: these are shown only once.
+            print("Demo users (the passwords are shown only now):")
+            for a in created:
+                print(f"  {a.email:<32} {a.password:<22} {a.role} ({a.organisation})")
+            print(
+                "These roles sign in with a second factor: at the first sign-in, scan the QR "
+                "code with an authenticator app (or type its key)."
+            )
+        hunt = load_examples(factory, examples, settings.hunt_root)
+        engine.dispose()
+    except QorganError as exc:
+        raise _fail(exc) from exc
+    if hunt.error:
+        err.print(f"the example hunt failed: {hunt.error}", highlight=False)
+        raise typer.Exit(EXIT_USAGE)
+    err.print(
+        f"example hunt: {hunt.events:,} events, {hunt.alerts_found:,} alerts "
+        f"({hunt.alerts_new:,} new in the inbox)",
+        highlight=False,
+    )
 
 
 @contextmanager

@@ -20,6 +20,7 @@ from qorgan.core.models import (
     ApiToken,
     Organisation,
     OrganisationKind,
+    OrganisationShare,
     PasswordHistory,
     RecoveryCode,
     Role,
@@ -186,13 +187,36 @@ def sign_in(
             return SignIn(Outcome.enrolment_needed, user)
         if not second_factor:
             return SignIn(Outcome.second_factor_needed, user)
-        if not (
-            security.verify_totp(user.totp_secret, second_factor, at=now)
-            or _spend_recovery_code(session, user, second_factor, now)
-        ):
+        if not _second_factor_ok(session, user, second_factor, now):
             return _failed(session, user, now, "second factor")
     if security.needs_rehash(user.password_hash):
         user.password_hash = security.hash_password(password)
+    return signed_in(session, user)
+
+
+def complete_second_factor(
+    *, session: Session, user: User, code: str, now: datetime | None = None
+) -> SignIn:
+    """The second step of a sign-in whose password was accepted (``second_factor_needed``):
+    a TOTP code or an unused recovery code. Failures count towards the lockout."""
+    now = now or datetime.now(UTC)
+    if user.locked_until is not None and user.locked_until > now:
+        _audit(session, "auth.refused_locked", user)
+        return SignIn(Outcome.locked, locked_until=user.locked_until)
+    if not user.totp_secret or not _second_factor_ok(session, user, code, now):
+        return _failed(session, user, now, "second factor")
+    return signed_in(session, user)
+
+
+def _second_factor_ok(session: Session, user: User, code: str, now: datetime) -> bool:
+    assert user.totp_secret is not None
+    return security.verify_totp(user.totp_secret, code, at=now) or _spend_recovery_code(
+        session, user, code, now
+    )
+
+
+def signed_in(session: Session, user: User) -> SignIn:
+    """Record a completed sign-in: the failure count resets, the trail says so."""
     user.failed_logins = 0
     user.locked_until = None
     _audit(session, "auth.login", user)
@@ -261,9 +285,79 @@ def token_user(
     *, session: Session, secret: str, needed: str, now: datetime | None = None
 ) -> User | None:
     """The user a token acts for when it is known, unexpired and has the ``needed`` scope."""
+    found = resolve_token(session=session, secret=secret, now=now)
+    if found is None or not security.token_allows(found[1], needed):
+        return None
+    return found[0]
+
+
+def revoke_token(*, session: Session, user: User, token_id: int) -> bool:
+    """Delete one of ``user``'s tokens; False when the user has no such token."""
+    row = session.get(ApiToken, token_id)
+    if row is None or row.user_id != user.id:
+        return False
+    session.delete(row)
+    _audit(session, "token.revoke", user, token_id=token_id)
+    return True
+
+
+def resolve_token(
+    *, session: Session, secret: str, now: datetime | None = None
+) -> tuple[User, list[str]] | None:
+    """The user a known, unexpired token acts for, and the token's scopes."""
     now = now or datetime.now(UTC)
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == security.digest(secret)))
-    if row is None or row.expires_at <= now or not security.token_allows(row.scopes, needed):
+    if row is None or row.expires_at <= now:
         return None
-    row.last_used_at = now
-    return session.get(User, row.user_id)
+    user = session.get(User, row.user_id)
+    if user is None:
+        return None
+    if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
+        row.last_used_at = now
+    return user, list(row.scopes)
+
+
+# -- sharing between organisations ---------------------------------------------------------------
+
+#: Kinds of records an organisation can share for reading.
+SHAREABLE = frozenset({"alerts", "hunts"})
+
+
+def share(*, session: Session, actor: str, owner_id: int, partner_id: int, resource: str) -> None:
+    """Let organisation ``partner_id`` read ``owner_id``'s records of kind ``resource``."""
+    if resource not in SHAREABLE:
+        raise AccountError(f"records of kind {resource!r} cannot be shared")
+    if owner_id == partner_id:
+        raise AccountError("an organisation already sees its own records")
+    if session.get(Organisation, partner_id) is None:
+        raise AccountError("no such partner organisation")
+    exists = session.scalar(
+        select(OrganisationShare.id).where(
+            OrganisationShare.owner_id == owner_id,
+            OrganisationShare.partner_id == partner_id,
+            OrganisationShare.resource == resource,
+        )
+    )
+    if exists is None:
+        session.add(OrganisationShare(owner_id=owner_id, partner_id=partner_id, resource=resource))
+        audit.record(
+            "organisation.share",
+            session=session,
+            actor=actor,
+            organisation_id=owner_id,
+            target_type="organisation",
+            target_id=partner_id,
+            details={"resource": resource},
+        )
+
+
+def visible_organisations(*, session: Session, organisation_id: int, resource: str) -> list[int]:
+    """Organisations whose ``resource`` records a member of ``organisation_id`` may read: its
+    own, then those that shared them with it."""
+    shared = session.scalars(
+        select(OrganisationShare.owner_id).where(
+            OrganisationShare.partner_id == organisation_id,
+            OrganisationShare.resource == resource,
+        )
+    ).all()
+    return [organisation_id, *sorted(set(shared) - {organisation_id})]

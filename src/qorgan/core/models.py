@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from qorgan.core.db import Base, UTCDateTime, utcnow
@@ -143,3 +143,47 @@ class AuditEntry(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class SessionStage(StrEnum):
+    """How far a browser session has got: only ``full`` sessions act as the user."""
+
+    second_factor = "second_factor"  # password accepted, TOTP or recovery code awaited
+    enrolment = "enrolment"  # password accepted, the role needs a second factor set up first
+    full = "full"
+
+
+class WebSession(Base):
+    """A browser session; the cookie holds a random token, only its digest is stored here, so
+    signing out (or an administrator) ends it at once and a copy of the table is useless."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    stage: Mapped[SessionStage] = mapped_column(_enum(SessionStage, "session_stage"))
+    #: The TOTP secret being enrolled, kept only until the user confirms a code.
+    pending_totp: Mapped[str | None] = mapped_column(String(255), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class OrganisationShare(Base):
+    """``owner`` lets ``partner`` read its records of one kind (``resource``: "alerts", ...).
+
+    Reading only: a partner never changes another organisation's records."""
+
+    __tablename__ = "organisation_shares"
+    __table_args__ = (UniqueConstraint("owner_id", "partner_id", "resource"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
+    )
+    partner_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
+    )
+    resource: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -6,10 +6,13 @@ built, and pass the result down, so tests can point everything at their own data
 
 from __future__ import annotations
 
+import os
+import secrets
 from enum import StrEnum
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from qorgan.core.errors import QorganError
@@ -58,6 +61,14 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr("")
     #: How times are shown; they are always stored in UTC.
     timezone: str = "Asia/Almaty"
+    #: Where Qorgan keeps its files (uploads, the development secret key).
+    var_dir: Path = Path("var")
+    #: The folder of server-side log files the console may hunt over (nothing outside it).
+    hunt_root: Path = Path("var/logs")
+    #: The largest upload the console accepts for a hunt, in MiB.
+    max_upload_mib: int = Field(default=512, ge=1)
+    #: Extra Sigma rule folders for console hunts, besides the built-in pack.
+    rules: list[Path] = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod
@@ -97,3 +108,26 @@ def get_settings(**overrides: object) -> Settings:
             for e in exc.errors()
         )
         raise SettingsError(reasons, source="settings") from None
+
+
+def secret_key(settings: Settings) -> bytes:
+    """The key that signs CSRF tokens. Production requires ``QORGAN_SECRET_KEY``; development
+    without one makes a random key once and keeps it in ``var_dir/secret_key`` (mode 0600), so
+    sessions survive a restart."""
+    value = settings.secret_key.get_secret_value()
+    if value:
+        return value.encode()
+    path = settings.var_dir / "secret_key"
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48).encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "wb") as out:
+        out.write(key)
+    return key

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa  # noqa: TID251
+import sqlalchemy as sa
 from alembic import op
 
 ${imports if imports else ""}

@@ -1,0 +1,52 @@
+"""What each role may do: permissions are ``resource:action`` strings, the same strings that
+API tokens carry as scopes, so a token never does more than its user's role allows.
+
+Roles whose work arrives with later parts of Qorgan (partners exchange intel, data-protection
+officers and citizens use the privacy service) hold no console permissions yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+from qorgan.core import security
+from qorgan.core.models import Role
+
+
+class Permission(StrEnum):
+    alerts_read = "alerts:read"
+    alerts_write = "alerts:write"  # send alerts (a hunt's output) to the console
+    alerts_triage = "alerts:triage"  # acknowledge, assign, mark false positive
+    hunts_run = "hunts:run"
+    hunts_read = "hunts:read"
+    audit_read = "audit:read"
+    users_manage = "users:manage"
+
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.administrator: frozenset(Permission),
+    Role.soc_analyst: frozenset(
+        {
+            Permission.alerts_read,
+            Permission.alerts_write,
+            Permission.alerts_triage,
+            Permission.hunts_run,
+            Permission.hunts_read,
+        }
+    ),
+    Role.cert_coordinator: frozenset(
+        {Permission.alerts_read, Permission.alerts_triage, Permission.hunts_read}
+    ),
+    Role.auditor: frozenset({Permission.alerts_read, Permission.hunts_read, Permission.audit_read}),
+    Role.partner: frozenset(),
+    Role.dpo: frozenset(),
+    Role.citizen: frozenset(),
+}
+
+
+def allows(role: Role, needed: Permission, scopes: Iterable[str] | None = None) -> bool:
+    """Whether ``role`` (acting through a token with ``scopes``, if given) may do ``needed``."""
+    if needed not in ROLE_PERMISSIONS[role]:
+        return False
+    return scopes is None or security.token_allows(scopes, needed)

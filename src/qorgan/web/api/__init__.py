@@ -1,0 +1,11 @@
+"""The REST API under ``/api/v1``: thin routers over the domain services."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from qorgan.web.api import alerts, audit, hunts, me
+
+router = APIRouter()
+for _module in (me, alerts, hunts, audit):
+    router.include_router(_module.router)

@@ -1,0 +1,197 @@
+"""The Qorgan console: the FastAPI application with its pages, the REST API under ``/api/v1``,
+health checks and Prometheus metrics.
+
+``create_app(settings)`` builds everything from the settings (no work at import time), so tests
+and ``qorgan serve`` each get an application on their own database.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+
+import qorgan
+from qorgan.core.db import make_engine, session_factory
+from qorgan.core.settings import Environment, Settings, get_settings, secret_key
+from qorgan.detection.loader import BUILTIN_RULES, default_cache_dir, load_plan
+from qorgan.detection.logsources import LogsourceMap
+from qorgan.detection.plan import Plan
+from qorgan.pipeline.hunts import HuntRunner, default_plan
+from qorgan.web.deps import PRE_SESSION_COOKIE, AppState, LoginRequired
+from qorgan.web.metrics import Metrics
+from qorgan.web.templating import render
+
+STATIC = Path(__file__).resolve().parent / "static"
+API_PREFIX = "/api/v1"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self'"
+)
+
+
+def _plotly_js() -> Path:
+    import plotly
+
+    return Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+
+
+def _plan_loader(settings: Settings) -> Callable[[], Plan]:
+    """The console's rules: the built-in pack, plus the folders in ``QORGAN_RULES``."""
+    if not settings.rules:
+        return default_plan
+    folders = [BUILTIN_RULES, *settings.rules]
+
+    @functools.cache
+    def load() -> Plan:
+        return load_plan(folders, logsources=LogsourceMap.load(), cache_dir=default_cache_dir())
+
+    return load
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith(API_PREFIX)
+
+
+def create_app(settings: Settings | None = None, *, start_runner: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    engine = make_engine(settings)
+    factory = session_factory(engine)
+    runner = HuntRunner(factory, plan=_plan_loader(settings))
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if start_runner:
+            runner.recover()
+        yield
+        runner.shutdown(wait=False)
+        engine.dispose()
+
+    app = FastAPI(
+        title="Qorgan",
+        version=qorgan.__version__,
+        description=(
+            "The Qorgan console's REST API. Authenticate with `Authorization: Bearer <token>` "
+            "(tokens are issued on the account page, scoped and expiring) or, from the "
+            "console's own pages, with the session cookie plus the `X-CSRF-Token` header."
+        ),
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.qorgan = AppState(
+        settings=settings, factory=factory, secret=secret_key(settings), runner=runner
+    )
+    app.state.metrics = metrics
+
+    @app.middleware("http")
+    async def headers_and_pre_session(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        nonce = request.cookies.get(PRE_SESSION_COOKIE)
+        if not nonce and not _is_api(request):
+            request.state.pre_nonce = secrets.token_urlsafe(24)
+        response = await call_next(request)
+        if getattr(request.state, "pre_nonce", None) and not nonce:
+            response.set_cookie(
+                PRE_SESSION_COOKIE,
+                request.state.pre_nonce,
+                httponly=True,
+                samesite="lax",
+                secure=settings.environment is Environment.production,
+            )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        if not request.url.path.startswith("/static"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    app.middleware("http")(metrics.middleware)
+    app.add_middleware(GZipMiddleware, minimum_size=2048)
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, _exc: LoginRequired) -> Response:
+        target = "/login?next=" + quote(
+            request.url.path + (f"?{request.url.query}" * bool(request.url.query)), safe=""
+        )
+        if request.headers.get("hx-request"):
+            return Response(status_code=401, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
+        if _is_api(request) or exc.status_code in (301, 302, 303, 307):
+            return await http_exception_handler(request, exc)
+        return render(
+            request,
+            "error.html",
+            {"status": exc.status_code, "detail": exc.detail},
+            status_code=exc.status_code,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        if _is_api(request):
+            return await request_validation_exception_handler(request, exc)
+        return render(
+            request, "error.html", {"status": 400, "detail": "invalid form"}, status_code=400
+        )
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> Response:
+        """Readiness: the database answers and its schema is the newest."""
+        from qorgan.migrations import head
+
+        try:
+            with engine.connect() as connection:
+                revision = connection.execute(
+                    text("SELECT version_num FROM alembic_version")
+                ).scalar()
+        except Exception as exc:  # any database failure means not ready
+            return JSONResponse({"status": "unavailable", "reason": type(exc).__name__}, 503)
+        if revision != head():
+            return JSONResponse({"status": "migrations pending", "revision": revision}, 503)
+        return JSONResponse({"status": "ok", "revision": revision})
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_endpoint() -> Response:
+        return metrics.exposition()
+
+    @app.get("/static/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> Response:
+        # Plotly's JavaScript ships inside the Python package: nothing comes from the internet.
+        return FileResponse(_plotly_js(), headers={"Cache-Control": "public, max-age=86400"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    from qorgan.web.api import router as api_router
+    from qorgan.web.routes import alerts, audit, auth, home, hunts
+
+    for module in (auth, home, alerts, hunts, audit):
+        app.include_router(module.router)
+    app.include_router(api_router, prefix=API_PREFIX)
+    return app

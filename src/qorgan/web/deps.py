@@ -1,0 +1,157 @@
+"""What every route needs: the database session, who is asking, and whether they may.
+
+Browsers authenticate with the session cookie, and every state-changing request they make must
+carry the session's CSRF token (form field ``csrf_token`` or header ``X-CSRF-Token``). Machine
+clients send ``Authorization: Bearer <token>``; a token acts with its user's role, narrowed to
+the token's scopes, and needs no CSRF token (browsers never send it on their own).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy.orm import Session, sessionmaker
+
+from qorgan.core import accounts, roles, sessions
+from qorgan.core.models import SessionStage, User
+from qorgan.core.roles import Permission
+from qorgan.core.settings import Settings
+
+SESSION_COOKIE = "qorgan_session"
+#: An anonymous visitor's nonce, which the CSRF token of the sign-in forms is bound to.
+PRE_SESSION_COOKIE = "qorgan_pre"
+LANGUAGE_COOKIE = "qorgan_lang"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    factory: sessionmaker[Session]
+    secret: bytes
+    runner: Any  # qorgan.pipeline.hunts.HuntRunner
+
+
+def state(request: Request) -> AppState:
+    return request.app.state.qorgan  # type: ignore[no-any-return]
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """A session for the request; routes commit what they change before answering."""
+    session = state(request).factory()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+Db = Annotated[Session, Depends(get_db)]
+
+
+@dataclass
+class Actor:
+    """Who a request acts for."""
+
+    user: User
+    scopes: list[str] | None = None  # None: a browser session (the role decides alone)
+    session_token: str | None = None
+
+    @property
+    def organisation_id(self) -> int:
+        return self.user.organisation_id
+
+    @property
+    def id(self) -> str:
+        return str(self.user.id)
+
+    def can(self, permission: Permission) -> bool:
+        return roles.allows(self.user.role, permission, self.scopes)
+
+
+class LoginRequired(Exception):
+    """A page needs a signed-in user: the app answers with a redirect to the sign-in page."""
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def cookie_session(request: Request, db: Session) -> sessions.Current | None:
+    return sessions.find(session=db, token=request.cookies.get(SESSION_COOKIE))
+
+
+async def check_csrf(request: Request, session_token: str) -> None:
+    """Refuse an unsafe browser request without the right CSRF token (403)."""
+    if request.method in SAFE_METHODS:
+        return
+    offered = request.headers.get("x-csrf-token")
+    if offered is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        value = form.get("csrf_token")
+        offered = value if isinstance(value, str) else None
+    if not sessions.csrf_valid(state(request).secret, session_token, offered):
+        raise HTTPException(403, "missing or invalid CSRF token; reload the page and try again")
+
+
+async def authenticate(request: Request, db: Session) -> Actor | None:
+    token = _bearer(request)
+    if token is not None:
+        found = accounts.resolve_token(session=db, secret=token)
+        if found is None:
+            raise HTTPException(
+                401, "invalid or expired API token", headers={"WWW-Authenticate": "Bearer"}
+            )
+        user, scopes = found
+        db.commit()  # last use of the token
+        return Actor(user, scopes=scopes)
+    current = cookie_session(request, db)
+    if current is None or current.session.stage is not SessionStage.full:
+        db.commit()  # an expired session was removed
+        return None
+    db.commit()
+    cookie = request.cookies[SESSION_COOKIE]
+    await check_csrf(request, cookie)
+    return Actor(current.user, session_token=cookie)
+
+
+def api_actor(permission: Permission) -> Callable[..., Any]:
+    """A dependency: the API caller, who must hold ``permission`` (401 / 403 otherwise)."""
+
+    async def dependency(request: Request, db: Db) -> Actor:
+        actor = await authenticate(request, db)
+        if actor is None:
+            raise HTTPException(
+                401, "sign in or send an API token", headers={"WWW-Authenticate": "Bearer"}
+            )
+        if not actor.can(permission):
+            raise HTTPException(403, f"your role or token does not allow {permission}")
+        request.state.actor = actor
+        return actor
+
+    return dependency
+
+
+def page_actor(permission: Permission | None = None) -> Callable[..., Any]:
+    """A dependency: the signed-in browser user (redirected to sign in otherwise), who must
+    hold ``permission`` when one is given (a 403 page otherwise)."""
+
+    async def dependency(request: Request, db: Db) -> Actor:
+        actor = await authenticate(request, db)
+        if actor is None:
+            raise LoginRequired()
+        if permission is not None and not actor.can(permission):
+            raise HTTPException(403, "your role does not allow this page")
+        request.state.actor = actor
+        return actor
+
+    return dependency

@@ -1,0 +1,53 @@
+"""Prometheus metrics: request counts and latencies by route, and domain counters.
+
+Each application gets its own registry (tests build many applications in one process).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import Request, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "qorgan_http_requests",
+            "HTTP requests answered, by route template, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "qorgan_http_request_seconds",
+            "Time to answer an HTTP request, by route template",
+            ["route"],
+            registry=self.registry,
+        )
+        self.alerts_ingested = Counter(
+            "qorgan_alerts_ingested",
+            "Alerts received by the console, by outcome (created or duplicate)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.logins = Counter(
+            "qorgan_sign_ins", "Sign-in attempts by outcome", ["outcome"], registry=self.registry
+        )
+
+    async def middleware(
+        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        self.latency.labels(template).observe(time.perf_counter() - started)
+        self.requests.labels(template, request.method, str(response.status_code)).inc()
+        return response
+
+    def exposition(self) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,102 @@
+"""The start page, and the account page (password, API tokens)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+
+from qorgan.core import accounts, sessions
+from qorgan.core.errors import QorganError
+from qorgan.core.models import ApiToken
+from qorgan.core.roles import ROLE_PERMISSIONS, Permission
+from qorgan.web.deps import SESSION_COOKIE, Actor, Db, page_actor
+from qorgan.web.i18n import _l
+from qorgan.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+SignedIn = Annotated[Actor, Depends(page_actor())]
+TOKEN_DAYS = (30, 90, 365)
+
+
+@router.get("/")
+def home(request: Request, actor: SignedIn) -> Response:
+    if actor.can(Permission.alerts_read):
+        return RedirectResponse("/alerts", status_code=303)
+    if actor.can(Permission.audit_read):
+        return RedirectResponse("/audit", status_code=303)
+    return render(request, "home.html")
+
+
+def _account(
+    request: Request, db: Db, actor: Actor, status: int = 200, **extra: object
+) -> Response:
+    tokens = db.scalars(
+        select(ApiToken).where(ApiToken.user_id == actor.user.id).order_by(ApiToken.id.desc())
+    ).all()
+    scopes = sorted(str(p) for p in ROLE_PERMISSIONS[actor.user.role])
+    return render(
+        request,
+        "account.html",
+        {"tokens": tokens, "scopes": scopes, "token_days": TOKEN_DAYS, **extra},
+        status_code=status,
+    )
+
+
+@router.get("/account")
+def account(request: Request, db: Db, actor: SignedIn) -> Response:
+    return _account(request, db, actor)
+
+
+@router.post("/account/password")
+def change_password(
+    request: Request,
+    db: Db,
+    actor: SignedIn,
+    current: Annotated[str, Form(max_length=1024)],
+    new: Annotated[str, Form(max_length=1024)],
+) -> Response:
+    try:
+        accounts.change_password(session=db, user=actor.user, old=current, new=new)
+    except QorganError as exc:
+        db.rollback()
+        return _account(request, db, actor, password_error=str(exc), status=400)
+    # Every other session of the user ends; this one goes on.
+    token = request.cookies.get(SESSION_COOKIE)
+    sessions.end_all(session=db, user_id=actor.user.id, keep=token)
+    db.commit()
+    return _account(request, db, actor, message=_l("The password is changed."))
+
+
+@router.post("/account/tokens")
+def issue_token(
+    request: Request,
+    db: Db,
+    actor: SignedIn,
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+    scopes: Annotated[list[str], Form()],
+    days: Annotated[int, Form()] = 90,
+) -> Response:
+    allowed = {str(p) for p in ROLE_PERMISSIONS[actor.user.role]}
+    if not scopes or not set(scopes) <= allowed or days not in TOKEN_DAYS:
+        raise HTTPException(400, "choose scopes your role holds and a listed lifetime")
+    secret = accounts.issue_token(
+        session=db,
+        user=actor.user,
+        name=name.strip(),
+        scopes=sorted(set(scopes)),
+        lifetime=timedelta(days=days),
+    )
+    db.commit()
+    return _account(request, db, actor, new_token=secret)
+
+
+@router.post("/account/tokens/{token_id}/revoke")
+def revoke_token(request: Request, db: Db, actor: SignedIn, token_id: int) -> Response:
+    if not accounts.revoke_token(session=db, user=actor.user, token_id=token_id):
+        raise HTTPException(404, "no such token")
+    db.commit()
+    return RedirectResponse("/account", status_code=303)

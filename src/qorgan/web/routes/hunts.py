@@ -1,0 +1,69 @@
+"""Hunts from the console: upload log files or pick server-side ones; progress updates live."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, UploadFile
+from fastapi.responses import RedirectResponse, Response
+
+from qorgan.core.roles import Permission
+from qorgan.pipeline import hunts as service
+from qorgan.pipeline.models import HuntSource
+from qorgan.web.api.hunts import HuntOut, start, visible
+from qorgan.web.deps import Actor, Db, page_actor, state
+from qorgan.web.files import list_server_files, resolve_server_paths, save_uploads
+from qorgan.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+Reader = Annotated[Actor, Depends(page_actor(Permission.hunts_read))]
+Runner = Annotated[Actor, Depends(page_actor(Permission.hunts_run))]
+
+
+@router.get("/hunts")
+def hunts_page(request: Request, db: Db, actor: Reader) -> Response:
+    hunts = [
+        HuntOut.of(h) for h in service.list_hunts(session=db, organisation_ids=visible(db, actor))
+    ]
+    files = (
+        list_server_files(state(request).settings.hunt_root)
+        if actor.can(Permission.hunts_run)
+        else []
+    )
+    return render(
+        request,
+        "hunts.html",
+        {"hunts": hunts, "files": files, "max_upload_mib": state(request).settings.max_upload_mib},
+    )
+
+
+@router.get("/hunts/{hunt_id}")
+def hunt_row(request: Request, db: Db, actor: Reader, hunt_id: int) -> Response:
+    hunt = service.get_hunt(session=db, organisation_ids=visible(db, actor), hunt_id=hunt_id)
+    if hunt is None:
+        raise HTTPException(404, "no such hunt")
+    return render(request, "_hunt_row.html", {"hunt": HuntOut.of(hunt)})
+
+
+@router.post("/hunts")
+async def start_hunt(
+    request: Request,
+    db: Db,
+    actor: Runner,
+    files: Annotated[list[UploadFile] | None, Form()] = None,
+    server_paths: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    settings = state(request).settings
+    uploads = [f for f in files or [] if f.filename]
+    if uploads:
+        paths = await save_uploads(
+            uploads, settings.var_dir / "uploads", settings.max_upload_mib << 20
+        )
+        source = HuntSource.upload
+    elif server_paths:
+        paths = resolve_server_paths(settings.hunt_root, server_paths)
+        source = HuntSource.server
+    else:
+        raise HTTPException(400, "upload files or choose server-side files")
+    start(request, db, actor, paths, source)
+    return RedirectResponse("/hunts", status_code=303)

@@ -1,0 +1,80 @@
+"""Rendering pages: Jinja2 with autoescaping, the request's language and the CSRF token.
+
+Every template gets ``_`` (gettext in the request's language), ``lang``, ``languages``,
+``csrf_token``, ``actor`` (None on the sign-in pages), ``can`` and the ``localtime`` filter
+(UTC in, Asia/Almaty out, written the language's way).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from qorgan.core import sessions
+from qorgan.core.i18n import LANGUAGE_NAMES, LANGUAGES, local_time, pick_language
+from qorgan.web.deps import LANGUAGE_COOKIE, PRE_SESSION_COOKIE, SESSION_COOKIE, state
+from qorgan.web.i18n import translations
+from qorgan.web.labels import HUNT_STATUS_LABELS, LEVEL_LABELS, ROLE_LABELS, STATUS_LABELS
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+templates = Jinja2Templates(
+    env=jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+)
+
+
+def request_language(request: Request) -> str:
+    actor = getattr(request.state, "actor", None)
+    return pick_language(
+        actor.user.language if actor is not None else None,
+        request.cookies.get(LANGUAGE_COOKIE),
+        accept_language=request.headers.get("accept-language"),
+    )
+
+
+def csrf_for(request: Request) -> str:
+    """The CSRF token for forms on this page (bound to the session, or the pre-session nonce)."""
+    secret = state(request).secret
+    session_token = request.cookies.get(SESSION_COOKIE)
+    if session_token and getattr(request.state, "actor", None) is not None:
+        return sessions.csrf_token(secret, session_token)
+    pending = getattr(request.state, "pending_token", None) or session_token
+    if pending:
+        return sessions.csrf_token(secret, pending)
+    nonce = request.cookies.get(PRE_SESSION_COOKIE) or getattr(request.state, "pre_nonce", "")
+    return sessions.csrf_token(secret, "pre:" + nonce)
+
+
+def render(
+    request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200
+) -> HTMLResponse:
+    language = request_language(request)
+    gettext = translations(language).gettext
+    actor = getattr(request.state, "actor", None)
+    zone = state(request).settings.timezone
+
+    def localtime(value: Any, style: str = "medium") -> str:
+        return local_time(value, language, zone, style)
+
+    values = {
+        "request": request,
+        "_": gettext,
+        "lang": language,
+        "languages": [(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
+        "csrf_token": csrf_for(request),
+        "actor": actor,
+        "can": (lambda permission: actor is not None and actor.can(permission)),
+        "localtime": localtime,
+        "role_names": ROLE_LABELS,
+        "level_names": LEVEL_LABELS,
+        "status_names": STATUS_LABELS,
+        "hunt_status_names": HUNT_STATUS_LABELS,
+        **(context or {}),
+    }
+    response = templates.TemplateResponse(request, name, values, status_code=status_code)
+    response.headers["Content-Language"] = language
+    return response
