@@ -91,8 +91,10 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True) -
             "(tokens are issued on the account page, scoped and expiring) or, from the "
             "console's own pages, with the session cookie plus the `X-CSRF-Token` header."
         ),
-        docs_url=f"{API_PREFIX}/docs",
+        # Swagger UI would load its JavaScript from a CDN: the schema is served, the UI not.
+        docs_url=None,
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json",
         lifespan=lifespan,
     )

@@ -45,7 +45,8 @@ def get_db(request: Request) -> Iterator[Session]:
     try:
         yield session
     finally:
-        session.rollback()
+        # Close (which rolls back anything uncommitted) without expiring the loaded objects:
+        # an error page rendered after this still shows who is signed in.
         session.close()
 
 

@@ -5,12 +5,15 @@ Each application gets its own registry (tests build many applications in one pro
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request, Response
+from fastapi.routing import iter_route_contexts
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.routing import compile_path
 
 
 class Metrics:
@@ -38,13 +41,29 @@ class Metrics:
             "qorgan_sign_ins", "Sign-in attempts by outcome", ["outcome"], registry=self.registry
         )
 
+        self._templates: list[tuple[re.Pattern[str], str]] | None = None
+
+    def _template(self, request: Request) -> str:
+        """The route template a path matched (``/api/v1/alerts/{alert_id}``), so labels stay
+        few whatever ids are requested."""
+        if self._templates is None:
+            self._templates = []
+            for context in iter_route_contexts(request.app.routes):
+                if context.path:
+                    regex, _format, _convertors = compile_path(str(context.path))
+                    self._templates.append((regex, str(context.path)))
+        path = request.url.path
+        for regex, template in self._templates:
+            if regex.match(path):
+                return template
+        return "unmatched"
+
     async def middleware(
         self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
+        template = self._template(request)
         self.latency.labels(template).observe(time.perf_counter() - started)
         self.requests.labels(template, request.method, str(response.status_code)).inc()
         return response

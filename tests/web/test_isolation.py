@@ -1,0 +1,213 @@
+"""Tenant isolation: for every route, a user of organisation A gets 404 or 403 for records of
+organisation B, and lists never show them; sharing lets A read (never change) B's alerts.
+
+``test_every_route_is_classified`` fails when a route is added without being listed here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.routing import iter_route_contexts
+from fastapi.testclient import TestClient
+
+from qorgan.core import accounts
+from qorgan.core.db import unit_of_work
+from qorgan.pipeline import hunts
+from qorgan.web.app import create_app
+
+from .conftest import EXAMPLES, World, alert_payload, sign_in
+
+#: Routes that take the id of an organisation's record, with how to fill the path in.
+RECORD_ROUTES = {
+    ("GET", "/api/v1/alerts/{alert_id}"),
+    ("POST", "/api/v1/alerts/{alert_id}/acknowledge"),
+    ("POST", "/api/v1/alerts/{alert_id}/false-positive"),
+    ("POST", "/api/v1/alerts/{alert_id}/reopen"),
+    ("PUT", "/api/v1/alerts/{alert_id}/assignee"),
+    ("GET", "/api/v1/hunts/{hunt_id}"),
+    ("GET", "/alerts/{alert_id}"),
+    ("POST", "/alerts/{alert_id}/{action}"),
+    ("GET", "/hunts/{hunt_id}"),
+    ("POST", "/account/tokens/{token_id}/revoke"),
+}
+#: Routes listing an organisation's records: B's must never appear in A's answer.
+LIST_ROUTES = {
+    ("GET", "/api/v1/alerts"),
+    ("GET", "/api/v1/alerts/groups"),
+    ("GET", "/api/v1/alerts/timeline"),
+    ("GET", "/api/v1/hunts"),
+    ("GET", "/api/v1/audit"),
+    ("GET", "/alerts"),
+    ("GET", "/hunts"),
+    ("GET", "/audit"),
+    ("GET", "/account"),
+}
+#: Routes that act only on the caller's own organisation or account, or hold no records.
+OWN_ONLY_ROUTES = {
+    ("GET", "/"),
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("GET", "/login/second-factor"),
+    ("POST", "/login/second-factor"),
+    ("GET", "/login/enrol"),
+    ("POST", "/login/enrol"),
+    ("POST", "/logout"),
+    ("POST", "/language"),
+    ("POST", "/account/password"),
+    ("POST", "/account/tokens"),
+    ("GET", "/api/v1/me"),
+    ("POST", "/api/v1/alerts"),  # stored in the caller's organisation, tested below
+    ("POST", "/api/v1/hunts"),  # likewise
+    ("POST", "/hunts"),
+    ("GET", "/api/v1/hunts/files"),  # the server's hunt folder, not an organisation's record
+    ("GET", "/api/v1/audit/verify"),  # reports problems of the whole chain, no entries
+    ("GET", "/api/v1/openapi.json"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/static/plotly.min.js"),
+}
+
+
+def _routes() -> set[tuple[str, str]]:
+    app = create_app(start_runner=False)
+    found = set()
+    for context in iter_route_contexts(app.routes):
+        methods = getattr(context.original_route, "methods", None) or set()
+        for method in set(methods) - {"HEAD"}:
+            found.add((method, str(context.path)))
+    return found
+
+
+def test_every_route_is_classified(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QORGAN_DATABASE_URL", f"sqlite:///{tmp_path / 'q.db'}")
+    monkeypatch.setenv("QORGAN_VAR_DIR", str(tmp_path))
+    routes = _routes()
+    classified = RECORD_ROUTES | LIST_ROUTES | OWN_ONLY_ROUTES
+    assert routes - classified == set(), "classify the new routes in this test"
+    assert classified - routes == set(), "these routes no longer exist"
+
+
+class Records:
+    def __init__(self, world: World, client: TestClient) -> None:
+        b_token = world.token("b.analyst", ["alerts:write"])
+        response = client.post(
+            "/api/v1/alerts",
+            json=[alert_payload(i, host="b-secret-host") for i in range(3)],
+            headers={"Authorization": f"Bearer {b_token}"},
+        )
+        assert response.status_code == 200, response.text
+        admin_b = world.token("b.admin", ["*"])
+        listed = client.get("/api/v1/alerts", headers={"Authorization": f"Bearer {admin_b}"})
+        self.b_alert = listed.json()["items"][0]["id"]
+        with unit_of_work(world.factory) as session:
+            hunt = hunts.create_hunt(
+                session=session,
+                organisation_id=world["b.analyst"].organisation_id,
+                user_id=world["b.analyst"].id,
+                paths=[EXAMPLES],
+                source="server",
+            )
+            self.b_hunt = hunt.id
+        from sqlalchemy import select
+
+        from qorgan.core.models import ApiToken
+
+        with unit_of_work(world.factory) as session:
+            self.b_token_id = session.scalars(
+                select(ApiToken.id).where(ApiToken.user_id == world["b.analyst"].id)
+            ).first()
+        a_token = world.token("a.analyst", ["alerts:write"])
+        client.post(
+            "/api/v1/alerts",
+            json=[alert_payload(i, host="a-host") for i in range(100, 102)],
+            headers={"Authorization": f"Bearer {a_token}"},
+        )
+
+    def path(self, template: str) -> str:
+        return (
+            template.replace("{alert_id}", str(self.b_alert))
+            .replace("{hunt_id}", str(self.b_hunt))
+            .replace("{token_id}", str(self.b_token_id))
+            .replace("{action}", "acknowledge")
+        )
+
+
+def _call(client: TestClient, method: str, path: str, **kwargs: Any) -> Any:
+    body: dict[str, Any] = {}
+    if method == "PUT":
+        body["json"] = {"assignee_id": None}
+    return client.request(method, path, **body, **kwargs)
+
+
+def test_records_of_another_organisation_are_not_found(client: TestClient, world: World) -> None:
+    records = Records(world, client)
+    # Through the API with A's administrator's token (every permission)...
+    token = world.token("a.admin", ["*"])
+    for method, template in sorted(r for r in RECORD_ROUTES if r[1].startswith("/api/")):
+        response = _call(
+            client, method, records.path(template), headers={"Authorization": f"Bearer {token}"}
+        )
+        assert response.status_code in (403, 404), (method, template, response.status_code)
+    # ...and through the pages, signed in as A's administrator.
+    csrf = sign_in(client, world["a.admin"])
+    for method, template in sorted(r for r in RECORD_ROUTES if not r[1].startswith("/api/")):
+        response = client.request(
+            method, records.path(template), data={"csrf_token": csrf} if method == "POST" else None
+        )
+        assert response.status_code in (403, 404), (method, template, response.status_code)
+    # B's records are untouched.
+    b_admin = world.token("b.admin", ["*"])
+    alert = client.get(
+        f"/api/v1/alerts/{records.b_alert}", headers={"Authorization": f"Bearer {b_admin}"}
+    )
+    assert alert.json()["status"] == "new"
+
+
+def test_lists_show_only_the_own_organisation(client: TestClient, world: World) -> None:
+    records = Records(world, client)
+    token = world.token("a.admin", ["*"])
+    headers = {"Authorization": f"Bearer {token}"}
+    alerts = client.get("/api/v1/alerts", headers=headers).json()
+    assert alerts["total"] == 2 and {a["host"] for a in alerts["items"]} == {"a-host"}
+    groups = client.get("/api/v1/alerts/groups?by=host", headers=headers).json()
+    assert [g["host"] for g in groups] == ["a-host"]
+    timeline = client.get("/api/v1/alerts/timeline", headers=headers).json()
+    assert sum(p["count"] for p in timeline) == 2
+    assert client.get("/api/v1/hunts", headers=headers).json() == []
+    entries = client.get("/api/v1/audit?limit=1000", headers=headers).json()
+    b_org = world["b.admin"].organisation_id
+    assert entries
+    assert not [
+        e for e in entries if (e["target_type"], e["target_id"]) == ("hunt", str(records.b_hunt))
+    ]
+    assert all(e["actor"] != str(world["b.analyst"].id) for e in entries)
+    csrf = sign_in(client, world["a.admin"])
+    assert csrf
+    for path in ("/alerts", "/alerts?group=host", "/hunts", "/audit", "/account"):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert "b-secret-host" not in page.text, path
+        assert f'/hunts/{records.b_hunt}"' not in page.text, path
+    assert b_org != world["a.admin"].organisation_id
+
+
+def test_shared_alerts_can_be_read_but_not_changed(client: TestClient, world: World) -> None:
+    records = Records(world, client)
+    with unit_of_work(world.factory) as session:
+        accounts.share(
+            session=session,
+            actor=str(world["b.admin"].id),
+            owner_id=world["b.admin"].organisation_id,
+            partner_id=world["a.admin"].organisation_id,
+            resource="alerts",
+        )
+    headers = {"Authorization": f"Bearer {world.token('a.admin', ['*'])}"}
+    assert client.get("/api/v1/alerts", headers=headers).json()["total"] == 5
+    assert client.get(f"/api/v1/alerts/{records.b_alert}", headers=headers).status_code == 200
+    changed = client.post(f"/api/v1/alerts/{records.b_alert}/acknowledge", headers=headers)
+    assert changed.status_code == 404
+    # Sharing alerts does not share hunts.
+    assert client.get(f"/api/v1/hunts/{records.b_hunt}", headers=headers).status_code == 404
