@@ -621,3 +621,7 @@ def audit_anchor() -> None:
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
+
+
+if __name__ == "__main__":
+    main()

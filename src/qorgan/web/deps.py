@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from qorgan.core import accounts, roles, sessions
@@ -25,6 +25,9 @@ SESSION_COOKIE = "qorgan_session"
 PRE_SESSION_COOKIE = "qorgan_pre"
 LANGUAGE_COOKIE = "qorgan_lang"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: A record id in a path: positive and within the databases' integer keys, so a huge number is
+#: a 422 rather than an overflow deep in the database driver.
+RecordId = Annotated[int, Path(ge=1, le=2**31 - 1, description="A record's id.")]
 
 
 @dataclass

@@ -25,13 +25,14 @@ def _moment(value: str | None, zone: str, *, end: bool) -> datetime | None:
                 day += timedelta(days=1)
             return datetime.combine(day, time(), tzinfo=ZoneInfo(zone)).astimezone(UTC)
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is not None:
+            return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise HTTPException(
-            422, f"not a date (YYYY-MM-DD) or a date-time with offset: {value[:40]!r}"
+            422,
+            f"not a date (YYYY-MM-DD) or a date-time with offset, or out of range: {value[:40]!r}",
         ) from None
-    if moment.tzinfo is None:
-        raise HTTPException(422, f"a date-time needs its offset (Z or +05:00): {value[:40]!r}")
-    return moment.astimezone(UTC)
+    raise HTTPException(422, f"a date-time needs its offset (Z or +05:00): {value[:40]!r}")
 
 
 def alert_filter(
@@ -49,7 +50,9 @@ def alert_filter(
         str | None,
         Query(max_length=40, description="Up to this date (inclusive) or ISO date-time."),
     ] = None,
-    assignee: Annotated[int | None, Query(ge=1, description="An assignee's user id.")] = None,
+    assignee: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="An assignee's user id.")
+    ] = None,
 ) -> AlertFilter:
     zone = state(request).settings.timezone
     return AlertFilter(

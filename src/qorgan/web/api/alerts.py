@@ -19,7 +19,7 @@ from qorgan.incidents.schemas import (
     IngestResult,
     TimelinePoint,
 )
-from qorgan.web.deps import Actor, Db, api_actor, state
+from qorgan.web.deps import Actor, Db, RecordId, api_actor, state
 from qorgan.web.filters import alert_filter
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
@@ -39,7 +39,9 @@ class AlertPage(BaseModel):
 
 
 class Assignment(BaseModel):
-    assignee_id: int | None = Field(description="A user of your organisation, or null.")
+    assignee_id: int | None = Field(
+        ge=1, le=2**31 - 1, description="A user of your organisation, or null."
+    )
 
 
 def visible(db: Db, actor: Actor) -> list[int]:
@@ -111,7 +113,7 @@ def timeline(
     )
 
 
-def _detail(db: Db, actor: Actor, alert_id: int) -> AlertDetail:
+def _detail(db: Db, actor: Actor, alert_id: RecordId) -> AlertDetail:
     row = service.get_alert(session=db, organisation_ids=visible(db, actor), alert_id=alert_id)
     if row is None:
         raise HTTPException(404, "no such alert")
@@ -119,7 +121,7 @@ def _detail(db: Db, actor: Actor, alert_id: int) -> AlertDetail:
 
 
 @router.get("/{alert_id}", summary="One alert in full (the read is audited)")
-def get_alert(db: Db, actor: Reader, alert_id: int) -> AlertDetail:
+def get_alert(db: Db, actor: Reader, alert_id: RecordId) -> AlertDetail:
     detail = _detail(db, actor, alert_id)
     service.record_read(
         session=db, user_id=actor.user.id, organisation_id=actor.organisation_id, alert_id=alert_id
@@ -128,7 +130,7 @@ def get_alert(db: Db, actor: Reader, alert_id: int) -> AlertDetail:
     return detail
 
 
-def _triage(db: Db, actor: Actor, alert_id: int, action: str, **extra: object) -> AlertDetail:
+def _triage(db: Db, actor: Actor, alert_id: RecordId, action: str, **extra: object) -> AlertDetail:
     operation = {
         "acknowledge": service.acknowledge,
         "false_positive": service.mark_false_positive,
@@ -152,20 +154,20 @@ def _triage(db: Db, actor: Actor, alert_id: int, action: str, **extra: object) -
 
 
 @router.post("/{alert_id}/acknowledge", summary="Acknowledge an alert")
-def acknowledge(db: Db, actor: Triager, alert_id: int) -> AlertDetail:
+def acknowledge(db: Db, actor: Triager, alert_id: RecordId) -> AlertDetail:
     return _triage(db, actor, alert_id, "acknowledge")
 
 
 @router.post("/{alert_id}/false-positive", summary="Mark an alert as a false positive")
-def false_positive(db: Db, actor: Triager, alert_id: int) -> AlertDetail:
+def false_positive(db: Db, actor: Triager, alert_id: RecordId) -> AlertDetail:
     return _triage(db, actor, alert_id, "false_positive")
 
 
 @router.post("/{alert_id}/reopen", summary="Set an alert back to new")
-def reopen(db: Db, actor: Triager, alert_id: int) -> AlertDetail:
+def reopen(db: Db, actor: Triager, alert_id: RecordId) -> AlertDetail:
     return _triage(db, actor, alert_id, "reopen")
 
 
 @router.put("/{alert_id}/assignee", summary="Assign an alert (or clear the assignee)")
-def assign(db: Db, actor: Triager, alert_id: int, body: Assignment) -> AlertDetail:
+def assign(db: Db, actor: Triager, alert_id: RecordId, body: Assignment) -> AlertDetail:
     return _triage(db, actor, alert_id, "assign", assignee_id=body.assignee_id)

@@ -14,7 +14,7 @@ from qorgan.core.roles import Permission
 from qorgan.pipeline import hunts as service
 from qorgan.pipeline.hunts import HuntError
 from qorgan.pipeline.models import Hunt, HuntSource, HuntStatus
-from qorgan.web.deps import Actor, Db, api_actor, state
+from qorgan.web.deps import Actor, Db, RecordId, api_actor, state
 from qorgan.web.files import list_server_files, resolve_server_paths
 
 router = APIRouter(prefix="/hunts", tags=["hunts"])
@@ -116,7 +116,7 @@ def list_hunts(db: Db, actor: Reader) -> list[HuntOut]:
 
 
 @router.get("/{hunt_id}", summary="One hunt and its progress")
-def get_hunt(db: Db, actor: Reader, hunt_id: int) -> HuntOut:
+def get_hunt(db: Db, actor: Reader, hunt_id: RecordId) -> HuntOut:
     hunt = service.get_hunt(session=db, organisation_ids=visible(db, actor), hunt_id=hunt_id)
     if hunt is None:
         raise HTTPException(404, "no such hunt")

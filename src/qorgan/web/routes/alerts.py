@@ -16,7 +16,7 @@ from qorgan.incidents import alerts as service
 from qorgan.incidents.alerts import AlertError, AlertFilter, NotFound
 from qorgan.incidents.models import LEVELS, AlertStatus
 from qorgan.web.api.alerts import visible
-from qorgan.web.deps import Actor, Db, page_actor
+from qorgan.web.deps import Actor, Db, RecordId, page_actor
 from qorgan.web.filters import alert_filter
 from qorgan.web.templating import render
 
@@ -76,7 +76,7 @@ def _assignees(db: Db, actor: Actor) -> list[User]:
 
 
 @router.get("/alerts/{alert_id}")
-def alert_page(request: Request, db: Db, actor: Reader, alert_id: int) -> Response:
+def alert_page(request: Request, db: Db, actor: Reader, alert_id: RecordId) -> Response:
     row = service.get_alert(session=db, organisation_ids=visible(db, actor), alert_id=alert_id)
     if row is None:
         raise HTTPException(404, "no such alert")
@@ -108,7 +108,7 @@ def triage(
     request: Request,
     db: Db,
     actor: Triager,
-    alert_id: int,
+    alert_id: RecordId,
     action: Literal["acknowledge", "false-positive", "reopen", "assign"],
     assignee_id: Annotated[str, Form()] = "",
 ) -> Response:

@@ -3,7 +3,6 @@ and choosing the interface language."""
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -150,8 +149,8 @@ async def second_factor(
 
 
 def _qr_data_uri(uri: str) -> str:
-    svg = segno.make(uri, error="m").svg_inline(scale=5, dark="#0b1f33", light="#ffffff")
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+    """The otpauth:// URI as a PNG QR code, inline (nothing leaves the server)."""
+    return str(segno.make(uri, error="m").png_data_uri(scale=5, dark="#0b1f33", light="#ffffff"))
 
 
 @router.get("/login/enrol")

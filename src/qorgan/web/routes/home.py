@@ -13,7 +13,7 @@ from qorgan.core import accounts, sessions
 from qorgan.core.errors import QorganError
 from qorgan.core.models import ApiToken
 from qorgan.core.roles import ROLE_PERMISSIONS, Permission
-from qorgan.web.deps import SESSION_COOKIE, Actor, Db, page_actor
+from qorgan.web.deps import SESSION_COOKIE, Actor, Db, RecordId, page_actor
 from qorgan.web.i18n import _l
 from qorgan.web.templating import render
 
@@ -95,7 +95,7 @@ def issue_token(
 
 
 @router.post("/account/tokens/{token_id}/revoke")
-def revoke_token(request: Request, db: Db, actor: SignedIn, token_id: int) -> Response:
+def revoke_token(request: Request, db: Db, actor: SignedIn, token_id: RecordId) -> Response:
     if not accounts.revoke_token(session=db, user=actor.user, token_id=token_id):
         raise HTTPException(404, "no such token")
     db.commit()

@@ -11,7 +11,7 @@ from qorgan.core.roles import Permission
 from qorgan.pipeline import hunts as service
 from qorgan.pipeline.models import HuntSource
 from qorgan.web.api.hunts import HuntOut, start, visible
-from qorgan.web.deps import Actor, Db, page_actor, state
+from qorgan.web.deps import Actor, Db, RecordId, page_actor, state
 from qorgan.web.files import list_server_files, resolve_server_paths, save_uploads
 from qorgan.web.templating import render
 
@@ -38,7 +38,7 @@ def hunts_page(request: Request, db: Db, actor: Reader) -> Response:
 
 
 @router.get("/hunts/{hunt_id}")
-def hunt_row(request: Request, db: Db, actor: Reader, hunt_id: int) -> Response:
+def hunt_row(request: Request, db: Db, actor: Reader, hunt_id: RecordId) -> Response:
     hunt = service.get_hunt(session=db, organisation_ids=visible(db, actor), hunt_id=hunt_id)
     if hunt is None:
         raise HTTPException(404, "no such hunt")
