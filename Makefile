@@ -1,11 +1,11 @@
-# Qorgan: `make run` sets everything up and runs a hunt over the shipped examples;
+# Qorgan: `make run` sets everything up and serves the console with demo users and alerts;
 # `make test` runs lint and the whole test suite.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench bench-ingest messages clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,9 +13,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# A hunt exits 1 when alerts fire; that is the expected outcome of the demo.
+# The console on its embedded defaults: SQLite under var/, a demo organisation and users
+# (passwords printed once), alerts from a hunt over the example logs, served on 127.0.0.1:8000.
 run: $(STAMP)
-	$(BIN)/qorgan hunt examples/logs --min-level medium --format table || [ $$? -eq 1 ]
+	$(BIN)/qorgan demo
+	$(BIN)/qorgan serve --host 127.0.0.1 --port 8000
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -30,6 +32,27 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/hunt.py
+
+bench-ingest: $(STAMP)
+	$(BIN)/python bench/ingest.py
+
+# Re-extract the interface's messages into the template and merge them into the kk, ru and en
+# catalogues (a new language's catalogue is created); then translate what is new or empty.
+MESSAGES := src/qorgan/web/translations
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F src/qorgan/web/babel.cfg --no-wrap --sort-by-file \
+		--project Qorgan --copyright-holder "the Qorgan authors" \
+		--version "$$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)" \
+		-o $(MESSAGES)/messages.pot src/qorgan/web
+	for lang in kk ru en; do \
+		if [ -f $(MESSAGES)/$$lang/LC_MESSAGES/messages.po ]; then \
+			$(BIN)/pybabel update --no-wrap --no-fuzzy-matching --ignore-obsolete \
+				-i $(MESSAGES)/messages.pot -d $(MESSAGES) -l $$lang || exit 1; \
+		else \
+			$(BIN)/pybabel init --no-wrap -i $(MESSAGES)/messages.pot -d $(MESSAGES) \
+				-l $$lang || exit 1; \
+		fi; \
+	done
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
