@@ -37,6 +37,10 @@ db_app = typer.Typer(help="Manage the database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 audit_app = typer.Typer(help="Check the tamper-evident audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+org_app = typer.Typer(help="Manage organisations.", no_args_is_help=True)
+app.add_typer(org_app, name="org")
+user_app = typer.Typer(help="Manage console users.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
 err = Console(stderr=True)
 
 EXIT_ALERTS = 1
@@ -551,6 +555,106 @@ def demo(
         f"({hunt.alerts_new:,} new in the inbox)",
         highlight=False,
     )
+
+
+CLI_ACTOR = "cli"
+
+
+@org_app.command("create")
+def org_create(
+    name: Annotated[str, typer.Argument(help="The organisation's name (unique).")],
+    kind: Annotated[
+        str, typer.Option(help="akimat, ministry, bank, soc, cert or other.")
+    ] = "other",
+) -> None:
+    """Create an organisation; prints its id."""
+    from qorgan.core import accounts
+    from qorgan.core.models import OrganisationKind
+
+    try:
+        organisation_kind = OrganisationKind(kind)
+    except ValueError:
+        raise typer.BadParameter(
+            f"one of {', '.join(OrganisationKind)}", param_hint="--kind"
+        ) from None
+    try:
+        with _audit_session() as session:
+            organisation = accounts.create_organisation(
+                session=session, actor=CLI_ACTOR, name=name, kind=organisation_kind
+            )
+            print(organisation.id)
+    except QorganError as exc:
+        raise _fail(exc) from exc
+
+
+@org_app.command("share")
+def org_share(
+    owner: Annotated[int, typer.Argument(help="The id of the organisation that shares.")],
+    partner: Annotated[int, typer.Argument(help="The id of the organisation that may read.")],
+    resource: Annotated[str, typer.Option(help="alerts or hunts.")] = "alerts",
+) -> None:
+    """Let one organisation read another's alerts (or hunts); never change them."""
+    from qorgan.core import accounts
+
+    try:
+        with _audit_session() as session:
+            accounts.share(
+                session=session,
+                actor=CLI_ACTOR,
+                owner_id=owner,
+                partner_id=partner,
+                resource=resource,
+            )
+    except QorganError as exc:
+        raise _fail(exc) from exc
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Argument(help="The user's e-mail address (the sign-in name).")],
+    organisation: Annotated[int, typer.Option(help="The organisation's id.")],
+    role: Annotated[
+        str,
+        typer.Option(
+            help="administrator, soc_analyst, cert_coordinator, partner, dpo, auditor or citizen."
+        ),
+    ],
+    name: Annotated[str, typer.Option(help="The name shown in the console.")],
+    language: Annotated[str, typer.Option(help="kk, ru or en.")] = "kk",
+) -> None:
+    """Create a console user with a generated password, printed once (the user changes it on the
+    account page; roles handling incidents or personal data enrol a second factor first)."""
+    import secrets
+
+    from qorgan.core import accounts
+    from qorgan.core.i18n import LANGUAGES
+    from qorgan.core.models import Organisation, Role
+
+    try:
+        user_role = Role(role)
+    except ValueError:
+        raise typer.BadParameter(f"one of {', '.join(Role)}", param_hint="--role") from None
+    if language not in LANGUAGES:
+        raise typer.BadParameter(f"one of {', '.join(LANGUAGES)}", param_hint="--language")
+    password = "Qrg-" + secrets.token_urlsafe(12)
+    try:
+        with _audit_session() as session:
+            if session.get(Organisation, organisation) is None:
+                raise accounts.AccountError(f"no organisation with id {organisation}")
+            user = accounts.create_user(
+                session=session,
+                actor=CLI_ACTOR,
+                organisation_id=organisation,
+                email=email,
+                display_name=name,
+                role=user_role,
+                password=password,
+                language=language,
+            )
+            user_id = user.id
+    except QorganError as exc:
+        raise _fail(exc) from exc
+    print(f"user {user_id} created; password (shown only now): {password}")
 
 
 @contextmanager

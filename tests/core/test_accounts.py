@@ -79,7 +79,11 @@ def test_sign_in_needs_totp_for_analysts_and_locks_out(factory: sessionmaker[Ses
         with pytest.raises(accounts.AccountError):
             accounts.confirm_totp(session=session, user=user, secret=secret, code="000000")
         codes = accounts.confirm_totp(
-            session=session, user=user, secret=secret, code=pyotp.TOTP(secret).now()
+            session=session,
+            user=user,
+            secret=secret,
+            code=pyotp.TOTP(secret).at(NOW - timedelta(seconds=30)),
+            now=NOW,
         )
     totp = pyotp.TOTP(secret)
     with unit_of_work(factory) as session:
@@ -163,3 +167,47 @@ def test_api_tokens_are_scoped_and_expire(factory: sessionmaker[Session]) -> Non
             accounts.token_user(session=session, secret=secret, needed="alerts:write", now=late)
             is None
         )
+
+
+def test_a_totp_code_signs_in_once(factory: sessionmaker[Session]) -> None:
+    with unit_of_work(factory) as session:
+        organisation = accounts.create_organisation(
+            session=session, actor="t", name="Replay", kind=OrganisationKind.soc
+        )
+        user = accounts.create_user(
+            session=session,
+            actor="t",
+            organisation_id=organisation.id,
+            email="replay@soc.kz",
+            display_name="Replay Test",
+            role=Role.soc_analyst,
+            password=PASSWORD,
+        )
+        secret, _uri = accounts.start_totp(user)
+        now = datetime.now(UTC)
+        enrolment_code = pyotp.TOTP(secret).at(now)
+        accounts.confirm_totp(session=session, user=user, secret=secret, code=enrolment_code)
+    with unit_of_work(factory) as session:
+        # The code used to enrol is spent; so is a code once it signed in.
+        replayed = accounts.sign_in(
+            session=session, email="replay@soc.kz", password=PASSWORD, second_factor=enrolment_code
+        )
+        assert replayed.outcome is accounts.Outcome.bad_credentials
+        later = now + timedelta(seconds=30)
+        fresh = pyotp.TOTP(secret).at(later)
+        first = accounts.sign_in(
+            session=session,
+            email="replay@soc.kz",
+            password=PASSWORD,
+            second_factor=fresh,
+            now=later,
+        )
+        assert first.outcome is accounts.Outcome.ok
+        again = accounts.sign_in(
+            session=session,
+            email="replay@soc.kz",
+            password=PASSWORD,
+            second_factor=fresh,
+            now=later,
+        )
+        assert again.outcome is accounts.Outcome.bad_credentials

@@ -58,6 +58,17 @@ def test_bad_alerts_are_refused_with_reasons(client: TestClient, world: World) -
     assert client.get("/api/v1/alerts", headers=headers).json()["total"] == 0
 
 
+def test_nul_characters_in_events_are_kept_visibly(client: TestClient, world: World) -> None:
+    # PostgreSQL refuses NUL in text and JSON; log events carry it. Stored as U+2400 on both
+    # databases, and an escaped backslash followed by "u0000" stays as it was.
+    headers = _bearer(world, "a.analyst", ["alerts:write", "alerts:read"])
+    alert = alert_payload(1) | {"event": {"cmd\x00line": "a\x00b", "text": "\\u0000"}}
+    assert client.post("/api/v1/alerts", json=[alert], headers=headers).json()["created"] == 1
+    alert_id = client.get("/api/v1/alerts", headers=headers).json()["items"][0]["id"]
+    body = client.get(f"/api/v1/alerts/{alert_id}", headers=headers).json()["body"]
+    assert body["event"] == {"cmd\u2400line": "a\u2400b", "text": "\\u0000"}
+
+
 def test_filters_groups_and_timeline(client: TestClient, world: World) -> None:
     headers = _bearer(world, "a.analyst", ["alerts:write", "alerts:read"])
     batch = [

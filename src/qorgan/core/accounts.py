@@ -140,12 +140,16 @@ def start_totp(user: User) -> tuple[str, str]:
     return secret, security.totp_uri(secret, user.email)
 
 
-def confirm_totp(*, session: Session, user: User, secret: str, code: str) -> list[str]:
+def confirm_totp(
+    *, session: Session, user: User, secret: str, code: str, now: datetime | None = None
+) -> list[str]:
     """Turn the second factor on once the user proves the app works; returns recovery codes,
     shown once (only their digests are kept)."""
-    if not security.verify_totp(secret, code):
+    step = security.totp_step(secret, code, at=now)
+    if step is None:
         raise AccountError("the code does not match; check the authenticator app's clock")
     user.totp_secret = secret
+    user.totp_last_step = step
     for old in session.scalars(select(RecoveryCode).where(RecoveryCode.user_id == user.id)):
         session.delete(old)
     codes = security.new_recovery_codes()
@@ -209,10 +213,16 @@ def complete_second_factor(
 
 
 def _second_factor_ok(session: Session, user: User, code: str, now: datetime) -> bool:
+    """A TOTP code not used before (a replayed code fails, RFC 6238 section 5.2), or an unused
+    recovery code."""
     assert user.totp_secret is not None
-    return security.verify_totp(user.totp_secret, code, at=now) or _spend_recovery_code(
-        session, user, code, now
-    )
+    step = security.totp_step(user.totp_secret, code, at=now)
+    if step is not None:
+        if user.totp_last_step is not None and step <= user.totp_last_step:
+            return False
+        user.totp_last_step = step
+        return True
+    return _spend_recovery_code(session, user, code, now)
 
 
 def signed_in(session: Session, user: User) -> SignIn:

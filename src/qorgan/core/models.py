@@ -76,6 +76,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[Role] = mapped_column(_enum(Role, "user_role"))
     totp_secret: Mapped[str | None] = mapped_column(String(255), default=None)
+    #: The time step of the last TOTP code accepted: a code is good for one sign-in only.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, default=None)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     language: Mapped[str] = mapped_column(String(8), default="kk", server_default="kk")

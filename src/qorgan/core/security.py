@@ -133,11 +133,22 @@ def totp_uri(secret: str, account: str, issuer: str = "Qorgan") -> str:
 
 def verify_totp(secret: str, code: str, *, at: datetime | None = None) -> bool:
     """A 6-digit code for now, or one 30 s step before or after (clock drift)."""
+    return totp_step(secret, code, at=at) is not None
+
+
+def totp_step(secret: str, code: str, *, at: datetime | None = None) -> int | None:
+    """The 30 s time step whose code ``code`` is (now, or one step either side), else None.
+    Callers remember the last step used, so a code seen once is never accepted again."""
     code = code.strip().replace(" ", "")
     if not (code.isdigit() and len(code) == 6):
-        return False
+        return None
+    totp = pyotp.TOTP(secret)
     moment = at or datetime.now(UTC)
-    return pyotp.TOTP(secret).verify(code, for_time=moment, valid_window=1)
+    now_step = totp.timecode(moment)
+    for step in (now_step, now_step - 1, now_step + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
 
 
 def new_recovery_codes(count: int = RECOVERY_CODES) -> list[str]:

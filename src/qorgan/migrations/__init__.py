@@ -7,6 +7,7 @@ plain SQLAlchemy types only, so they never depend on our Python code. No alembic
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,12 +15,23 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.exc import SQLAlchemyError
 
-from qorgan.core.db import DatabaseError, make_engine
+from qorgan.core.db import Base, DatabaseError, make_engine
 
 if TYPE_CHECKING:
+    from sqlalchemy import MetaData
+
     from qorgan.core.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent
+#: Every module defining tables; a package adding tables adds its module here.
+MODEL_MODULES = ("qorgan.core.models", "qorgan.incidents.models", "qorgan.pipeline.models")
+
+
+def load_models() -> MetaData:
+    """Import every package's tables and return the metadata they registered on."""
+    for module in MODEL_MODULES:
+        importlib.import_module(module)
+    return Base.metadata
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -56,3 +68,10 @@ def current(settings: Settings) -> str | None:
         raise DatabaseError(f"cannot read the database: {exc}", source="database") from exc
     finally:
         engine.dispose()
+
+
+def head() -> str | None:
+    """The newest revision the shipped migrations define."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from alembic import context
 
-import qorgan.core.models  # noqa: F401 - every package's tables register on Base.metadata
-from qorgan.core.db import Base, UTCDateTime, make_engine
+from qorgan.core.db import UTCDateTime, make_engine
 from qorgan.core.settings import get_settings
+from qorgan.migrations import load_models
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = load_models()  # every package's tables
 
 
 def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool:

@@ -33,6 +33,7 @@ from qorgan.detection.logsources import LogsourceMap
 from qorgan.detection.plan import Plan
 from qorgan.pipeline.hunts import HuntRunner, default_plan
 from qorgan.web.deps import PRE_SESSION_COOKIE, AppState, LoginRequired
+from qorgan.web.i18n import _l
 from qorgan.web.metrics import Metrics
 from qorgan.web.templating import render
 
@@ -155,7 +156,7 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True) -
         if _is_api(request):
             return await request_validation_exception_handler(request, exc)
         return render(
-            request, "error.html", {"status": 400, "detail": "invalid form"}, status_code=400
+            request, "error.html", {"status": 400, "detail": _l("invalid form")}, status_code=400
         )
 
     @app.get("/healthz", include_in_schema=False)

@@ -19,6 +19,7 @@ from qorgan.core import accounts, roles, sessions
 from qorgan.core.models import SessionStage, User
 from qorgan.core.roles import Permission
 from qorgan.core.settings import Settings
+from qorgan.web.i18n import _l
 
 SESSION_COOKIE = "qorgan_session"
 #: An anonymous visitor's nonce, which the CSRF token of the sign-in forms is bound to.
@@ -104,7 +105,7 @@ async def check_csrf(request: Request, session_token: str) -> None:
         value = form.get("csrf_token")
         offered = value if isinstance(value, str) else None
     if not sessions.csrf_valid(state(request).secret, session_token, offered):
-        raise HTTPException(403, "missing or invalid CSRF token; reload the page and try again")
+        raise HTTPException(403, _l("missing or invalid CSRF token; reload the page and try again"))
 
 
 async def authenticate(request: Request, db: Session) -> Actor | None:
@@ -154,7 +155,7 @@ def page_actor(permission: Permission | None = None) -> Callable[..., Any]:
         if actor is None:
             raise LoginRequired()
         if permission is not None and not actor.can(permission):
-            raise HTTPException(403, "your role does not allow this page")
+            raise HTTPException(403, _l("your role does not allow this page"))
         request.state.actor = actor
         return actor
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from fastapi import HTTPException, UploadFile
 
+from qorgan.web.i18n import _l
+
 CHUNK = 1 << 20
 #: Folders and files listed for choosing, at most.
 MAX_LISTED = 500
@@ -47,7 +49,7 @@ def resolve_server_paths(root: Path, wanted: list[str]) -> list[Path]:
     """The files or folders ``wanted`` (relative to ``root``); 400 for anything outside it or
     missing, so a client cannot read the rest of the server's disk."""
     if not wanted:
-        raise HTTPException(400, "choose at least one file")
+        raise HTTPException(400, _l("choose at least one file"))
     base = root.resolve()
     paths = []
     for relative in wanted:
@@ -93,5 +95,5 @@ async def save_uploads(files: list[UploadFile], folder: Path, max_bytes: int) ->
         raise
     if not saved:
         target.rmdir()
-        raise HTTPException(400, "choose at least one file")
+        raise HTTPException(400, _l("choose at least one file"))
     return saved

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import HTTPException, Query, Request
@@ -41,7 +41,9 @@ def alert_filter(
     rule: Annotated[str | None, Query(max_length=200, description="A rule id.")] = None,
     host: Annotated[str | None, Query(max_length=255, description="A host name.")] = None,
     kz_cert: Annotated[str | None, Query(max_length=64, description="A KZ-CERT class id.")] = None,
-    status: Annotated[AlertStatus | None, Query(description="An alert status.")] = None,
+    status: Annotated[
+        AlertStatus | Literal[""] | None, Query(description="An alert status (empty: any).")
+    ] = None,
     since: Annotated[
         str | None,
         Query(max_length=40, description="From this date (Almaty day) or ISO date-time."),
@@ -60,7 +62,7 @@ def alert_filter(
         rule_id=rule or None,
         host=host or None,
         kz_cert_class=kz_cert or None,
-        status=status,
+        status=status or None,
         since=_moment(since, zone, end=False),
         until=_moment(until, zone, end=True),
         assignee_id=assignee,

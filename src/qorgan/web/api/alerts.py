@@ -21,6 +21,7 @@ from qorgan.incidents.schemas import (
 )
 from qorgan.web.deps import Actor, Db, RecordId, api_actor, state
 from qorgan.web.filters import alert_filter
+from qorgan.web.i18n import _l
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 Reader = Annotated[Actor, Depends(api_actor(Permission.alerts_read))]
@@ -116,7 +117,7 @@ def timeline(
 def _detail(db: Db, actor: Actor, alert_id: RecordId) -> AlertDetail:
     row = service.get_alert(session=db, organisation_ids=visible(db, actor), alert_id=alert_id)
     if row is None:
-        raise HTTPException(404, "no such alert")
+        raise HTTPException(404, _l("no such alert"))
     return AlertDetail.model_validate(row)
 
 
@@ -146,7 +147,7 @@ def _triage(db: Db, actor: Actor, alert_id: RecordId, action: str, **extra: obje
             **extra,
         )
     except NotFound:
-        raise HTTPException(404, "no such alert in your organisation") from None
+        raise HTTPException(404, _l("no such alert in your organisation")) from None
     except AlertError as exc:
         raise HTTPException(400, str(exc)) from None
     db.commit()

@@ -16,6 +16,7 @@ from qorgan.pipeline.hunts import HuntError
 from qorgan.pipeline.models import Hunt, HuntSource, HuntStatus
 from qorgan.web.deps import Actor, Db, RecordId, api_actor, state
 from qorgan.web.files import list_server_files, resolve_server_paths
+from qorgan.web.i18n import _l
 
 router = APIRouter(prefix="/hunts", tags=["hunts"])
 Reader = Annotated[Actor, Depends(api_actor(Permission.hunts_read))]
@@ -119,5 +120,5 @@ def list_hunts(db: Db, actor: Reader) -> list[HuntOut]:
 def get_hunt(db: Db, actor: Reader, hunt_id: RecordId) -> HuntOut:
     hunt = service.get_hunt(session=db, organisation_ids=visible(db, actor), hunt_id=hunt_id)
     if hunt is None:
-        raise HTTPException(404, "no such hunt")
+        raise HTTPException(404, _l("no such hunt"))
     return HuntOut.of(hunt)

@@ -18,6 +18,7 @@ from qorgan.incidents.models import LEVELS, AlertStatus
 from qorgan.web.api.alerts import visible
 from qorgan.web.deps import Actor, Db, RecordId, page_actor
 from qorgan.web.filters import alert_filter
+from qorgan.web.i18n import _l
 from qorgan.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -51,6 +52,7 @@ def inbox(
             offset=(page - 1) * PAGE,
         )
         context.update(alerts=rows, total=total, pages=max(1, -(-total // PAGE)))
+    context["kz_cert_classes"] = load_taxonomy().kz_cert
     context["query_without_page"] = urlencode(
         [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
     )
@@ -59,7 +61,6 @@ def inbox(
     context.update(
         levels=LEVELS,
         statuses=list(AlertStatus),
-        kz_cert_classes=load_taxonomy().kz_cert,
     )
     return render(request, "alerts.html", context)
 
@@ -79,7 +80,7 @@ def _assignees(db: Db, actor: Actor) -> list[User]:
 def alert_page(request: Request, db: Db, actor: Reader, alert_id: RecordId) -> Response:
     row = service.get_alert(session=db, organisation_ids=visible(db, actor), alert_id=alert_id)
     if row is None:
-        raise HTTPException(404, "no such alert")
+        raise HTTPException(404, _l("no such alert"))
     service.record_read(
         session=db, user_id=actor.user.id, organisation_id=actor.organisation_id, alert_id=row.id
     )
@@ -129,7 +130,7 @@ def triage(
                 actor_id=actor.user.id,
             )
     except NotFound:
-        raise HTTPException(404, "no such alert in your organisation") from None
+        raise HTTPException(404, _l("no such alert in your organisation")) from None
     except AlertError as exc:
         raise HTTPException(400, str(exc)) from None
     db.commit()

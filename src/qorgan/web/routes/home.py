@@ -97,6 +97,6 @@ def issue_token(
 @router.post("/account/tokens/{token_id}/revoke")
 def revoke_token(request: Request, db: Db, actor: SignedIn, token_id: RecordId) -> Response:
     if not accounts.revoke_token(session=db, user=actor.user, token_id=token_id):
-        raise HTTPException(404, "no such token")
+        raise HTTPException(404, _l("no such token"))
     db.commit()
     return RedirectResponse("/account", status_code=303)

@@ -13,6 +13,7 @@ from qorgan.pipeline.models import HuntSource
 from qorgan.web.api.hunts import HuntOut, start, visible
 from qorgan.web.deps import Actor, Db, RecordId, page_actor, state
 from qorgan.web.files import list_server_files, resolve_server_paths, save_uploads
+from qorgan.web.i18n import _l
 from qorgan.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -41,7 +42,7 @@ def hunts_page(request: Request, db: Db, actor: Reader) -> Response:
 def hunt_row(request: Request, db: Db, actor: Reader, hunt_id: RecordId) -> Response:
     hunt = service.get_hunt(session=db, organisation_ids=visible(db, actor), hunt_id=hunt_id)
     if hunt is None:
-        raise HTTPException(404, "no such hunt")
+        raise HTTPException(404, _l("no such hunt"))
     return render(request, "_hunt_row.html", {"hunt": HuntOut.of(hunt)})
 
 
@@ -64,6 +65,6 @@ async def start_hunt(
         paths = resolve_server_paths(settings.hunt_root, server_paths)
         source = HuntSource.server
     else:
-        raise HTTPException(400, "upload files or choose server-side files")
+        raise HTTPException(400, _l("upload files or choose server-side files"))
     start(request, db, actor, paths, source)
     return RedirectResponse("/hunts", status_code=303)

@@ -8,8 +8,10 @@
 
   function query() {
     const form = document.getElementById("filters");
-    const params = new URLSearchParams(form ? new FormData(form) : undefined);
-    params.delete("group");
+    const params = new URLSearchParams();
+    for (const [key, value] of (form ? new FormData(form) : new FormData())) {
+      if (value !== "" && key !== "group") params.append(key, value);
+    }
     params.set("bucket", "day");
     return params.toString();
   }

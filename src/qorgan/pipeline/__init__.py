@@ -1,0 +1,1 @@
+"""Pipeline: running detection as background work (hunt jobs) and feeding the alert store."""

@@ -1,0 +1,425 @@
+"""Hunt jobs: a hunt over uploaded or server-side log files, run in the background, its alerts
+going into the alert store as they are found.
+
+:func:`create_hunt` records the job (a service: ``*, session``, no commit). :func:`execute`
+runs it: each batch of alerts is ingested in its own unit of work, so what was found stays
+found even if the hunt later fails, and a re-run of the same files creates no duplicates.
+:class:`HuntRunner` runs jobs one at a time on a worker thread; at start-up,
+:meth:`HuntRunner.recover` marks jobs a previous process left unfinished as failed.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Collection
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from qorgan.core import audit
+from qorgan.core.db import unit_of_work, utcnow
+from qorgan.core.errors import QorganError
+from qorgan.detection.alerts import LEVELS, Alert
+from qorgan.detection.hunt import HuntSummary, run_hunt
+from qorgan.detection.loader import BUILTIN_RULES, default_cache_dir, load_plan
+from qorgan.detection.logsources import LogsourceMap
+from qorgan.detection.plan import Plan
+from qorgan.incidents.alerts import ingest
+from qorgan.incidents.schemas import AlertIn
+from qorgan.pipeline.models import Hunt, HuntSource, HuntStatus
+from qorgan.telemetry.batch import EventBatch
+from qorgan.telemetry.quarantine import Quarantine
+from qorgan.telemetry.sources import expand_paths
+
+log = logging.getLogger(__name__)
+
+#: Least time between two progress writes to the hunt's row.
+PROGRESS_INTERVAL = 0.5
+#: The error of hunts a previous process left queued or running.
+INTERRUPTED = "interrupted by a restart"
+MAX_ERROR = 1000
+
+PlanSource = Plan | Callable[[], Plan]
+
+
+class HuntError(QorganError):
+    """A hunt cannot be created or run as asked; the message is fit for the user."""
+
+
+@functools.cache
+def default_plan() -> Plan:
+    """The built-in rule pack, compiled once per process (and cached on disk, as the CLI does)."""
+    return load_plan([BUILTIN_RULES], logsources=LogsourceMap.load(), cache_dir=default_cache_dir())
+
+
+# --------------------------------------------------------------------------- the service
+
+
+def _sizes(paths: list[Path]) -> dict[str, int]:
+    try:
+        files = list(expand_paths(paths))
+    except QorganError as exc:
+        raise HuntError(exc.message, source=exc.source) from None
+    sizes = {}
+    for path in files:
+        try:
+            sizes[str(path)] = path.stat().st_size
+        except OSError as exc:
+            raise HuntError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
+    return sizes
+
+
+def create_hunt(
+    *,
+    session: Session,
+    organisation_id: int,
+    user_id: int | None,
+    paths: list[Path],
+    source: HuntSource | str,
+) -> Hunt:
+    """A queued hunt over ``paths`` (files or directories, which must exist now; kept as
+    absolute paths); hand its id to :meth:`HuntRunner.submit` once the unit of work has
+    committed."""
+    if not paths:
+        raise HuntError("a hunt needs at least one file or directory")
+    try:
+        kind = HuntSource(source)
+    except ValueError:
+        raise HuntError(f"unknown hunt source {source!r}; use upload or server") from None
+    sizes = _sizes(paths)
+    hunt = Hunt(
+        organisation_id=organisation_id,
+        created_by=user_id,
+        status=HuntStatus.queued,
+        source=kind,
+        paths=[str(p.absolute()) for p in paths],
+        total_bytes=sum(sizes.values()),
+    )
+    session.add(hunt)
+    session.flush()
+    audit.record(
+        "hunt.create",
+        session=session,
+        actor=_actor(user_id),
+        organisation_id=organisation_id,
+        target_type="hunt",
+        target_id=hunt.id,
+        # Counts only: file names may name people.
+        details={"source": str(kind), "files": len(sizes), "total_bytes": hunt.total_bytes},
+    )
+    return hunt
+
+
+def get_hunt(*, session: Session, organisation_ids: Collection[int], hunt_id: int) -> Hunt | None:
+    """The hunt, or None when there is none among the organisations' hunts."""
+    hunt = session.get(Hunt, hunt_id)
+    if hunt is None or hunt.organisation_id not in set(organisation_ids):
+        return None
+    return hunt
+
+
+def list_hunts(
+    *, session: Session, organisation_ids: Collection[int], limit: int = 20
+) -> list[Hunt]:
+    """The organisations' most recent hunts, newest first."""
+    if not organisation_ids:
+        return []
+    return list(
+        session.scalars(
+            select(Hunt)
+            .where(Hunt.organisation_id.in_(sorted(set(organisation_ids))))
+            .order_by(Hunt.created_at.desc(), Hunt.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def quarantine_path(hunt: Hunt) -> Path | None:
+    """Where the records an uploaded hunt could not read are kept (JSON lines): next to the
+    uploaded files, hidden, so a later hunt over the folder does not read it as a log. Server
+    hunts keep only the count: their folders are not Qorgan's to write in."""
+    if hunt.source is not HuntSource.upload or not hunt.paths:
+        return None
+    return Path(hunt.paths[0]).parent / f".hunt-{hunt.id}-quarantine.jsonl"
+
+
+def recover_interrupted(*, session: Session) -> list[int]:
+    """Mark hunts left queued or running (by a process that stopped) as failed; their ids."""
+    stale = session.scalars(
+        select(Hunt)
+        .where(Hunt.status.in_([HuntStatus.queued, HuntStatus.running]))
+        .order_by(Hunt.id)
+        .with_for_update()
+    ).all()
+    now = utcnow()
+    for hunt in stale:
+        old = hunt.status
+        hunt.status = HuntStatus.failed
+        hunt.error = INTERRUPTED
+        hunt.finished_at = now
+        audit.record(
+            "hunt.finish",
+            session=session,
+            actor="system",
+            organisation_id=hunt.organisation_id,
+            target_type="hunt",
+            target_id=hunt.id,
+            details={"status": str(HuntStatus.failed), "was": str(old), "interrupted": True},
+        )
+    return [hunt.id for hunt in stale]
+
+
+def _actor(user_id: int | None) -> str:
+    return str(user_id) if user_id is not None else "system"
+
+
+# --------------------------------------------------------------------------- running a hunt
+
+
+@dataclass
+class _Job:
+    """What the worker needs of the hunt's row, read once at the start."""
+
+    id: int
+    organisation_id: int
+    actor: str
+    paths: list[Path]
+    total_bytes: int
+    quarantine: Path | None
+
+
+@dataclass
+class _Progress:
+    """Counters written to the hunt's row as the hunt goes."""
+
+    total_bytes: int
+    done: dict[str, int] = field(default_factory=dict)
+    events: int = 0
+    alerts_found: int = 0
+    alerts_new: int = 0
+    written_at: float = 0.0
+
+    def values(self, quarantine: Quarantine) -> dict[str, Any]:
+        return {
+            # A file that grew since the hunt was created does not take progress past 100 %.
+            "done_bytes": min(sum(self.done.values()), self.total_bytes),
+            "events": self.events,
+            "alerts_found": self.alerts_found,
+            "alerts_new": self.alerts_new,
+            "quarantined": quarantine.count,
+        }
+
+
+def _start(factory: sessionmaker[Session], hunt_id: int) -> _Job | None:
+    with unit_of_work(factory) as session:
+        hunt = session.scalar(select(Hunt).where(Hunt.id == hunt_id).with_for_update())
+        if hunt is None:
+            log.warning("hunt %s: no such hunt", hunt_id)
+            return None
+        if hunt.status is not HuntStatus.queued:
+            log.warning("hunt %s: not queued (%s), not run again", hunt_id, hunt.status)
+            return None
+        hunt.status = HuntStatus.running
+        hunt.started_at = utcnow()
+        return _Job(
+            id=hunt.id,
+            organisation_id=hunt.organisation_id,
+            actor=_actor(hunt.created_by),
+            paths=[Path(p) for p in hunt.paths],
+            total_bytes=hunt.total_bytes,
+            quarantine=quarantine_path(hunt),
+        )
+
+
+def _write(factory: sessionmaker[Session], hunt_id: int, **values: Any) -> None:
+    with unit_of_work(factory) as session:
+        session.execute(update(Hunt).where(Hunt.id == hunt_id).values(**values))
+
+
+def _finish(
+    factory: sessionmaker[Session],
+    job: _Job,
+    progress: _Progress,
+    quarantine: Quarantine,
+    error: str | None,
+) -> None:
+    status = HuntStatus.failed if error is not None else HuntStatus.done
+    values = progress.values(quarantine)
+    if error is None:
+        values["done_bytes"] = job.total_bytes  # every file was read to its end
+    with unit_of_work(factory) as session:
+        session.execute(
+            update(Hunt)
+            .where(Hunt.id == job.id)
+            .values(status=status, finished_at=utcnow(), error=error, **values)
+        )
+        audit.record(
+            "hunt.finish",
+            session=session,
+            actor=job.actor,
+            organisation_id=job.organisation_id,
+            target_type="hunt",
+            target_id=job.id,
+            details={
+                "status": str(status),
+                **{k: v for k, v in values.items() if k != "done_bytes"},
+            },
+        )
+
+
+def _message(exc: BaseException) -> str:
+    """The error shown on the hunt. Unexpected errors give their first line only: a database
+    error's later lines carry the statement's parameters (events), which go to the log."""
+    if isinstance(exc, QorganError):
+        text = str(exc)
+    else:
+        first = next(iter(str(exc).splitlines()), "")
+        text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return text[:MAX_ERROR]
+
+
+def execute(
+    hunt_id: int,
+    *,
+    factory: sessionmaker[Session],
+    plan: PlanSource,
+    min_level: str | None = None,
+) -> None:
+    """Run a queued hunt to the end: status running, then done, or failed with the reason.
+
+    ``plan`` is a compiled plan or a function giving one (called here, so a plan that fails to
+    load fails the hunt). Never raises: it runs on a worker thread, which must survive any hunt.
+    """
+    try:
+        job = _start(factory, hunt_id)
+    except Exception:
+        log.exception("hunt %s: cannot start", hunt_id)
+        return
+    if job is None:
+        return
+    progress = _Progress(job.total_bytes)
+    quarantine = _quarantine(job)
+    error: str | None = None
+    try:
+        if min_level is not None and min_level not in LEVELS:
+            raise HuntError(f"unknown level {min_level!r}; known: {', '.join(LEVELS)}")
+        compiled = plan() if callable(plan) else plan
+        summary, _hunter = run_hunt(
+            job.paths,
+            compiled,
+            sink=functools.partial(_ingest, factory, job, progress, quarantine),
+            quarantine=quarantine,
+            progress=functools.partial(_progressed, factory, job, progress, quarantine),
+            min_level=min_level,
+        )
+        progress.events = summary.events
+        if summary.events == 0 and quarantine.count:
+            first = quarantine.records[0] if quarantine.records else None
+            why = f"{Path(first.path).name}: {first.reason}" if first else "see the quarantine"
+            raise HuntError(f"no event could be read ({quarantine.count} quarantined; {why})")
+    except Exception as exc:
+        error = _message(exc)
+        if not isinstance(exc, QorganError):
+            log.exception("hunt %s failed", hunt_id)
+    finally:
+        quarantine.close()
+    try:
+        _finish(factory, job, progress, quarantine, error)
+    except Exception:
+        log.exception("hunt %s: cannot record the end", hunt_id)
+
+
+def _quarantine(job: _Job) -> Quarantine:
+    """The hunt's quarantine: written to a file for uploads, counted in memory otherwise (and
+    when the file cannot be opened: the records are then only counted, not lost silently)."""
+    if job.quarantine is not None:
+        try:
+            return Quarantine.to_file(job.quarantine)
+        except OSError as exc:
+            log.warning("hunt %s: cannot write the quarantine file: %s", job.id, exc)
+    return Quarantine()
+
+
+def _ingest(
+    factory: sessionmaker[Session],
+    job: _Job,
+    progress: _Progress,
+    quarantine: Quarantine,
+    alerts: list[Alert],
+) -> None:
+    """The hunt's sink: validate the batch's alerts and store them in one unit of work."""
+    valid = []
+    for alert in alerts:
+        try:
+            valid.append(AlertIn.model_validate(alert.to_dict()))
+        except ValidationError as exc:
+            # An alert the store refuses (an oversized event, say) is kept with the reason.
+            problem = exc.errors()[0]
+            where = ".".join(str(p) for p in problem["loc"])
+            quarantine.add(alert.path, alert.record, f"alert: {where}: {problem['msg']}")
+    progress.alerts_found += len(alerts)
+    if valid:
+        with unit_of_work(factory) as session:
+            result = ingest(
+                session=session,
+                organisation_id=job.organisation_id,
+                alerts=valid,
+                actor=job.actor,
+                hunt_id=job.id,
+            )
+        progress.alerts_new += result.created
+
+
+def _progressed(
+    factory: sessionmaker[Session],
+    job: _Job,
+    progress: _Progress,
+    quarantine: Quarantine,
+    batch: EventBatch,
+    summary: HuntSummary,
+) -> None:
+    # Bytes of the files read so far: finished files whole, the current one to its offset.
+    progress.done[batch.path] = batch.offset
+    progress.events = summary.events
+    now = time.monotonic()
+    if now - progress.written_at >= PROGRESS_INTERVAL:
+        progress.written_at = now
+        _write(factory, job.id, **progress.values(quarantine))
+
+
+class HuntRunner:
+    """Runs hunts one at a time on a background thread.
+
+    ``plan`` loads the compiled plan (the built-in pack by default; tests pass a small one);
+    it is called for each hunt, so a cached loader costs nothing after the first.
+    """
+
+    def __init__(
+        self, factory: sessionmaker[Session], *, plan: Callable[[], Plan] = default_plan
+    ) -> None:
+        self.factory = factory
+        self.plan = plan
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qorgan-hunt")
+
+    def submit(self, hunt_id: int, *, min_level: str | None = None) -> Future[None]:
+        """Queue a committed hunt; the future completes when it has finished (either way)."""
+        return self._executor.submit(
+            execute, hunt_id, factory=self.factory, plan=self.plan, min_level=min_level
+        )
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        """Stop taking hunts; with ``wait``, let queued ones finish first. Hunts not run stay
+        queued and are marked interrupted by :meth:`recover` at the next start."""
+        self._executor.shutdown(wait=wait, cancel_futures=not wait)
+
+    def recover(self, factory: sessionmaker[Session] | None = None) -> list[int]:
+        """At start-up: mark hunts a previous process left unfinished as failed."""
+        with unit_of_work(factory or self.factory) as session:
+            return recover_interrupted(session=session)
