@@ -489,7 +489,8 @@ def test_acknowledge_then_audit_trail(
         has=admin.page.locator("td", has_text=re.compile(rf"^alert {alert_id}$"))
     )
     expect(entry).to_have_count(1)
-    expect(entry.locator("td").nth(2)).to_have_text(str(world["a.analyst"].id))
+    # The trail names users by id; the page shows the organisation's members by name.
+    expect(entry.locator("td").nth(2)).to_have_text("Analyst A")
     admin.page.click("a.button[href='/audit?verify=1']")
     expect(admin.page.locator("[data-verified]")).to_have_attribute("data-verified", "intact")
     expect(admin.page.locator("[data-verified]")).to_have_text(
