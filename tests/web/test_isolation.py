@@ -31,6 +31,7 @@ RECORD_ROUTES = {
     ("POST", "/alerts/{alert_id}/{action}"),
     ("GET", "/hunts/{hunt_id}"),
     ("POST", "/account/tokens/{token_id}/revoke"),
+    ("POST", "/users/{user_id}/{action}"),
 }
 #: Routes listing an organisation's records: B's must never appear in A's answer.
 LIST_ROUTES = {
@@ -43,6 +44,7 @@ LIST_ROUTES = {
     ("GET", "/hunts"),
     ("GET", "/audit"),
     ("GET", "/account"),
+    ("GET", "/users"),
 }
 #: Routes that act only on the caller's own organisation or account, or hold no records.
 OWN_ONLY_ROUTES = {
@@ -57,6 +59,7 @@ OWN_ONLY_ROUTES = {
     ("POST", "/language"),
     ("POST", "/account/password"),
     ("POST", "/account/tokens"),
+    ("POST", "/users"),  # created in the administrator's own organisation
     ("GET", "/api/v1/me"),
     ("POST", "/api/v1/alerts"),  # stored in the caller's organisation, tested below
     ("POST", "/api/v1/hunts"),  # likewise
@@ -119,6 +122,7 @@ class Records:
             self.b_token_id = session.scalars(
                 select(ApiToken.id).where(ApiToken.user_id == world["b.analyst"].id)
             ).first()
+        self.b_user = world["b.analyst"].id
         a_token = world.token("a.analyst", ["alerts:write"])
         client.post(
             "/api/v1/alerts",
@@ -131,6 +135,7 @@ class Records:
             template.replace("{alert_id}", str(self.b_alert))
             .replace("{hunt_id}", str(self.b_hunt))
             .replace("{token_id}", str(self.b_token_id))
+            .replace("{user_id}/{action}", f"{self.b_user}/unlock")
             .replace("{action}", "acknowledge")
         )
 
@@ -186,10 +191,11 @@ def test_lists_show_only_the_own_organisation(client: TestClient, world: World) 
     assert all(e["actor"] != str(world["b.analyst"].id) for e in entries)
     csrf = sign_in(client, world["a.admin"])
     assert csrf
-    for path in ("/alerts", "/alerts?group=host", "/hunts", "/audit", "/account"):
+    for path in ("/alerts", "/alerts?group=host", "/hunts", "/audit", "/account", "/users"):
         page = client.get(path)
         assert page.status_code == 200, path
         assert "b-secret-host" not in page.text, path
+        assert "@b.example.kz" not in page.text, path
         assert f'/hunts/{records.b_hunt}"' not in page.text, path
     assert b_org != world["a.admin"].organisation_id
 

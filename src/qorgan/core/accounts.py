@@ -371,3 +371,42 @@ def visible_organisations(*, session: Session, organisation_id: int, resource: s
         )
     ).all()
     return [organisation_id, *sorted(set(shared) - {organisation_id})]
+
+
+# -- administration ----------------------------------------------------------------------------
+
+
+def set_role(*, session: Session, actor: User, user: User, role: Role) -> None:
+    """An administrator changes the role of a user of the same organisation."""
+    _same_organisation(actor, user)
+    if user.id == actor.id and role is not Role.administrator:
+        raise AccountError("administrators cannot take their own administrator role away")
+    if user.role is not role:
+        previous = user.role
+        user.role = role
+        _audit(session, "user.role", user, actor=str(actor.id), role_from=str(previous),
+               role_to=str(role))  # fmt: skip
+
+
+def reset_second_factor(*, session: Session, actor: User, user: User) -> None:
+    """Turn a user's second factor off (a lost phone): recovery codes are deleted and the user
+    enrols again at the next sign-in if the role needs a second factor."""
+    _same_organisation(actor, user)
+    user.totp_secret = None
+    user.totp_last_step = None
+    for old in session.scalars(select(RecoveryCode).where(RecoveryCode.user_id == user.id)):
+        session.delete(old)
+    _audit(session, "user.totp_reset", user, actor=str(actor.id))
+
+
+def unlock(*, session: Session, actor: User, user: User) -> None:
+    """Lift a lockout before it ends."""
+    _same_organisation(actor, user)
+    user.failed_logins = 0
+    user.locked_until = None
+    _audit(session, "user.unlock", user, actor=str(actor.id))
+
+
+def _same_organisation(actor: User, user: User) -> None:
+    if actor.organisation_id != user.organisation_id:
+        raise AccountError("no such user in your organisation")

@@ -192,9 +192,9 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True) -
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     from qorgan.web.api import router as api_router
-    from qorgan.web.routes import alerts, audit, auth, home, hunts
+    from qorgan.web.routes import alerts, audit, auth, home, hunts, users
 
-    for module in (auth, home, alerts, hunts, audit):
+    for module in (auth, home, alerts, hunts, audit, users):
         app.include_router(module.router)
     app.include_router(api_router, prefix=API_PREFIX)
     return app
