@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from sqlalchemy import DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -92,6 +93,10 @@ def _normalise_url(raw: str) -> Any:
     return url
 
 
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def make_engine(settings: Settings, **kwargs: Any) -> Engine:
     """An engine for ``settings.database_url``.
 
@@ -100,6 +105,9 @@ def make_engine(settings: Settings, **kwargs: Any) -> Engine:
     PostgreSQL: ``postgresql://`` URLs use psycopg 3.
     """
     url = _normalise_url(settings.database_url)
+    # JSON columns (alert bodies, audit details) are written with orjson: several times faster
+    # than the standard library's encoder, and it refuses what JSON cannot hold.
+    kwargs.setdefault("json_serializer", _json_dumps)
     if url.get_backend_name() == "sqlite":
         database = url.database or ""
         in_memory = database in ("", ":memory:") or database.startswith("file::memory:")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
 from qorgan.core import accounts, roles, sessions
@@ -108,7 +109,8 @@ async def check_csrf(request: Request, session_token: str) -> None:
         raise HTTPException(403, _l("missing or invalid CSRF token; reload the page and try again"))
 
 
-async def authenticate(request: Request, db: Session) -> Actor | None:
+def _identify(request: Request, db: Session) -> Actor | None:
+    """The token's or the full session's user (blocking database work: run in a thread)."""
     token = _bearer(request)
     if token is not None:
         found = accounts.resolve_token(session=db, secret=token)
@@ -120,13 +122,19 @@ async def authenticate(request: Request, db: Session) -> Actor | None:
         db.commit()  # last use of the token
         return Actor(user, scopes=scopes)
     current = cookie_session(request, db)
+    db.commit()  # the session touched, or an expired one removed
     if current is None or current.session.stage is not SessionStage.full:
-        db.commit()  # an expired session was removed
         return None
-    db.commit()
-    cookie = request.cookies[SESSION_COOKIE]
-    await check_csrf(request, cookie)
-    return Actor(current.user, session_token=cookie)
+    return Actor(current.user, session_token=request.cookies[SESSION_COOKIE])
+
+
+async def authenticate(request: Request, db: Session) -> Actor | None:
+    """Who the request acts for; browser sessions must also carry the CSRF token on writes.
+    The database work runs in the thread pool, never on the event loop."""
+    actor = await run_in_threadpool(_identify, request, db)
+    if actor is not None and actor.session_token is not None:
+        await check_csrf(request, actor.session_token)
+    return actor
 
 
 def api_actor(permission: Permission) -> Callable[..., Any]:
