@@ -163,3 +163,32 @@ def test_security_headers(client: TestClient) -> None:
     assert response.headers["x-content-type-options"] == "nosniff"
     cookie = response.headers["set-cookie"]
     assert "httponly" in cookie.lower() and "samesite=lax" in cookie.lower()
+
+
+def test_one_address_is_throttled_across_accounts(client: TestClient, world: World) -> None:
+    # Spraying: one wrong password against many accounts never locks one account, so the
+    # address itself is slowed down after 20 attempts in five minutes.
+    emails = [p.email for p in world.people.values()]
+    statuses = [
+        _login(client, emails[i % len(emails)], "Spray-Password-2026")[0] for i in range(21)
+    ]
+    assert statuses[:20] == [401] * 20 and statuses[20] == 429
+    page = client.get("/login")
+    response = client.post(
+        "/login",
+        data={"email": emails[0], "password": PASSWORD, "csrf_token": csrf_of(page.text)},
+    )
+    assert response.status_code == 429 and int(response.headers["retry-after"]) > 0
+    assert 'qorgan_sign_ins_total{outcome="throttled"} 2.0' in client.get("/metrics").text
+
+
+def test_throttle_window_slides() -> None:
+    from qorgan.web.throttle import Throttle
+
+    now = [0.0]
+    throttle = Throttle(attempts=2, window=10, clock=lambda: now[0])
+    assert throttle.allow("a") and throttle.allow("a") and not throttle.allow("a")
+    assert throttle.allow("b")  # other addresses are not affected
+    assert throttle.retry_after("a") == 11
+    now[0] = 10.5
+    assert throttle.allow("a")

@@ -36,6 +36,7 @@ from qorgan.web.deps import PRE_SESSION_COOKIE, AppState, LoginRequired
 from qorgan.web.i18n import _l
 from qorgan.web.metrics import Metrics
 from qorgan.web.templating import render
+from qorgan.web.throttle import Throttle
 
 STATIC = Path(__file__).resolve().parent / "static"
 API_PREFIX = "/api/v1"
@@ -100,7 +101,11 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True) -
         lifespan=lifespan,
     )
     app.state.qorgan = AppState(
-        settings=settings, factory=factory, secret=secret_key(settings), runner=runner
+        settings=settings,
+        factory=factory,
+        secret=secret_key(settings),
+        runner=runner,
+        throttle=Throttle(),
     )
     app.state.metrics = metrics
 

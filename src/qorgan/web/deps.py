@@ -38,6 +38,7 @@ class AppState:
     factory: sessionmaker[Session]
     secret: bytes
     runner: Any  # qorgan.pipeline.hunts.HuntRunner
+    throttle: Any  # qorgan.web.throttle.Throttle
 
 
 def state(request: Request) -> AppState:

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import segno
 from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from qorgan.core import accounts, audit, security, sessions
@@ -55,6 +56,24 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def _throttled(request: Request, template: str, **context: object) -> Response | None:
+    """The page again with status 429 when this address has made too many attempts."""
+    address = request.client.host if request.client else "unknown"
+    throttle = state(request).throttle
+    if throttle.allow(address):
+        return None
+    request.app.state.metrics.logins.labels("throttled").inc()
+    response = render(
+        request,
+        template,
+        {"error": _l("Too many attempts from your address. Wait a few minutes and try again."),
+         **context},
+        status_code=429,
+    )  # fmt: skip
+    response.headers["Retry-After"] = str(throttle.retry_after(address))
+    return response
+
+
 async def _check_pre_csrf(request: Request) -> None:
     await check_csrf(request, "pre:" + request.cookies.get(PRE_SESSION_COOKIE, ""))
 
@@ -73,8 +92,13 @@ async def login(
     next: Annotated[str, Form()] = "/",
 ) -> Response:
     await _check_pre_csrf(request)
-    result = accounts.sign_in(session=db, email=email, password=password)
+    refused = _throttled(request, "login.html", email=email, next=_safe_next(next))
+    if refused is not None:
+        return refused
+    # Argon2 takes a good part of a second of CPU on purpose: never on the event loop.
+    result = await run_in_threadpool(accounts.sign_in, session=db, email=email, password=password)
     outcome = result.outcome
+    request.app.state.metrics.logins.labels(str(outcome)).inc()
     if outcome in (accounts.Outcome.bad_credentials, accounts.Outcome.locked):
         db.commit()  # the failure counts towards the lockout
         error = (
@@ -128,9 +152,15 @@ def second_factor_page(request: Request, db: Db) -> Response:
 async def second_factor(
     request: Request, db: Db, code: Annotated[str, Form(max_length=64)]
 ) -> Response:
-    current = _pending(request, db, SessionStage.second_factor)
+    current = await run_in_threadpool(_pending, request, db, SessionStage.second_factor)
     await check_csrf(request, request.cookies[SESSION_COOKIE])
-    result = accounts.complete_second_factor(session=db, user=current.user, code=code)
+    refused = _throttled(request, "second_factor.html")
+    if refused is not None:
+        return refused
+    result = await run_in_threadpool(
+        accounts.complete_second_factor, session=db, user=current.user, code=code
+    )
+    request.app.state.metrics.logins.labels(f"second_factor_{result.outcome}").inc()
     if result.outcome is not accounts.Outcome.ok:
         if result.outcome is accounts.Outcome.locked:
             sessions.end(session=db, token=request.cookies[SESSION_COOKIE])
@@ -167,7 +197,7 @@ def enrol_page(request: Request, db: Db) -> Response:
 
 @router.post("/login/enrol")
 async def enrol(request: Request, db: Db, code: Annotated[str, Form(max_length=64)]) -> Response:
-    current = _pending(request, db, SessionStage.enrolment)
+    current = await run_in_threadpool(_pending, request, db, SessionStage.enrolment)
     await check_csrf(request, request.cookies[SESSION_COOKIE])
     secret = current.session.pending_totp
     if secret is None:
@@ -198,7 +228,7 @@ async def enrol(request: Request, db: Db, code: Annotated[str, Form(max_length=6
 @router.post("/logout")
 async def logout(request: Request, db: Db) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
-    current = cookie_session(request, db)
+    current = await run_in_threadpool(cookie_session, request, db)
     if current is not None and token:
         await check_csrf(request, token)
         audit.record(
@@ -225,7 +255,7 @@ async def choose_language(
 ) -> Response:
     if language not in LANGUAGES:
         raise HTTPException(400, "unsupported language")
-    current = cookie_session(request, db)
+    current = await run_in_threadpool(cookie_session, request, db)
     if current is not None and current.session.stage is SessionStage.full:
         await check_csrf(request, request.cookies[SESSION_COOKIE])
         if current.user.language != language:
