@@ -59,6 +59,7 @@ OWN_ONLY_ROUTES = {
     ("POST", "/language"),
     ("POST", "/account/password"),
     ("POST", "/account/tokens"),
+    ("POST", "/account/recovery-codes"),
     ("POST", "/users"),  # created in the administrator's own organisation
     ("GET", "/api/v1/me"),
     ("POST", "/api/v1/alerts"),  # stored in the caller's organisation, tested below

@@ -11,7 +11,7 @@ from qorgan.core import audit
 from qorgan.core.db import unit_of_work
 from qorgan.core.models import AuditEntry, User
 
-from .conftest import World, csrf_of, sign_in
+from .conftest import PASSWORD, World, csrf_of, sign_in
 
 
 def test_only_administrators_manage_users(client: TestClient, world: World) -> None:
@@ -88,3 +88,30 @@ def test_create_change_reset_unlock(client: TestClient, world: World) -> None:
         ).all()
         assert {"user.create", "user.role", "user.totp_reset"} <= set(actions)
         assert audit.verify(session=session) == []
+
+
+def test_recovery_codes_renewed_with_a_fresh_code(client: TestClient, world: World) -> None:
+    analyst = world["a.analyst"]
+    csrf = sign_in(client, analyst)
+    stale = client.post("/account/recovery-codes", data={"csrf_token": csrf, "code": "000000"})
+    assert stale.status_code == 400
+    renewed = client.post(
+        "/account/recovery-codes", data={"csrf_token": csrf, "code": analyst.code()}
+    )
+    assert renewed.status_code == 200
+    codes = re.findall(r"<li><code>([0-9a-f]{8}-[0-9a-f]{8})</code></li>", renewed.text)
+    assert len(codes) == 10
+    # A new code signs in once, in place of the authenticator app.
+    other = TestClient(client.app, base_url="http://127.0.0.1")
+    page = other.get("/login")
+    other.post(
+        "/login",
+        data={"email": analyst.email, "password": PASSWORD, "csrf_token": csrf_of(page.text)},
+    )
+    page = other.get("/login/second-factor")
+    used = other.post(
+        "/login/second-factor",
+        data={"code": codes[0], "csrf_token": csrf_of(page.text)},
+        follow_redirects=False,
+    )
+    assert used.status_code == 303

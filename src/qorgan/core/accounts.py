@@ -150,13 +150,39 @@ def confirm_totp(
         raise AccountError("the code does not match; check the authenticator app's clock")
     user.totp_secret = secret
     user.totp_last_step = step
+    codes = _replace_recovery_codes(session, user)
+    _audit(session, "user.totp_enrol", user)
+    return codes
+
+
+def renew_recovery_codes(
+    *, session: Session, user: User, code: str, now: datetime | None = None
+) -> list[str]:
+    """New recovery codes (the old ones stop working), after a fresh TOTP code proves the user
+    holds the second factor; shown once."""
+    now = now or datetime.now(UTC)
+    if not user.totp_secret:
+        raise AccountError("the second factor is not set up")
+    step = security.totp_step(user.totp_secret, code, at=now)
+    if step is None or (user.totp_last_step is not None and step <= user.totp_last_step):
+        raise AccountError("the code does not match; check the authenticator app's clock")
+    user.totp_last_step = step
+    codes = _replace_recovery_codes(session, user)
+    _audit(session, "user.recovery_codes", user)
+    return codes
+
+
+def _delete_recovery_codes(session: Session, user: User) -> None:
     for old in session.scalars(select(RecoveryCode).where(RecoveryCode.user_id == user.id)):
         session.delete(old)
+
+
+def _replace_recovery_codes(session: Session, user: User) -> list[str]:
+    _delete_recovery_codes(session, user)
     codes = security.new_recovery_codes()
     session.add_all(
         RecoveryCode(user_id=user.id, code_hash=security.recovery_digest(c)) for c in codes
     )
-    _audit(session, "user.totp_enrol", user)
     return codes
 
 
@@ -394,8 +420,7 @@ def reset_second_factor(*, session: Session, actor: User, user: User) -> None:
     _same_organisation(actor, user)
     user.totp_secret = None
     user.totp_last_step = None
-    for old in session.scalars(select(RecoveryCode).where(RecoveryCode.user_id == user.id)):
-        session.delete(old)
+    _delete_recovery_codes(session, user)
     _audit(session, "user.totp_reset", user, actor=str(actor.id))
 
 

@@ -71,6 +71,19 @@ def change_password(
     return _account(request, db, actor, message=_l("The password is changed."))
 
 
+@router.post("/account/recovery-codes")
+def renew_recovery_codes(
+    request: Request, db: Db, actor: SignedIn, code: Annotated[str, Form(max_length=64)]
+) -> Response:
+    try:
+        codes = accounts.renew_recovery_codes(session=db, user=actor.user, code=code)
+    except QorganError as exc:
+        db.rollback()
+        return _account(request, db, actor, recovery_error=str(exc), status=400)
+    db.commit()
+    return render(request, "recovery_codes.html", {"codes": codes})
+
+
 @router.post("/account/tokens")
 def issue_token(
     request: Request,
