@@ -1,0 +1,64 @@
+"""`qorgan demo`, the main job of `make run`: users printed once, example alerts loaded once."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from qorgan.core import accounts, audit
+from qorgan.core.db import make_engine, session_factory, unit_of_work
+from qorgan.core.settings import get_settings
+from qorgan.incidents.alerts import list_alerts
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "logs"
+
+
+def _demo(tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "QORGAN_DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'qorgan.db'}",
+        "QORGAN_VAR_DIR": str(tmp_path / "var"),
+        "QORGAN_HUNT_ROOT": str(tmp_path / "var" / "logs"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "qorgan.cli", "demo", "--examples", str(EXAMPLES)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+
+
+def test_demo_sets_up_once(tmp_path: Path) -> None:
+    first = _demo(tmp_path)
+    assert first.returncode == 0, first.stderr
+    users = re.findall(r"^\s+(\S+@demo\.qorgan\.kz)\s+(\S+)\s+(\w+)", first.stdout, re.M)
+    assert [u[2] for u in users] == ["administrator", "soc_analyst", "auditor", "cert_coordinator"]
+    loaded = re.search(r"(\d+) alerts \((\d+) new in the inbox\)", first.stderr)
+    assert loaded and int(loaded.group(1)) == int(loaded.group(2)) > 0
+    assert (tmp_path / "var" / "logs" / "examples" / "auth.log").exists()
+
+    second = _demo(tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "@demo.qorgan.kz" not in second.stdout  # passwords are never printed twice
+    assert "exists already" in second.stderr
+    assert re.search(r"\(0 new in the inbox\)", second.stderr)
+
+    engine = make_engine(get_settings(database_url=f"sqlite:///{tmp_path / 'var' / 'qorgan.db'}"))
+    try:
+        with unit_of_work(session_factory(engine)) as session:
+            email, password, _role = users[1]
+            signed = accounts.sign_in(session=session, email=email, password=password)
+            assert signed.outcome is accounts.Outcome.enrolment_needed  # an analyst enrols first
+            assert signed.user is not None
+            _rows, total = list_alerts(
+                session=session, organisation_ids=[signed.user.organisation_id]
+            )
+            assert total == int(loaded.group(1))
+            assert audit.verify(session=session) == []
+    finally:
+        engine.dispose()
