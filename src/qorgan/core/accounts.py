@@ -147,7 +147,7 @@ def confirm_totp(
     shown once (only their digests are kept)."""
     step = security.totp_step(secret, code, at=now)
     if step is None:
-        raise AccountError("the code does not match; check the authenticator app's clock")
+        raise AccountError("the code does not match: check the authenticator app's clock")
     user.totp_secret = secret
     user.totp_last_step = step
     codes = _replace_recovery_codes(session, user)
@@ -165,7 +165,7 @@ def renew_recovery_codes(
         raise AccountError("the second factor is not set up")
     step = security.totp_step(user.totp_secret, code, at=now)
     if step is None or (user.totp_last_step is not None and step <= user.totp_last_step):
-        raise AccountError("the code does not match; check the authenticator app's clock")
+        raise AccountError("the code does not match: check the authenticator app's clock")
     user.totp_last_step = step
     codes = _replace_recovery_codes(session, user)
     _audit(session, "user.recovery_codes", user)

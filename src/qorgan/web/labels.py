@@ -31,3 +31,23 @@ HUNT_STATUS_LABELS = {
     "done": _l("Done"),
     "failed": _l("Failed"),
 }
+
+#: Messages the account service and the password policy give, shown on the account and users
+#: pages; ``translate_error`` translates each part of a "; "-joined message.
+#: ``tests/web/test_i18n_errors.py`` keeps this list in step with the service.
+SERVICE_MESSAGES = frozenset(
+    {
+        _l("an e-mail address is required"),
+        _l("a user with this e-mail address exists"),
+        _l("the current password is wrong"),
+        _l("the code does not match: check the authenticator app's clock"),
+        _l("the second factor is not set up"),
+        _l("administrators cannot take their own administrator role away"),
+        _l("no such user in your organisation"),
+        _l("at least 8 characters are required"),
+        _l("at most 256 characters are allowed"),
+        _l("this password is in a list of common or breached passwords"),
+        _l("this password is too easy to guess"),
+        _l("one of the last 5 passwords may not be reused"),
+    }
+)

@@ -60,6 +60,10 @@ def render(
     def localtime(value: Any, style: str = "medium") -> str:
         return local_time(value, language, zone, style)
 
+    def translate_error(message: str) -> str:
+        """A service's message, part by part ("; "-joined), in the page's language."""
+        return "; ".join(gettext(part) for part in str(message).split("; "))
+
     values = {
         "request": request,
         "_": gettext,
@@ -69,6 +73,7 @@ def render(
         "actor": actor,
         "can": (lambda permission: actor is not None and actor.can(permission)),
         "localtime": localtime,
+        "_e": translate_error,
         "role_names": ROLE_LABELS,
         "level_names": LEVEL_LABELS,
         "status_names": STATUS_LABELS,

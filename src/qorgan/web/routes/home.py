@@ -63,7 +63,7 @@ def change_password(
         accounts.change_password(session=db, user=actor.user, old=current, new=new)
     except QorganError as exc:
         db.rollback()
-        return _account(request, db, actor, password_error=str(exc), status=400)
+        return _account(request, db, actor, password_error=exc.message, status=400)
     # Every other session of the user ends; this one goes on.
     token = request.cookies.get(SESSION_COOKIE)
     sessions.end_all(session=db, user_id=actor.user.id, keep=token)
@@ -79,7 +79,7 @@ def renew_recovery_codes(
         codes = accounts.renew_recovery_codes(session=db, user=actor.user, code=code)
     except QorganError as exc:
         db.rollback()
-        return _account(request, db, actor, recovery_error=str(exc), status=400)
+        return _account(request, db, actor, recovery_error=exc.message, status=400)
     db.commit()
     return render(request, "recovery_codes.html", {"codes": codes})
 

@@ -80,7 +80,7 @@ def create_user(
         )
     except QorganError as exc:
         db.rollback()
-        return _page(request, db, actor, status=400, error=str(exc))
+        return _page(request, db, actor, status=400, error=exc.message)
     db.commit()
     return _page(request, db, actor, created=(user.email, password))
 
@@ -107,6 +107,6 @@ def change_user(
             accounts.unlock(session=db, actor=actor.user, user=user)
     except accounts.AccountError as exc:
         db.rollback()
-        return _page(request, db, actor, status=400, error=str(exc))
+        return _page(request, db, actor, status=400, error=exc.message)
     db.commit()
     return _page(request, db, actor, message=_l("The change is saved."))
