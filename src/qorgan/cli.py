@@ -624,9 +624,7 @@ def user_create(
 ) -> None:
     """Create a console user with a generated password, printed once (the user changes it on the
     account page; roles handling incidents or personal data enrol a second factor first)."""
-    import secrets
-
-    from qorgan.core import accounts
+    from qorgan.core import accounts, security
     from qorgan.core.i18n import LANGUAGES
     from qorgan.core.models import Organisation, Role
 
@@ -636,7 +634,7 @@ def user_create(
         raise typer.BadParameter(f"one of {', '.join(Role)}", param_hint="--role") from None
     if language not in LANGUAGES:
         raise typer.BadParameter(f"one of {', '.join(LANGUAGES)}", param_hint="--language")
-    password = "Qrg-" + secrets.token_urlsafe(12)
+    password = security.generate_password()
     try:
         with _audit_session() as session:
             if session.get(Organisation, organisation) is None:

@@ -4,7 +4,6 @@ kept apart, and example alerts from a real hunt over the shipped example logs.""
 
 from __future__ import annotations
 
-import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from qorgan.core import accounts
+from qorgan.core import accounts, security
 from qorgan.core.db import unit_of_work
 from qorgan.core.models import Organisation, OrganisationKind, Role
 from qorgan.pipeline import hunts
@@ -38,11 +37,6 @@ class DemoAccount:
     password: str
 
 
-def _password() -> str:
-    # Four random words' worth of entropy in a form that passes the policy at once.
-    return "Qrg-" + secrets.token_urlsafe(12)
-
-
 def create_demo(factory: sessionmaker[Session]) -> list[DemoAccount] | None:
     """Create the demo organisations and users; None when they exist already (passwords are
     never printed twice)."""
@@ -59,7 +53,7 @@ def create_demo(factory: sessionmaker[Session]) -> list[DemoAccount] | None:
         }
         created = []
         for local, name, role, organisation in DEMO_USERS:
-            password = _password()
+            password = security.generate_password()
             email = f"{local}@{DEMO_DOMAIN}"
             accounts.create_user(
                 session=session,

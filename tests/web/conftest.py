@@ -101,8 +101,8 @@ def web_settings(settings: Settings, tmp_path: Path) -> Settings:
     )
 
 
-@pytest.fixture
-def world(web_settings: Settings, factory: sessionmaker[Session]) -> World:
+def populate(factory: sessionmaker[Session]) -> dict[str, Person]:
+    """Organisations A and B, each with one user per role; MFA users' TOTP secrets known."""
     people: dict[str, Person] = {}
     with unit_of_work(factory) as session:
         for letter, kind in (("a", OrganisationKind.akimat), ("b", OrganisationKind.bank)):
@@ -110,7 +110,6 @@ def world(web_settings: Settings, factory: sessionmaker[Session]) -> World:
                 session=session, actor="test", name=f"Organisation {letter.upper()}", kind=kind
             )
             for role in ROLES:
-                key = f"{letter}.{SHORT[role]}"
                 # Rows made directly with one precomputed hash: Argon2 is slow on purpose, and
                 # the account service itself is tested in tests/core.
                 user = User(
@@ -127,8 +126,14 @@ def world(web_settings: Settings, factory: sessionmaker[Session]) -> World:
                 if role in accounts.MFA_ROLES:
                     secret = pyotp.random_base32()
                     user.totp_secret = secret
+                key = f"{letter}.{SHORT[role]}"
                 people[key] = Person(user.id, user.email, role, organisation.id, secret)
-    return World(web_settings, factory, people)
+    return people
+
+
+@pytest.fixture
+def world(web_settings: Settings, factory: sessionmaker[Session]) -> World:
+    return World(web_settings, factory, populate(factory))
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ from sqlalchemy import select
 
 from qorgan.core import accounts, security
 from qorgan.core.db import make_engine, session_factory, unit_of_work
-from qorgan.core.models import OrganisationKind, Role, User
+from qorgan.core.models import Role, User
 from qorgan.core.settings import get_settings
 from qorgan.migrations import upgrade
 from qorgan.pipeline.hunts import create_hunt, default_plan, execute
@@ -51,7 +51,7 @@ from qorgan.web.app import create_app
 from qorgan.web.i18n import translations
 from qorgan.web.routes.alerts import PAGE
 
-from .conftest import EXAMPLES, PASSWORD, ROLES, SHORT, Person, World
+from .conftest import EXAMPLES, PASSWORD, Person, World, populate
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The machine may have no internet: nothing Chromium does on its own may reach out.
@@ -110,29 +110,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     upgrade(settings)
     engine = make_engine(settings)
     factory = session_factory(engine)
-    people: dict[str, Person] = {}
-    with unit_of_work(factory) as session:
-        for letter, kind in (("a", OrganisationKind.akimat), ("b", OrganisationKind.bank)):
-            organisation = accounts.create_organisation(
-                session=session, actor="test", name=f"Organisation {letter.upper()}", kind=kind
-            )
-            for role in ROLES:
-                key = f"{letter}.{SHORT[role]}"
-                user = accounts.create_user(
-                    session=session,
-                    actor="test",
-                    organisation_id=organisation.id,
-                    email=f"{SHORT[role]}@{letter}.example.kz",
-                    display_name=f"{SHORT[role].title()} {letter.upper()}",
-                    role=role,
-                    password=PASSWORD,
-                    language="en",
-                )
-                secret = None
-                if role in accounts.MFA_ROLES:
-                    secret = pyotp.random_base32()
-                    user.totp_secret = secret
-                people[key] = Person(user.id, user.email, role, organisation.id, secret)
+    people = populate(factory)
     # Real alerts: the built-in rules over the shipped examples, as a hunt from the console.
     with unit_of_work(factory) as session:
         hunt = create_hunt(

@@ -111,6 +111,12 @@ def password_problems(
     return problems
 
 
+def generate_password() -> str:
+    """A password for a new account, handed over once and changed by its user: 96 random bits,
+    and it passes the policy."""
+    return "Qrg-" + secrets.token_urlsafe(12)
+
+
 def check_password(
     password: str, *, user_inputs: Sequence[str] = (), previous_hashes: Iterable[str] = ()
 ) -> None:

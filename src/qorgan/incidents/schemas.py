@@ -168,30 +168,9 @@ class AlertIn(BaseModel):
     def body(self) -> dict[str, Any]:
         """The alert as a plain JSON object in the documented shape (what is stored and
         fingerprinted): ``classification`` and ``correlation`` only when present."""
-        rule = self.rule
-        out: dict[str, Any] = {
-            "rule": {
-                "id": rule.id,
-                "title": rule.title,
-                "level": rule.level,
-                "tags": list(rule.tags),
-                "status": rule.status,
-                "path": rule.path,
-            },
-            "time": self.time,
-            "host": self.host,
-            "source": {
-                "path": self.source.path,
-                "record": self.source.record,
-                "format": self.source.format,
-            },
-            "event": self.event,
-        }
-        if self.classification is not None:
-            out["classification"] = self.classification
-        if self.correlation is not None:
-            out["correlation"] = self.correlation
-        return out
+        # The models mirror the documented shape field for field: pydantic's dump is the body.
+        absent = {name for name in ("classification", "correlation") if getattr(self, name) is None}
+        return self.model_dump(mode="json", exclude=absent)
 
 
 class AlertOut(BaseModel):

@@ -131,15 +131,20 @@ def get_alert(db: Db, actor: Reader, alert_id: RecordId) -> AlertDetail:
     return detail
 
 
-def _triage(db: Db, actor: Actor, alert_id: RecordId, action: str, **extra: object) -> AlertDetail:
-    operation = {
-        "acknowledge": service.acknowledge,
-        "false_positive": service.mark_false_positive,
-        "reopen": service.reopen,
-        "assign": service.assign,
-    }[action]
+#: Triage actions by their name in URLs; ``assign`` also takes ``assignee_id``.
+TRIAGE = {
+    "acknowledge": service.acknowledge,
+    "false-positive": service.mark_false_positive,
+    "reopen": service.reopen,
+    "assign": service.assign,
+}
+
+
+def triage(db: Db, actor: Actor, alert_id: int, action: str, **extra: object) -> None:
+    """Apply a triage action to an alert of the caller's own organisation and commit
+    (shared by the API and the inbox page): 404 for any other alert, 400 when refused."""
     try:
-        operation(
+        TRIAGE[action](
             session=db,
             organisation_id=actor.organisation_id,
             alert_id=alert_id,
@@ -151,6 +156,10 @@ def _triage(db: Db, actor: Actor, alert_id: RecordId, action: str, **extra: obje
     except AlertError as exc:
         raise HTTPException(400, str(exc)) from None
     db.commit()
+
+
+def _triage(db: Db, actor: Actor, alert_id: int, action: str, **extra: object) -> AlertDetail:
+    triage(db, actor, alert_id, action, **extra)
     return _detail(db, actor, alert_id)
 
 
@@ -161,7 +170,7 @@ def acknowledge(db: Db, actor: Triager, alert_id: RecordId) -> AlertDetail:
 
 @router.post("/{alert_id}/false-positive", summary="Mark an alert as a false positive")
 def false_positive(db: Db, actor: Triager, alert_id: RecordId) -> AlertDetail:
-    return _triage(db, actor, alert_id, "false_positive")
+    return _triage(db, actor, alert_id, "false-positive")
 
 
 @router.post("/{alert_id}/reopen", summary="Set an alert back to new")

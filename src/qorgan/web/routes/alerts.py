@@ -13,9 +13,9 @@ from qorgan.core.models import User
 from qorgan.core.roles import ROLE_PERMISSIONS, Permission
 from qorgan.detection.classification import load_taxonomy
 from qorgan.incidents import alerts as service
-from qorgan.incidents.alerts import AlertError, AlertFilter, NotFound
+from qorgan.incidents.alerts import AlertFilter
 from qorgan.incidents.models import LEVELS, AlertStatus
-from qorgan.web.api.alerts import visible
+from qorgan.web.api.alerts import triage, visible
 from qorgan.web.deps import Actor, Db, RecordId, page_actor
 from qorgan.web.filters import alert_filter
 from qorgan.web.i18n import _l
@@ -97,15 +97,8 @@ def alert_page(request: Request, db: Db, actor: Reader, alert_id: RecordId) -> R
     )
 
 
-ACTIONS = {
-    "acknowledge": service.acknowledge,
-    "false-positive": service.mark_false_positive,
-    "reopen": service.reopen,
-}
-
-
 @router.post("/alerts/{alert_id}/{action}")
-def triage(
+def triage_alert(
     request: Request,
     db: Db,
     actor: Triager,
@@ -113,27 +106,12 @@ def triage(
     action: Literal["acknowledge", "false-positive", "reopen", "assign"],
     assignee_id: Annotated[str, Form()] = "",
 ) -> Response:
-    try:
-        if action == "assign":
-            service.assign(
-                session=db,
-                organisation_id=actor.organisation_id,
-                alert_id=alert_id,
-                actor_id=actor.user.id,
-                assignee_id=int(assignee_id) if assignee_id.isdigit() else None,
-            )
-        else:
-            ACTIONS[action](
-                session=db,
-                organisation_id=actor.organisation_id,
-                alert_id=alert_id,
-                actor_id=actor.user.id,
-            )
-    except NotFound:
-        raise HTTPException(404, _l("no such alert in your organisation")) from None
-    except AlertError as exc:
-        raise HTTPException(400, str(exc)) from None
-    db.commit()
+    extra = (
+        {"assignee_id": int(assignee_id) if assignee_id.isdigit() else None}
+        if action == "assign"
+        else {}
+    )
+    triage(db, actor, alert_id, action, **extra)
     if request.headers.get("hx-request"):
         row = service.get_alert(
             session=db, organisation_ids=[actor.organisation_id], alert_id=alert_id

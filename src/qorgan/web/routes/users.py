@@ -3,7 +3,6 @@ password shown once), change roles, reset a lost second factor, lift a lockout."
 
 from __future__ import annotations
 
-import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -11,7 +10,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from qorgan.core import accounts, sessions
+from qorgan.core import accounts, security, sessions
 from qorgan.core.errors import QorganError
 from qorgan.core.i18n import LANGUAGES
 from qorgan.core.models import Role, User
@@ -66,7 +65,7 @@ def create_user(
 ) -> Response:
     if language not in LANGUAGES:
         raise HTTPException(400, "unsupported language")
-    password = "Qrg-" + secrets.token_urlsafe(12)
+    password = security.generate_password()
     try:
         user = accounts.create_user(
             session=db,
