@@ -66,12 +66,17 @@ class User(Base):
     """A person who signs in; ``email`` is stored lower-cased by the account service."""
 
     __tablename__ = "users"
+    #: Addresses are unique within an organisation only: a global constraint would tell an
+    #: administrator that an address exists elsewhere.
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "email", name="uq_users_organisation_id_email"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     organisation_id: Mapped[int] = mapped_column(
         ForeignKey("organisations.id", ondelete="RESTRICT"), index=True
     )
-    email: Mapped[str] = mapped_column(String(320), unique=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
     display_name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[Role] = mapped_column(_enum(Role, "user_role"))
