@@ -23,7 +23,7 @@ from qorgan.core.models import (
     User,
 )
 from qorgan.core.settings import Environment, Settings, SettingsError, get_settings
-from qorgan.migrations import current, head, load_models, upgrade
+from qorgan.migrations import COMPARE_OPTIONS, SORTED_INDEXES, current, head, load_models, upgrade
 
 TABLES = {
     "organisations",
@@ -107,8 +107,20 @@ def test_migrations_create_the_tables_and_match_the_models(settings: Settings) -
     try:
         assert set(inspect(engine).get_table_names()) >= TABLES
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+            context = MigrationContext.configure(conn, opts=dict(COMPARE_OPTIONS))
+            diff = compare_metadata(context, metadata)
         assert diff == [], diff
+        # The indexes left out of that comparison: present, and newest first on PostgreSQL.
+        indexes = {i["name"] for i in inspect(engine).get_indexes("alerts")}
+        assert set(SORTED_INDEXES) <= indexes
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as conn:
+                definitions = conn.execute(
+                    text("SELECT indexdef FROM pg_indexes WHERE indexname = ANY(:names)"),
+                    {"names": list(SORTED_INDEXES)},
+                ).scalars()
+                for definition in definitions:
+                    assert '"time" DESC NULLS LAST, id DESC' in definition, definition
     finally:
         engine.dispose()
 

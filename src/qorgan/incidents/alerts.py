@@ -23,6 +23,7 @@ from sqlalchemy import (
     JSON,
     DateTime,
     Select,
+    SmallInteger,
     String,
     Text,
     any_,
@@ -43,6 +44,7 @@ from qorgan.core.errors import QorganError
 from qorgan.core.models import User
 from qorgan.core.timeutil import parse_time
 from qorgan.incidents.models import LEVEL_RANK, LEVELS, AlertLevel, AlertStatus, StoredAlert
+from qorgan.incidents.observables import identity, observables, search_text
 from qorgan.incidents.schemas import AlertGroup, AlertIn, IngestResult, TimelinePoint
 
 #: Alerts per INSERT statement: bounds the memory a very large ingestion holds at once.
@@ -61,13 +63,28 @@ class NotFound(AlertError):
 
 
 def fingerprint(alert: dict[str, Any]) -> str:
-    """SHA-256 (hex) of the alert's canonical JSON (keys sorted at every level)."""
-    return hashlib.sha256(orjson.dumps(alert, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    """SHA-256 (hex) of the alert's canonical JSON (keys sorted at every level), without the
+    paths of its log file and rule file: the same event read from the same content is one
+    alert whatever path it came from."""
+    return hashlib.sha256(orjson.dumps(identity(alert), option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 #: What an ingestion stores per alert, in this order; the other columns are the same for the
 #: whole call.
-_PER_ALERT = ("fingerprint", "rule_id", "rule_title", "level", "kz_cert_class", "host", "time")
+_PER_ALERT = (
+    "fingerprint",
+    "rule_id",
+    "rule_title",
+    "level",
+    "severity",
+    "kz_cert_class",
+    "host",
+    "user_name",
+    "source_ip",
+    "destination_ip",
+    "time",
+    "search_text",
+)
 _ALERTS = StoredAlert.__table__
 
 
@@ -110,6 +127,8 @@ class _PostgresWriter:
         self.connection = connection
         types: dict[str, Any] = {name: String() for name in _PER_ALERT}
         types["time"] = DateTime(timezone=True)
+        types["severity"] = SmallInteger()
+        types["search_text"] = Text()
         # The body travels as JSON text inside the document, cast to json by the server:
         # json_to_recordset cannot hand over a nested object holding "\u0000" (it would have to
         # turn it into text), while a JSON string of that object is plain text to it.
@@ -211,15 +230,21 @@ def ingest(
         bodies = []
         for digest, (alert, body) in chunk.items():
             moment = parse_time(alert.time)
+            found = observables(body)
             rows.append(
                 (
                     digest,
                     alert.rule.id,
                     alert.rule.title,
                     alert.rule.level,
+                    LEVEL_RANK[alert.rule.level],
                     alert.kz_cert_class,
                     alert.host,
+                    found.user,
+                    found.source_ip,
+                    found.destination_ip,
                     moment.astimezone(UTC) if moment is not None else None,
+                    search_text(body),
                 )
             )
             bodies.append(body)

@@ -11,7 +11,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from qorgan.core.db import Base, UTCDateTime, utcnow
@@ -46,16 +55,37 @@ class StoredAlert(Base):
 
     ``fingerprint`` (SHA-256 of the alert's canonical JSON) is unique per organisation, so the
     same alert ingested twice is stored once. ``organisation_id`` is indexed by that unique
-    constraint and by the four filter indexes, all of which lead with it.
+    constraint and by the filter indexes, all of which lead with it.
     """
 
     __tablename__ = "alerts"
     __table_args__ = (
         UniqueConstraint("organisation_id", "fingerprint"),
-        Index("ix_alerts_organisation_id_time", "organisation_id", "time"),
-        Index("ix_alerts_organisation_id_rule_id", "organisation_id", "rule_id"),
-        Index("ix_alerts_organisation_id_host", "organisation_id", "host"),
-        Index("ix_alerts_organisation_id_status", "organisation_id", "status"),
+        # The inbox's orders (event time, received time, level), each narrowed by status or
+        # not; event time sorts newest first with untimed alerts last on both databases.
+        Index(
+            "ix_alerts_organisation_id_status_time",
+            "organisation_id",
+            "status",
+            "time",
+            "id",
+            postgresql_ops={"time": "DESC NULLS LAST", "id": "DESC"},
+        ),
+        Index(
+            "ix_alerts_organisation_id_time",
+            "organisation_id",
+            "time",
+            "id",
+            postgresql_ops={"time": "DESC NULLS LAST", "id": "DESC"},
+        ),
+        Index("ix_alerts_organisation_id_received_at", "organisation_id", "received_at"),
+        Index("ix_alerts_organisation_id_severity", "organisation_id", "severity", "time"),
+        # Groupings and pivots.
+        Index("ix_alerts_organisation_id_rule_id", "organisation_id", "rule_id", "severity"),
+        Index("ix_alerts_organisation_id_host", "organisation_id", "host", "severity"),
+        Index("ix_alerts_organisation_id_user_name", "organisation_id", "user_name"),
+        Index("ix_alerts_organisation_id_source_ip", "organisation_id", "source_ip"),
+        Index("ix_alerts_organisation_id_destination_ip", "organisation_id", "destination_ip"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -66,9 +96,15 @@ class StoredAlert(Base):
     rule_id: Mapped[str] = mapped_column(String(200))
     rule_title: Mapped[str] = mapped_column(String(500))
     level: Mapped[AlertLevel] = mapped_column(_enum(AlertLevel, "alert_level"))
+    #: The level's rank (0 informational ... 4 critical), so "most severe first" uses an index.
+    severity: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     #: The KZ-CERT incident class (``classification.kz_cert``), when the rule is classified.
     kz_cert_class: Mapped[str | None] = mapped_column(String(64), default=None)
     host: Mapped[str | None] = mapped_column(String(255), default=None)
+    #: Observables taken from the event (``qorgan.incidents.observables``) for pivots.
+    user_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    source_ip: Mapped[str | None] = mapped_column(String(64), default=None)
+    destination_ip: Mapped[str | None] = mapped_column(String(64), default=None)
     #: The event's time (UTC); None when the source recorded none.
     time: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -85,3 +121,37 @@ class StoredAlert(Base):
     )
     #: The validated alert as documented in docs/alerts.md.
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: What the search box matches: rule title, host, observables and the event's values.
+    #: Indexed for substring search outside the model (migration 0006): an FTS5 trigram
+    #: table on SQLite, a pg_trgm GIN index on PostgreSQL.
+    search_text: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+
+class AlertComment(Base):
+    """An analyst's note on an alert; comments are never edited, only added."""
+
+    __tablename__ = "alert_comments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT")
+    )
+    author_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class SavedSearch(Base):
+    """A user's named inbox search: the query string of the inbox URL (filters, sort, group)."""
+
+    __tablename__ = "saved_searches"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    query: Mapped[str] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -10,7 +10,7 @@ from alembic import context
 
 from qorgan.core.db import UTCDateTime, make_engine
 from qorgan.core.settings import get_settings
-from qorgan.migrations import load_models
+from qorgan.migrations import COMPARE_OPTIONS, load_models
 
 config = context.config
 target_metadata = load_models()  # every package's tables
@@ -30,6 +30,7 @@ def _run(connection: object) -> None:
         render_as_batch=True,  # SQLite alters tables by copying them
         compare_type=True,
         render_item=_render_item,
+        **COMPARE_OPTIONS,  # type: ignore[arg-type]
     )
     with context.begin_transaction():
         context.run_migrations()

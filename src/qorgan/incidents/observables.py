@@ -1,0 +1,157 @@
+"""What an alert is about, read from its event: the user, the source and destination
+addresses, and the text the inbox's search box matches.
+
+Pure functions over the alert's JSON body (``docs/alerts.md``): no database, no web. The field
+names are those the formats emit (Windows, syslog, access logs, Zeek, CEF), most specific first:
+the account a logon targets before the account that asked for it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+#: Event fields naming the user an alert is about, most specific first.
+USER_FIELDS = (
+    "TargetUserName",  # Windows logons and account changes: the account acted on
+    "user",  # syslog (sshd, sudo, su, PAM)
+    "invalid_user",  # sshd "Invalid user x"
+    "target_user",  # su / sudo target
+    "User",  # Sysmon
+    "SubjectUserName",  # Windows: the account that acted
+    "c-username",  # access logs
+    "cs-username",
+    "username",  # Zeek (ntlm, ...)
+    "duser",  # CEF
+    "suser",
+    "AccountName",
+    "ruser",
+)
+#: Event fields holding the source address of the activity.
+SOURCE_FIELDS = (
+    "src_ip",
+    "IpAddress",
+    "SourceAddress",
+    "SourceIp",
+    "c-ip",
+    "id.orig_h",
+    "src",
+    "SRC",
+    "rhost",
+)
+#: Event fields holding the destination address.
+DESTINATION_FIELDS = (
+    "dst_ip",
+    "DestinationIp",
+    "DestAddress",
+    "id.resp_h",
+    "dst",
+    "DST",
+    "s-ip",
+)
+#: Values that mean "nobody" or "no address" in Windows and web logs.
+EMPTY = frozenset({"", "-", "n/a", "N/A", "null", "NULL", "(null)", "?"})
+#: At most this many characters of an alert are searchable (its event's values beyond that are
+#: not): the search index grows with it.
+MAX_SEARCH_TEXT = 32 * 1024
+MAX_USER = 255
+
+
+@dataclass(frozen=True, slots=True)
+class Observables:
+    user: str | None
+    source_ip: str | None
+    destination_ip: str | None
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float | str):
+        text = str(value).strip()
+        return None if text in EMPTY else text
+    return None
+
+
+def _address(value: Any) -> str | None:
+    text = _text(value)
+    if text is None:
+        return None
+    if text.startswith("::ffff:") and "." in text:  # IPv4-mapped, as Windows writes it
+        text = text[7:]
+    try:
+        return str(ipaddress.ip_address(text.strip("[]")))
+    except ValueError:
+        return None
+
+
+def _first(event: dict[str, Any], fields: tuple[str, ...], read: Any) -> str | None:
+    for name in fields:
+        if name in event:
+            found = read(event[name])
+            if found is not None:
+                return found
+    return None
+
+
+def observables(body: dict[str, Any]) -> Observables:
+    """The user and addresses of an alert (None where its event names none)."""
+    event = body.get("event")
+    if not isinstance(event, dict):
+        return Observables(None, None, None)
+    user = _first(event, USER_FIELDS, _text)
+    return Observables(
+        user=user[:MAX_USER] if user else None,
+        source_ip=_first(event, SOURCE_FIELDS, _address),
+        destination_ip=_first(event, DESTINATION_FIELDS, _address),
+    )
+
+
+def _values(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _values(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _values(item)
+    elif value is not None and not isinstance(value, bool):
+        yield str(value)
+
+
+def search_text(body: dict[str, Any]) -> str:
+    """The text the search box matches: rule title, host, then the event's values, one a line,
+    at most :data:`MAX_SEARCH_TEXT` characters."""
+    rule = body.get("rule") or {}
+    parts = [str(rule.get("title") or ""), str(body.get("host") or "")]
+    size = sum(len(p) + 1 for p in parts)
+    for value in _values(body.get("event") or {}):
+        if size >= MAX_SEARCH_TEXT:
+            break
+        parts.append(value)
+        size += len(value) + 1
+    return "\n".join(parts)[:MAX_SEARCH_TEXT]
+
+
+def identity(body: dict[str, Any]) -> dict[str, Any]:
+    """The part of an alert that says which event and rule it is: the body without the paths
+    of the log file and of the rule file, which differ when the same content is read from
+    another place (an upload and a server copy of one file are one alert)."""
+    out = dict(body)
+    rule = out.get("rule")
+    if isinstance(rule, dict):
+        out["rule"] = {k: v for k, v in rule.items() if k != "path"}
+    source = out.get("source")
+    if isinstance(source, dict):
+        out["source"] = {k: v for k, v in source.items() if k != "path"}
+    correlation = out.get("correlation")
+    if isinstance(correlation, dict) and isinstance(correlation.get("events"), list):
+        out["correlation"] = {
+            **correlation,
+            "events": [
+                {k: v for k, v in e.items() if k != "path"} if isinstance(e, dict) else e
+                for e in correlation["events"]
+            ],
+        }
+    return out

@@ -1,0 +1,258 @@
+"""The inbox at volume: level rank, observables and search text on alerts, their indexes (a
+trigram index for substring search), comments, saved searches, and fingerprints that no longer
+depend on file paths.
+
+A data migration as well: existing alerts get their level rank, observables and search text,
+and their fingerprint recomputed without the log file's and rule file's paths. It calls the
+pure functions of ``qorgan.incidents.observables`` on purpose (one definition of what an alert
+is about); a later change to them that should reach stored alerts needs its own migration.
+Where two stored alerts now have the same fingerprint (the same event hunted from two paths),
+the older keeps the new fingerprint and the later keeps its old one: nothing is deleted.
+
+The search index lives outside the models (compare_metadata ignores it, see ``env.py``): an
+FTS5 table with the trigram tokenizer on SQLite (external content: the text is stored once, in
+``alerts.search_text``; triggers keep the index in step), and a pg_trgm GIN index on PostgreSQL
+(the extension is trusted since PostgreSQL 13, so the database owner may create it).
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-11-30 00:20:00.000000
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import orjson
+import sqlalchemy as sa
+from alembic import op
+
+from qorgan.incidents.observables import identity, observables, search_text
+
+revision: str = "0006"
+down_revision: str | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+LEVEL_RANK = {"informational": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+BATCH = 2000
+
+#: The SQLite search index and the triggers that keep it in step with ``alerts.search_text``.
+SQLITE_SEARCH = (
+    "CREATE VIRTUAL TABLE alerts_search USING fts5("
+    "search_text, content='alerts', content_rowid='id', tokenize='trigram')",
+    "CREATE TRIGGER alerts_search_insert AFTER INSERT ON alerts BEGIN "
+    "INSERT INTO alerts_search(rowid, search_text) VALUES (new.id, new.search_text); END",
+    "CREATE TRIGGER alerts_search_delete AFTER DELETE ON alerts BEGIN "
+    "INSERT INTO alerts_search(alerts_search, rowid, search_text) "
+    "VALUES ('delete', old.id, old.search_text); END",
+    "CREATE TRIGGER alerts_search_update AFTER UPDATE OF search_text ON alerts BEGIN "
+    "INSERT INTO alerts_search(alerts_search, rowid, search_text) "
+    "VALUES ('delete', old.id, old.search_text); "
+    "INSERT INTO alerts_search(rowid, search_text) VALUES (new.id, new.search_text); END",
+)
+SQLITE_SEARCH_DROP = (
+    "DROP TRIGGER IF EXISTS alerts_search_update",
+    "DROP TRIGGER IF EXISTS alerts_search_delete",
+    "DROP TRIGGER IF EXISTS alerts_search_insert",
+    "DROP TABLE IF EXISTS alerts_search",
+)
+POSTGRES_SEARCH = (
+    "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+    "CREATE INDEX ix_alerts_search_text ON alerts USING gin (search_text gin_trgm_ops)",
+)
+
+OLD_INDEXES = {
+    "ix_alerts_organisation_id_time": ["organisation_id", "time"],
+    "ix_alerts_organisation_id_rule_id": ["organisation_id", "rule_id"],
+    "ix_alerts_organisation_id_host": ["organisation_id", "host"],
+    "ix_alerts_organisation_id_status": ["organisation_id", "status"],
+}
+NEWEST_FIRST = {"time": "DESC NULLS LAST", "id": "DESC"}
+NEW_INDEXES: dict[str, tuple[list[str], dict[str, str]]] = {
+    "ix_alerts_organisation_id_status_time": (
+        ["organisation_id", "status", "time", "id"],
+        NEWEST_FIRST,
+    ),
+    "ix_alerts_organisation_id_time": (["organisation_id", "time", "id"], NEWEST_FIRST),
+    "ix_alerts_organisation_id_received_at": (["organisation_id", "received_at"], {}),
+    "ix_alerts_organisation_id_severity": (["organisation_id", "severity", "time"], {}),
+    "ix_alerts_organisation_id_rule_id": (["organisation_id", "rule_id", "severity"], {}),
+    "ix_alerts_organisation_id_host": (["organisation_id", "host", "severity"], {}),
+    "ix_alerts_organisation_id_user_name": (["organisation_id", "user_name"], {}),
+    "ix_alerts_organisation_id_source_ip": (["organisation_id", "source_ip"], {}),
+    "ix_alerts_organisation_id_destination_ip": (["organisation_id", "destination_ip"], {}),
+}
+
+
+def _backfill(connection: sa.Connection) -> None:
+    alerts = sa.table(
+        "alerts",
+        sa.column("id", sa.Integer()),
+        sa.column("organisation_id", sa.Integer()),
+        sa.column("fingerprint", sa.String()),
+        sa.column("level", sa.String()),
+        sa.column("body", sa.JSON()),
+        sa.column("severity", sa.SmallInteger()),
+        sa.column("user_name", sa.String()),
+        sa.column("source_ip", sa.String()),
+        sa.column("destination_ip", sa.String()),
+        sa.column("search_text", sa.Text()),
+    )
+    taken: set[tuple[int, str]] = {
+        (row.organisation_id, row.fingerprint)
+        for row in connection.execute(sa.select(alerts.c.organisation_id, alerts.c.fingerprint))
+    }
+    update = (
+        alerts.update()
+        .where(alerts.c.id == sa.bindparam("row_id"))
+        .values(
+            fingerprint=sa.bindparam("new_fingerprint"),
+            severity=sa.bindparam("new_severity"),
+            user_name=sa.bindparam("new_user_name"),
+            source_ip=sa.bindparam("new_source_ip"),
+            destination_ip=sa.bindparam("new_destination_ip"),
+            search_text=sa.bindparam("new_search_text"),
+        )
+    )
+    last = 0
+    while True:
+        rows = connection.execute(
+            sa.select(
+                alerts.c.id,
+                alerts.c.organisation_id,
+                alerts.c.fingerprint,
+                alerts.c.level,
+                alerts.c.body,
+            )
+            .where(alerts.c.id > last)
+            .order_by(alerts.c.id)
+            .limit(BATCH)
+        ).all()
+        if not rows:
+            return
+        params = []
+        for row in rows:
+            body = row.body if isinstance(row.body, dict) else orjson.loads(row.body)
+            fingerprint = hashlib.sha256(
+                orjson.dumps(identity(body), option=orjson.OPT_SORT_KEYS)
+            ).hexdigest()
+            if fingerprint != row.fingerprint:
+                if (row.organisation_id, fingerprint) in taken:
+                    fingerprint = row.fingerprint  # the same event stored twice: keep both
+                else:
+                    taken.add((row.organisation_id, fingerprint))
+            found = observables(body)
+            params.append(
+                {
+                    "row_id": row.id,
+                    "new_fingerprint": fingerprint,
+                    "new_severity": LEVEL_RANK.get(row.level, 0),
+                    "new_user_name": found.user,
+                    "new_source_ip": found.source_ip,
+                    "new_destination_ip": found.destination_ip,
+                    "new_search_text": search_text(body),
+                }
+            )
+        connection.execute(update, params)
+        last = rows[-1].id
+
+
+def upgrade() -> None:
+    connection = op.get_bind()
+    dialect = connection.dialect.name
+    with op.batch_alter_table("alerts", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("severity", sa.SmallInteger(), server_default="0", nullable=False)
+        )
+        batch_op.add_column(sa.Column("user_name", sa.String(length=255), nullable=True))
+        batch_op.add_column(sa.Column("source_ip", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("destination_ip", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("search_text", sa.Text(), server_default="", nullable=False))
+        for name in OLD_INDEXES:
+            batch_op.drop_index(name)
+    _backfill(connection)
+    with op.batch_alter_table("alerts", schema=None) as batch_op:
+        for name, (columns, ops) in NEW_INDEXES.items():
+            batch_op.create_index(name, columns, unique=False, postgresql_ops=ops)
+    if dialect == "sqlite":
+        for statement in SQLITE_SEARCH:
+            op.execute(statement)
+        op.execute("INSERT INTO alerts_search(alerts_search) VALUES ('rebuild')")
+    elif dialect == "postgresql":
+        for statement in POSTGRES_SEARCH:
+            op.execute(statement)
+
+    op.create_table(
+        "alert_comments",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("alert_id", sa.Integer(), nullable=False),
+        sa.Column("organisation_id", sa.Integer(), nullable=False),
+        sa.Column("author_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["alert_id"],
+            ["alerts.id"],
+            name=op.f("fk_alert_comments_alert_id_alerts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["author_id"],
+            ["users.id"],
+            name=op.f("fk_alert_comments_author_id_users"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisations.id"],
+            name=op.f("fk_alert_comments_organisation_id_organisations"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_alert_comments")),
+    )
+    with op.batch_alter_table("alert_comments", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_alert_comments_alert_id"), ["alert_id"], unique=False)
+
+    op.create_table(
+        "saved_searches",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("query", sa.String(length=2000), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_saved_searches_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_saved_searches")),
+        sa.UniqueConstraint("user_id", "name", name=op.f("uq_saved_searches_user_id")),
+    )
+    with op.batch_alter_table("saved_searches", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_saved_searches_user_id"), ["user_id"], unique=False)
+
+
+def downgrade() -> None:
+    connection = op.get_bind()
+    with op.batch_alter_table("saved_searches", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_saved_searches_user_id"))
+    op.drop_table("saved_searches")
+    with op.batch_alter_table("alert_comments", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_alert_comments_alert_id"))
+    op.drop_table("alert_comments")
+    if connection.dialect.name == "sqlite":
+        for statement in SQLITE_SEARCH_DROP:
+            op.execute(statement)
+    elif connection.dialect.name == "postgresql":
+        op.execute("DROP INDEX IF EXISTS ix_alerts_search_text")
+    with op.batch_alter_table("alerts", schema=None) as batch_op:
+        for name in NEW_INDEXES:
+            batch_op.drop_index(name)
+        for name, columns in OLD_INDEXES.items():
+            batch_op.create_index(name, columns, unique=False)
+        for column in ("search_text", "destination_ip", "source_ip", "user_name", "severity"):
+            batch_op.drop_column(column)
+    # Fingerprints stay as recomputed: the old ones cannot be rebuilt without the old rule.
