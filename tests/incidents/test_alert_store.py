@@ -19,7 +19,9 @@ from qorgan.core.db import unit_of_work
 from qorgan.core.models import AuditEntry, OrganisationKind, PasswordHistory, Role, User
 from qorgan.detection import alerts as detection_alerts
 from qorgan.incidents import alerts as store
-from qorgan.incidents.alerts import AlertError, AlertFilter, NotFound
+from qorgan.incidents import inbox, triage
+from qorgan.incidents.alerts import AlertError, NotFound
+from qorgan.incidents.inbox import AlertFilter
 from qorgan.incidents.models import LEVELS, AlertLevel, AlertStatus, StoredAlert
 from qorgan.incidents.schemas import (
     MAX_EVENT_BYTES,
@@ -280,6 +282,19 @@ def _sample(factory: sessionmaker[Session], world: World) -> None:
     ingest(factory, world.astana, alert(1, host="astana-srv"))
 
 
+def _action(name: str) -> Any:
+    def act(**kwargs: Any) -> triage.Triaged:
+        return triage.triage(action=name, **kwargs)
+
+    return act
+
+
+acknowledge = _action("acknowledge")
+mark_false_positive = _action("false-positive")
+reopen = _action("reopen")
+assign = _action("assign")
+
+
 def _records(alerts: list[StoredAlert]) -> list[int]:
     return [a.body["source"]["record"] for a in alerts]
 
@@ -288,9 +303,9 @@ def test_list_alerts_order_and_filters(factory: sessionmaker[Session], world: Wo
     _sample(factory, world)
     ours = [world.almaty]
 
-    def records(filters: AlertFilter = store.NO_FILTER, **kwargs: Any) -> list[int]:
+    def records(filters: AlertFilter = inbox.NO_FILTER, **kwargs: Any) -> list[int]:
         with unit_of_work(factory) as session:
-            found, total = store.list_alerts(
+            found, total = inbox.list_alerts(
                 session=session, organisation_ids=ours, filters=filters, **kwargs
             )
         assert total >= len(found)
@@ -299,13 +314,13 @@ def test_list_alerts_order_and_filters(factory: sessionmaker[Session], world: Wo
     # Newest event first, alerts without a time last.
     assert records() == [4, 3, 2, 1, 5]
     with unit_of_work(factory) as session:
-        page, total = store.list_alerts(session=session, organisation_ids=ours, limit=2, offset=1)
+        page, total = inbox.list_alerts(session=session, organisation_ids=ours, limit=2, offset=1)
         assert (_records(page), total) == ([3, 2], 5)
-        both, total = store.list_alerts(
+        both, total = inbox.list_alerts(
             session=session, organisation_ids=[world.almaty, world.astana]
         )
         assert (len(both), total) == (6, 6)
-        assert store.list_alerts(session=session, organisation_ids=[]) == ([], 0)
+        assert inbox.list_alerts(session=session, organisation_ids=[]) == ([], 0)
 
     assert records(AlertFilter(levels={"high", "critical"})) == [4, 5]
     assert records(AlertFilter(levels=frozenset({"low"}))) == [3, 2, 1]
@@ -322,13 +337,13 @@ def test_list_alerts_order_and_filters(factory: sessionmaker[Session], world: Wo
     assert records(AlertFilter(status=AlertStatus.new)) == [4, 3, 2, 1, 5]
 
     with unit_of_work(factory) as session:
-        rows, _ = store.list_alerts(session=session, organisation_ids=ours)
+        rows, _ = inbox.list_alerts(session=session, organisation_ids=ours)
         by_record = {r.body["source"]["record"]: r.id for r in rows}
     with unit_of_work(factory) as session:
-        store.acknowledge(
+        acknowledge(
             session=session, organisation_id=world.almaty, alert_id=by_record[3], actor_id=1
         )
-        store.assign(
+        assign(
             session=session,
             organisation_id=world.almaty,
             alert_id=by_record[1],
@@ -378,47 +393,60 @@ def test_get_alert_only_when_visible(factory: sessionmaker[Session], world: Worl
 def test_group_alerts(factory: sessionmaker[Session], world: World) -> None:
     _sample(factory, world)
     with unit_of_work(factory) as session:
-        by_rule = store.group_alerts(session=session, organisation_ids=[world.almaty], by="rule")
+        # Most severe first (the two critical web alerts before three low ones), then largest.
+        by_rule = inbox.group_alerts(session=session, organisation_ids=[world.almaty], by="rule")[0]
         assert [(g.rule_id, g.count, g.level) for g in by_rule] == [
-            (SSH_RULE, 3, "low"),
             (WEB_RULE, 2, "critical"),
+            (SSH_RULE, 3, "low"),
         ]
-        ssh = by_rule[0]
+        ssh = by_rule[1]
         assert ssh.rule_title == "SSH Password Authentication Failed" and ssh.host is None
         assert ssh.first_time == datetime(2026, 11, 20, 5, 0, tzinfo=UTC)
         assert ssh.last_time == datetime(2026, 11, 20, 7, 0, tzinfo=UTC)
-        web = by_rule[1]
+        web = by_rule[0]
         assert (
             web.first_time == web.last_time == datetime(2026, 11, 21, 9, 30, 0, 250000, tzinfo=UTC)
         )
 
-        by_host = store.group_alerts(session=session, organisation_ids=[world.almaty], by="host")
+        by_host = inbox.group_alerts(session=session, organisation_ids=[world.almaty], by="host")[0]
         assert {(g.host, g.count, g.level) for g in by_host} == {
             ("srv-01", 2, "low"),
             ("srv-02", 2, "critical"),
             (None, 1, "high"),
         }
-        assert [g.count for g in by_host] == [2, 2, 1]
+        assert [(g.host, g.count) for g in by_host] == [("srv-02", 2), (None, 1), ("srv-01", 2)]
         assert all(g.rule_id is None for g in by_host)
 
-        pairs = store.group_alerts(session=session, organisation_ids=[world.almaty], by="rule_host")
+        pairs = inbox.group_alerts(
+            session=session, organisation_ids=[world.almaty], by="rule_host"
+        )[0]
         assert {(g.rule_id, g.host, g.count) for g in pairs} == {
             (SSH_RULE, "srv-01", 2),
             (SSH_RULE, "srv-02", 1),
             (WEB_RULE, None, 1),
             (WEB_RULE, "srv-02", 1),
         }
-        assert pairs[0].count == 2
+        assert [(g.rule_id, g.host) for g in pairs[:2]] == [(WEB_RULE, "srv-02"), (WEB_RULE, None)]
 
-        narrowed = store.group_alerts(
+        # Pages of groups, and how many groups there are in all.
+        page, total = inbox.group_alerts(
+            session=session, organisation_ids=[world.almaty], by="rule_host", limit=2, offset=2
+        )
+        assert total == 4
+        assert [(g.rule_id, g.host, g.count) for g in page] == [
+            (SSH_RULE, "srv-01", 2),
+            (SSH_RULE, "srv-02", 1),
+        ]
+
+        narrowed = inbox.group_alerts(
             session=session,
             organisation_ids=[world.almaty, world.astana],
             filters=AlertFilter(levels={"low"}),
             by="rule",
-        )
+        )[0]
         assert [(g.rule_id, g.count) for g in narrowed] == [(SSH_RULE, 4)]
         with pytest.raises(AlertError, match="cannot group by"):
-            store.group_alerts(session=session, organisation_ids=[1], by="colour")  # type: ignore[arg-type]
+            inbox.group_alerts(session=session, organisation_ids=[1], by="colour")[0]  # type: ignore[arg-type]
 
 
 def test_timeline_buckets_in_almaty(factory: sessionmaker[Session], world: World) -> None:
@@ -432,7 +460,7 @@ def test_timeline_buckets_in_almaty(factory: sessionmaker[Session], world: World
         alert(5, time=None),
     )
     with unit_of_work(factory) as session:
-        daily = store.timeline(session=session, organisation_ids=[world.almaty], bucket="day")
+        daily = inbox.timeline(session=session, organisation_ids=[world.almaty], bucket="day")[0]
         assert [(p.bucket, p.level, p.count) for p in daily] == [
             (datetime(2026, 11, 20, tzinfo=ALMATY), "low", 2),
             (datetime(2026, 11, 20, tzinfo=ALMATY), "high", 1),
@@ -441,27 +469,27 @@ def test_timeline_buckets_in_almaty(factory: sessionmaker[Session], world: World
         assert all(p.bucket.utcoffset() == timedelta(hours=5) for p in daily)
         assert daily[2].bucket.isoformat() == "2026-11-21T00:00:00+05:00"
 
-        hourly = store.timeline(session=session, organisation_ids=[world.almaty], bucket="hour")
+        hourly = inbox.timeline(session=session, organisation_ids=[world.almaty], bucket="hour")[0]
         assert [(p.bucket.isoformat(), p.level, p.count) for p in hourly] == [
             ("2026-11-20T10:00:00+05:00", "low", 2),
             ("2026-11-20T10:00:00+05:00", "high", 1),
             ("2026-11-21T01:00:00+05:00", "low", 1),
         ]
-        in_utc = store.timeline(
+        in_utc = inbox.timeline(
             session=session, organisation_ids=[world.almaty], bucket="day", tz="UTC"
-        )
+        )[0]
         assert [(p.bucket.isoformat(), p.count) for p in in_utc if p.level == "low"] == [
             ("2026-11-20T00:00:00+00:00", 3)
         ]
-        high_only = store.timeline(
+        high_only = inbox.timeline(
             session=session,
             organisation_ids=[world.almaty],
             filters=AlertFilter(levels={"high"}),
             bucket="day",
-        )
+        )[0]
         assert [(p.level, p.count) for p in high_only] == [("high", 1)]
         with pytest.raises(AlertError, match="unknown time zone"):
-            store.timeline(session=session, organisation_ids=[world.almaty], tz="Mars/Olympus")
+            inbox.timeline(session=session, organisation_ids=[world.almaty], tz="Mars/Olympus")[0]
 
 
 # --------------------------------------------------------------------------- triage
@@ -483,20 +511,17 @@ def test_triage_actions_are_audited(factory: sessionmaker[Session], world: World
     alert_id = _alert_ids(factory, world.almaty)[0]
     kwargs = {"organisation_id": world.almaty, "alert_id": alert_id, "actor_id": world.analyst}
     with unit_of_work(factory) as session:
-        assert store.acknowledge(session=session, **kwargs).status is AlertStatus.acknowledged
-        store.acknowledge(session=session, **kwargs)  # already: nothing changes, nothing recorded
+        assert acknowledge(session=session, **kwargs).status is AlertStatus.acknowledged
+        acknowledge(session=session, **kwargs)  # already: nothing changes, nothing recorded
     with unit_of_work(factory) as session:
-        assert (
-            store.mark_false_positive(session=session, **kwargs).status
-            is AlertStatus.false_positive
-        )
+        assert mark_false_positive(session=session, **kwargs).status is AlertStatus.false_positive
     with unit_of_work(factory) as session:
-        assert store.reopen(session=session, **kwargs).status is AlertStatus.new
+        assert reopen(session=session, **kwargs).status is AlertStatus.new
     with unit_of_work(factory) as session:
-        assigned = store.assign(session=session, assignee_id=world.colleague, **kwargs)
+        assigned = assign(session=session, assignee_id=world.colleague, **kwargs)
         assert assigned.assignee_id == world.colleague
     with unit_of_work(factory) as session:
-        assert store.assign(session=session, assignee_id=None, **kwargs).assignee_id is None
+        assert assign(session=session, assignee_id=None, **kwargs).assignee_id is None
     with unit_of_work(factory) as session:
         store.record_read(
             session=session, user_id=world.analyst, organisation_id=world.almaty, alert_id=alert_id
@@ -528,7 +553,7 @@ def test_triage_of_another_organisations_alert_is_not_found(
 ) -> None:
     _sample(factory, world)
     theirs = _alert_ids(factory, world.astana)[0]
-    for action in (store.acknowledge, store.mark_false_positive, store.reopen):
+    for action in (acknowledge, mark_false_positive, reopen):
         with pytest.raises(NotFound, match="no such alert"), unit_of_work(factory) as session:
             action(
                 session=session,
@@ -537,7 +562,7 @@ def test_triage_of_another_organisations_alert_is_not_found(
                 actor_id=world.analyst,
             )
     with pytest.raises(NotFound), unit_of_work(factory) as session:
-        store.assign(
+        assign(
             session=session,
             organisation_id=world.almaty,
             alert_id=theirs,
@@ -545,7 +570,7 @@ def test_triage_of_another_organisations_alert_is_not_found(
             assignee_id=world.colleague,
         )
     with pytest.raises(NotFound), unit_of_work(factory) as session:
-        store.acknowledge(
+        acknowledge(
             session=session, organisation_id=world.almaty, alert_id=10**6, actor_id=world.analyst
         )
     with unit_of_work(factory) as session:
@@ -561,7 +586,7 @@ def test_assign_refuses_users_of_other_organisations(
     ours = _alert_ids(factory, world.almaty)[0]
     for stranger in (world.outsider, 10**6):
         with pytest.raises(AlertError, match="same organisation"), unit_of_work(factory) as session:
-            store.assign(
+            assign(
                 session=session,
                 organisation_id=world.almaty,
                 alert_id=ours,
@@ -577,7 +602,7 @@ def test_deleting_an_assignee_unassigns(factory: sessionmaker[Session], world: W
     _sample(factory, world)
     ours = _alert_ids(factory, world.almaty)[0]
     with unit_of_work(factory) as session:
-        store.assign(
+        assign(
             session=session,
             organisation_id=world.almaty,
             alert_id=ours,

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 
 from qorgan.core.db import utcnow
 from qorgan.core.errors import QorganError
@@ -170,7 +170,14 @@ def _normalise_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
     return normal
 
 
-def _serialise_appends(session: Session) -> None:
+def lock(session: Session) -> None:
+    """Take the trail's append lock now, for the rest of the unit of work.
+
+    :func:`record` takes it by itself; a service that reads rows and then changes them and
+    records the change (a check-then-write) takes it first, so a concurrent writer waits
+    instead of acting on what it read before this one wrote (SQLite would otherwise refuse the
+    second writer's late upgrade to a write lock).
+    """
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
@@ -198,29 +205,83 @@ def record(
     if not action or not actor:
         raise AuditError("an audit entry needs an action and an actor", source="audit")
     clean = _normalise_details(details)
-    session.flush()  # earlier pending writes of this unit of work go first
-    _serialise_appends(session)
-    last = session.execute(
-        select(AuditEntry.id, AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
-    ).first()
-    entry_id, prev_hash = (last.id + 1, last.hash) if last else (1, GENESIS)
-    at = utcnow()
-    target = None if target_id is None else str(target_id)
-    fields: dict[str, Any] = {
-        "id": entry_id,
-        "at": at,
-        "actor": actor,
-        "organisation_id": organisation_id,
-        "action": action,
-        "target_type": target_type,
-        "target_id": target,
-        "details": clean,
-        "prev_hash": prev_hash,
-    }
+    entry_id, prev_hash = _last(session)
+    fields = _fields(entry_id, prev_hash, action, actor, organisation_id, target_type, target_id)
+    fields["details"] = clean
     entry = AuditEntry(**fields, hash=entry_hash(**fields))
     session.add(entry)
     session.flush()
     return entry
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One entry for :func:`record_many`."""
+
+    action: str
+    actor: str
+    organisation_id: int | None = None
+    target_type: str | None = None
+    target_id: str | int | None = None
+    details: Mapping[str, Any] | None = None
+
+
+def record_many(entries: list[Entry], *, session: Session) -> int:
+    """Append several entries in the caller's unit of work: one lock, one read of the last
+    entry and one multi-row INSERT (a bulk triage of ten thousand alerts records ten thousand
+    entries in well under a second). Returns how many were written."""
+    if not entries:
+        return 0
+    cleaned = []
+    for item in entries:
+        if not item.action or not item.actor:
+            raise AuditError("an audit entry needs an action and an actor", source="audit")
+        cleaned.append(_normalise_details(item.details))
+    entry_id, prev_hash = _last(session)
+    rows = []
+    for item, details in zip(entries, cleaned, strict=True):
+        fields = _fields(
+            entry_id, prev_hash, item.action, item.actor, item.organisation_id,
+            item.target_type, item.target_id,
+        )  # fmt: skip
+        fields["details"] = details
+        fields["hash"] = entry_hash(**fields)
+        rows.append(fields)
+        entry_id, prev_hash = entry_id + 1, fields["hash"]
+    for start in range(0, len(rows), 1000):
+        session.execute(insert(AuditEntry), rows[start : start + 1000])
+    return len(rows)
+
+
+def _last(session: Session) -> tuple[int, str]:
+    """Under the append lock: the next entry's id and the hash it chains to."""
+    session.flush()  # earlier pending writes of this unit of work go first
+    lock(session)
+    last = session.execute(
+        select(AuditEntry.id, AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
+    ).first()
+    return (last.id + 1, last.hash) if last else (1, GENESIS)
+
+
+def _fields(
+    entry_id: int,
+    prev_hash: str,
+    action: str,
+    actor: str,
+    organisation_id: int | None,
+    target_type: str | None,
+    target_id: str | int | None,
+) -> dict[str, Any]:
+    return {
+        "id": entry_id,
+        "at": utcnow(),
+        "actor": actor,
+        "organisation_id": organisation_id,
+        "action": action,
+        "target_type": target_type,
+        "target_id": None if target_id is None else str(target_id),
+        "prev_hash": prev_hash,
+    }
 
 
 def anchor(*, session: Session) -> Anchor | None:

@@ -1,4 +1,5 @@
-"""The alert store: ingestion (idempotent), lists, groups, timelines and triage.
+"""The alert store: ingestion (idempotent) and reading one alert. Lists, searches, groups and
+timelines are in :mod:`qorgan.incidents.inbox`; triage in :mod:`qorgan.incidents.triage`.
 
 Service functions take ``*, session`` and never commit; the caller's unit of work does. Reads
 take the organisations whose alerts the caller may see (its own, and those shared with it);
@@ -11,24 +12,19 @@ recorded too (:func:`record_read`).
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import UTC
+from typing import Any
 
 import orjson
 from sqlalchemy import (
     JSON,
     DateTime,
-    Select,
     SmallInteger,
     String,
     Text,
     any_,
     bindparam,
-    case,
     cast,
     column,
     func,
@@ -41,11 +37,10 @@ from sqlalchemy.orm import Session
 from qorgan.core import audit
 from qorgan.core.db import utcnow
 from qorgan.core.errors import QorganError
-from qorgan.core.models import User
 from qorgan.core.timeutil import parse_time
-from qorgan.incidents.models import LEVEL_RANK, LEVELS, AlertLevel, AlertStatus, StoredAlert
+from qorgan.incidents.models import LEVEL_RANK, AlertStatus, StoredAlert
 from qorgan.incidents.observables import identity, observables, search_text
-from qorgan.incidents.schemas import AlertGroup, AlertIn, IngestResult, TimelinePoint
+from qorgan.incidents.schemas import AlertIn, IngestResult
 
 #: Alerts per INSERT statement: bounds the memory a very large ingestion holds at once.
 INGEST_CHUNK = 5_000
@@ -265,91 +260,6 @@ def ingest(
 # --------------------------------------------------------------------------- reading
 
 
-@dataclass(frozen=True)
-class AlertFilter:
-    """What to narrow alerts to; every field left None (or empty) narrows nothing.
-
-    ``since`` (inclusive) and ``until`` (exclusive) bound the event time and must be aware.
-    """
-
-    levels: frozenset[str] | set[str] = field(default_factory=frozenset)
-    rule_id: str | None = None
-    host: str | None = None
-    kz_cert_class: str | None = None
-    status: AlertStatus | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    assignee_id: int | None = None
-
-    def __post_init__(self) -> None:
-        levels = frozenset(str(level) for level in self.levels)
-        unknown = sorted(levels - set(LEVELS))
-        if unknown:
-            raise AlertError(f"unknown levels {unknown}; known: {', '.join(LEVELS)}")
-        object.__setattr__(self, "levels", levels)
-        for name in ("since", "until"):
-            moment = getattr(self, name)
-            if moment is not None and (moment.tzinfo is None or moment.utcoffset() is None):
-                raise AlertError(f"{name} must be a time with a zone (an aware datetime)")
-        if self.status is not None:
-            try:
-                object.__setattr__(self, "status", AlertStatus(self.status))
-            except ValueError:
-                known = ", ".join(AlertStatus)
-                raise AlertError(f"unknown status {self.status!r}; known: {known}") from None
-
-    def apply(self, query: Select[Any]) -> Select[Any]:
-        a = StoredAlert
-        if self.levels:
-            query = query.where(a.level.in_(sorted(self.levels)))
-        if self.rule_id is not None:
-            query = query.where(a.rule_id == self.rule_id)
-        if self.host is not None:
-            query = query.where(a.host == self.host)
-        if self.kz_cert_class is not None:
-            query = query.where(a.kz_cert_class == self.kz_cert_class)
-        if self.status is not None:
-            query = query.where(a.status == self.status)
-        if self.since is not None:
-            query = query.where(a.time >= self.since)
-        if self.until is not None:
-            query = query.where(a.time < self.until)
-        if self.assignee_id is not None:
-            query = query.where(a.assignee_id == self.assignee_id)
-        return query
-
-
-NO_FILTER = AlertFilter()
-
-
-def _visible(query: Select[Any], organisation_ids: Collection[int]) -> Select[Any]:
-    return query.where(StoredAlert.organisation_id.in_(sorted(set(organisation_ids))))
-
-
-def list_alerts(
-    *,
-    session: Session,
-    organisation_ids: Collection[int],
-    filters: AlertFilter = NO_FILTER,
-    limit: int = 50,
-    offset: int = 0,
-) -> tuple[list[StoredAlert], int]:
-    """A page of alerts, newest event first (alerts without a time last, then newest stored
-    first), and how many match in all."""
-    if not organisation_ids:
-        return [], 0
-    if limit < 0 or offset < 0:
-        raise AlertError("limit and offset must not be negative")
-    query = filters.apply(_visible(select(StoredAlert), organisation_ids))
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    page = session.scalars(
-        query.order_by(StoredAlert.time.is_(None), StoredAlert.time.desc(), StoredAlert.id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return list(page), total
-
-
 def get_alert(
     *, session: Session, organisation_ids: Collection[int], alert_id: int
 ) -> StoredAlert | None:
@@ -357,204 +267,6 @@ def get_alert(
     alert = session.get(StoredAlert, alert_id)
     if alert is None or alert.organisation_id not in set(organisation_ids):
         return None
-    return alert
-
-
-def _level_rank() -> Any:
-    return case(LEVEL_RANK, value=StoredAlert.level, else_=0)
-
-
-def group_alerts(
-    *,
-    session: Session,
-    organisation_ids: Collection[int],
-    filters: AlertFilter = NO_FILTER,
-    by: Literal["rule", "host", "rule_host"] = "rule",
-    limit: int = 100,
-) -> list[AlertGroup]:
-    """Alerts counted by rule, host, or rule and host: the ``limit`` largest groups, each
-    with its first and last event time and its highest level."""
-    if by not in ("rule", "host", "rule_host"):
-        raise AlertError(f"cannot group by {by!r}; use rule, host or rule_host")
-    if not organisation_ids:
-        return []
-    a = StoredAlert
-    keys: list[Any] = []
-    if by in ("rule", "rule_host"):
-        keys.append(a.rule_id)
-    if by in ("host", "rule_host"):
-        keys.append(a.host)
-    count = func.count().label("count")
-    columns: list[Any] = [
-        *keys,
-        count,
-        func.min(a.time).label("first_time"),
-        func.max(a.time).label("last_time"),
-        func.max(_level_rank()).label("rank"),
-    ]
-    if by != "host":
-        # Titles may change between versions of a rule: show one of them.
-        columns.append(func.max(a.rule_title).label("rule_title"))
-    query = filters.apply(_visible(select(*columns), organisation_ids)).group_by(*keys)
-    query = query.order_by(count.desc(), *keys).limit(limit)
-    groups = []
-    for row in session.execute(query):
-        groups.append(
-            AlertGroup(
-                rule_id=row.rule_id if by != "host" else None,
-                rule_title=row.rule_title if by != "host" else None,
-                host=row.host if by != "rule" else None,
-                count=row.count,
-                first_time=row.first_time,
-                last_time=row.last_time,
-                level=AlertLevel(LEVELS[row.rank or 0]),
-            )
-        )
-    return groups
-
-
-def timeline(
-    *,
-    session: Session,
-    organisation_ids: Collection[int],
-    filters: AlertFilter = NO_FILTER,
-    bucket: Literal["hour", "day"] = "hour",
-    tz: str = "Asia/Almaty",
-) -> list[TimelinePoint]:
-    """Alerts per hour or day of event time (in the zone ``tz``) and level, oldest first.
-
-    Alerts without an event time are left out. Bucketing is done here, not in SQL, so it
-    reads the same on every database and in every zone.
-    """
-    if bucket not in ("hour", "day"):
-        raise AlertError(f"unknown bucket {bucket!r}; use hour or day")
-    try:
-        zone = ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise AlertError(f"unknown time zone {tz!r}") from None
-    if not organisation_ids:
-        return []
-    query = filters.apply(
-        _visible(select(StoredAlert.time, StoredAlert.level), organisation_ids)
-    ).where(StoredAlert.time.is_not(None))
-    counts: Counter[tuple[datetime, str]] = Counter()
-    hourly = bucket == "hour"
-    for moment, level in session.execute(query.execution_options(yield_per=10_000)):
-        local = moment.astimezone(zone)
-        # The bucket's start as a wall time in the zone, which gives it the offset in force
-        # then (it may differ from the event's across a daylight-saving change).
-        start = datetime(
-            local.year, local.month, local.day, local.hour if hourly else 0, tzinfo=zone
-        )
-        counts[(start, str(level))] += 1
-    return [
-        TimelinePoint(bucket=start, level=AlertLevel(level), count=n)
-        for (start, level), n in sorted(
-            counts.items(), key=lambda item: (item[0][0], LEVEL_RANK[item[0][1]])
-        )
-    ]
-
-
-# --------------------------------------------------------------------------- triage
-
-
-def _own_alert(session: Session, organisation_id: int, alert_id: int) -> StoredAlert:
-    alert = session.scalar(
-        select(StoredAlert)
-        .where(StoredAlert.id == alert_id, StoredAlert.organisation_id == organisation_id)
-        .with_for_update()
-    )
-    if alert is None:
-        raise NotFound("no such alert", source=f"alert {alert_id}")
-    return alert
-
-
-def _set_status(
-    session: Session,
-    organisation_id: int,
-    alert_id: int,
-    actor_id: int,
-    status: AlertStatus,
-    action: str,
-) -> StoredAlert:
-    alert = _own_alert(session, organisation_id, alert_id)
-    old = alert.status
-    if old is status:
-        return alert  # nothing changed, nothing to record
-    alert.status = status
-    audit.record(
-        action,
-        session=session,
-        actor=str(actor_id),
-        organisation_id=organisation_id,
-        target_type="alert",
-        target_id=alert.id,
-        details={"status_from": str(old), "status_to": str(status)},
-    )
-    return alert
-
-
-def acknowledge(
-    *, session: Session, organisation_id: int, alert_id: int, actor_id: int
-) -> StoredAlert:
-    """An analyst has seen the alert and takes it on (status ``acknowledged``)."""
-    return _set_status(
-        session, organisation_id, alert_id, actor_id, AlertStatus.acknowledged, "alert.acknowledge"
-    )
-
-
-def mark_false_positive(
-    *, session: Session, organisation_id: int, alert_id: int, actor_id: int
-) -> StoredAlert:
-    """The alert fired on benign activity (status ``false_positive``)."""
-    return _set_status(
-        session,
-        organisation_id,
-        alert_id,
-        actor_id,
-        AlertStatus.false_positive,
-        "alert.false_positive",
-    )
-
-
-def reopen(*, session: Session, organisation_id: int, alert_id: int, actor_id: int) -> StoredAlert:
-    """Back to ``new``, e.g. after a false-positive call turned out wrong."""
-    return _set_status(
-        session, organisation_id, alert_id, actor_id, AlertStatus.new, "alert.reopen"
-    )
-
-
-def assign(
-    *,
-    session: Session,
-    organisation_id: int,
-    alert_id: int,
-    actor_id: int,
-    assignee_id: int | None,
-) -> StoredAlert:
-    """Give the alert to a user of the organisation (None: to nobody)."""
-    alert = _own_alert(session, organisation_id, alert_id)
-    if assignee_id is not None:
-        owner = session.scalar(select(User.organisation_id).where(User.id == assignee_id))
-        if owner != organisation_id:
-            raise AlertError("alerts can only be assigned to users of the same organisation")
-    old = alert.assignee_id
-    if old == assignee_id:
-        return alert
-    alert.assignee_id = assignee_id
-    audit.record(
-        "alert.assign",
-        session=session,
-        actor=str(actor_id),
-        organisation_id=organisation_id,
-        target_type="alert",
-        target_id=alert.id,
-        details={
-            "assignee_from": old,
-            "assignee_to": assignee_id,
-            "status": str(alert.status),
-        },
-    )
     return alert
 
 

@@ -121,7 +121,8 @@ def _values(value: Any) -> Iterator[str]:
 
 
 def search_text(body: dict[str, Any]) -> str:
-    """The text the search box matches: rule title, host, then the event's values, one a line,
+    """The text the search box matches, lower-cased (searches are case-insensitive, the same on
+    every database whatever its locale): rule title, host, then the event's values, one a line,
     at most :data:`MAX_SEARCH_TEXT` characters."""
     rule = body.get("rule") or {}
     parts = [str(rule.get("title") or ""), str(body.get("host") or "")]
@@ -131,7 +132,7 @@ def search_text(body: dict[str, Any]) -> str:
             break
         parts.append(value)
         size += len(value) + 1
-    return "\n".join(parts)[:MAX_SEARCH_TEXT]
+    return "\n".join(parts)[:MAX_SEARCH_TEXT].lower()
 
 
 def identity(body: dict[str, Any]) -> dict[str, Any]:

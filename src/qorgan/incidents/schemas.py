@@ -200,17 +200,69 @@ class AlertDetail(AlertOut):
 
 
 class AlertGroup(BaseModel):
-    """Alerts counted together by rule, by host, or by both."""
+    """Alerts counted together by rule, host, rule and host, user or source address."""
 
     rule_id: str | None = Field(default=None, description="The rule (when grouped by rule).")
     rule_title: str | None = Field(default=None, description="The rule's title.")
     host: str | None = Field(
         default=None, description="The host (when grouped by host; null: alerts without one)."
     )
+    user: str | None = Field(default=None, description="The user (when grouped by user).")
+    address: str | None = Field(
+        default=None, description="The source address (when grouped by address)."
+    )
     count: int = Field(description="How many alerts.")
     first_time: datetime | None = Field(description="The earliest event time in the group.")
     last_time: datetime | None = Field(description="The latest event time in the group.")
     level: AlertLevel = Field(description="The highest level in the group.")
+
+
+class GroupPage(BaseModel):
+    """A page of groups, most severe first, then largest."""
+
+    items: list[AlertGroup] = Field(description="The groups of this page.")
+    total: int = Field(description="How many groups there are in all.")
+    limit: int
+    offset: int
+
+
+class Timeline(BaseModel):
+    """Alerts per hour or day and level."""
+
+    bucket: Literal["hour", "day"] = Field(description="The bucket used.")
+    points: list[TimelinePoint] = Field(description="Oldest first; empty buckets left out.")
+
+
+class TriageOut(BaseModel):
+    """An alert after a triage action: only what triage changes, never the event."""
+
+    id: int
+    status: AlertStatus
+    assignee_id: int | None
+    changed: bool = Field(description="Whether this call changed the alert.")
+
+
+class BulkTriageIn(BaseModel):
+    """A bulk triage action: on the alerts named, or on all alerts matching the filters given
+    as the request's query parameters (``all_matching``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["acknowledge", "false-positive", "reopen", "assign"]
+    ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] | None = Field(
+        default=None, max_length=100_000, description="Alerts to change."
+    )
+    all_matching: bool = Field(
+        default=False, description="Change every alert matching the query's filters instead."
+    )
+    assignee_id: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="For assign: a user, or null for nobody."
+    )
+
+
+class BulkTriageOut(BaseModel):
+    matched: int = Field(description="Alerts of your organisation the action applied to.")
+    changed: int = Field(description="Of those, how many it changed (one audit entry each).")
 
 
 class TimelinePoint(BaseModel):

@@ -1,0 +1,94 @@
+"""The inbox's search box: partial, case-insensitive matching over an alert's search text
+(rule title, host, observables and the event's values; see :mod:`qorgan.incidents.observables`).
+
+Every term must occur (AND). A term is a word, or a phrase in double quotes. Matching uses an
+index, never a scan of the alerts: an FTS5 table with the trigram tokenizer on SQLite, a pg_trgm
+GIN index on PostgreSQL (migration 0006). Both work on trigrams, so at least one term must have
+three characters or more; shorter terms then narrow what the longer ones found.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, literal_column, select, text
+
+from qorgan.core.errors import QorganError
+
+#: Characters of the longest query accepted, and terms at most.
+MAX_QUERY = 500
+MAX_TERMS = 16
+#: Shortest term an index can find (a trigram).
+MIN_INDEXED = 3
+_TERM = re.compile(r'"([^"]*)"|(\S+)')
+
+
+class SearchError(QorganError):
+    """The search cannot be run as typed; the message is fit for the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """A parsed search: lower-cased terms, the indexable ones first."""
+
+    terms: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, query: str) -> Search:
+        """Terms of ``query``: words, or phrases in double quotes; refused when none is long
+        enough for the index, when too long, or holding NUL or lone surrogates."""
+        if len(query) > MAX_QUERY:
+            raise SearchError(f"a search has at most {MAX_QUERY} characters")
+        if "\x00" in query or any(0xD800 <= ord(c) <= 0xDFFF for c in query):
+            raise SearchError("a search cannot contain NUL or unpaired surrogate characters")
+        terms: list[str] = []
+        for quoted, word in _TERM.findall(query):
+            term = (quoted or word).strip().lower()
+            if term and term not in terms:
+                terms.append(term)
+        if not terms:
+            raise SearchError("type something to search for")
+        if len(terms) > MAX_TERMS:
+            raise SearchError(f"a search has at most {MAX_TERMS} terms")
+        if all(len(t) < MIN_INDEXED for t in terms):
+            raise SearchError(f"at least one search term needs {MIN_INDEXED} characters or more")
+        terms.sort(key=lambda t: len(t) < MIN_INDEXED)
+        return cls(tuple(terms))
+
+    @property
+    def indexed(self) -> tuple[str, ...]:
+        return tuple(t for t in self.terms if len(t) >= MIN_INDEXED)
+
+    @property
+    def short(self) -> tuple[str, ...]:
+        return tuple(t for t in self.terms if len(t) < MIN_INDEXED)
+
+
+def _like(term: str) -> str:
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _fts_query(terms: tuple[str, ...]) -> str:
+    """An FTS5 query: each term a quoted string (substrings with the trigram tokenizer)."""
+    return " AND ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+def clause(search: Search, dialect: str, id_column: Any, text_column: Any) -> ColumnElement[bool]:
+    """A condition on the alerts table: the alert's search text holds every term."""
+    shorts = [text_column.like(_like(t), escape="\\") for t in search.short]
+    if dialect == "sqlite":
+        matched = (
+            select(literal_column("rowid"))
+            .select_from(text("alerts_search"))
+            .where(text("alerts_search MATCH :search_query"))
+            .params(search_query=_fts_query(search.indexed))
+        )
+        return and_(id_column.in_(matched), *shorts)
+    if dialect == "postgresql":
+        # Lower-cased on both sides in Python: LIKE on the trigram index then behaves the same
+        # whatever the database's locale.
+        return and_(*(text_column.like(_like(t), escape="\\") for t in search.terms))
+    raise SearchError(f"search is not supported on the {dialect} database")
