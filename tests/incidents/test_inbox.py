@@ -20,14 +20,8 @@ from qorgan.incidents.alerts import AlertError, NotFound
 from qorgan.incidents.inbox import AlertFilter, Sort
 from qorgan.incidents.models import AlertStatus, StoredAlert
 from qorgan.incidents.observables import observables, search_text
-from .test_alert_store import (  # noqa: F401 - the fixture is used by name
-    SSH_RULE,
-    WEB_RULE,
-    World,
-    alert,
-    ingest,
-    world,
-)
+
+from .test_alert_store import WEB_RULE, World, alert, ingest
 
 
 def records(
@@ -137,7 +131,7 @@ def test_pivots_by_user_and_address(factory: sessionmaker[Session], world: World
     with unit_of_work(factory) as session:
         groups, total = inbox.group_alerts(session=session, organisation_ids=ours, by="user")
         assert total == 4
-        assert [(g.user, g.count) for g in groups][0] == (None, 2)  # with the high alert: first
+        assert (groups[0].user, groups[0].count) == (None, 2)  # with the high alert: first
         by_address, _ = inbox.group_alerts(session=session, organisation_ids=ours, by="address")
         assert {(g.address, g.count) for g in by_address} == {
             ("198.51.100.9", 1),
