@@ -113,9 +113,36 @@ class Taxonomy:
     entries: tuple[Entry, ...]
     source: str = "<memory>"
     rsit_aliases: Mapping[str, str] = field(default_factory=dict)
+    #: ``class`` and ``class/type`` -> {kk, ru}; English is the RSIT label itself.
+    rsit_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: Article number -> {kk, ru, en} name, for the articles of chapter 7.
+    articles: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def rsit_types(self, rsit_class: str) -> Mapping[str, str]:
         return self.rsit.get(rsit_class, {}).get("types", {})
+
+    def rsit_label(self, rsit_class: str, rsit_type: str | None, language: str) -> str | None:
+        """The class's (or, with ``rsit_type``, the type's) label in ``language``; None for an
+        id the taxonomy does not know. Falls back to the English label."""
+        body = self.rsit.get(rsit_class)
+        if body is None:
+            return None
+        if rsit_type is None:
+            english = body["label"]
+            key = rsit_class
+        else:
+            english = body["types"].get(rsit_type)
+            if english is None:
+                return None
+            key = f"{rsit_class}/{rsit_type}"
+        if language == "en":
+            return str(english)
+        return str(self.rsit_labels.get(key, {}).get(language) or english)
+
+    def article_name(self, article: str, language: str) -> str | None:
+        """The name of a Criminal Code article in ``language`` (None when unknown)."""
+        names = self.articles.get(str(article))
+        return str(names.get(language) or names.get("en")) if names else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,8 +252,59 @@ def parse_taxonomy(data: Any, *, source: str = "<memory>") -> Taxonomy:
         seen.add(entry.id)
         entries.append(entry)
     return Taxonomy(
-        kz_cert=kz_cert, rsit=rsit, entries=tuple(entries), source=source, rsit_aliases=aliases
+        kz_cert=kz_cert,
+        rsit=rsit,
+        entries=tuple(entries),
+        source=source,
+        rsit_aliases=aliases,
+        rsit_labels=_rsit_labels(data.get("rsit_labels"), rsit, fail),
+        articles=_articles_names(data.get("criminal_code_articles"), fail),
     )
+
+
+def _rsit_labels(
+    raw: Any, rsit: Mapping[str, Any], fail: Callable[[str], ClassificationError]
+) -> dict[str, dict[str, str]]:
+    """Kazakh and Russian labels of every RSIT class and type (optional section; when given it
+    must be complete, so no label silently falls back to English)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise fail("rsit_labels must map <class> and <class>/<type> to {kk, ru}")
+    wanted = {*rsit, *(f"{c}/{t}" for c, body in rsit.items() for t in body["types"])}
+    unknown = sorted(set(map(str, raw)) - wanted)
+    if unknown:
+        raise fail(f"rsit_labels names unknown classes or types: {', '.join(unknown)}")
+    missing = sorted(wanted - set(map(str, raw)))
+    if missing:
+        raise fail(f"rsit_labels lacks: {', '.join(missing)}")
+    out: dict[str, dict[str, str]] = {}
+    for key, labels in raw.items():
+        if not isinstance(labels, dict) or any(
+            not isinstance(labels.get(lang), str) or not labels[lang].strip()
+            for lang in ("kk", "ru")
+        ):
+            raise fail(f"rsit_labels {key!r} needs non-empty kk and ru labels")
+        out[str(key)] = {lang: labels[lang].strip() for lang in ("kk", "ru")}
+    return out
+
+
+def _articles_names(
+    raw: Any, fail: Callable[[str], ClassificationError]
+) -> dict[str, dict[str, str]]:
+    """Names of the nine articles of chapter 7 in kk, ru and en (optional section; complete)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or set(map(str, raw)) != CRIMINAL_CODE_ARTICLES:
+        raise fail("criminal_code_articles must name each of the articles 205-213")
+    out: dict[str, dict[str, str]] = {}
+    for article, names in raw.items():
+        if not isinstance(names, dict) or any(
+            not isinstance(names.get(lang), str) or not names[lang].strip() for lang in LANGUAGES
+        ):
+            raise fail(f"criminal_code_articles {article!r} needs names kk, ru and en")
+        out[str(article)] = {lang: " ".join(names[lang].split()) for lang in LANGUAGES}
+    return out
 
 
 def _parse_entry(

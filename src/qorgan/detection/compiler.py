@@ -530,4 +530,5 @@ def _meta(rule: Any, path: str, logsource: dict[str, str]) -> RuleMeta:
         attributes=tuple(
             (str(k), v) for k, v in (rule.custom_attributes or {}).items() if k != "correlation"
         ),
+        author=text(getattr(rule, "author", None)),
     )

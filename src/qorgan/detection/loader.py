@@ -29,7 +29,7 @@ modifier_mapping.setdefault("utf16le", SigmaWideModifier)
 
 RULE_SUFFIXES = (".yml", ".yaml")
 #: Bumped when the plan's shape or the compiler's output changes, to invalidate caches.
-PLAN_FORMAT = 2
+PLAN_FORMAT = 3
 BUILTIN_RULES = Path(__file__).with_name("rules")
 
 

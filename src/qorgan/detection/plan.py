@@ -100,6 +100,7 @@ class RuleMeta:
     falsepositives: tuple[str, ...] = ()
     references: tuple[str, ...] = ()
     attributes: tuple[tuple[str, Any], ...] = ()
+    author: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
