@@ -94,6 +94,36 @@ def test_edited_details_are_detected(factory: sessionmaker[Session]) -> None:
     assert _problems(factory) == ["entry 5: hash mismatch (edited)"]
 
 
+def test_every_unreadable_entry_is_reported_in_its_place(factory: sessionmaker[Session]) -> None:
+    """A time or JSON edited into something the database hands back but Python cannot read
+    spoils its own entry only: each is reported by id, and the entries after are checked."""
+    _append(factory)
+    with unit_of_work(factory) as session:
+        sqlite = session.get_bind().dialect.name == "sqlite"
+    if sqlite:  # SQLite keeps whatever text is written into a typed column
+        _tamper(
+            factory,
+            text("UPDATE audit_entries SET at = 'yesterday' WHERE id = 3"),
+            text("UPDATE audit_entries SET details = '{not json' WHERE id = 7"),
+            update(AuditEntry).where(AuditEntry.id == 10).values(actor="4"),
+        )
+        problems = _problems(factory)
+        assert [p.split(":")[0] for p in problems] == ["entry 3", "entry 7", "entry 10"]
+        assert "unreadable entry (edited)" in problems[0]
+        assert "unreadable entry (edited)" in problems[1]
+        assert problems[2] == "entry 10: hash mismatch (edited)"
+    else:  # PostgreSQL refuses such values outright; an edit still shows in its place
+        _tamper(
+            factory,
+            update(AuditEntry).where(AuditEntry.id == 3).values(details={"x": 1}),
+            update(AuditEntry).where(AuditEntry.id == 10).values(actor="4"),
+        )
+        assert _problems(factory) == [
+            "entry 3: hash mismatch (edited)",
+            "entry 10: hash mismatch (edited)",
+        ]
+
+
 def test_edited_entry_with_recomputed_hash_breaks_the_chain(
     factory: sessionmaker[Session],
 ) -> None:

@@ -30,10 +30,10 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import Text, insert, select, text, type_coerce
 
 from qorgan.core.db import utcnow
 from qorgan.core.errors import QorganError
@@ -293,23 +293,39 @@ def anchor(*, session: Session) -> Anchor | None:
 
 
 def _rows(session: Session) -> Iterator[Any]:
+    """Every entry, oldest first, as plain rows streamed in batches (memory stays bounded on
+    any trail size). ``at`` and ``details`` come back as the database holds them (text on
+    SQLite), converted by :func:`_readable` one row at a time, so a value edited into
+    something unreadable spoils its own row only."""
     columns = [
         AuditEntry.id,
-        AuditEntry.at,
+        type_coerce(AuditEntry.at, Text).label("at"),
         AuditEntry.actor,
         AuditEntry.organisation_id,
         AuditEntry.action,
         AuditEntry.target_type,
         AuditEntry.target_id,
-        AuditEntry.details,
+        type_coerce(AuditEntry.details, Text).label("details"),
         AuditEntry.prev_hash,
         AuditEntry.hash,
     ]
-    # Plain rows, not ORM objects, streamed in batches: memory stays bounded on any trail size.
     result = session.execute(
         select(*columns).order_by(AuditEntry.id).execution_options(yield_per=VERIFY_BATCH)
     )
     yield from result
+
+
+def _readable(at: Any, details: Any) -> tuple[datetime, Any]:
+    """An entry's time (aware, UTC) and details as written, from what the database returned;
+    ``ValueError`` when they cannot be read."""
+    if isinstance(at, str):
+        at = datetime.fromisoformat(at)
+    if not isinstance(at, datetime):
+        raise ValueError(f"not a time: {at!r}")
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    if isinstance(details, str | bytes):
+        details = json.loads(details)
+    return at, details
 
 
 def verify(*, session: Session, anchor: Anchor | None = None) -> list[AuditProblem]:
@@ -322,18 +338,7 @@ def verify(*, session: Session, anchor: Anchor | None = None) -> list[AuditProbl
     prev_id = 0
     prev_hash = GENESIS
     anchor_seen = False
-    rows = _rows(session)
-    while True:
-        try:
-            row = next(rows)
-        except StopIteration:
-            break
-        except (TypeError, ValueError) as exc:
-            # A value the database cannot even convert back (a date or JSON edited by hand).
-            problems.append(
-                AuditProblem(None, f"unreadable entry after id {prev_id} (edited): {exc}")
-            )
-            return problems
+    for row in _rows(session):
         if row.id != prev_id + 1:
             if prev_id == 0:
                 what = f"first entries missing (ids 1..{row.id - 1} deleted)"
@@ -343,15 +348,16 @@ def verify(*, session: Session, anchor: Anchor | None = None) -> list[AuditProbl
                 what = f"gap in ids (entries {prev_id + 1}..{row.id - 1} deleted)"
             problems.append(AuditProblem(row.id, what))
         try:
+            at, details = _readable(row.at, row.details)
             expected = entry_hash(
                 id=row.id,
-                at=row.at,
+                at=at,
                 actor=row.actor,
                 organisation_id=row.organisation_id,
                 action=row.action,
                 target_type=row.target_type,
                 target_id=row.target_id,
-                details=row.details,
+                details=details,
                 prev_hash=row.prev_hash,
             )
         except (TypeError, ValueError, AttributeError) as exc:
