@@ -26,9 +26,15 @@ RECORD_ROUTES = {
     ("POST", "/api/v1/alerts/{alert_id}/false-positive"),
     ("POST", "/api/v1/alerts/{alert_id}/reopen"),
     ("PUT", "/api/v1/alerts/{alert_id}/assignee"),
+    ("GET", "/api/v1/alerts/{alert_id}/comments"),
+    ("POST", "/api/v1/alerts/{alert_id}/comments"),
+    ("GET", "/api/v1/alerts/{alert_id}/related"),
+    ("GET", "/api/v1/alerts/{alert_id}/correlation-members"),
+    ("GET", "/api/v1/alerts/{alert_id}/history"),
     ("GET", "/api/v1/hunts/{hunt_id}"),
     ("GET", "/alerts/{alert_id}"),
     ("POST", "/alerts/{alert_id}/{action}"),
+    ("POST", "/alerts/{alert_id}/comments/new"),
     ("GET", "/hunts/{hunt_id}"),
     ("POST", "/account/tokens/{token_id}/revoke"),
     ("POST", "/users/{user_id}/{action}"),
@@ -145,6 +151,8 @@ def _call(client: TestClient, method: str, path: str, **kwargs: Any) -> Any:
     body: dict[str, Any] = {}
     if method == "PUT":
         body["json"] = {"assignee_id": None}
+    elif method == "POST" and path.endswith("/comments"):
+        body["json"] = {"text": "a comment on another organisation's alert"}
     return client.request(method, path, **body, **kwargs)
 
 
@@ -161,7 +169,9 @@ def test_records_of_another_organisation_are_not_found(client: TestClient, world
     csrf = sign_in(client, world["a.admin"])
     for method, template in sorted(r for r in RECORD_ROUTES if not r[1].startswith("/api/")):
         response = client.request(
-            method, records.path(template), data={"csrf_token": csrf} if method == "POST" else None
+            method,
+            records.path(template),
+            data={"csrf_token": csrf, "text": "a comment"} if method == "POST" else None,
         )
         assert response.status_code in (403, 404), (method, template, response.status_code)
     # B's records are untouched.

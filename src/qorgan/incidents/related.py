@@ -21,7 +21,7 @@ from qorgan.incidents.models import StoredAlert
 #: How far either side of the alert's time another alert counts as related.
 WINDOW = timedelta(hours=1)
 #: Related alerts listed per observable (a screenful); the count covers them all.
-LIMIT = 20
+LIMIT = 10
 #: Correlation events looked up at most (a correlation's window may hold thousands).
 MAX_MEMBERS = 500
 #: The observables that relate alerts: (name, column).

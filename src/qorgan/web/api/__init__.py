@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from qorgan.web.api import alerts, audit, hunts, me
+from qorgan.web.api import alert_detail, alerts, audit, hunts, me
 
 router = APIRouter()
-for _module in (me, alerts, hunts, audit):
+for _module in (me, alerts, alert_detail, hunts, audit):
     router.include_router(_module.router)
