@@ -10,7 +10,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from qorgan.core.db import Base, UTCDateTime, utcnow
@@ -137,6 +146,10 @@ class AuditEntry(Base):
     """
 
     __tablename__ = "audit_entries"
+    #: An alert's (or user's...) history is read by target within the organisation.
+    __table_args__ = (
+        Index("ix_audit_entries_target", "organisation_id", "target_type", "target_id"),
+    )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False

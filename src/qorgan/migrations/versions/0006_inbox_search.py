@@ -184,6 +184,12 @@ def upgrade() -> None:
         for statement in POSTGRES_SEARCH:
             op.execute(statement)
 
+    with op.batch_alter_table("audit_entries", schema=None) as batch_op:
+        # An alert's history: its audit entries, read by target.
+        batch_op.create_index(
+            "ix_audit_entries_target", ["organisation_id", "target_type", "target_id"]
+        )
+
     op.create_table(
         "alert_comments",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -243,6 +249,8 @@ def downgrade() -> None:
     with op.batch_alter_table("alert_comments", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_alert_comments_alert_id"))
     op.drop_table("alert_comments")
+    with op.batch_alter_table("audit_entries", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_entries_target")
     if connection.dialect.name == "sqlite":
         for statement in SQLITE_SEARCH_DROP:
             op.execute(statement)
