@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -94,6 +97,32 @@ def test_usage_and_input_errors_exit_two(args: list[str], tmp_path: Path) -> Non
     proc = qorgan(*args, tmp_path=tmp_path)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.corpus
+def test_hunt_reads_zoneless_syslog_in_the_given_zone(
+    tmp_path: Path, shared_file: Callable[[str], Path]
+) -> None:
+    """RFC 3164 times carry no zone: read in Asia/Almaty by default (the alert time is that
+    local time in UTC), or in the zone given with --timezone."""
+    line = shared_file("loghub/Linux/Linux_2k.log").read_bytes().splitlines(keepends=True)[0]
+    assert line.startswith(b"Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure")
+    log = tmp_path / "auth.log"
+    log.write_bytes(line)
+    stamp = datetime(2025, 12, 31, tzinfo=UTC).timestamp()  # the year comes from the mtime
+    os.utime(log, (stamp, stamp))
+    times = {}
+    for zone in (None, "UTC", "Europe/Moscow"):
+        proc = qorgan("hunt", log, *(["--timezone", zone] if zone else []), tmp_path=tmp_path)
+        assert proc.returncode == 1, proc.stderr
+        times[zone] = {json.loads(alert)["time"] for alert in proc.stdout.splitlines()}
+    assert times == {
+        None: {"2025-06-14T10:16:01Z"},  # 15:16:01 in Almaty (UTC+5)
+        "UTC": {"2025-06-14T15:16:01Z"},
+        "Europe/Moscow": {"2025-06-14T12:16:01Z"},
+    }
+    bad = qorgan("hunt", log, "--timezone", "Mars/Olympus", tmp_path=tmp_path)
+    assert bad.returncode == 2 and "unknown time zone" in bad.stderr
 
 
 def test_rules_check_reports_failures(tmp_path: Path) -> None:

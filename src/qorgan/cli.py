@@ -8,9 +8,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import tzinfo
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 import typer
@@ -24,6 +26,7 @@ from qorgan.detection.hunt import HuntSummary, run_hunt
 from qorgan.detection.loader import BUILTIN_RULES, default_cache_dir, load_plan
 from qorgan.detection.logsources import LogsourceMap
 from qorgan.telemetry.formats import FORMATS
+from qorgan.telemetry.options import ReadOptions
 from qorgan.telemetry.quarantine import Quarantine
 
 app = typer.Typer(
@@ -164,11 +167,19 @@ def hunt(
             "in QORGAN_API_TOKEN; they are then printed only with --output."
         ),
     ] = None,
+    timezone: Annotated[
+        str,
+        typer.Option(
+            help="Time zone of times logged without one (RFC 3164 syslog, Apache error logs), "
+            "e.g. Asia/Almaty or UTC."
+        ),
+    ] = "Asia/Almaty",
 ) -> None:
     """Run Sigma rules and correlations over log files; print alerts and a summary.
 
     Exit 1 when alerts fire."""
     late_seconds = _parse_duration(lateness)
+    options = ReadOptions(tz=_zone(timezone))
     if input_format and input_format not in FORMATS:
         raise typer.BadParameter(
             f"unknown format; known: {', '.join(sorted(FORMATS))}", param_hint="--input-format"
@@ -230,6 +241,7 @@ def hunt(
             min_level=min_level.value if min_level else None,
             lateness=late_seconds,
             state=state.read_bytes() if state is not None and state.exists() else None,
+            options=options,
         )
         if state is not None:
             tmp = state.with_name(state.name + ".tmp")
@@ -277,6 +289,16 @@ def _console_sender(url: str) -> Any:
         return ConsoleSender(url, os.environ.get(TOKEN_VARIABLE, "").strip())
     except QorganError as exc:
         raise _fail(exc) from exc
+
+
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise typer.BadParameter(
+            f"unknown time zone {name!r}; use an IANA name such as Asia/Almaty or UTC",
+            param_hint="--timezone",
+        ) from None
 
 
 def _parse_duration(text: str) -> float | None:

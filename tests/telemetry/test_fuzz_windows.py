@@ -186,8 +186,8 @@ def test_json_lines_gzip_truncated(tmp_path: Path, n: int, data: st.DataObject) 
 @FUZZ
 @given(st.integers(1, 12), st.data())
 def test_json_array_cut(tmp_path: Path, n: int, data: st.DataObject) -> None:
-    """A JSON array cut short is not valid JSON: nothing is read and the file is reported once
-    (arrays are read whole; the cut is reported, not silently dropped)."""
+    """A JSON array cut short: the elements before the cut are read (arrays are read element
+    by element), and the cut is reported once, not silently dropped."""
     whole = orjson.dumps([windows_doc(i) for i in range(1, n + 1)], option=orjson.OPT_INDENT_2)
     cut = data.draw(st.integers(1, len(whole) - 1))
     path = tmp_path / "events.json"
@@ -196,8 +196,10 @@ def test_json_array_cut(tmp_path: Path, n: int, data: st.DataObject) -> None:
     batches, quarantine = read(path)
 
     assert_well_formed(quarantine, path)
-    assert events_of(batches) == []
+    hosts = [e["Computer"] for e in events_of(batches)]
+    assert hosts == [f"host{i}" for i in range(1, len(hosts) + 1)]
     assert quarantine.count == 1
+    assert quarantine.records[0].record == len(hosts) + 1
 
 
 def test_json_array_whole(tmp_path: Path) -> None:

@@ -37,3 +37,51 @@ def test_directories_are_read_recursively_and_unknown_files_quarantined(tmp_path
     events = sum(len(b) for b in read_paths([tmp_path], quarantine))
     assert events == 3
     assert [r.reason.split(":")[0] for r in quarantine.records] == ["format"]
+
+
+def _folder_with_links(tmp_path: Path) -> tuple[Path, Path]:
+    """A hunt folder holding a log, and links out of it: to a file and to a folder."""
+    outside = tmp_path / "outside"
+    (outside / "secrets").mkdir(parents=True)
+    (outside / "secret.jsonl").write_bytes(_lines(7))
+    (outside / "secrets" / "more.jsonl").write_bytes(_lines(9))
+    root = tmp_path / "hunt" / "1"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "mine.jsonl").write_bytes(_lines(3))
+    (root / "file-link.jsonl").symlink_to(outside / "secret.jsonl")
+    (root / "sub" / "folder-link").symlink_to(outside / "secrets")
+    (root / "inner-link.jsonl").symlink_to(root / "sub" / "mine.jsonl")  # stays inside
+    return root, outside
+
+
+def test_links_out_of_the_root_are_quarantined_not_read(tmp_path: Path) -> None:
+    root, _outside = _folder_with_links(tmp_path)
+    quarantine = Quarantine()
+    batches = list(read_paths([root], quarantine, root=root))
+    read = sorted((Path(b.path).name, len(b)) for b in batches)
+    assert read == [("inner-link.jsonl", 3), ("mine.jsonl", 3)]
+    refused = sorted((Path(q.path).name, q.reason) for q in quarantine.records)
+    assert refused == [
+        ("file-link.jsonl", "io: a symbolic link out of the folder hunted; not read"),
+        ("folder-link", "io: a symbolic link out of the folder hunted; not read"),
+    ]
+    # Named directly (or swapped in after the folder was walked), a link out is refused too.
+    quarantine = Quarantine()
+    assert list(read_file(root / "file-link.jsonl", quarantine, root=root)) == []
+    assert [q.reason for q in quarantine.records] == [
+        "io: a symbolic link out of the folder hunted; not read"
+    ]
+
+
+def test_without_a_root_file_links_are_followed_and_folder_links_reported(
+    tmp_path: Path,
+) -> None:
+    """``qorgan hunt`` reads what its user names, links included; a folder link met while
+    walking is not followed (that could loop), and says so."""
+    root, _outside = _folder_with_links(tmp_path)
+    quarantine = Quarantine()
+    read = sorted((Path(b.path).name, len(b)) for b in read_paths([root], quarantine))
+    assert read == [("file-link.jsonl", 7), ("inner-link.jsonl", 3), ("mine.jsonl", 3)]
+    assert [(Path(q.path).name, q.reason) for q in quarantine.records] == [
+        ("folder-link", "io: a symbolic link to a folder; not followed")
+    ]

@@ -17,6 +17,7 @@ from qorgan.detection.engine import Engine
 from qorgan.detection.plan import Plan, RuleMeta
 from qorgan.telemetry.batch import EventBatch
 from qorgan.telemetry.formats import DEFAULT_BATCH_SIZE
+from qorgan.telemetry.options import DEFAULT_OPTIONS, ReadOptions
 from qorgan.telemetry.quarantine import Quarantine
 from qorgan.telemetry.sources import read_paths
 
@@ -157,10 +158,14 @@ def run_hunt(
     lateness: float | None = None,
     state: bytes | None = None,
     progress: Callable[[EventBatch, HuntSummary], None] | None = None,
+    options: ReadOptions = DEFAULT_OPTIONS,
+    root: Path | None = None,
 ) -> tuple[HuntSummary, Hunter]:
     """Stream ``paths`` through ``plan``; alerts go to ``sink`` batch by batch, in input order,
     correlation alerts as their windows close. ``lateness=None`` correlates all input in time
-    order at the end; ``state`` continues correlations saved by an earlier hunt."""
+    order at the end; ``state`` continues correlations saved by an earlier hunt. ``options``
+    say how sources are read (time zone, limits); with ``root``, nothing outside that folder
+    is read."""
     summary = HuntSummary(
         rules_loaded=len(plan.rules),
         rules_failed=len(plan.failures),
@@ -189,6 +194,8 @@ def run_hunt(
             format_name=format_name,
             batch_size=batch_size,
             logsource=logsource,
+            options=options,
+            root=root,
         ):
             summary.events += len(batch)
             summary.files.add(batch.path)

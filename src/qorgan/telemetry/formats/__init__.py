@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from qorgan.telemetry.errors import TelemetryError
 from qorgan.telemetry.formats.accesslog import AccessLogFormat, ApacheErrorFormat
 from qorgan.telemetry.formats.base import DEFAULT_BATCH_SIZE, Format
@@ -26,16 +28,19 @@ FORMATS: dict[str, type[Format]] = {
 }
 
 
-def get_format(name: str) -> Format:
+def get_format(name: str, **options: Any) -> Format:
+    """The format named, built with ``options`` (``tz``, ``max_record_bytes``)."""
     try:
-        return FORMATS[name]()
+        cls = FORMATS[name]
     except KeyError:
         known = ", ".join(sorted(FORMATS))
         raise TelemetryError(f"unknown format {name!r}; known formats: {known}") from None
+    return cls(**options)
 
 
-def detect_format(head: bytes, path: str) -> Format:
-    """The format most sure of ``head``; raises TelemetryError when none recognises it."""
+def detect_format(head: bytes, path: str, **options: Any) -> Format:
+    """The format most sure of ``head``, built with ``options``; raises TelemetryError when
+    none recognises it."""
     best, best_score = None, 0
     for cls in FORMATS.values():
         score = cls.sniff(head, path)
@@ -43,7 +48,7 @@ def detect_format(head: bytes, path: str) -> Format:
             best, best_score = cls, score
     if best is None:
         raise TelemetryError("format not recognised; force one with --input-format", source=path)
-    return best()
+    return best(**options)
 
 
 __all__ = ["DEFAULT_BATCH_SIZE", "FORMATS", "Format", "detect_format", "get_format"]

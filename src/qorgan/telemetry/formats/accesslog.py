@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import IO, Any, ClassVar
 
-from qorgan.telemetry.formats.base import MONTHS, Format, Record, head_lines, text_lines
+from qorgan.telemetry.formats.base import MONTHS, Format, Record, head_lines
 from qorgan.telemetry.quarantine import Quarantine
 
 ACCESS_SCHEMA: dict[str, str] = {
@@ -199,7 +199,7 @@ class AccessLogFormat(Format):
 
     def records(self, stream: IO[bytes], path: str, quarantine: Quarantine) -> Iterator[Record]:
         columns: list[str] | None = None
-        for lineno, raw, line in text_lines(stream):
+        for lineno, raw, line in self.text_lines(stream, path, quarantine):
             if lineno == 1:
                 line = line.lstrip("\ufeff")
             if line.startswith("#"):
@@ -298,8 +298,8 @@ class ApacheErrorFormat(Format):
     logsource: ClassVar[dict[str, str]] = {"product": "apache"}
     schema = ERROR_SCHEMA
 
-    def __init__(self, tz: tzinfo = UTC) -> None:
-        self.tz = tz
+    def __init__(self, tz: tzinfo = UTC, **options: Any) -> None:
+        super().__init__(tz=tz, **options)
 
     @classmethod
     def sniff(cls, head: bytes, path: str) -> int:
@@ -309,7 +309,7 @@ class ApacheErrorFormat(Format):
         return 0
 
     def records(self, stream: IO[bytes], path: str, quarantine: Quarantine) -> Iterator[Record]:
-        for lineno, raw, line in text_lines(stream):
+        for lineno, raw, line in self.text_lines(stream, path, quarantine):
             m = APACHE_ERROR.match(line)
             if m is None:
                 quarantine.add(path, lineno, "apache_error: not an error log line", raw)

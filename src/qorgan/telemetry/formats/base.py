@@ -7,15 +7,22 @@ with their meaning), implement ``sniff`` and either ``records`` (a format read r
 :meth:`Format.read` batches what it yields) or ``read`` itself, and list the class in
 ``formats/__init__.py``. A record that cannot be read goes to the quarantine with its reason
 and the run goes on; ``read`` never raises for bad content.
+
+A format reads lines with :meth:`Format.text_lines` or :meth:`Format.numbered_lines`, which
+never hold more than ``max_record_bytes`` of a line: a longer one is quarantined and skipped.
+Times written without a zone are read in ``tz``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from datetime import UTC, tzinfo
+from functools import partial
 from typing import IO, Any, ClassVar
 
 from qorgan.telemetry.batch import EventBatch
+from qorgan.telemetry.options import DEFAULT_MAX_RECORD_BYTES, size_text
 from qorgan.telemetry.quarantine import Quarantine
 
 DEFAULT_BATCH_SIZE = 20_000
@@ -44,6 +51,12 @@ class Format(ABC):
     logsource: ClassVar[dict[str, str]] = {}
     #: The fields this format emits: name -> meaning. Per-record fields not listed may appear too.
     schema: ClassVar[dict[str, str]]
+
+    def __init__(
+        self, *, tz: tzinfo = UTC, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    ) -> None:
+        self.tz = tz
+        self.max_record_bytes = max_record_bytes
 
     @classmethod
     @abstractmethod
@@ -97,12 +110,46 @@ class Format(ABC):
         if batch.events:
             yield batch
 
+    def numbered_lines(self, stream: IO[bytes], first: int = 1) -> Iterator[tuple[int, bytes]]:
+        """``(line number, raw line)``, each read at most ``max_record_bytes + 1`` bytes at a
+        time (a C iterator: nothing is added per line). A line longer than the limit comes
+        cut, ``max_record_bytes + 1`` bytes without its end: pass it to
+        :meth:`skip_long_line`. The test, inlined in hot loops, is
+        ``len(raw) > self.max_record_bytes and raw[-1] != 10``."""
+        return enumerate(iter(partial(stream.readline, self.max_record_bytes + 1), b""), first)
 
-def text_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes, str]]:
-    """``(line number, raw line, decoded line without its end)`` of every non-blank line."""
-    for lineno, raw in enumerate(stream, 1):
-        if raw.strip():
-            yield lineno, raw, raw.decode("utf-8", "replace").rstrip("\r\n")
+    def skip_long_line(
+        self, stream: IO[bytes], path: str, quarantine: Quarantine, lineno: int, head: bytes
+    ) -> None:
+        """Quarantine the too-long line ``lineno`` (``head`` is its start) and read on to its
+        end, keeping nothing of it."""
+        skip_line(stream.readline, self.max_record_bytes + 1)
+        quarantine.add(path, lineno, self.too_long(), head)
+
+    def text_lines(
+        self, stream: IO[bytes], path: str, quarantine: Quarantine
+    ) -> Iterator[tuple[int, bytes, str]]:
+        """``(line number, raw line, decoded line without its end)`` of every non-blank line;
+        a line longer than ``max_record_bytes`` is quarantined with its number and skipped in
+        pieces, never held whole."""
+        limit = self.max_record_bytes
+        for lineno, raw in self.numbered_lines(stream):
+            if len(raw) > limit and raw[-1] != 10:
+                self.skip_long_line(stream, path, quarantine, lineno, raw)
+            elif raw.strip():
+                yield lineno, raw, raw.decode("utf-8", "replace").rstrip("\r\n")
+
+    def too_long(self, what: str = "line") -> str:
+        """The quarantine reason of a record over the limit."""
+        return f"{self.name}: {what} longer than {size_text(self.max_record_bytes)}"
+
+
+def skip_line(readline: Any, cap: int) -> None:
+    """Read on to the end of the current line, ``cap`` bytes at a time, keeping nothing."""
+    while True:
+        chunk = readline(cap)
+        if not chunk or chunk[-1] == 10:
+            return
 
 
 def head_lines(head: bytes, limit: int) -> list[str]:

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, tzinfo
 from typing import IO, Any, ClassVar
 
-from qorgan.telemetry.formats.base import MONTHS, Format, Record, head_lines, text_lines
+from qorgan.telemetry.formats.base import MONTHS, Format, Record, head_lines
 from qorgan.telemetry.formats.syslog import BsdClock, HeaderParser, reference_time
 from qorgan.telemetry.quarantine import Quarantine
 
@@ -148,9 +148,9 @@ class CefFormat(Format):
     logsource: ClassVar[dict[str, str]] = {"product": "cef"}
     schema = SCHEMA
 
-    def __init__(self, year: int | None = None, tz: tzinfo = UTC) -> None:
+    def __init__(self, year: int | None = None, tz: tzinfo = UTC, **options: Any) -> None:
+        super().__init__(tz=tz, **options)
         self.year = year
-        self.tz = tz
 
     @classmethod
     def sniff(cls, head: bytes, path: str) -> int:
@@ -169,7 +169,7 @@ class CefFormat(Format):
     def records(self, stream: IO[bytes], path: str, quarantine: Quarantine) -> Iterator[Record]:
         reference = reference_time(path, self.year)
         syslog_header = HeaderParser(BsdClock(reference, self.tz))
-        for lineno, raw, line in text_lines(stream):
+        for lineno, raw, line in self.text_lines(stream, path, quarantine):
             start = line.find("CEF:")
             m = HEADER.match(line, start) if start >= 0 else None
             if m is None:

@@ -4,15 +4,28 @@ pretty-printed output of ``evtx_dump``/``jq``), plain or gzip.
 Windows records in the ``evtx`` parser's shape (``{"Event": {"System": ...}}``, or its
 ``{"event_record_id", "timestamp", "data"}`` wrapper) are normalised like EVTX files. Any other
 object is flattened: nested objects become dotted names (``{"id": {"orig_h": x}}`` ->
-``id.orig_h``), lists are kept. JSON lines stream in bounded memory; arrays and concatenated
-documents are read whole. A line that is not a JSON object is quarantined. The record number
-of an event is its line (JSON lines) or its position in the file (arrays, concatenations).
+``id.orig_h``), lists are kept. A line that is not a JSON object is quarantined. The record
+number of an event is its line (JSON lines) or its position in the file (arrays,
+concatenations).
+
+Everything streams in bounded memory. JSON lines are read line by line, a line longer than
+``max_record_bytes`` quarantined and skipped unread. Arrays and concatenated documents are
+decoded one document (or array element) at a time from a window of the text that holds at most
+one document and a chunk: each is decoded with the standard library's ``raw_decode``, which
+says where the document ends, so reading resumes exactly after it. A document longer than the
+limit (counted in characters) is quarantined with its number and skipped by a small scanner
+that keeps nothing of it. ijson was considered: it streams array items quickly, but tells
+neither where an item ended in the input nor stops short of building an oversized one, so it
+could not skip one and go on. Invalid JSON in an array or concatenation is reported once, from
+that document on (nothing after it can be told apart reliably).
 """
 
 from __future__ import annotations
 
+import codecs
 import itertools
 import json as stdjson
+import re
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -21,11 +34,14 @@ import orjson
 from qorgan.telemetry import windows
 from qorgan.telemetry.batch import EventBatch
 from qorgan.telemetry.formats.base import DEFAULT_BATCH_SIZE, Format
+from qorgan.telemetry.options import size_text
 from qorgan.telemetry.quarantine import Quarantine
 
 #: Keys commonly carrying an event's time and host in generic JSON logs, tried in order.
 TIME_KEYS = ("@timestamp", "timestamp", "ts", "time", "eventTime", "EventTime", "date")
 BOM = b"\xef\xbb\xbf"
+#: Bytes read at a time by the document reader.
+CHUNK = 1 << 20
 HOST_KEYS = ("host", "hostname", "Computer", "host.name", "agent.hostname")
 
 
@@ -90,15 +106,21 @@ class JsonFormat(Format):
         quarantine: Quarantine,
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> Iterator[EventBatch]:
-        first = stream.readline()
+        cap = self.max_record_bytes + 1
+        first = stream.readline(cap)
+        whole = len(first) < cap or first[-1] == 10
         if first.startswith(BOM):
             first = first[len(BOM) :]
         head = first.strip()
         if head.startswith(b"[") or head == b"{":
             # An array, or pretty-printed documents (jq, evtx_dump): "{" alone on its line.
-            yield from self._read_whole(first + stream.read(), path, quarantine, batch_size)
+            yield from self._read_documents(first, stream, path, quarantine, batch_size)
             return
-        yield from self._read_lines(first, stream, path, quarantine, batch_size)
+        lineno = 0
+        if not whole:
+            self.skip_long_line(stream, path, quarantine, 1, first)
+            first, lineno = b"", 1
+        yield from self._read_lines(first, stream, path, quarantine, batch_size, lineno)
 
     def _read_lines(
         self,
@@ -107,12 +129,21 @@ class JsonFormat(Format):
         path: str,
         quarantine: Quarantine,
         batch_size: int,
+        lineno: int = 0,
     ) -> Iterator[EventBatch]:
+        """JSON lines, after ``lineno`` lines already read; ``first`` is the next one."""
         normalise = Normaliser()
         loads = orjson.loads
         batch = self.new_batch(path)
         events, records, times, hosts = batch.events, batch.records, batch.times, batch.hosts
-        for lineno, line in enumerate(itertools.chain((first,), stream), 1):
+        limit = self.max_record_bytes
+        lines: Iterator[tuple[int, bytes]] = self.numbered_lines(stream, lineno + 1)
+        if first:
+            lines = itertools.chain(((lineno + 1, first),), self.numbered_lines(stream, lineno + 2))
+        for lineno, line in lines:
+            if len(line) > limit and line[-1] != 10:
+                self.skip_long_line(stream, path, quarantine, lineno, line)
+                continue
             try:
                 fields, time, host = normalise(loads(line))
             except (
@@ -143,18 +174,25 @@ class JsonFormat(Format):
             batch.logsource.update(normalise.logsource)
             yield batch
 
-    def _read_whole(
-        self, data: bytes, path: str, quarantine: Quarantine, batch_size: int
+    def _read_documents(
+        self,
+        first: bytes,
+        stream: IO[bytes],
+        path: str,
+        quarantine: Quarantine,
+        batch_size: int,
     ) -> Iterator[EventBatch]:
         normalise = Normaliser()
         batch: EventBatch | None = None
-        for position, doc, error in _documents(data):
+        documents = Documents(stream, first, self.max_record_bytes)
+        for position, doc, error in documents:
             if error is not None:
-                quarantine.add(path, position, f"json: {error}", data[:200])
+                quarantine.add(path, position, f"json: {error}", documents.excerpt)
                 continue
             try:
-                # The standard decoder accepts lone surrogates, which are not text: refuse them
-                # here as the JSON-lines reader (orjson) does.
+                # The standard decoder accepts lone surrogates, which are not text, and
+                # integers beyond 64 bits: refuse them here as the JSON-lines reader (orjson)
+                # does.
                 orjson.dumps(doc)
                 fields, time, host = normalise(doc)
             except (
@@ -165,7 +203,7 @@ class JsonFormat(Format):
                 AttributeError,
                 RecursionError,
             ) as exc:
-                quarantine.add(path, position, f"json: {_reason(exc)}", repr(doc)[:200])
+                quarantine.add(path, position, f"json: {_reason(exc)}", documents.excerpt)
                 continue
             if batch is None:
                 batch = self.new_batch(path, normalise.logsource)
@@ -185,33 +223,182 @@ def _reason(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _documents(data: bytes) -> Iterator[tuple[int, Any, str | None]]:
-    """Documents of an array or of a concatenation, numbered from 1; stops at the first
-    undecodable point (the rest of the file is reported once, not lost silently)."""
-    # Undecodable bytes become lone surrogates: the documents holding them are refused one by
-    # one (they cannot be re-encoded), the others are read.
-    text = data.decode("utf-8-sig", "surrogateescape")
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            docs = orjson.loads(stripped)
-        except orjson.JSONDecodeError as exc:
-            yield 1, None, f"invalid JSON array: {exc}"
-            return
-        for i, doc in enumerate(docs, 1):
-            yield i, doc, None
-        return
-    decoder = stdjson.JSONDecoder()
-    pos, n, size = 0, 0, len(text)
-    while True:
-        while pos < size and text[pos] in " \t\r\n":
-            pos += 1
-        if pos >= size:
-            return
-        n += 1
-        try:
-            doc, pos = decoder.raw_decode(text, pos)
-        except (stdjson.JSONDecodeError, RecursionError) as exc:
-            yield n, None, f"invalid JSON from document {n} on: {exc}"
-            return
-        yield n, doc, None
+_SPACE = re.compile(r"[ \t\r\n]*")
+#: Where a document's end may be, outside and inside strings (see :class:`_Skipper`).
+_STRUCTURE = re.compile(r'["{}\[\]]')
+_IN_STRING = re.compile(r'["\\]')
+_BARE_END = re.compile(r"[,\]}\s]")
+
+
+class Documents:
+    """The documents of a JSON text read from a stream in chunks: concatenated documents, and
+    the elements of top-level arrays, numbered from 1, as ``(number, document, None)`` or
+    ``(number, None, reason)``.
+
+    The window ``text[pos:]`` holds the undecoded rest of what was read; it grows to hold one
+    document and shrinks as documents are taken from it, so it never holds much more than one
+    document of at most ``limit`` characters and a chunk. Invalid JSON ends the reading (what
+    follows cannot be told apart), reported once; an oversized document is skipped.
+    """
+
+    def __init__(self, stream: IO[bytes], first: bytes, limit: int) -> None:
+        self.stream = stream
+        self.limit = limit
+        self.decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        self.text = self.decoder.decode(first)
+        self.pos = 0
+        self.eof = False
+        self.excerpt = ""
+        self._decode = stdjson.JSONDecoder().raw_decode
+
+    def _more(self, at_least: int = CHUNK) -> bool:
+        """Read more text onto the window (dropping what was taken); False at the end."""
+        if self.eof:
+            return False
+        data = self.stream.read(max(at_least, CHUNK))
+        self.eof = not data
+        more = self.decoder.decode(data, final=self.eof)
+        self.text = self.text[self.pos :] + more
+        self.pos = 0
+        return bool(more) or not self.eof
+
+    def _skip_space(self) -> bool:
+        """Move past white space; False when the text ends."""
+        while True:
+            self.pos = _SPACE.match(self.text, self.pos).end()  # type: ignore[union-attr]
+            if self.pos < len(self.text):
+                return True
+            if not self._more():
+                return False
+
+    def __iter__(self) -> Iterator[tuple[int, Any, str | None]]:
+        number = 0
+        depth = 0  # top-level arrays open
+        while self._skip_space():
+            char = self.text[self.pos]
+            if depth and char == "]":
+                depth -= 1
+                self.pos += 1
+                continue
+            if depth and char == "," and number:
+                self.pos += 1
+                if not self._skip_space():
+                    break
+                char = self.text[self.pos]
+            if char == "[" and not depth:
+                depth += 1
+                self.pos += 1
+                continue
+            number += 1
+            self.excerpt = self.text[self.pos : self.pos + 200]
+            try:
+                doc, end = self._document()
+            except _TooLong as exc:
+                too_long = f"document {number} longer than {size_text(self.limit)}"
+                if exc.end is not None:
+                    self.pos = exc.end
+                elif not self._skip():
+                    yield number, None, f"{too_long}, and cut short"
+                    return
+                yield number, None, too_long
+                continue
+            except (stdjson.JSONDecodeError, RecursionError) as exc:
+                yield number, None, f"invalid JSON from document {number} on: {exc}"
+                return
+            self.pos = end
+            yield number, doc, None
+        if depth:
+            yield number + 1, None, "cut short: the array is not closed"
+
+    def _document(self) -> tuple[Any, int]:
+        """The document at ``pos`` and where it ends, reading more as it needs."""
+        while True:
+            start, text = self.pos, self.text
+            try:
+                doc, end = self._decode(text, start)
+            except stdjson.JSONDecodeError as exc:
+                # Cut by the end of the window (not by bad JSON): read more and try again.
+                cut = exc.pos >= len(text) - 16 or exc.msg.startswith("Unterminated string")
+                if not cut or self.eof:
+                    raise
+                held = len(text) - start
+                if held > self.limit:
+                    raise _TooLong from None
+                # Double what is held (linear time in all), but only just past the limit.
+                self._more(min(held, self.limit + 1 - held))
+                continue
+            if end - start > self.limit:
+                raise _TooLong(end)
+            if end == len(text) and text[start] not in '{["' and self._more():
+                continue  # a number may go on in the next chunk
+            return doc, end
+
+    def _skip(self) -> bool:
+        """Move past the oversized document at ``pos``, keeping nothing of it; False when the
+        text ends first."""
+        skipper = _Skipper(self.text[self.pos])
+        while True:
+            end = skipper.feed(self.text, self.pos)
+            if end is not None:
+                self.pos = end
+                return True
+            self.pos = len(self.text)
+            if not self._more():
+                return False
+
+
+class _TooLong(Exception):
+    """The document at the window's start is longer than the limit; ``end`` is where it ends
+    when that is known (it was decoded whole), else None."""
+
+    def __init__(self, end: int | None = None) -> None:
+        self.end = end
+
+
+class _Skipper:
+    """Finds where a JSON value ends, fed its text piece by piece; only its nesting depth and
+    whether it is inside a string are kept. The value's validity is not checked."""
+
+    def __init__(self, first: str) -> None:
+        self.bare = first not in '{["'  # a number or literal: ends at a delimiter
+        self.depth = 0
+        self.in_string = False
+        self.escaped = False
+
+    def feed(self, text: str, pos: int) -> int | None:
+        """Where the value ends in ``text`` (scanning from ``pos``), or None if not in it."""
+        if self.bare:
+            m = _BARE_END.search(text, pos)
+            return m.start() if m else None
+        size = len(text)
+        while pos < size:
+            if self.escaped:
+                self.escaped = False
+                pos += 1
+                continue
+            if self.in_string:
+                m = _IN_STRING.search(text, pos)
+                if m is None:
+                    return None
+                pos = m.end()
+                if m.group() == "\\":
+                    self.escaped = True
+                    continue
+                self.in_string = False
+                if self.depth == 0:
+                    return pos  # a top-level string
+                continue
+            m = _STRUCTURE.search(text, pos)
+            if m is None:
+                return None
+            pos = m.end()
+            char = m.group()
+            if char == '"':
+                self.in_string = True
+            elif char in "{[":
+                self.depth += 1
+            else:
+                self.depth -= 1
+                if self.depth <= 0:
+                    return pos
+        return None

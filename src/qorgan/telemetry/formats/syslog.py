@@ -10,9 +10,10 @@ fields such as ``event_type``, ``user``, ``src_ip``; any other message is kept w
 (:data:`SERVICES`).
 
 An RFC 3164 time has no year and no zone. The zone is UTC unless the format is built with
-another ``tz``. The year is the ``year`` given to the format, else the year of the file's
-modification time (or of now, when the path is not a file); a date that would fall more than a
-day after that reference time is taken to be from the year before (logs spanning New Year).
+another ``tz`` (``qorgan hunt --timezone`` and console hunts give ``Asia/Almaty`` by default).
+The year is the ``year`` given to the format, else the year of the file's modification time
+(or of now, when the path is not a file); a date that would fall more than a day after that
+reference time is taken to be from the year before (logs spanning New Year).
 
 A line whose header cannot be parsed is quarantined (``syslog: no timestamp/header``).
 """
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import IO, Any, ClassVar
 
-from qorgan.telemetry.formats.base import MONTHS, Format, Record, head_lines, text_lines
+from qorgan.telemetry.formats.base import MONTHS, Format, Record, head_lines
 from qorgan.telemetry.quarantine import Quarantine
 
 #: Program name -> Sigma ``product: linux`` service (Sigma taxonomy: auditd, auth, clamav, cron,
@@ -788,9 +789,9 @@ class SyslogFormat(Format):
     logsource: ClassVar[dict[str, str]] = {"product": "linux"}
     schema = SCHEMA
 
-    def __init__(self, year: int | None = None, tz: tzinfo = UTC) -> None:
+    def __init__(self, year: int | None = None, tz: tzinfo = UTC, **options: Any) -> None:
+        super().__init__(tz=tz, **options)
         self.year = year
-        self.tz = tz
 
     @classmethod
     def sniff(cls, head: bytes, path: str) -> int:
@@ -809,7 +810,7 @@ class SyslogFormat(Format):
         header = HeaderParser(BsdClock(reference, self.tz))
         parsers = PARSERS
         services = SERVICES
-        for lineno, raw, line in text_lines(stream):
+        for lineno, raw, line in self.text_lines(stream, path, quarantine):
             fields = header(line)
             if fields is None:
                 quarantine.add(path, lineno, "syslog: no timestamp/header", raw)

@@ -211,9 +211,11 @@ class ZeekFormat(Format):
         started = False
         current: str | None = None
         loads = orjson.loads
-        lineno = 0
-        for raw in stream:
-            lineno += 1
+        limit = self.max_record_bytes
+        for lineno, raw in self.numbered_lines(stream):
+            if len(raw) > limit and raw[-1] != 10:
+                self.skip_long_line(stream, path, quarantine, lineno, raw)
+                continue
             if not raw.strip():
                 continue
             if raw.startswith(b"#"):
