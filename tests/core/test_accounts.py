@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from qorgan.core import accounts, audit, security
+from qorgan.core import accounts, audit, roles, security
 from qorgan.core.db import unit_of_work
 from qorgan.core.models import AuditEntry, OrganisationKind, Role, User
+from qorgan.core.roles import Permission
 
 PASSWORD = "Bayterek-Esil-2026"
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -211,3 +212,151 @@ def test_a_totp_code_signs_in_once(factory: sessionmaker[Session]) -> None:
             now=later,
         )
         assert again.outcome is accounts.Outcome.bad_credentials
+
+
+# --- one address in several organisations -------------------------------------------------------
+
+SHARED = "shared@gov.kz"
+OTHER_PASSWORD = "Kolsai-Charyn-2026"
+
+
+def _namesakes(
+    factory: sessionmaker[Session], passwords: tuple[str, str], role: Role = Role.partner
+) -> list[tuple[int, int]]:
+    """The same address in two organisations; returns (user id, organisation id) of each."""
+    found = []
+    with unit_of_work(factory) as session:
+        for name, password in zip(("Astana akimat", "Almaty akimat"), passwords, strict=True):
+            organisation = accounts.create_organisation(
+                session=session, actor="t", name=name, kind=OrganisationKind.akimat
+            )
+            user = accounts.create_user(
+                session=session,
+                actor="t",
+                organisation_id=organisation.id,
+                email=SHARED,
+                display_name="Namesake",
+                role=role,
+                password=password,
+            )
+            found.append((user.id, organisation.id))
+    return found
+
+
+@pytest.fixture
+def argon2_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Counts the Argon2 verifications (the real ones run)."""
+    calls: list[str] = []
+    real = security.verify_password
+
+    def counted(stored: str, password: str) -> bool:
+        calls.append(stored)
+        return real(stored, password)
+
+    monkeypatch.setattr(security, "verify_password", counted)
+    return calls
+
+
+def test_an_address_is_unique_per_organisation_only(factory: sessionmaker[Session]) -> None:
+    (first, first_org), (second, second_org) = _namesakes(factory, (PASSWORD, OTHER_PASSWORD))
+    assert first != second and first_org != second_org
+    with unit_of_work(factory) as session, pytest.raises(accounts.AccountError, match="exists"):
+        accounts.create_user(
+            session=session,
+            actor="t",
+            organisation_id=second_org,
+            email=SHARED.upper(),
+            display_name="Third",
+            role=Role.partner,
+            password=PASSWORD,
+        )
+
+
+def test_sign_in_tries_every_account_holding_the_address(
+    factory: sessionmaker[Session], argon2_checks: list[str]
+) -> None:
+    (first, _), (second, _) = _namesakes(factory, (PASSWORD, OTHER_PASSWORD))
+    with unit_of_work(factory) as session:
+        argon2_checks.clear()
+        one = accounts.sign_in(session=session, email=SHARED, password=OTHER_PASSWORD, now=NOW)
+        assert one.outcome is accounts.Outcome.ok and one.user is not None
+        assert one.user.id == second
+        assert len(argon2_checks) == 2  # both accounts checked, whichever matched
+    with unit_of_work(factory) as session:
+        argon2_checks.clear()
+        none = accounts.sign_in(session=session, email=SHARED, password="Wrong-2026-x", now=NOW)
+        assert none.outcome is accounts.Outcome.bad_credentials and not none.organisations
+        assert len(argon2_checks) == 2
+        counts = session.scalars(
+            select(User.failed_logins).where(User.id.in_([first, second])).order_by(User.id)
+        ).all()
+        assert counts == [1, 1]  # a failure on each candidate
+        argon2_checks.clear()
+        nobody = accounts.sign_in(session=session, email="nobody@gov.kz", password="x", now=NOW)
+        assert nobody.outcome is accounts.Outcome.bad_credentials
+        assert len(argon2_checks) == 1  # verify_nobody spends one check too
+
+
+def test_the_same_password_in_two_organisations_asks_which(
+    factory: sessionmaker[Session],
+) -> None:
+    (first, first_org), (second, second_org) = _namesakes(factory, (PASSWORD, PASSWORD))
+    with unit_of_work(factory) as session:
+        ask = accounts.sign_in(session=session, email=SHARED, password=PASSWORD, now=NOW)
+        assert ask.outcome is accounts.Outcome.choose_organisation and ask.user is None
+        assert ask.organisations == ((first_org, "Astana akimat"), (second_org, "Almaty akimat"))
+        chosen = accounts.sign_in(
+            session=session,
+            email=SHARED,
+            password=PASSWORD,
+            organisation_id=second_org,
+            now=NOW,
+        )
+        assert chosen.outcome is accounts.Outcome.ok and chosen.user is not None
+        assert chosen.user.id == second
+        # An organisation that is not among the matches only asks again.
+        forged = accounts.sign_in(
+            session=session, email=SHARED, password=PASSWORD, organisation_id=10**6, now=NOW
+        )
+        assert forged.outcome is accounts.Outcome.choose_organisation
+        # A locked account is still offered (the other one is never entered instead), and
+        # choosing it answers that it is locked.
+        locked = session.get(User, first)
+        assert locked is not None
+        locked.locked_until = NOW + timedelta(minutes=5)
+        session.flush()
+        still = accounts.sign_in(session=session, email=SHARED, password=PASSWORD, now=NOW)
+        assert still.outcome is accounts.Outcome.choose_organisation
+        assert len(still.organisations) == 2
+        refused = accounts.sign_in(
+            session=session, email=SHARED, password=PASSWORD, organisation_id=first_org, now=NOW
+        )
+        assert refused.outcome is accounts.Outcome.locked
+        actions = session.scalars(select(AuditEntry.details)).all()
+        assert SHARED not in repr(actions)
+
+
+def test_tokens_never_exceed_the_role_and_a_password_change_revokes_them(
+    factory: sessionmaker[Session],
+) -> None:
+    user_id = _user(factory, Role.auditor)
+    with unit_of_work(factory) as session:
+        user = session.get(User, user_id)
+        assert user is not None
+        with pytest.raises(ValueError, match="role"):
+            accounts.issue_token(session=session, user=user, name="x", scopes=["alerts:write"])
+        with pytest.raises(ValueError, match="role"):
+            accounts.issue_token(session=session, user=user, name="x", scopes=["users:*"])
+        # Wildcards are capped by the role when used: an auditor's "*" token still only reads.
+        star = accounts.issue_token(session=session, user=user, name="x", scopes=["*"])
+        assert accounts.token_user(session=session, secret=star, needed="audit:read") is not None
+        assert not roles.allows(user.role, Permission.alerts_write, ["*"])
+        secrets = [
+            accounts.issue_token(session=session, user=user, name=str(i), scopes=["alerts:read"])
+            for i in range(3)
+        ]
+        revoked = accounts.change_password(
+            session=session, user=user, old=PASSWORD, new="Zhetisu-Kolsai-8"
+        )
+        assert revoked == 4
+        assert all(accounts.resolve_token(session=session, secret=s) is None for s in secrets)

@@ -3,16 +3,28 @@
 Service functions take ``*, session`` and never commit (the caller's unit of work does). Every
 change and every sign-in attempt is written to the audit trail, without personal data: users
 appear by id, never by e-mail or name.
+
+Sign-in counters and one-time credentials change by atomic conditional updates, never by
+read-change-write in Python, so requests sent at the same instant cannot each see the old
+value: failures add one to ``failed_logins`` in the database (``RETURNING`` the new count), a
+TOTP time step is claimed only if it is newer than the last one, a recovery code is spent only
+if still unused. The row count says who won. Rows are updated before the audit entry is
+appended (whose lock is taken last), so concurrent sign-ins always lock in the same order.
+
+An e-mail address is unique within an organisation only; a sign-in tries every account that
+holds the address and, when the password opens several, asks which organisation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from qorgan.core import audit, security
 from qorgan.core.errors import QorganError
@@ -26,6 +38,7 @@ from qorgan.core.models import (
     Role,
     User,
 )
+from qorgan.core.roles import ROLE_PERMISSIONS
 
 #: Roles that handle incidents or personal data must sign in with a second factor.
 MFA_ROLES = frozenset(
@@ -37,12 +50,24 @@ class AccountError(QorganError):
     """An account operation was refused; the message is fit for the user."""
 
 
+class SecondFactorFailed(AccountError):
+    """A second-factor code was wrong (or the account is locked). The failure is already
+    recorded in the session and counts towards the lockout: commit it, never roll it back.
+    ``result`` says whether the account is now locked."""
+
+    def __init__(self, message: str, result: SignIn) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 class Outcome(StrEnum):
     ok = "ok"
     bad_credentials = "bad_credentials"  # also for unknown users: never tell which
     locked = "locked"
     second_factor_needed = "second_factor_needed"
     enrolment_needed = "enrolment_needed"  # the role needs a second factor not yet set up
+    #: The password opens accounts in several organisations: ask which (``organisations``).
+    choose_organisation = "choose_organisation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +75,8 @@ class SignIn:
     outcome: Outcome
     user: User | None = None
     locked_until: datetime | None = None
+    #: (id, name) of the organisations to choose from, for ``choose_organisation`` only.
+    organisations: tuple[tuple[int, str], ...] = ()
 
 
 def _audit(
@@ -96,10 +123,13 @@ def create_user(
     password: str,
     language: str = "kk",
 ) -> User:
-    email = email.strip().lower()
+    email = normal_email(email)
     if "@" not in email:
         raise AccountError("an e-mail address is required")
-    if session.scalar(select(User.id).where(User.email == email)) is not None:
+    # Within the organisation only: an address used elsewhere must not show (the unique
+    # constraint is per organisation too).
+    taken = select(User.id).where(User.organisation_id == organisation_id, User.email == email)
+    if session.scalar(taken) is not None:
         raise AccountError("a user with this e-mail address exists")
     security.check_password(password, user_inputs=[email, *display_name.split()])
     user = User(
@@ -117,7 +147,13 @@ def create_user(
     return user
 
 
-def change_password(*, session: Session, user: User, old: str, new: str) -> None:
+def normal_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def change_password(*, session: Session, user: User, old: str, new: str) -> int:
+    """Change the user's password; the user's API tokens are revoked (a stolen password may
+    have made them). Returns how many tokens were revoked."""
     if not security.verify_password(user.password_hash, old):
         raise AccountError("the current password is wrong")
     recent = session.scalars(
@@ -132,6 +168,7 @@ def change_password(*, session: Session, user: User, old: str, new: str) -> None
     user.password_hash = security.hash_password(new)
     session.add(PasswordHistory(user_id=user.id, password_hash=user.password_hash))
     _audit(session, "user.password_change", user)
+    return revoke_all_tokens(session=session, user=user, reason="password change")
 
 
 def start_totp(user: User) -> tuple[str, str]:
@@ -140,16 +177,31 @@ def start_totp(user: User) -> tuple[str, str]:
     return secret, security.totp_uri(secret, user.email)
 
 
+WRONG_CODE = "the code does not match: check the authenticator app's clock"
+
+
 def confirm_totp(
     *, session: Session, user: User, secret: str, code: str, now: datetime | None = None
 ) -> list[str]:
     """Turn the second factor on once the user proves the app works; returns recovery codes,
-    shown once (only their digests are kept)."""
+    shown once (only their digests are kept). A wrong code counts towards the lockout
+    (:class:`SecondFactorFailed`); a second factor set up meanwhile refuses (AccountError)."""
+    now = now or datetime.now(UTC)
+    _refuse_if_locked(session, user, now)
     step = security.totp_step(secret, code, at=now)
     if step is None:
-        raise AccountError("the code does not match: check the authenticator app's clock")
-    user.totp_secret = secret
-    user.totp_last_step = step
+        raise SecondFactorFailed(WRONG_CODE, _failed(session, [user], now, "enrolment code"))
+    # Only the first of two enrolments sent together turns the second factor on.
+    claimed = session.execute(
+        update(User)
+        .where(User.id == user.id, User.totp_secret.is_(None))
+        .values(totp_secret=secret, totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(claimed) != 1:
+        raise AccountError(WRONG_CODE)
+    set_committed_value(user, "totp_secret", secret)
+    set_committed_value(user, "totp_last_step", step)
     codes = _replace_recovery_codes(session, user)
     _audit(session, "user.totp_enrol", user)
     return codes
@@ -159,17 +211,30 @@ def renew_recovery_codes(
     *, session: Session, user: User, code: str, now: datetime | None = None
 ) -> list[str]:
     """New recovery codes (the old ones stop working), after a fresh TOTP code proves the user
-    holds the second factor; shown once."""
+    holds the second factor; shown once. A wrong code counts towards the lockout like any
+    second-factor check (:class:`SecondFactorFailed`)."""
     now = now or datetime.now(UTC)
     if not user.totp_secret:
         raise AccountError("the second factor is not set up")
+    _refuse_if_locked(session, user, now)
     step = security.totp_step(user.totp_secret, code, at=now)
-    if step is None or (user.totp_last_step is not None and step <= user.totp_last_step):
-        raise AccountError("the code does not match: check the authenticator app's clock")
-    user.totp_last_step = step
+    if step is None or not _claim_totp_step(session, user, user.totp_secret, step):
+        raise SecondFactorFailed(
+            WRONG_CODE, _failed(session, [user], now, "recovery codes renewal")
+        )
     codes = _replace_recovery_codes(session, user)
     _audit(session, "user.recovery_codes", user)
     return codes
+
+
+def _locked(user: User, now: datetime) -> bool:
+    return user.locked_until is not None and user.locked_until > now
+
+
+def _refuse_if_locked(session: Session, user: User, now: datetime) -> None:
+    if _locked(user, now):
+        _audit(session, "auth.refused_locked", user)
+        raise SecondFactorFailed(WRONG_CODE, SignIn(Outcome.locked, locked_until=user.locked_until))
 
 
 def _delete_recovery_codes(session: Session, user: User) -> None:
@@ -192,13 +257,24 @@ def sign_in(
     email: str,
     password: str,
     second_factor: str | None = None,
+    organisation_id: int | None = None,
     now: datetime | None = None,
 ) -> SignIn:
     """Check a sign-in: password, lockout, then the second factor (a TOTP code or a recovery
-    code) where the role needs one. Failures count towards the lockout."""
+    code) where the role needs one. Failures count towards the lockout.
+
+    Every account holding the address is a candidate and its password is checked (one Argon2
+    check each, or one on a dummy hash when there is none, so the time taken does not tell
+    whether the address is known). When none matches, a failure counts on each. When the
+    password opens accounts in several organisations, the answer is ``choose_organisation``
+    with their names, and the caller asks again with ``organisation_id``; organisations are
+    never named before a password matched.
+    """
     now = now or datetime.now(UTC)
-    user = session.scalar(select(User).where(User.email == email.strip().lower()))
-    if user is None:
+    candidates = session.scalars(
+        select(User).where(User.email == normal_email(email)).order_by(User.id)
+    ).all()
+    if not candidates:
         security.verify_nobody(password)
         audit.record(
             "auth.failure",
@@ -207,21 +283,32 @@ def sign_in(
             details={"reason": "unknown account"},
         )
         return SignIn(Outcome.bad_credentials)
-    if user.locked_until is not None and user.locked_until > now:
+    # Every candidate is checked, locked or not, so the time taken tells nothing either.
+    matched = [u for u in candidates if security.verify_password(u.password_hash, password)]
+    if not matched:
+        return _failed(session, candidates, now, "password")
+    if len(matched) > 1:
+        chosen = [u for u in matched if u.organisation_id == organisation_id]
+        if not chosen:
+            return SignIn(
+                Outcome.choose_organisation,
+                organisations=tuple((u.organisation_id, u.organisation.name) for u in matched),
+            )
+        matched = chosen
+    user = matched[0]
+    if _locked(user, now):
         _audit(session, "auth.refused_locked", user)
         return SignIn(Outcome.locked, locked_until=user.locked_until)
-    if not security.verify_password(user.password_hash, password):
-        return _failed(session, user, now, "password")
     if user.role in MFA_ROLES or user.totp_secret:
         if not user.totp_secret:
             return SignIn(Outcome.enrolment_needed, user)
         if not second_factor:
             return SignIn(Outcome.second_factor_needed, user)
         if not _second_factor_ok(session, user, second_factor, now):
-            return _failed(session, user, now, "second factor")
+            return _failed(session, [user], now, "second factor")
     if security.needs_rehash(user.password_hash):
         user.password_hash = security.hash_password(password)
-    return signed_in(session, user)
+    return signed_in(session, user, now=now)
 
 
 def complete_second_factor(
@@ -230,12 +317,12 @@ def complete_second_factor(
     """The second step of a sign-in whose password was accepted (``second_factor_needed``):
     a TOTP code or an unused recovery code. Failures count towards the lockout."""
     now = now or datetime.now(UTC)
-    if user.locked_until is not None and user.locked_until > now:
+    if _locked(user, now):
         _audit(session, "auth.refused_locked", user)
         return SignIn(Outcome.locked, locked_until=user.locked_until)
     if not user.totp_secret or not _second_factor_ok(session, user, code, now):
-        return _failed(session, user, now, "second factor")
-    return signed_in(session, user)
+        return _failed(session, [user], now, "second factor")
+    return signed_in(session, user, now=now)
 
 
 def _second_factor_ok(session: Session, user: User, code: str, now: datetime) -> bool:
@@ -244,46 +331,113 @@ def _second_factor_ok(session: Session, user: User, code: str, now: datetime) ->
     assert user.totp_secret is not None
     step = security.totp_step(user.totp_secret, code, at=now)
     if step is not None:
-        if user.totp_last_step is not None and step <= user.totp_last_step:
-            return False
-        user.totp_last_step = step
-        return True
+        return _claim_totp_step(session, user, user.totp_secret, step)
     return _spend_recovery_code(session, user, code, now)
 
 
-def signed_in(session: Session, user: User) -> SignIn:
-    """Record a completed sign-in: the failure count resets, the trail says so."""
-    user.failed_logins = 0
-    user.locked_until = None
-    _audit(session, "auth.login", user)
-    return SignIn(Outcome.ok, user)
+def _rowcount(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _failed(session: Session, user: User, now: datetime, what: str) -> SignIn:
-    user.failed_logins += 1
-    user.locked_until = security.lockout_after(user.failed_logins, now)
-    _audit(
-        session,
-        "auth.failure",
-        user,
-        reason=what,
-        failed_logins=user.failed_logins,
-        locked=user.locked_until is not None,
+def _claim_totp_step(session: Session, user: User, secret: str, step: int) -> bool:
+    """Record ``step`` as the last TOTP step used, if it is newer than the last one and the
+    secret is still the user's; False when another request claimed it (or a later one) first."""
+    result = session.execute(
+        update(User)
+        .where(
+            User.id == user.id,
+            User.totp_secret == secret,
+            or_(User.totp_last_step.is_(None), User.totp_last_step < step),
+        )
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
     )
-    if user.locked_until is not None:
-        return SignIn(Outcome.locked, locked_until=user.locked_until)
-    return SignIn(Outcome.bad_credentials)
+    if _rowcount(result) != 1:
+        return False
+    set_committed_value(user, "totp_last_step", step)
+    return True
 
 
 def _spend_recovery_code(session: Session, user: User, code: str, now: datetime) -> bool:
     wanted = security.recovery_digest(code)
-    for row in session.scalars(
-        select(RecoveryCode).where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
-    ):
+    unused = session.execute(
+        select(RecoveryCode.id, RecoveryCode.code_hash).where(
+            RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)
+        )
+    ).all()
+    for row in unused:
         if security.same_digest(row.code_hash, wanted):
-            row.used_at = now
-            return True
+            spent = session.execute(
+                update(RecoveryCode)
+                .where(RecoveryCode.id == row.id, RecoveryCode.used_at.is_(None))
+                .values(used_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            return _rowcount(spent) == 1
     return False
+
+
+def signed_in(session: Session, user: User, *, now: datetime | None = None) -> SignIn:
+    """Record a completed sign-in: the failure count resets, the trail says so. Refused
+    (``locked``) when concurrent failures locked the account after it was read."""
+    now = now or datetime.now(UTC)
+    result = session.execute(
+        update(User)
+        .where(User.id == user.id, or_(User.locked_until.is_(None), User.locked_until <= now))
+        .values(failed_logins=0, locked_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(result) != 1:
+        until = session.scalar(select(User.locked_until).where(User.id == user.id))
+        set_committed_value(user, "locked_until", until)
+        _audit(session, "auth.refused_locked", user)
+        return SignIn(Outcome.locked, locked_until=until)
+    set_committed_value(user, "failed_logins", 0)
+    set_committed_value(user, "locked_until", None)
+    _audit(session, "auth.login", user)
+    return SignIn(Outcome.ok, user)
+
+
+def _until(user: User) -> datetime:
+    assert user.locked_until is not None
+    return user.locked_until
+
+
+def _failed(session: Session, users: Sequence[User], now: datetime, what: str) -> SignIn:
+    """Count a failure on each of ``users`` (in id order) that is not locked already; the
+    answer is ``locked`` when all of them are locked afterwards."""
+    counted = []
+    for user in sorted(users, key=lambda u: u.id):
+        if _locked(user, now):
+            continue
+        count = session.execute(
+            update(User)
+            .where(User.id == user.id)
+            .values(failed_logins=User.failed_logins + 1)
+            .returning(User.failed_logins)
+            .execution_options(synchronize_session=False)
+        ).scalar_one()
+        set_committed_value(user, "failed_logins", count)
+        until = security.lockout_after(count, now)
+        if until is not None:
+            session.execute(
+                update(User)
+                .where(User.id == user.id)
+                .values(locked_until=until)
+                .execution_options(synchronize_session=False)
+            )
+            set_committed_value(user, "locked_until", until)
+        counted.append(user)
+    # The trail last: its lock is taken after the rows', in every transaction.
+    for user in users:
+        if user in counted:
+            _audit(session, "auth.failure", user, reason=what,
+                   failed_logins=user.failed_logins, locked=_locked(user, now))  # fmt: skip
+        else:
+            _audit(session, "auth.refused_locked", user)
+    if all(_locked(u, now) for u in users):
+        return SignIn(Outcome.locked, locked_until=min(_until(u) for u in users))
+    return SignIn(Outcome.bad_credentials)
 
 
 def issue_token(
@@ -294,7 +448,21 @@ def issue_token(
     scopes: list[str],
     lifetime: timedelta = timedelta(days=90),
 ) -> str:
-    """A new API token for ``user``; the secret is returned once, only its digest is kept."""
+    """A new API token for ``user``; the secret is returned once, only its digest is kept.
+
+    A scope names a permission of the user's role, or a wildcard (``alerts:*``, ``*``), which
+    grants no more than the role either: a token acts with its user's role narrowed to its
+    scopes (:func:`qorgan.core.roles.allows`). Anything else is a ValueError (callers offer
+    only the role's permissions)."""
+    allowed = {str(p) for p in ROLE_PERMISSIONS[user.role]}
+    resources = {p.split(":", 1)[0] for p in allowed}
+    beyond = sorted(
+        s
+        for s in set(scopes)
+        if s != "*" and s not in allowed and s not in {f"{r}:*" for r in resources}
+    )
+    if not scopes or beyond:
+        raise ValueError(f"scopes {beyond} are beyond the user's role")
     token = security.new_api_token(lifetime=lifetime)
     row = ApiToken(
         user_id=user.id,
@@ -335,6 +503,19 @@ def revoke_token(*, session: Session, user: User, token_id: int) -> bool:
     session.delete(row)
     _audit(session, "token.revoke", user, token_id=token_id)
     return True
+
+
+def revoke_all_tokens(
+    *, session: Session, user: User, reason: str, actor: str | None = None
+) -> int:
+    """Delete every API token of ``user`` (after a password change or a second-factor reset),
+    each audited with ``reason``; returns how many."""
+    revoked = session.scalars(
+        delete(ApiToken).where(ApiToken.user_id == user.id).returning(ApiToken.id)
+    ).all()
+    for token_id in sorted(revoked):
+        _audit(session, "token.revoke", user, actor=actor, token_id=token_id, reason=reason)
+    return len(revoked)
 
 
 def resolve_token(
@@ -414,14 +595,18 @@ def set_role(*, session: Session, actor: User, user: User, role: Role) -> None:
                role_to=str(role))  # fmt: skip
 
 
-def reset_second_factor(*, session: Session, actor: User, user: User) -> None:
-    """Turn a user's second factor off (a lost phone): recovery codes are deleted and the user
-    enrols again at the next sign-in if the role needs a second factor."""
+def reset_second_factor(*, session: Session, actor: User, user: User) -> int:
+    """Turn a user's second factor off (a lost phone, perhaps stolen): recovery codes are
+    deleted, the API tokens revoked, and the user enrols again at the next sign-in if the role
+    needs a second factor. Returns how many tokens were revoked."""
     _same_organisation(actor, user)
     user.totp_secret = None
     user.totp_last_step = None
     _delete_recovery_codes(session, user)
     _audit(session, "user.totp_reset", user, actor=str(actor.id))
+    return revoke_all_tokens(
+        session=session, user=user, reason="second factor reset", actor=str(actor.id)
+    )
 
 
 def unlock(*, session: Session, actor: User, user: User) -> None:
