@@ -61,12 +61,14 @@ def test_create_change_reset_unlock(client: TestClient, world: World) -> None:
     analyst = world["a.analyst"]
     assert (
         client.post(
-            f"/users/{analyst.id}/role", data={"csrf_token": csrf, "role": "auditor"}
+            f"/users/{analyst.id}/role",
+            data={"csrf_token": csrf, "role": "auditor", "confirm": "yes"},
         ).status_code
         == 200
     )
     demote_self = client.post(
-        f"/users/{world['a.admin'].id}/role", data={"csrf_token": csrf, "role": "auditor"}
+        f"/users/{world['a.admin'].id}/role",
+        data={"csrf_token": csrf, "role": "auditor", "confirm": "yes"},
     )
     assert demote_self.status_code == 400
     # A reset second factor ends the user's sessions; the next sign-in enrols again.
@@ -74,7 +76,8 @@ def test_create_change_reset_unlock(client: TestClient, world: World) -> None:
     sign_in(victim, world["a.coordinator"])
     assert victim.get("/api/v1/me").status_code == 200
     reset = client.post(
-        f"/users/{world['a.coordinator'].id}/reset-second-factor", data={"csrf_token": csrf}
+        f"/users/{world['a.coordinator'].id}/reset-second-factor",
+        data={"csrf_token": csrf, "confirm": "yes"},
     )
     assert reset.status_code == 200
     assert victim.get("/api/v1/me").status_code == 401
@@ -115,3 +118,111 @@ def test_recovery_codes_renewed_with_a_fresh_code(client: TestClient, world: Wor
         follow_redirects=False,
     )
     assert used.status_code == 303
+
+
+def _new_user_form(html: str) -> str:
+    found = re.search(r'<form method="post" action="/users">.*?</form>', html, re.S)
+    assert found, html
+    return found.group(0)
+
+
+def test_a_new_user_has_no_role_until_the_administrator_chooses(
+    client: TestClient, world: World
+) -> None:
+    csrf = sign_in(client, world["a.admin"])
+    form = _new_user_form(client.get("/users").text)
+    select_ = re.search(r'<select name="role"[^>]*>(.*?)</select>', form, re.S)
+    assert select_ and "required" in select_.group(0)
+    options = re.findall(r"<option ([^>]*)>", select_.group(1))
+    selected = [o for o in options if "selected" in o]
+    assert selected == ['value="" selected disabled'], options
+    refused = client.post(
+        "/users", data={"csrf_token": csrf, "email": "norole@a.example.kz", "name": "No Role"}
+    )
+    assert refused.status_code == 400
+    with unit_of_work(world.factory) as session:
+        assert session.scalar(select(User.id).where(User.email == "norole@a.example.kz")) is None
+
+
+def test_role_change_and_reset_ask_for_confirmation(client: TestClient, world: World) -> None:
+    csrf = sign_in(client, world["a.admin"])
+    analyst, coordinator = world["a.analyst"], world["a.coordinator"]
+    asked = client.post(f"/users/{analyst.id}/role", data={"csrf_token": csrf, "role": "auditor"})
+    assert asked.status_code == 200
+    action = f"/users/{analyst.id}/role"
+    confirm = re.search(
+        rf'<form method="post" action="{action}" data-confirm[^>]*>(.*?)</form>', asked.text, re.S
+    )
+    assert confirm, asked.text
+    assert 'name="confirm" value="yes"' in confirm.group(1)
+    assert 'name="role" value="auditor"' in confirm.group(1)
+    assert "onclick" not in asked.text  # the CSP allows no inline script
+    reset = client.post(f"/users/{coordinator.id}/reset-second-factor", data={"csrf_token": csrf})
+    assert reset.status_code == 200 and 'name="confirm" value="yes"' in reset.text
+    with unit_of_work(world.factory) as session:
+        assert session.scalar(select(User.role).where(User.id == analyst.id)) == "soc_analyst"
+        assert session.scalar(select(User.totp_secret).where(User.id == coordinator.id))
+        actions = session.scalars(select(AuditEntry.action)).all()
+        assert "user.role" not in actions and "user.totp_reset" not in actions
+
+
+def test_a_second_factor_reset_revokes_the_api_tokens(client: TestClient, world: World) -> None:
+    coordinator = world["a.coordinator"]
+    token = world.token("a.coordinator", ["alerts:read"])
+    csrf = sign_in(client, world["a.admin"])
+    reset = client.post(
+        f"/users/{coordinator.id}/reset-second-factor",
+        data={"csrf_token": csrf, "confirm": "yes"},
+    )
+    assert reset.status_code == 200 and "API tokens revoked: 1." in reset.text
+    other = TestClient(client.app, base_url="http://127.0.0.1")
+    assert other.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    with unit_of_work(world.factory) as session:
+        revoked = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "token.revoke")
+        ).all()
+        assert [(e.actor, e.details["reason"]) for e in revoked] == [
+            (str(world["a.admin"].id), "second factor reset")
+        ]
+
+
+def test_an_address_of_another_organisation_reveals_nothing(
+    client: TestClient, world: World
+) -> None:
+    csrf = sign_in(client, world["a.admin"])
+
+    def create(email: str) -> str:
+        response = client.post(
+            "/users",
+            data={"csrf_token": csrf, "email": email, "name": "Same Name", "role": "auditor"},
+        )
+        assert response.status_code == 200, response.text
+        return response.text
+
+    elsewhere = create(world["b.analyst"].email)  # an address of organisation B
+    fresh = create("fresh@a.example.kz")
+    assert "exists" not in elsewhere
+
+    def shape(html: str) -> str:
+        html = re.sub(r"<code data-password>[^<]+</code>", "", html)
+        html = re.sub(r'\s*<tr id="user-\d+">.*?</tr>', "", html, flags=re.S)
+        return html.replace(world["b.analyst"].email, "X").replace("fresh@a.example.kz", "X")
+
+    assert shape(elsewhere) == shape(fresh)
+    again = client.post(
+        "/users",
+        data={
+            "csrf_token": csrf,
+            "email": world["b.analyst"].email,
+            "name": "X",
+            "role": "auditor",
+        },
+    )
+    assert again.status_code == 400 and "exists" in again.text  # only within A
+    with unit_of_work(world.factory) as session:
+        organisations = session.scalars(
+            select(User.organisation_id).where(User.email == world["b.analyst"].email)
+        ).all()
+        assert sorted(organisations) == sorted(
+            [world["a.admin"].organisation_id, world["b.admin"].organisation_id]
+        )

@@ -2,14 +2,17 @@
 
 Browsers authenticate with the session cookie, and every state-changing request they make must
 carry the session's CSRF token (form field ``csrf_token`` or header ``X-CSRF-Token``). Machine
-clients send ``Authorization: Bearer <token>``; a token acts with its user's role, narrowed to
-the token's scopes, and needs no CSRF token (browsers never send it on their own).
+clients send ``Authorization: Bearer <token>`` to the API only; a token acts with its user's
+role, narrowed to the token's scopes, and needs no CSRF token (browsers never send it on their
+own). Pages never look at a token: account management (issuing and revoking tokens, changing
+the password or the recovery codes) and every other page need the signed-in session, so a
+token can never mint a stronger token or change its user's credentials.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request
@@ -39,6 +42,8 @@ class AppState:
     secret: bytes
     runner: Any  # qorgan.pipeline.hunts.HuntRunner
     throttle: Any  # qorgan.web.throttle.Throttle
+    #: When expired sessions were last purged (``time.monotonic``; see routes/auth.py).
+    sessions_purged_at: float = field(default=float("-inf"))
 
 
 def state(request: Request) -> AppState:
@@ -110,9 +115,10 @@ async def check_csrf(request: Request, session_token: str) -> None:
         raise HTTPException(403, _l("missing or invalid CSRF token; reload the page and try again"))
 
 
-def _identify(request: Request, db: Session) -> Actor | None:
-    """The token's or the full session's user (blocking database work: run in a thread)."""
-    token = _bearer(request)
+def _identify(request: Request, db: Session, tokens: bool) -> Actor | None:
+    """The token's (when ``tokens``) or the full session's user (blocking database work: run
+    in a thread)."""
+    token = _bearer(request) if tokens else None
     if token is not None:
         found = accounts.resolve_token(session=db, secret=token)
         if found is None:
@@ -129,10 +135,11 @@ def _identify(request: Request, db: Session) -> Actor | None:
     return Actor(current.user, session_token=request.cookies[SESSION_COOKIE])
 
 
-async def authenticate(request: Request, db: Session) -> Actor | None:
-    """Who the request acts for; browser sessions must also carry the CSRF token on writes.
-    The database work runs in the thread pool, never on the event loop."""
-    actor = await run_in_threadpool(_identify, request, db)
+async def authenticate(request: Request, db: Session, *, tokens: bool = True) -> Actor | None:
+    """Who the request acts for: an API token's user (only when ``tokens``, i.e. for the API)
+    or the signed-in session's; sessions must also carry the CSRF token on writes. The
+    database work runs in the thread pool, never on the event loop."""
+    actor = await run_in_threadpool(_identify, request, db, tokens)
     if actor is not None and actor.session_token is not None:
         await check_csrf(request, actor.session_token)
     return actor
@@ -157,10 +164,11 @@ def api_actor(permission: Permission) -> Callable[..., Any]:
 
 def page_actor(permission: Permission | None = None) -> Callable[..., Any]:
     """A dependency: the signed-in browser user (redirected to sign in otherwise), who must
-    hold ``permission`` when one is given (a 403 page otherwise)."""
+    hold ``permission`` when one is given (a 403 page otherwise). An API token is never
+    accepted here, whatever its scopes."""
 
     async def dependency(request: Request, db: Db) -> Actor:
-        actor = await authenticate(request, db)
+        actor = await authenticate(request, db, tokens=False)
         if actor is None:
             raise LoginRequired()
         if permission is not None and not actor.can(permission):

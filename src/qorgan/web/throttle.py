@@ -1,9 +1,11 @@
 """Throttling sign-in attempts per client address, in front of the per-account lockout.
 
 The lockout stops guessing at one account; a sliding window per address stops one source from
-trying a password against many accounts (spraying) or hammering the second-factor form. Kept in
-the serving process's memory: enough for one console process; several processes each keep
-their own window (documented).
+trying a password against many accounts (spraying) or hammering a form that checks a second
+factor (sign-in, enrolment, new recovery codes): every such attempt goes through
+:func:`over_limit`, and all of them share one window per address. Kept in the serving process's
+memory: enough for one console process; several processes each keep their own window
+(documented).
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fastapi import Request
 
 #: Sign-in attempts (password or code) one address may make per window.
 ATTEMPTS = 20
@@ -56,3 +62,15 @@ class Throttle:
             if not times:
                 return 0
             return max(1, int(times[0] + self.window - self.clock()) + 1)
+
+
+def over_limit(request: Request) -> int | None:
+    """Count a sign-in attempt (a password or a second-factor code) from the request's client
+    address; None when it may go on, else the seconds to wait (answer 429 with Retry-After).
+    Refusals are counted in the sign-in metrics as ``throttled``."""
+    address = request.client.host if request.client else "unknown"
+    throttle: Throttle = request.app.state.qorgan.throttle
+    if throttle.allow(address):
+        return None
+    request.app.state.metrics.logins.labels("throttled").inc()
+    return throttle.retry_after(address)

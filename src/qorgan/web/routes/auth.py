@@ -1,8 +1,13 @@
 """Signing in (password, then a TOTP code or recovery code, or enrolling one), signing out,
-and choosing the interface language."""
+and choosing the interface language.
+
+Every database write (and Argon2) runs in the thread pool; the event loop only checks CSRF
+tokens, which may need to read the form, and renders.
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -12,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from qorgan.core import accounts, audit, security, sessions
+from qorgan.core.db import unit_of_work
 from qorgan.core.i18n import LANGUAGES
 from qorgan.core.models import SessionStage
 from qorgan.core.settings import Environment
@@ -26,6 +32,7 @@ from qorgan.web.deps import (
 )
 from qorgan.web.i18n import _l
 from qorgan.web.templating import render
+from qorgan.web.throttle import over_limit
 
 router = APIRouter(include_in_schema=False)
 YEAR = 365 * 24 * 3600
@@ -56,13 +63,17 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+#: Expired sessions are deleted at a sign-in, at most this often (seconds) per process.
+PURGE_EVERY = 60.0
+LOCKED = _l("This account is locked after repeated failures. Try again later.")
+WRONG_CODE = _l("The code is not right. Check the authenticator app and try again.")
+
+
 def _throttled(request: Request, template: str, **context: object) -> Response | None:
     """The page again with status 429 when this address has made too many attempts."""
-    address = request.client.host if request.client else "unknown"
-    throttle = state(request).throttle
-    if throttle.allow(address):
+    wait = over_limit(request)
+    if wait is None:
         return None
-    request.app.state.metrics.logins.labels("throttled").inc()
     response = render(
         request,
         template,
@@ -70,17 +81,64 @@ def _throttled(request: Request, template: str, **context: object) -> Response |
          **context},
         status_code=429,
     )  # fmt: skip
-    response.headers["Retry-After"] = str(throttle.retry_after(address))
+    response.headers["Retry-After"] = str(wait)
     return response
 
 
 async def _check_pre_csrf(request: Request) -> None:
+    """The CSRF token of a form shown before sign-in: bound to the pre-session nonce, or to the
+    session cookie the browser still holds when that session expired, ended or is half done
+    (the page derived the token from that cookie). Either is an HttpOnly secret."""
+    stale = request.cookies.get(SESSION_COOKIE)
+    if stale:
+        try:
+            await check_csrf(request, stale)
+            return
+        except HTTPException:
+            pass
     await check_csrf(request, "pre:" + request.cookies.get(PRE_SESSION_COOKIE, ""))
+
+
+def _purge_sessions(request: Request) -> None:
+    """Delete expired sessions, at most once a minute, in a transaction of its own (blocking:
+    called from the thread pool)."""
+    app = state(request)
+    moment = time.monotonic()
+    if moment - app.sessions_purged_at < PURGE_EVERY:
+        return
+    app.sessions_purged_at = moment
+    with unit_of_work(app.factory) as session:
+        sessions.purge(session=session)
 
 
 @router.get("/login")
 def login_page(request: Request, next: str | None = None) -> Response:
     return render(request, "login.html", {"next": _safe_next(next)})
+
+
+STAGES = {
+    accounts.Outcome.ok: SessionStage.full,
+    accounts.Outcome.second_factor_needed: SessionStage.second_factor,
+    accounts.Outcome.enrolment_needed: SessionStage.enrolment,
+}
+
+
+def _sign_in(
+    request: Request, db: Db, email: str, password: str, organisation: int | None
+) -> tuple[accounts.SignIn, str | None]:
+    """Check the password (Argon2: a good part of a second of CPU on purpose) and start the
+    session; blocking, so run in the thread pool. Returns the outcome and the session token."""
+    _purge_sessions(request)
+    result = accounts.sign_in(
+        session=db, email=email, password=password, organisation_id=organisation
+    )
+    token = None
+    stage = STAGES.get(result.outcome)
+    if stage is not None:
+        assert result.user is not None
+        token = sessions.start(session=db, user=result.user, stage=stage)
+    db.commit()  # a failure counts towards the lockout
+    return result, token
 
 
 @router.post("/login")
@@ -90,22 +148,25 @@ async def login(
     email: Annotated[str, Form(max_length=320)],
     password: Annotated[str, Form(max_length=1024)],
     next: Annotated[str, Form()] = "/",
+    organisation: Annotated[int | None, Form(ge=1, le=2**31 - 1)] = None,
 ) -> Response:
     await _check_pre_csrf(request)
     refused = _throttled(request, "login.html", email=email, next=_safe_next(next))
     if refused is not None:
         return refused
-    # Argon2 takes a good part of a second of CPU on purpose: never on the event loop.
-    result = await run_in_threadpool(accounts.sign_in, session=db, email=email, password=password)
+    result, token = await run_in_threadpool(_sign_in, request, db, email, password, organisation)
     outcome = result.outcome
     request.app.state.metrics.logins.labels(str(outcome)).inc()
-    if outcome in (accounts.Outcome.bad_credentials, accounts.Outcome.locked):
-        db.commit()  # the failure counts towards the lockout
-        error = (
-            _l("This account is locked after repeated failures. Try again later.")
-            if outcome is accounts.Outcome.locked
-            else _l("Wrong e-mail or password.")
+    if outcome is accounts.Outcome.choose_organisation:
+        # The password matched accounts in several organisations: the page asks which, and
+        # the password again (it is never kept between requests).
+        return render(
+            request,
+            "login.html",
+            {"email": email, "next": _safe_next(next), "organisations": result.organisations},
         )
+    if token is None:
+        error = LOCKED if outcome is accounts.Outcome.locked else _l("Wrong e-mail or password.")
         return render(
             request,
             "login.html",
@@ -113,13 +174,7 @@ async def login(
             status_code=401,
         )
     assert result.user is not None
-    stage = {
-        accounts.Outcome.ok: SessionStage.full,
-        accounts.Outcome.second_factor_needed: SessionStage.second_factor,
-        accounts.Outcome.enrolment_needed: SessionStage.enrolment,
-    }[outcome]
-    token = sessions.start(session=db, user=result.user, stage=stage)
-    db.commit()
+    stage = STAGES[outcome]
     target = {
         SessionStage.full: _safe_next(next),
         SessionStage.second_factor: "/login/second-factor",
@@ -141,11 +196,31 @@ def _pending(request: Request, db: Db, stage: SessionStage) -> sessions.Current:
     return current
 
 
+def _locked_out(db: Db, result: accounts.SignIn, user_id: int) -> None:
+    """A lockout reached at a second-factor check ends every session of the user: whoever
+    guesses there already holds the password or a session."""
+    if result.outcome is accounts.Outcome.locked:
+        sessions.end_all(session=db, user_id=user_id)
+
+
 @router.get("/login/second-factor")
 def second_factor_page(request: Request, db: Db) -> Response:
     _pending(request, db, SessionStage.second_factor)
     db.commit()
     return render(request, "second_factor.html")
+
+
+def _complete_second_factor(
+    db: Db, current: sessions.Current, code: str
+) -> tuple[accounts.SignIn, str | None]:
+    result = accounts.complete_second_factor(session=db, user=current.user, code=code)
+    token = None
+    if result.outcome is accounts.Outcome.ok:
+        token = sessions.promote(session=db, current=current.session)
+    else:
+        _locked_out(db, result, current.user.id)
+    db.commit()  # a failure counts towards the lockout
+    return result, token
 
 
 @router.post("/login/second-factor")
@@ -157,22 +232,11 @@ async def second_factor(
     refused = _throttled(request, "second_factor.html")
     if refused is not None:
         return refused
-    result = await run_in_threadpool(
-        accounts.complete_second_factor, session=db, user=current.user, code=code
-    )
+    result, token = await run_in_threadpool(_complete_second_factor, db, current, code)
     request.app.state.metrics.logins.labels(f"second_factor_{result.outcome}").inc()
-    if result.outcome is not accounts.Outcome.ok:
-        if result.outcome is accounts.Outcome.locked:
-            sessions.end(session=db, token=request.cookies[SESSION_COOKIE])
-        db.commit()
-        error = (
-            _l("This account is locked after repeated failures. Try again later.")
-            if result.outcome is accounts.Outcome.locked
-            else _l("The code is not right. Check the authenticator app and try again.")
-        )
+    if token is None:
+        error = LOCKED if result.outcome is accounts.Outcome.locked else WRONG_CODE
         return render(request, "second_factor.html", {"error": error}, status_code=401)
-    token = sessions.promote(session=db, current=current.session)
-    db.commit()
     response = RedirectResponse("/", status_code=303)
     _set_session_cookie(request, response, token)
     return response
@@ -183,6 +247,11 @@ def _qr_data_uri(uri: str) -> str:
     return str(segno.make(uri, error="m").png_data_uri(scale=5, dark="#0b1f33", light="#ffffff"))
 
 
+def _enrol_context(current: sessions.Current, secret: str) -> dict[str, object]:
+    uri = security.totp_uri(secret, current.user.email)
+    return {"secret": secret, "qr": _qr_data_uri(uri)}
+
+
 @router.get("/login/enrol")
 def enrol_page(request: Request, db: Db) -> Response:
     current = _pending(request, db, SessionStage.enrolment)
@@ -191,8 +260,30 @@ def enrol_page(request: Request, db: Db) -> Response:
         current.session.pending_totp = secret
     secret = current.session.pending_totp
     db.commit()
-    uri = security.totp_uri(secret, current.user.email)
-    return render(request, "enrol.html", {"secret": secret, "qr": _qr_data_uri(uri)})
+    return render(request, "enrol.html", _enrol_context(current, secret))
+
+
+def _enrol(
+    db: Db, current: sessions.Current, secret: str, code: str
+) -> tuple[accounts.SignIn, list[str], str | None]:
+    """Confirm the new second factor and sign in; the outcome, the recovery codes (shown once)
+    and the full session's token."""
+    try:
+        codes = accounts.confirm_totp(session=db, user=current.user, secret=secret, code=code)
+    except accounts.SecondFactorFailed as exc:
+        _locked_out(db, exc.result, current.user.id)
+        db.commit()  # the failure counts towards the lockout
+        return exc.result, [], None
+    except accounts.AccountError:  # set up meanwhile by a request sent at the same time
+        db.rollback()
+        return accounts.SignIn(accounts.Outcome.bad_credentials), [], None
+    result = accounts.signed_in(db, current.user)
+    if result.outcome is not accounts.Outcome.ok:  # locked meanwhile: nothing is kept
+        db.rollback()
+        return result, [], None
+    token = sessions.promote(session=db, current=current.session)
+    db.commit()
+    return result, codes, token
 
 
 @router.post("/login/enrol")
@@ -202,35 +293,23 @@ async def enrol(request: Request, db: Db, code: Annotated[str, Form(max_length=6
     secret = current.session.pending_totp
     if secret is None:
         return RedirectResponse("/login/enrol", status_code=303)
-    try:
-        codes = accounts.confirm_totp(session=db, user=current.user, secret=secret, code=code)
-    except accounts.AccountError:
-        db.rollback()
-        uri = security.totp_uri(secret, current.user.email)
-        return render(
-            request,
-            "enrol.html",
-            {
-                "secret": secret,
-                "qr": _qr_data_uri(uri),
-                "error": _l("The code is not right. Check the authenticator app and try again."),
-            },
-            status_code=400,
-        )
-    accounts.signed_in(db, current.user)
-    token = sessions.promote(session=db, current=current.session)
-    db.commit()
+    context = await run_in_threadpool(_enrol_context, current, secret)
+    refused = _throttled(request, "enrol.html", **context)
+    if refused is not None:
+        return refused
+    result, codes, token = await run_in_threadpool(_enrol, db, current, secret, code)
+    request.app.state.metrics.logins.labels(f"enrolment_{result.outcome}").inc()
+    if token is None:
+        if result.outcome is accounts.Outcome.locked:
+            return render(request, "enrol.html", {**context, "error": LOCKED}, status_code=401)
+        return render(request, "enrol.html", {**context, "error": WRONG_CODE}, status_code=400)
     response = render(request, "recovery_codes.html", {"codes": codes})
     _set_session_cookie(request, response, token)
     return response
 
 
-@router.post("/logout")
-async def logout(request: Request, db: Db) -> Response:
-    token = request.cookies.get(SESSION_COOKIE)
-    current = await run_in_threadpool(cookie_session, request, db)
+def _sign_out(db: Db, current: sessions.Current | None, token: str | None) -> None:
     if current is not None and token:
-        await check_csrf(request, token)
         audit.record(
             "auth.logout",
             session=db,
@@ -241,9 +320,33 @@ async def logout(request: Request, db: Db) -> Response:
         )
         sessions.end(session=db, token=token)
     db.commit()
+
+
+@router.post("/logout")
+async def logout(request: Request, db: Db) -> Response:
+    token = request.cookies.get(SESSION_COOKIE)
+    current = await run_in_threadpool(cookie_session, request, db)
+    if current is not None and token:
+        await check_csrf(request, token)
+    await run_in_threadpool(_sign_out, db, current, token)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
+
+
+def _store_language(db: Db, current: sessions.Current | None, language: str) -> None:
+    if current is not None and current.user.language != language:
+        current.user.language = language
+        audit.record(
+            "user.language",
+            session=db,
+            actor=str(current.user.id),
+            organisation_id=current.user.organisation_id,
+            target_type="user",
+            target_id=current.user.id,
+            details={"language": language},
+        )
+    db.commit()
 
 
 @router.post("/language")
@@ -256,26 +359,14 @@ async def choose_language(
     if language not in LANGUAGES:
         raise HTTPException(400, "unsupported language")
     current = await run_in_threadpool(cookie_session, request, db)
-    if current is not None and current.session.stage is SessionStage.full:
-        await check_csrf(request, request.cookies[SESSION_COOKIE])
-        if current.user.language != language:
-            current.user.language = language
-            audit.record(
-                "user.language",
-                session=db,
-                actor=str(current.user.id),
-                organisation_id=current.user.organisation_id,
-                target_type="user",
-                target_id=current.user.id,
-                details={"language": language},
-            )
+    token = request.cookies.get(SESSION_COOKIE)
+    if current is not None and token:
+        await check_csrf(request, token)
     else:
-        token = request.cookies.get(SESSION_COOKIE)
-        if current is not None and token:
-            await check_csrf(request, token)
-        else:
-            await _check_pre_csrf(request)
-    db.commit()
+        await _check_pre_csrf(request)
+    # Only a full session's user keeps the choice; a half-signed-in one gets the cookie.
+    full = current if current is not None and current.session.stage is SessionStage.full else None
+    await run_in_threadpool(_store_language, db, full, language)
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(LANGUAGE_COOKIE, language, max_age=YEAR, samesite="lax")
     return response

@@ -1,4 +1,7 @@
-"""The start page, and the account page (password, API tokens)."""
+"""The start page, and the account page (password, recovery codes, API tokens).
+
+The account page is reached with the signed-in session only (``page_actor`` never accepts an
+API token), so a token can neither mint another token nor change its user's credentials."""
 
 from __future__ import annotations
 
@@ -16,10 +19,13 @@ from qorgan.core.roles import ROLE_PERMISSIONS, Permission
 from qorgan.web.deps import SESSION_COOKIE, Actor, Db, RecordId, page_actor
 from qorgan.web.i18n import _l
 from qorgan.web.templating import render
+from qorgan.web.throttle import over_limit
 
 router = APIRouter(include_in_schema=False)
 SignedIn = Annotated[Actor, Depends(page_actor())]
 TOKEN_DAYS = (30, 90, 365)
+TOO_MANY = _l("Too many attempts from your address. Wait a few minutes and try again.")
+LOCKED = _l("This account is locked after repeated failures. Try again later.")
 
 
 @router.get("/")
@@ -60,23 +66,46 @@ def change_password(
     new: Annotated[str, Form(max_length=1024)],
 ) -> Response:
     try:
-        accounts.change_password(session=db, user=actor.user, old=current, new=new)
+        revoked = accounts.change_password(session=db, user=actor.user, old=current, new=new)
     except QorganError as exc:
         db.rollback()
         return _account(request, db, actor, password_error=exc.message, status=400)
-    # Every other session of the user ends; this one goes on.
+    # Every other session of the user ends; this one goes on. The API tokens were revoked.
     token = request.cookies.get(SESSION_COOKIE)
     sessions.end_all(session=db, user_id=actor.user.id, keep=token)
     db.commit()
-    return _account(request, db, actor, message=_l("The password is changed."))
+    return _account(
+        request, db, actor, message=_l("The password is changed."), revoked_tokens=revoked
+    )
+
+
+def _signed_out(request: Request, error: str) -> Response:
+    """The sign-in page, for a user whose sessions just ended. The dead session's cookie
+    stays: the page's CSRF token is derived from it, and the sign-in accepts that."""
+    request.state.actor = None
+    return render(request, "login.html", {"error": error, "next": "/"}, status_code=401)
 
 
 @router.post("/account/recovery-codes")
 def renew_recovery_codes(
     request: Request, db: Db, actor: SignedIn, code: Annotated[str, Form(max_length=64)]
 ) -> Response:
+    # A second-factor check like the sign-in's: throttled per address, failures count towards
+    # the lockout, and a lockout reached here ends every session of the user.
+    wait = over_limit(request)
+    if wait is not None:
+        response = _account(request, db, actor, recovery_error=TOO_MANY, status=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
     try:
         codes = accounts.renew_recovery_codes(session=db, user=actor.user, code=code)
+    except accounts.SecondFactorFailed as exc:
+        if exc.result.outcome is accounts.Outcome.locked:
+            sessions.end_all(session=db, user_id=actor.user.id)
+            db.commit()
+            return _signed_out(request, LOCKED)
+        db.commit()  # the failure counts towards the lockout
+        return _account(request, db, actor, recovery_error=exc.message, status=400)
     except QorganError as exc:
         db.rollback()
         return _account(request, db, actor, recovery_error=exc.message, status=400)
@@ -93,6 +122,8 @@ def issue_token(
     scopes: Annotated[list[str], Form()],
     days: Annotated[int, Form()] = 90,
 ) -> Response:
+    # Only a signed-in session reaches this page (never a token), and a token gets at most the
+    # permissions of its user's role.
     allowed = {str(p) for p in ROLE_PERMISSIONS[actor.user.role]}
     if not scopes or not set(scopes) <= allowed or days not in TOKEN_DAYS:
         raise HTTPException(400, "choose scopes your role holds and a listed lifetime")

@@ -1,5 +1,10 @@
 """Administrators manage the users of their own organisation: create (with a generated
-password shown once), change roles, reset a lost second factor, lift a lockout."""
+password shown once), change roles, reset a lost second factor, lift a lockout.
+
+A new user has no preselected role: the least privileged console role (auditor) still reads
+alerts, with their personal data, and the audit trail, so any default would grant something by
+accident; the administrator chooses. A role change and a second-factor reset ask for
+confirmation first (a page with a form carrying ``confirm=yes``; no script needed)."""
 
 from __future__ import annotations
 
@@ -60,11 +65,14 @@ def create_user(
     actor: Admin,
     email: Annotated[str, Form(max_length=320)],
     name: Annotated[str, Form(min_length=1, max_length=200)],
-    role: Annotated[Role, Form()],
+    role: Annotated[Role | None, Form()] = None,
     language: Annotated[str, Form(max_length=8)] = "kk",
 ) -> Response:
     if language not in LANGUAGES:
         raise HTTPException(400, "unsupported language")
+    if role is None:
+        # No role is preselected: the administrator grants one on purpose.
+        return _page(request, db, actor, status=400, error=_l("Choose a role for the new user."))
     password = security.generate_password()
     try:
         user = accounts.create_user(
@@ -84,6 +92,11 @@ def create_user(
     return _page(request, db, actor, created=(user.email, password))
 
 
+#: Changes that take effect on a person at once ask for an explicit confirmation (the form
+#: field ``confirm=yes``); without it the page asks and nothing changes.
+CONFIRMED = "yes"
+
+
 @router.post("/users/{user_id}/{action}")
 def change_user(
     request: Request,
@@ -92,15 +105,21 @@ def change_user(
     user_id: RecordId,
     action: Literal["role", "reset-second-factor", "unlock"],
     role: Annotated[Role | None, Form()] = None,
+    confirm: Annotated[str | None, Form(max_length=8)] = None,
 ) -> Response:
     user = _member(db, actor, user_id)
+    if action == "role" and role is None:
+        raise HTTPException(400, "choose a role")
+    needs_confirmation = action == "reset-second-factor" or (action == "role" and role != user.role)
+    if needs_confirmation and confirm != CONFIRMED:
+        return _page(request, db, actor, confirming={"action": action, "user": user, "role": role})
+    revoked = 0
     try:
         if action == "role":
-            if role is None:
-                raise HTTPException(400, "choose a role")
+            assert role is not None
             accounts.set_role(session=db, actor=actor.user, user=user, role=role)
         elif action == "reset-second-factor":
-            accounts.reset_second_factor(session=db, actor=actor.user, user=user)
+            revoked = accounts.reset_second_factor(session=db, actor=actor.user, user=user)
             sessions.end_all(session=db, user_id=user.id)
         else:
             accounts.unlock(session=db, actor=actor.user, user=user)
@@ -108,4 +127,4 @@ def change_user(
         db.rollback()
         return _page(request, db, actor, status=400, error=exc.message)
     db.commit()
-    return _page(request, db, actor, message=_l("The change is saved."))
+    return _page(request, db, actor, message=_l("The change is saved."), revoked_tokens=revoked)
