@@ -543,6 +543,7 @@ def demo(
     from qorgan.core.settings import get_settings
     from qorgan.demo import create_demo, load_examples
     from qorgan.migrations import upgrade
+    from qorgan.pipeline.hunts import read_options
 
     try:
         settings = get_settings()
@@ -565,7 +566,7 @@ def demo(
                 "These roles sign in with a second factor: at the first sign-in, scan the QR "
                 "code with an authenticator app (or type its key)."
             )
-        hunt = load_examples(factory, examples, settings.hunt_root)
+        hunt = load_examples(factory, examples, settings.hunt_root, options=read_options(settings))
         engine.dispose()
     except QorganError as exc:
         raise _fail(exc) from exc

@@ -16,6 +16,7 @@ from qorgan.core.db import unit_of_work
 from qorgan.core.models import Organisation, OrganisationKind, Role
 from qorgan.pipeline import hunts
 from qorgan.pipeline.models import Hunt, HuntSource
+from qorgan.telemetry.options import DEFAULT_OPTIONS, ReadOptions
 
 DEMO_ORGANISATION = "Almaty akimat (demo)"
 OTHER_ORGANISATION = "KZ-CERT (demo)"
@@ -68,19 +69,27 @@ def create_demo(factory: sessionmaker[Session]) -> list[DemoAccount] | None:
         return created
 
 
-def load_examples(factory: sessionmaker[Session], examples: Path, hunt_root: Path) -> Hunt:
-    """Copy the example logs into the console's hunt folder and hunt them into the demo
-    organisation's inbox (alerts already loaded are not loaded twice)."""
-    target = hunt_root / "examples"
-    target.mkdir(parents=True, exist_ok=True)
-    for path in sorted(examples.iterdir()):
-        if path.is_file():
-            shutil.copy2(path, target / path.name)
+def load_examples(
+    factory: sessionmaker[Session],
+    examples: Path,
+    hunt_root: Path,
+    *,
+    options: ReadOptions = DEFAULT_OPTIONS,
+) -> Hunt:
+    """Copy the example logs into the demo organisation's hunt folder
+    (``<hunt root>/<its id>/examples``) and hunt them into its inbox, reading them with
+    ``options`` as the console's hunts do (alerts already loaded are not loaded twice)."""
     with unit_of_work(factory) as session:
         organisation_id = session.scalar(
             select(Organisation.id).where(Organisation.name == DEMO_ORGANISATION)
         )
         assert organisation_id is not None, "create the demo organisation first"
+    target = hunts.hunt_folder(hunt_root, organisation_id) / "examples"
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(examples.iterdir()):
+        if path.is_file():
+            shutil.copy2(path, target / path.name)
+    with unit_of_work(factory) as session:
         hunt = hunts.create_hunt(
             session=session,
             organisation_id=organisation_id,
@@ -89,7 +98,9 @@ def load_examples(factory: sessionmaker[Session], examples: Path, hunt_root: Pat
             source=HuntSource.server,
         )
         hunt_id = hunt.id
-    hunts.execute(hunt_id, factory=factory, plan=hunts.default_plan)
+    hunts.execute(
+        hunt_id, factory=factory, plan=hunts.default_plan, options=options, hunt_root=hunt_root
+    )
     with unit_of_work(factory) as session:
         finished = session.get(Hunt, hunt_id)
         assert finished is not None

@@ -3,9 +3,11 @@ store, a repeat adds none, failures end the job with a reason, a restart marks l
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -17,13 +19,14 @@ from qorgan.core import audit
 from qorgan.core.accounts import create_organisation, create_user
 from qorgan.core.db import unit_of_work
 from qorgan.core.models import AuditEntry, OrganisationKind, Role
+from qorgan.core.settings import Settings
 from qorgan.detection.hunt import run_hunt
 from qorgan.detection.loader import BUILTIN_RULES, load_plan
 from qorgan.detection.plan import Plan
 from qorgan.incidents.alerts import fingerprint
 from qorgan.incidents.models import StoredAlert
 from qorgan.pipeline import hunts
-from qorgan.pipeline.hunts import HuntError, HuntRunner, create_hunt, execute
+from qorgan.pipeline.hunts import HuntError, HuntRunner, PlanSpec, create_hunt, execute
 from qorgan.pipeline.models import Hunt, HuntSource, HuntStatus
 from qorgan.telemetry.quarantine import Quarantine
 
@@ -32,9 +35,15 @@ PASSWORD = "Qorgan-Test-Passphrase-2026!"
 
 
 @pytest.fixture(scope="session")
-def plan(tmp_path_factory: pytest.TempPathFactory) -> Plan:
+def plans(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the session's compiled plans are cached (hunt processes load them from there)."""
+    return tmp_path_factory.mktemp("plans")
+
+
+@pytest.fixture(scope="session")
+def plan(plans: Path) -> Plan:
     """The built-in rule pack, compiled once for the whole session."""
-    return load_plan([BUILTIN_RULES], cache_dir=tmp_path_factory.mktemp("plans"))
+    return load_plan([BUILTIN_RULES], cache_dir=plans)
 
 
 @pytest.fixture
@@ -272,15 +281,11 @@ def test_execute_runs_a_hunt_only_once(
 
 
 def test_runner_runs_submitted_hunts(
-    factory: sessionmaker[Session], org: Org, logs: Path, plan: Plan
+    factory: sessionmaker[Session], settings: Settings, org: Org, logs: Path, plans: Path
 ) -> None:
-    loads: list[int] = []
-
-    def small_plan() -> Plan:
-        loads.append(1)
-        return plan
-
-    runner = HuntRunner(factory, plan=small_plan)
+    """Each hunt runs in its own process, which loads the plan from rule folders (here the
+    built-in pack, from the session's cache) and writes its results to the database."""
+    runner = HuntRunner(factory, settings=settings, plan=PlanSpec((BUILTIN_RULES,), plans))
     try:
         ids = [new_hunt(factory, org, [logs / name]) for name in ("auth.log", "access.log")]
         futures = [runner.submit(i) for i in ids]
@@ -288,12 +293,13 @@ def test_runner_runs_submitted_hunts(
             assert future.result(timeout=120) is None
     finally:
         runner.shutdown()
-    assert [load(factory, i).status for i in ids] == [HuntStatus.done, HuntStatus.done]
-    assert len(loads) == 2
+    hunts_run = [load(factory, i) for i in ids]
+    assert [h.status for h in hunts_run] == [HuntStatus.done, HuntStatus.done]
+    assert all(h.alerts_found > 0 and h.error is None for h in hunts_run)
 
 
 def test_recover_marks_interrupted_hunts(
-    factory: sessionmaker[Session], org: Org, logs: Path, plan: Plan
+    factory: sessionmaker[Session], settings: Settings, org: Org, logs: Path, plan: Plan
 ) -> None:
     done = new_hunt(factory, org, [logs / "access.log"])
     execute(done, factory=factory, plan=plan)
@@ -304,7 +310,7 @@ def test_recover_marks_interrupted_hunts(
         assert row is not None
         row.status = HuntStatus.running
 
-    runner = HuntRunner(factory, plan=lambda: plan)
+    runner = HuntRunner(factory, settings=settings)
     try:
         assert runner.recover(factory) == [queued, running]
         assert runner.recover() == []  # nothing left
@@ -355,3 +361,106 @@ def test_default_plan_is_the_built_in_pack_loaded_once(
         assert len(plan.rules) > 40 and not plan.failures
     finally:
         hunts.default_plan.cache_clear()
+
+
+def _runner(
+    factory: sessionmaker[Session], settings: Settings, plans: Path, **overrides: object
+) -> HuntRunner:
+    return HuntRunner(
+        factory,
+        settings=settings.model_copy(update=overrides),
+        plan=PlanSpec((BUILTIN_RULES,), plans),
+    )
+
+
+def huge_line(path: Path, size: int) -> Path:
+    """A JSON-lines file whose first line is ``size`` bytes long: a sparse file, so it costs
+    no disk and no time to write, only memory to whoever reads the line whole."""
+    with path.open("wb") as out:
+        out.write(b'{"message": "')
+        out.truncate(size)
+    return path
+
+
+def test_a_hunt_over_its_memory_limit_fails_and_the_runner_goes_on(
+    factory: sessionmaker[Session], settings: Settings, org: Org, logs: Path, plans: Path
+) -> None:
+    """A 600 MiB line, with the record limit raised past it, needs more than the 512 MiB the
+    hunt's process may use: that hunt fails with the reason, and the next one runs."""
+    greedy = huge_line(logs.parent / "greedy.json", 600 << 20)
+    runner = _runner(factory, settings, plans, hunt_memory_mib=512, hunt_max_record_mib=1024)
+    try:
+        failed = new_hunt(factory, org, [greedy])
+        runner.submit(failed).result(timeout=120)
+        fine = new_hunt(factory, org, [logs / "auth.log"])
+        runner.submit(fine).result(timeout=120)
+    finally:
+        runner.shutdown()
+    assert _failed(factory, failed).error == "the hunt exceeded its memory limit of 512 MiB"
+    after = load(factory, fine)
+    assert after.status is HuntStatus.done and after.alerts_found > 0
+    with unit_of_work(factory) as session:
+        finish = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.action == "hunt.finish", AuditEntry.target_id == str(failed)
+            )
+        ).one()
+        assert finish.details["status"] == "failed"
+        assert audit.verify(session=session) == []
+
+
+def test_a_hunt_process_that_dies_is_failed_by_the_runner(
+    factory: sessionmaker[Session], settings: Settings, org: Org, logs: Path, plans: Path
+) -> None:
+    """With too little memory to even start, the hunt's process dies before it can record
+    anything: the runner marks the hunt failed, with the reason, and audits it."""
+    runner = _runner(factory, settings, plans, hunt_memory_mib=48)
+    try:
+        hunt_id = new_hunt(factory, org, [logs / "auth.log"])
+        runner.submit(hunt_id).result(timeout=120)
+    finally:
+        runner.shutdown()
+    hunt = _failed(factory, hunt_id)
+    assert hunt.error == "the hunt exceeded its memory limit of 48 MiB"
+    assert hunt.started_at is None  # it never began: the runner recorded the end
+    with unit_of_work(factory) as session:
+        finish = session.scalars(select(AuditEntry).where(AuditEntry.action == "hunt.finish")).one()
+        assert (finish.actor, finish.details["was"]) == ("system", "queued")
+
+
+@pytest.mark.corpus
+def test_console_hunts_read_zoneless_syslog_in_the_configured_zone(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    org: Org,
+    tmp_path: Path,
+    plans: Path,
+    shared_file: Callable[[str], Path],
+) -> None:
+    """A real RFC 3164 line (no zone): its alert's time is the line's time in QORGAN_TIMEZONE
+    (Asia/Almaty by default), stored in UTC."""
+    line = shared_file("loghub/Linux/Linux_2k.log").read_bytes().splitlines(keepends=True)[0]
+    assert line.startswith(b"Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure")
+    times = {}
+    for zone in ("Asia/Almaty", "UTC"):
+        log = tmp_path / zone.replace("/", "-") / "auth.log"
+        log.parent.mkdir()
+        log.write_bytes(line)
+        stamp = datetime(2025, 12, 31, tzinfo=UTC).timestamp()  # the year comes from the mtime
+        os.utime(log, (stamp, stamp))
+        runner = _runner(factory, settings, plans, timezone=zone)
+        try:
+            hunt_id = new_hunt(factory, org, [log])
+            runner.submit(hunt_id).result(timeout=120)
+        finally:
+            runner.shutdown()
+        assert load(factory, hunt_id).status is HuntStatus.done
+        with unit_of_work(factory) as session:
+            times[zone] = set(
+                session.scalars(select(StoredAlert.time).where(StoredAlert.hunt_id == hunt_id))
+            )
+    assert Settings.model_fields["timezone"].default == "Asia/Almaty"
+    assert times == {
+        "Asia/Almaty": {datetime(2025, 6, 14, 10, 16, 1, tzinfo=UTC)},
+        "UTC": {datetime(2025, 6, 14, 15, 16, 1, tzinfo=UTC)},
+    }

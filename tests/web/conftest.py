@@ -21,6 +21,7 @@ from qorgan.core import accounts, security
 from qorgan.core.db import unit_of_work
 from qorgan.core.models import OrganisationKind, Role, User
 from qorgan.core.settings import Settings, get_settings
+from qorgan.pipeline.hunts import hunt_folder
 from qorgan.web.app import create_app
 
 PASSWORD = "Qorgan-Test-Passphrase-2026!"
@@ -91,9 +92,7 @@ def password_hash() -> str:
 @pytest.fixture
 def web_settings(settings: Settings, tmp_path: Path) -> Settings:
     hunt_root = tmp_path / "logs"
-    (hunt_root / "examples").mkdir(parents=True)
-    for path in EXAMPLES.iterdir():
-        (hunt_root / "examples" / path.name).write_bytes(path.read_bytes())
+    hunt_root.mkdir()
     return get_settings(
         database_url=settings.database_url,
         var_dir=str(tmp_path / "var"),
@@ -133,7 +132,13 @@ def populate(factory: sessionmaker[Session]) -> dict[str, Person]:
 
 @pytest.fixture
 def world(web_settings: Settings, factory: sessionmaker[Session]) -> World:
-    return World(web_settings, factory, populate(factory))
+    """A and B; the example logs are in A's hunt folder (``<hunt root>/<A's id>/examples``)."""
+    people = populate(factory)
+    examples = hunt_folder(web_settings.hunt_root, people["a.admin"].organisation_id) / "examples"
+    examples.mkdir(parents=True)
+    for path in EXAMPLES.iterdir():
+        (examples / path.name).write_bytes(path.read_bytes())
+    return World(web_settings, factory, people)
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ from qorgan.core.db import make_engine, session_factory, unit_of_work
 from qorgan.core.models import Role, User
 from qorgan.core.settings import get_settings
 from qorgan.migrations import upgrade
-from qorgan.pipeline.hunts import create_hunt, default_plan, execute
+from qorgan.pipeline.hunts import create_hunt, default_plan, execute, hunt_folder
 from qorgan.pipeline.models import Hunt, HuntSource, HuntStatus
 from qorgan.web.app import create_app
 from qorgan.web.i18n import translations
@@ -101,7 +101,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     cover PostgreSQL), with the alerts of a hunt over the shipped examples for organisation A."""
     root = tmp_path_factory.mktemp("browser")
     hunt_root = root / "logs"
-    shutil.copytree(EXAMPLES, hunt_root / "examples")
     settings = get_settings(
         database_url=f"sqlite:///{root / 'qorgan.db'}",
         var_dir=str(root / "var"),
@@ -111,13 +110,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     engine = make_engine(settings)
     factory = session_factory(engine)
     people = populate(factory)
+    # The examples in A's own hunt folder, as an administrator would place them.
+    examples = hunt_folder(hunt_root, people["a.analyst"].organisation_id) / "examples"
+    shutil.copytree(EXAMPLES, examples)
     # Real alerts: the built-in rules over the shipped examples, as a hunt from the console.
     with unit_of_work(factory) as session:
         hunt = create_hunt(
             session=session,
             organisation_id=people["a.analyst"].organisation_id,
             user_id=people["a.analyst"].id,
-            paths=[hunt_root / "examples"],
+            paths=[examples],
             source=HuntSource.server,
         )
         hunt_id = hunt.id

@@ -69,6 +69,15 @@ class Settings(BaseSettings):
     max_upload_mib: int = Field(default=512, ge=1)
     #: Extra Sigma rule folders for console hunts, besides the built-in pack.
     rules: list[Path] = Field(default_factory=list)
+    #: The address space a console hunt's process may use, in MiB; past it the hunt fails.
+    hunt_memory_mib: int = Field(default=2048, ge=32)
+    #: The longest record (line, JSON document) a hunt reads, in MiB; longer ones are
+    #: quarantined unread.
+    hunt_max_record_mib: int = Field(default=4, ge=1)
+    #: How much a gzip file may inflate to, in MiB, and how many times its compressed size;
+    #: the rest of a file past either limit is quarantined unread.
+    hunt_max_decompressed_mib: int = Field(default=8192, ge=1)
+    hunt_max_compression_ratio: float = Field(default=100.0, ge=1)
 
     @field_validator("timezone")
     @classmethod

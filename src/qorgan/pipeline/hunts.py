@@ -4,21 +4,34 @@ going into the alert store as they are found.
 :func:`create_hunt` records the job (a service: ``*, session``, no commit). :func:`execute`
 runs it: each batch of alerts is ingested in its own unit of work, so what was found stays
 found even if the hunt later fails, and a re-run of the same files creates no duplicates.
-:class:`HuntRunner` runs jobs one at a time on a worker thread; at start-up,
+:class:`HuntRunner` runs jobs one at a time, each in a child process
+(:mod:`qorgan.pipeline.worker`) with an address-space limit, so no hunt can take the serving
+process down; a child that dies leaves its hunt failed with the reason. At start-up,
 :meth:`HuntRunner.recover` marks jobs a previous process left unfinished as failed.
+
+Server-side files live in one folder per organisation, ``<hunt root>/<organisation id>/``
+(:func:`hunt_folder`); a server hunt reads nothing outside its organisation's folder.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import orjson
 from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from qorgan.core import audit
 from qorgan.core.db import unit_of_work, utcnow
 from qorgan.core.errors import QorganError
+from qorgan.core.settings import Settings
 from qorgan.detection.alerts import LEVELS, Alert
 from qorgan.detection.hunt import HuntSummary, run_hunt
 from qorgan.detection.loader import BUILTIN_RULES, default_cache_dir, load_plan
@@ -34,7 +48,9 @@ from qorgan.detection.plan import Plan
 from qorgan.incidents.alerts import ingest
 from qorgan.incidents.schemas import AlertIn
 from qorgan.pipeline.models import Hunt, HuntSource, HuntStatus
+from qorgan.pipeline.worker import MEMORY_EXIT
 from qorgan.telemetry.batch import EventBatch
+from qorgan.telemetry.options import DEFAULT_OPTIONS, MiB, ReadOptions
 from qorgan.telemetry.quarantine import Quarantine
 from qorgan.telemetry.sources import expand_paths
 
@@ -47,6 +63,22 @@ INTERRUPTED = "interrupted by a restart"
 MAX_ERROR = 1000
 
 PlanSource = Plan | Callable[[], Plan]
+#: What a hunt process that ran out of memory may write before it dies: Python's error, a
+#: library refused a mapping (an import), Rust's or OpenBLAS's allocation failures.
+OUT_OF_MEMORY = (
+    "MemoryError",
+    "failed to map segment",
+    "Cannot allocate memory",
+    "memory allocation of",
+    "Memory allocation still failed",
+)
+
+
+def memory_error(limit_mib: int | None) -> str:
+    """The error of a hunt that ran out of memory."""
+    if limit_mib is None:
+        return "the hunt ran out of memory"
+    return f"the hunt exceeded its memory limit of {limit_mib} MiB"
 
 
 class HuntError(QorganError):
@@ -59,12 +91,55 @@ def default_plan() -> Plan:
     return load_plan([BUILTIN_RULES], logsources=LogsourceMap.load(), cache_dir=default_cache_dir())
 
 
+@dataclass(frozen=True)
+class PlanSpec:
+    """Which rules a hunt process compiles: data, not a function, so that a child process can
+    load the plan itself (from the disk cache, keyed by the rules' content)."""
+
+    folders: tuple[Path, ...] = (BUILTIN_RULES,)
+    #: Where compiled plans are cached; None: the default cache folder.
+    cache_dir: Path | None = None
+
+    def load(self) -> Plan:
+        return load_plan(
+            self.folders,
+            logsources=LogsourceMap.load(),
+            cache_dir=self.cache_dir or default_cache_dir(),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "folders": [str(f) for f in self.folders],
+            "cache_dir": str(self.cache_dir) if self.cache_dir else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PlanSpec:
+        cache_dir = data.get("cache_dir")
+        return cls(tuple(Path(f) for f in data["folders"]), Path(cache_dir) if cache_dir else None)
+
+
+def hunt_folder(hunt_root: Path, organisation_id: int) -> Path:
+    """The organisation's own folder of server-side files: ``<hunt root>/<organisation id>``."""
+    return hunt_root / str(organisation_id)
+
+
+def read_options(settings: Settings) -> ReadOptions:
+    """How console hunts read their files, from the settings."""
+    return ReadOptions(
+        tz=ZoneInfo(settings.timezone),
+        max_record_bytes=settings.hunt_max_record_mib * MiB,
+        max_decompressed_bytes=settings.hunt_max_decompressed_mib * MiB,
+        max_compression_ratio=settings.hunt_max_compression_ratio,
+    )
+
+
 # --------------------------------------------------------------------------- the service
 
 
-def _sizes(paths: list[Path]) -> dict[str, int]:
+def _sizes(paths: list[Path], root: Path | None) -> dict[str, int]:
     try:
-        files = list(expand_paths(paths))
+        files = list(expand_paths(paths, root=root))
     except QorganError as exc:
         raise HuntError(exc.message, source=exc.source) from None
     sizes = {}
@@ -83,17 +158,18 @@ def create_hunt(
     user_id: int | None,
     paths: list[Path],
     source: HuntSource | str,
+    root: Path | None = None,
 ) -> Hunt:
     """A queued hunt over ``paths`` (files or directories, which must exist now; kept as
     absolute paths); hand its id to :meth:`HuntRunner.submit` once the unit of work has
-    committed."""
+    committed. With ``root``, files outside that folder are not counted (nor read later)."""
     if not paths:
         raise HuntError("a hunt needs at least one file or directory")
     try:
         kind = HuntSource(source)
     except ValueError:
         raise HuntError(f"unknown hunt source {source!r}; use upload or server") from None
-    sizes = _sizes(paths)
+    sizes = _sizes(paths, root)
     hunt = Hunt(
         organisation_id=organisation_id,
         created_by=user_id,
@@ -158,22 +234,37 @@ def recover_interrupted(*, session: Session) -> list[int]:
         .order_by(Hunt.id)
         .with_for_update()
     ).all()
-    now = utcnow()
     for hunt in stale:
-        old = hunt.status
-        hunt.status = HuntStatus.failed
-        hunt.error = INTERRUPTED
-        hunt.finished_at = now
-        audit.record(
-            "hunt.finish",
-            session=session,
-            actor="system",
-            organisation_id=hunt.organisation_id,
-            target_type="hunt",
-            target_id=hunt.id,
-            details={"status": str(HuntStatus.failed), "was": str(old), "interrupted": True},
-        )
+        _fail(session, hunt, INTERRUPTED, interrupted=True)
     return [hunt.id for hunt in stale]
+
+
+def fail_unfinished(*, session: Session, hunt_id: int, error: str) -> bool:
+    """Mark the hunt failed with ``error`` if it is still queued or running (its process
+    stopped without ending it); whether it was."""
+    hunt = session.scalar(select(Hunt).where(Hunt.id == hunt_id).with_for_update())
+    if hunt is None or hunt.status not in (HuntStatus.queued, HuntStatus.running):
+        return False
+    _fail(session, hunt, error[:MAX_ERROR], interrupted=error == INTERRUPTED)
+    return True
+
+
+def _fail(session: Session, hunt: Hunt, error: str, *, interrupted: bool) -> None:
+    old = hunt.status
+    hunt.status = HuntStatus.failed
+    hunt.error = error
+    hunt.finished_at = utcnow()
+    details: dict[str, Any] = {"status": str(HuntStatus.failed), "was": str(old)}
+    details["interrupted" if interrupted else "error"] = True if interrupted else error
+    audit.record(
+        "hunt.finish",
+        session=session,
+        actor="system",
+        organisation_id=hunt.organisation_id,
+        target_type="hunt",
+        target_id=hunt.id,
+        details=details,
+    )
 
 
 def _actor(user_id: int | None) -> str:
@@ -193,6 +284,8 @@ class _Job:
     paths: list[Path]
     total_bytes: int
     quarantine: Path | None
+    #: Nothing outside this folder is read (a server hunt: its organisation's folder).
+    root: Path | None
 
 
 @dataclass
@@ -217,7 +310,7 @@ class _Progress:
         }
 
 
-def _start(factory: sessionmaker[Session], hunt_id: int) -> _Job | None:
+def _start(factory: sessionmaker[Session], hunt_id: int, hunt_root: Path | None) -> _Job | None:
     with unit_of_work(factory) as session:
         hunt = session.scalar(select(Hunt).where(Hunt.id == hunt_id).with_for_update())
         if hunt is None:
@@ -235,6 +328,11 @@ def _start(factory: sessionmaker[Session], hunt_id: int) -> _Job | None:
             paths=[Path(p) for p in hunt.paths],
             total_bytes=hunt.total_bytes,
             quarantine=quarantine_path(hunt),
+            root=(
+                hunt_folder(hunt_root, hunt.organisation_id)
+                if hunt_root is not None and hunt.source is HuntSource.server
+                else None
+            ),
         )
 
 
@@ -291,14 +389,20 @@ def execute(
     factory: sessionmaker[Session],
     plan: PlanSource,
     min_level: str | None = None,
+    options: ReadOptions = DEFAULT_OPTIONS,
+    hunt_root: Path | None = None,
+    memory_limit_mib: int | None = None,
 ) -> None:
     """Run a queued hunt to the end: status running, then done, or failed with the reason.
 
     ``plan`` is a compiled plan or a function giving one (called here, so a plan that fails to
-    load fails the hunt). Never raises: it runs on a worker thread, which must survive any hunt.
+    load fails the hunt). ``options`` say how files are read; with ``hunt_root``, a server
+    hunt reads nothing outside its organisation's folder. A hunt that runs out of memory
+    fails with :func:`memory_error` of ``memory_limit_mib``. Never raises for a hunt's sake:
+    its process (or thread) must survive any hunt.
     """
     try:
-        job = _start(factory, hunt_id)
+        job = _start(factory, hunt_id, hunt_root)
     except Exception:
         log.exception("hunt %s: cannot start", hunt_id)
         return
@@ -318,12 +422,18 @@ def execute(
             quarantine=quarantine,
             progress=functools.partial(_progressed, factory, job, progress, quarantine),
             min_level=min_level,
+            options=options,
+            root=job.root,
         )
         progress.events = summary.events
         if summary.events == 0 and quarantine.count:
             first = quarantine.records[0] if quarantine.records else None
             why = f"{Path(first.path).name}: {first.reason}" if first else "see the quarantine"
             raise HuntError(f"no event could be read ({quarantine.count} quarantined; {why})")
+    except MemoryError:
+        # The events held are freed as the exception unwinds; what remains can record this.
+        error = memory_error(memory_limit_mib)
+        log.warning("hunt %s: %s", hunt_id, error)
     except Exception as exc:
         error = _message(exc)
         if not isinstance(exc, QorganError):
@@ -395,31 +505,139 @@ def _progressed(
 
 
 class HuntRunner:
-    """Runs hunts one at a time on a background thread.
+    """Runs hunts one at a time, each in a child process, from a background thread.
 
-    ``plan`` loads the compiled plan (the built-in pack by default; tests pass a small one);
-    it is called for each hunt, so a cached loader costs nothing after the first.
+    The child (``python -m qorgan.pipeline.worker``, given its job on standard input, never on
+    the command line, where the database password would show) limits its own address space to
+    ``settings.hunt_memory_mib``, compiles ``plan`` (the built-in pack and ``settings.rules``
+    by default; tests pass a smaller one), runs :func:`execute` and writes progress and alerts
+    to the database itself. If it dies without ending its hunt (out of memory, killed), the
+    hunt is marked failed here with the reason; the serving process carries on.
     """
 
     def __init__(
-        self, factory: sessionmaker[Session], *, plan: Callable[[], Plan] = default_plan
+        self,
+        factory: sessionmaker[Session],
+        *,
+        settings: Settings,
+        plan: PlanSpec | None = None,
     ) -> None:
         self.factory = factory
-        self.plan = plan
+        self.settings = settings
+        self.plan = plan or PlanSpec((BUILTIN_RULES, *settings.rules))
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qorgan-hunt")
+        self._lock = threading.Lock()
+        self._child: subprocess.Popen[bytes] | None = None
+        self._closing = False
 
     def submit(self, hunt_id: int, *, min_level: str | None = None) -> Future[None]:
         """Queue a committed hunt; the future completes when it has finished (either way)."""
-        return self._executor.submit(
-            execute, hunt_id, factory=self.factory, plan=self.plan, min_level=min_level
-        )
+        return self._executor.submit(self._run, hunt_id, min_level)
 
     def shutdown(self, *, wait: bool = True) -> None:
-        """Stop taking hunts; with ``wait``, let queued ones finish first. Hunts not run stay
-        queued and are marked interrupted by :meth:`recover` at the next start."""
+        """Stop taking hunts; with ``wait``, let queued ones finish first, else stop the one
+        running (marked interrupted). Hunts not run stay queued and are marked interrupted by
+        :meth:`recover` at the next start."""
+        if not wait:
+            with self._lock:
+                self._closing = True
+                if self._child is not None and self._child.poll() is None:
+                    self._child.terminate()
         self._executor.shutdown(wait=wait, cancel_futures=not wait)
 
     def recover(self, factory: sessionmaker[Session] | None = None) -> list[int]:
         """At start-up: mark hunts a previous process left unfinished as failed."""
         with unit_of_work(factory or self.factory) as session:
             return recover_interrupted(session=session)
+
+    def job(self, hunt_id: int, min_level: str | None) -> dict[str, Any]:
+        """What the child process is told: plain data (JSON)."""
+        settings = self.settings
+        return {
+            "hunt_id": hunt_id,
+            "database_url": settings.database_url,
+            "min_level": min_level,
+            "plan": self.plan.to_json(),
+            "hunt_root": str(settings.hunt_root),
+            "memory_mib": settings.hunt_memory_mib,
+            "timezone": settings.timezone,
+            "max_record_mib": settings.hunt_max_record_mib,
+            "max_decompressed_mib": settings.hunt_max_decompressed_mib,
+            "max_compression_ratio": settings.hunt_max_compression_ratio,
+            "parent": os.getpid(),
+        }
+
+    def _run(self, hunt_id: int, min_level: str | None) -> None:
+        """Run one hunt in a child process and wait for it; never raises."""
+        try:
+            code, tail = self._child_run(hunt_id, min_level)
+        except Exception as exc:  # the child could not even start
+            log.exception("hunt %s: cannot start its process", hunt_id)
+            code, tail = None, _message(exc)
+        if code == 0:
+            return  # the child ended its hunt itself, either way
+        error = self._why(code, tail)
+        try:
+            with unit_of_work(self.factory) as session:
+                if fail_unfinished(session=session, hunt_id=hunt_id, error=error):
+                    log.warning("hunt %s: %s", hunt_id, error)
+        except Exception:
+            log.exception("hunt %s: cannot record its failure", hunt_id)
+
+    def _child_run(self, hunt_id: int, min_level: str | None) -> tuple[int, str]:
+        """Start the child, hand it the job, wait; its exit code and the end of its stderr."""
+        env = dict(os.environ)
+        # The child imports qorgan from where this process did, installed or not.
+        source = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
+        with tempfile.TemporaryFile() as stderr:
+            with self._lock:
+                if self._closing:
+                    return -signal.SIGTERM, ""
+                child = subprocess.Popen(
+                    [sys.executable, "-m", "qorgan.pipeline.worker"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr,
+                    env=env,
+                    close_fds=True,
+                )
+                self._child = child
+            try:
+                assert child.stdin is not None
+                try:
+                    child.stdin.write(orjson.dumps(self.job(hunt_id, min_level)))
+                    child.stdin.close()
+                except BrokenPipeError:
+                    pass  # the child died at once: its exit code tells why
+                code = child.wait()
+            finally:
+                with self._lock:
+                    self._child = None
+            stderr.seek(max(0, stderr.seek(0, os.SEEK_END) - 4096))
+            tail = stderr.read().decode("utf-8", "replace")
+        if code != 0 and tail.strip():
+            # The child's own log: it names the cause, and may quote events (never shown to
+            # users, only logged here, like any hunt error).
+            log.warning("hunt %s: its process ended with %s:\n%s", hunt_id, code, tail)
+        return code, tail
+
+    def _why(self, code: int | None, tail: str) -> str:
+        """The hunt's error when its process ended without recording one."""
+        limit = self.settings.hunt_memory_mib
+        if self._closing:
+            return INTERRUPTED
+        if code == MEMORY_EXIT or any(sign in tail for sign in OUT_OF_MEMORY):
+            return memory_error(limit)
+        if code is None:
+            return f"the hunt could not start: {tail}"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return (
+                f"the hunt's process was stopped by {name} "
+                f"(it may have exceeded its memory limit of {limit} MiB)"
+            )
+        return f"the hunt's process failed (exit code {code})"

@@ -7,7 +7,6 @@ and ``qorgan serve`` each get an application on their own database.
 
 from __future__ import annotations
 
-import functools
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -28,10 +27,7 @@ from sqlalchemy import text
 import qorgan
 from qorgan.core.db import make_engine, session_factory
 from qorgan.core.settings import Environment, Settings, get_settings, secret_key
-from qorgan.detection.loader import BUILTIN_RULES, default_cache_dir, load_plan
-from qorgan.detection.logsources import LogsourceMap
-from qorgan.detection.plan import Plan
-from qorgan.pipeline.hunts import HuntRunner, default_plan
+from qorgan.pipeline.hunts import HuntRunner
 from qorgan.web.deps import PRE_SESSION_COOKIE, AppState, LoginRequired
 from qorgan.web.i18n import _l
 from qorgan.web.metrics import Metrics
@@ -53,19 +49,6 @@ def _plotly_js() -> Path:
     return Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 
 
-def _plan_loader(settings: Settings) -> Callable[[], Plan]:
-    """The console's rules: the built-in pack, plus the folders in ``QORGAN_RULES``."""
-    if not settings.rules:
-        return default_plan
-    folders = [BUILTIN_RULES, *settings.rules]
-
-    @functools.cache
-    def load() -> Plan:
-        return load_plan(folders, logsources=LogsourceMap.load(), cache_dir=default_cache_dir())
-
-    return load
-
-
 def _is_api(request: Request) -> bool:
     return request.url.path.startswith(API_PREFIX)
 
@@ -74,7 +57,8 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True) -
     settings = settings or get_settings()
     engine = make_engine(settings)
     factory = session_factory(engine)
-    runner = HuntRunner(factory, plan=_plan_loader(settings))
+    # Console hunts compile the built-in pack and QORGAN_RULES, each in its own process.
+    runner = HuntRunner(factory, settings=settings)
     metrics = Metrics()
 
     @asynccontextmanager

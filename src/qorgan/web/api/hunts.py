@@ -15,7 +15,7 @@ from qorgan.pipeline import hunts as service
 from qorgan.pipeline.hunts import HuntError
 from qorgan.pipeline.models import Hunt, HuntSource, HuntStatus
 from qorgan.web.deps import Actor, Db, RecordId, api_actor, state
-from qorgan.web.files import list_server_files, resolve_server_paths
+from qorgan.web.files import list_server_files, organisation_folder, resolve_server_paths
 from qorgan.web.i18n import _l
 
 router = APIRouter(prefix="/hunts", tags=["hunts"])
@@ -55,7 +55,9 @@ class HuntOut(BaseModel):
 
 class HuntRequest(BaseModel):
     paths: list[Annotated[str, Field(min_length=1, max_length=1024)]] = Field(
-        min_length=1, max_length=100, description="Files or folders, relative to the hunt folder."
+        min_length=1,
+        max_length=100,
+        description="Files or folders, relative to the organisation's hunt folder.",
     )
     min_level: str | None = Field(default=None, description="Lowest rule level to report.")
 
@@ -78,8 +80,10 @@ def start(
     paths: list[Path],
     source: HuntSource,
     min_level: str | None = None,
+    root: Path | None = None,
 ) -> Hunt:
-    """Create the hunt, commit, then queue it (shared with the page)."""
+    """Create the hunt, commit, then queue it (shared with the page). With ``root`` (a server
+    hunt: the organisation's folder), nothing outside that folder is counted or read."""
     try:
         hunt = service.create_hunt(
             session=db,
@@ -87,6 +91,7 @@ def start(
             user_id=actor.user.id,
             paths=paths,
             source=source,
+            root=root,
         )
     except HuntError as exc:
         raise HTTPException(400, str(exc)) from None
@@ -97,16 +102,20 @@ def start(
 
 @router.get("/files", summary="Server-side files a hunt can read")
 def files(request: Request, actor: Runner) -> list[ServerFileOut]:
-    root = state(request).settings.hunt_root
-    return [ServerFileOut(path=f.path, size=f.size) for f in list_server_files(root)]
+    """The files in the caller's organisation's hunt folder."""
+    folder = organisation_folder(state(request).settings.hunt_root, actor.organisation_id)
+    return [ServerFileOut(path=f.path, size=f.size) for f in list_server_files(folder)]
 
 
 @router.post("", status_code=202, summary="Start a hunt over server-side files")
 def create(request: Request, db: Db, actor: Runner, body: HuntRequest) -> HuntOut:
     if body.min_level is not None and body.min_level not in service.LEVELS:
         raise HTTPException(422, f"min_level must be one of {', '.join(service.LEVELS)}")
-    paths = resolve_server_paths(state(request).settings.hunt_root, body.paths)
-    return HuntOut.of(start(request, db, actor, paths, HuntSource.server, body.min_level))
+    folder = organisation_folder(state(request).settings.hunt_root, actor.organisation_id)
+    paths = resolve_server_paths(folder, body.paths)
+    return HuntOut.of(
+        start(request, db, actor, paths, HuntSource.server, body.min_level, root=folder)
+    )
 
 
 @router.get("", summary="Recent hunts")

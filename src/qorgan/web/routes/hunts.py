@@ -12,7 +12,12 @@ from qorgan.pipeline import hunts as service
 from qorgan.pipeline.models import HuntSource
 from qorgan.web.api.hunts import HuntOut, start, visible
 from qorgan.web.deps import Actor, Db, RecordId, page_actor, state
-from qorgan.web.files import list_server_files, resolve_server_paths, save_uploads
+from qorgan.web.files import (
+    list_server_files,
+    organisation_folder,
+    resolve_server_paths,
+    save_uploads,
+)
 from qorgan.web.i18n import _l
 from qorgan.web.templating import render
 
@@ -27,7 +32,9 @@ def hunts_page(request: Request, db: Db, actor: Reader) -> Response:
         HuntOut.of(h) for h in service.list_hunts(session=db, organisation_ids=visible(db, actor))
     ]
     files = (
-        list_server_files(state(request).settings.hunt_root)
+        list_server_files(
+            organisation_folder(state(request).settings.hunt_root, actor.organisation_id)
+        )
         if actor.can(Permission.hunts_run)
         else []
     )
@@ -56,15 +63,17 @@ async def start_hunt(
 ) -> Response:
     settings = state(request).settings
     uploads = [f for f in files or [] if f.filename]
+    root = None
     if uploads:
         paths = await save_uploads(
             uploads, settings.var_dir / "uploads", settings.max_upload_mib << 20
         )
         source = HuntSource.upload
     elif server_paths:
-        paths = resolve_server_paths(settings.hunt_root, server_paths)
+        root = organisation_folder(settings.hunt_root, actor.organisation_id)
+        paths = resolve_server_paths(root, server_paths)
         source = HuntSource.server
     else:
         raise HTTPException(400, _l("upload files or choose server-side files"))
-    start(request, db, actor, paths, source)
+    start(request, db, actor, paths, source, root=root)
     return RedirectResponse("/hunts", status_code=303)
