@@ -731,7 +731,7 @@ def check(url: str, organisation_id: int) -> tuple[int, int, list[str]]:
     from qorgan.core import audit
     from qorgan.core.db import make_engine, session_factory
     from qorgan.core.settings import get_settings
-    from qorgan.incidents.alerts import list_alerts
+    from qorgan.incidents.inbox import list_alerts
 
     engine = make_engine(get_settings(database_url=url))
     try:

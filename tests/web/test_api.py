@@ -13,7 +13,7 @@ from qorgan.core import audit
 from qorgan.core.db import unit_of_work
 from qorgan.core.models import AuditEntry
 
-from .conftest import World, alert_payload, sign_in
+from .conftest import METRICS_TOKEN, World, alert_payload, sign_in
 
 
 def _bearer(world: World, key: str, scopes: list[str]) -> dict[str, str]:
@@ -95,10 +95,16 @@ def test_filters_groups_and_timeline(client: TestClient, world: World) -> None:
         client.get("/api/v1/alerts?since=2026-11-21T00:00:00", headers=headers).status_code == 422
     )
     groups = client.get("/api/v1/alerts/groups?by=host", headers=headers).json()
-    assert sorted((g["host"], g["count"]) for g in groups) == [("h0", 10), ("h1", 10), ("h2", 10)]
+    assert groups["total"] == 3
+    assert sorted((g["host"], g["count"]) for g in groups["items"]) == [
+        ("h0", 10),
+        ("h1", 10),
+        ("h2", 10),
+    ]
     timeline = client.get("/api/v1/alerts/timeline?bucket=day", headers=headers).json()
-    assert sum(p["count"] for p in timeline) == 30
-    assert all(p["bucket"].endswith("+05:00") for p in timeline)
+    assert timeline["bucket"] == "day"
+    assert sum(p["count"] for p in timeline["points"]) == 30
+    assert all(p["bucket"].endswith("+05:00") for p in timeline["points"])
 
 
 def test_triage_is_audited_and_needs_the_permission(client: TestClient, world: World) -> None:
@@ -239,7 +245,7 @@ def test_health_readiness_and_metrics(client: TestClient, world: World) -> None:
         json=[alert_payload(1), alert_payload(1)],
         headers=_bearer(world, "a.analyst", ["alerts:write"]),
     )
-    metrics = client.get("/metrics").text
+    metrics = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
     assert 'qorgan_alerts_ingested_total{outcome="created"} 1.0' in metrics
     assert 'qorgan_alerts_ingested_total{outcome="duplicate"} 1.0' in metrics
     assert 'route="/api/v1/alerts"' in metrics

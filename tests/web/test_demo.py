@@ -11,7 +11,7 @@ from pathlib import Path
 from qorgan.core import accounts, audit
 from qorgan.core.db import make_engine, session_factory, unit_of_work
 from qorgan.core.settings import get_settings
-from qorgan.incidents.alerts import list_alerts
+from qorgan.incidents.inbox import list_alerts
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "logs"
 

@@ -38,12 +38,14 @@ RECORD_ROUTES = {
     ("GET", "/hunts/{hunt_id}"),
     ("POST", "/account/tokens/{token_id}/revoke"),
     ("POST", "/users/{user_id}/{action}"),
+    ("POST", "/alerts/searches/{search_id}/delete"),
 }
 #: Routes listing an organisation's records: B's must never appear in A's answer.
 LIST_ROUTES = {
     ("GET", "/api/v1/alerts"),
     ("GET", "/api/v1/alerts/groups"),
     ("GET", "/api/v1/alerts/timeline"),
+    ("GET", "/api/v1/alerts/export"),
     ("GET", "/api/v1/hunts"),
     ("GET", "/api/v1/audit"),
     ("GET", "/alerts"),
@@ -56,6 +58,13 @@ LIST_ROUTES = {
 OWN_ONLY_ROUTES = {
     ("GET", "/"),
     ("GET", "/login"),
+    # Bulk triage changes the caller's organisation's alerts only; another organisation's ids
+    # are not touched (tests/web/test_inbox.py, tests/incidents/test_inbox.py).
+    ("POST", "/alerts/triage"),
+    ("POST", "/api/v1/alerts/triage"),
+    ("POST", "/alerts/searches"),  # saved for the caller
+    ("GET", "/api/v1/docs"),
+    ("GET", "/favicon.ico"),
     ("POST", "/login"),
     ("GET", "/login/second-factor"),
     ("POST", "/login/second-factor"),
@@ -130,6 +139,12 @@ class Records:
                 select(ApiToken.id).where(ApiToken.user_id == world["b.analyst"].id)
             ).first()
         self.b_user = world["b.analyst"].id
+        from qorgan.incidents import saved_searches
+
+        with unit_of_work(world.factory) as session:
+            self.b_search = saved_searches.save(
+                session=session, user_id=world["b.admin"].id, name="B's view", query="level=high"
+            ).id
         a_token = world.token("a.analyst", ["alerts:write"])
         client.post(
             "/api/v1/alerts",
@@ -142,6 +157,7 @@ class Records:
             template.replace("{alert_id}", str(self.b_alert))
             .replace("{hunt_id}", str(self.b_hunt))
             .replace("{token_id}", str(self.b_token_id))
+            .replace("{search_id}", str(self.b_search))
             .replace("{user_id}/{action}", f"{self.b_user}/unlock")
             .replace("{action}", "acknowledge")
         )
@@ -189,9 +205,12 @@ def test_lists_show_only_the_own_organisation(client: TestClient, world: World) 
     alerts = client.get("/api/v1/alerts", headers=headers).json()
     assert alerts["total"] == 2 and {a["host"] for a in alerts["items"]} == {"a-host"}
     groups = client.get("/api/v1/alerts/groups?by=host", headers=headers).json()
-    assert [g["host"] for g in groups] == ["a-host"]
+    assert [g["host"] for g in groups["items"]] == ["a-host"]
     timeline = client.get("/api/v1/alerts/timeline", headers=headers).json()
-    assert sum(p["count"] for p in timeline) == 2
+    assert sum(p["count"] for p in timeline["points"]) == 2
+    export = client.get("/api/v1/alerts/export?format=jsonl", headers=headers)
+    assert export.status_code == 200 and b"b-secret-host" not in export.content
+    assert export.content.count(b"\n") == 2
     assert client.get("/api/v1/hunts", headers=headers).json() == []
     entries = client.get("/api/v1/audit?limit=1000", headers=headers).json()
     b_org = world["b.admin"].organisation_id

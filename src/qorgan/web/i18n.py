@@ -44,3 +44,19 @@ def translations(language: str) -> gettext.GNUTranslations | gettext.NullTransla
     write_mo(buffer, catalog, use_fuzzy=False)
     buffer.seek(0)
     return gettext.GNUTranslations(buffer)
+
+
+@cache
+def pack_rule_ids() -> frozenset[str]:
+    """Ids of the rules (and correlations) of Qorgan's own pack, whose titles are translated
+    in the catalogues; other rules' titles are shown as written."""
+    import yaml
+
+    from qorgan.detection.loader import BUILTIN_RULES
+
+    found = set()
+    for path in BUILTIN_RULES.rglob("*.yml"):
+        for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if isinstance(document, dict) and isinstance(document.get("id"), str):
+                found.add(document["id"])
+    return frozenset(found)

@@ -25,6 +25,21 @@ STATUS_LABELS = {
     "acknowledged": _l("Acknowledged"),
     "false_positive": _l("False positive"),
 }
+SORT_LABELS = {
+    "-time": _l("Newest first"),
+    "time": _l("Oldest first"),
+    "-received": _l("Newest received first"),
+    "received": _l("Oldest received first"),
+    "-level": _l("Highest level first"),
+    "level": _l("Lowest level first"),
+}
+GROUP_LABELS = {
+    "rule": _l("Rule"),
+    "host": _l("Host"),
+    "rule_host": _l("Rule and host"),
+    "user": _l("User"),
+    "address": _l("Source address"),
+}
 HUNT_STATUS_LABELS = {
     "queued": _l("Queued"),
     "running": _l("Running"),

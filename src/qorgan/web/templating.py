@@ -18,10 +18,19 @@ from fastapi.templating import Jinja2Templates
 from qorgan.core import sessions
 from qorgan.core.i18n import LANGUAGE_NAMES, LANGUAGES, local_time, pick_language
 from qorgan.web.deps import LANGUAGE_COOKIE, PRE_SESSION_COOKIE, SESSION_COOKIE, state
-from qorgan.web.i18n import translations
-from qorgan.web.labels import HUNT_STATUS_LABELS, LEVEL_LABELS, ROLE_LABELS, STATUS_LABELS
+from qorgan.web.i18n import pack_rule_ids, translations
+from qorgan.web.labels import (
+    GROUP_LABELS,
+    HUNT_STATUS_LABELS,
+    LEVEL_LABELS,
+    ROLE_LABELS,
+    SORT_LABELS,
+    STATUS_LABELS,
+)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+#: Times in tables: short, and the same in every language.
+COMPACT_TIME = "yyyy-MM-dd HH:mm:ss"
 templates = Jinja2Templates(
     env=jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
 )
@@ -60,6 +69,14 @@ def render(
     def localtime(value: Any, style: str = "medium") -> str:
         return local_time(value, language, zone, style)
 
+    def shorttime(value: Any) -> str:
+        """A compact, unambiguous local time for tables: 2026-11-29 23:31:04."""
+        return local_time(value, language, zone, COMPACT_TIME)
+
+    def rule_title(rule_id: str, title: str) -> str:
+        """A rule's title, translated when the rule is one of Qorgan's own pack."""
+        return gettext(title) if rule_id in pack_rule_ids() else title
+
     def translate_error(message: str) -> str:
         """A service's message, part by part ("; "-joined), in the page's language."""
         return "; ".join(gettext(part) for part in str(message).split("; "))
@@ -73,11 +90,15 @@ def render(
         "actor": actor,
         "can": (lambda permission: actor is not None and actor.can(permission)),
         "localtime": localtime,
+        "shorttime": shorttime,
+        "rule_title": rule_title,
         "_e": translate_error,
         "role_names": ROLE_LABELS,
         "level_names": LEVEL_LABELS,
         "status_names": STATUS_LABELS,
         "hunt_status_names": HUNT_STATUS_LABELS,
+        "sort_names": SORT_LABELS,
+        "group_names": GROUP_LABELS,
         **(context or {}),
     }
     response = templates.TemplateResponse(request, name, values, status_code=status_code)
