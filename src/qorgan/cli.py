@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import tzinfo
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
@@ -28,6 +28,9 @@ from qorgan.detection.logsources import LogsourceMap
 from qorgan.telemetry.formats import FORMATS
 from qorgan.telemetry.options import ReadOptions
 from qorgan.telemetry.quarantine import Quarantine
+
+if TYPE_CHECKING:
+    from qorgan.core.settings import Settings
 
 app = typer.Typer(
     help="Qorgan: security operations for public bodies and smart cities.",
@@ -519,16 +522,23 @@ def serve(
     except QorganError as exc:
         raise _fail(exc) from exc
     err.print(f"Qorgan console at http://{host}:{port}/", highlight=False)
-    uvicorn.run(
-        "qorgan.web.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        access_log=False,  # request paths can carry personal data (host names, user names)
-        proxy_headers=True,
-    )
+    uvicorn.run("qorgan.web.app:create_app", **uvicorn_options(settings, host, port, workers))
+
+
+def uvicorn_options(settings: Settings, host: str, port: int, workers: int) -> dict[str, object]:
+    """How ``qorgan serve`` runs uvicorn."""
+    return {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "log_level": "info",
+        "access_log": False,  # request paths can carry personal data (host and user names)
+        # X-Forwarded-For is believed only from the configured proxies: otherwise any client
+        # could choose the address that sign-in throttling counts.
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": ",".join(settings.trusted_proxies),
+    }
 
 
 @app.command()

@@ -25,6 +25,8 @@ from qorgan.pipeline.hunts import hunt_folder
 from qorgan.web.app import create_app
 
 PASSWORD = "Qorgan-Test-Passphrase-2026!"
+#: The bearer token /metrics asks for in these tests.
+METRICS_TOKEN = "metrics-token-for-the-tests-0123456789"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "logs"
 
@@ -97,6 +99,7 @@ def web_settings(settings: Settings, tmp_path: Path) -> Settings:
         database_url=settings.database_url,
         var_dir=str(tmp_path / "var"),
         hunt_root=str(hunt_root),
+        metrics_token=METRICS_TOKEN,
     )
 
 

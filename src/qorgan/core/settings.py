@@ -79,6 +79,26 @@ class Settings(BaseSettings):
     hunt_max_decompressed_mib: int = Field(default=8192, ge=1)
     hunt_max_compression_ratio: float = Field(default=100.0, ge=1)
 
+    #: ``/metrics`` answers only with ``Authorization: Bearer <this token>``; without one (and
+    #: without ``metrics_address``) it is not served at all.
+    metrics_token: SecretStr | None = None
+    #: Serve the metrics on a separate listener instead (``127.0.0.1:9108``), without a token:
+    #: bind it to an address only the monitoring system reaches.
+    metrics_address: str | None = None
+    #: Addresses of reverse proxies whose ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are
+    #: believed (e.g. ``127.0.0.1``); none by default, so a client cannot choose its address.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _host_and_port(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected HOST:PORT, got {value!r}")
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:

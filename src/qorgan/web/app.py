@@ -7,10 +7,12 @@ and ``qorgan serve`` each get an application on their own database.
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Request, Response
@@ -28,8 +30,10 @@ import qorgan
 from qorgan.core.db import make_engine, session_factory
 from qorgan.core.settings import Environment, Settings, get_settings, secret_key
 from qorgan.pipeline.hunts import HuntRunner
+from qorgan.web import docs
 from qorgan.web.deps import PRE_SESSION_COOKIE, AppState, LoginRequired
 from qorgan.web.i18n import _l
+from qorgan.web.limits import BodyLimit, route_limits
 from qorgan.web.metrics import Metrics
 from qorgan.web.templating import render
 from qorgan.web.throttle import Throttle
@@ -49,6 +53,20 @@ def _plotly_js() -> Path:
     return Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 
 
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def printable(value: Any) -> Any:
+    """``value`` with every string JSON can encode: lone surrogates escaped as ``\\udXXX``."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {printable(k): printable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [printable(v) for v in value]
+    return value
+
+
 def _is_api(request: Request) -> bool:
     return request.url.path.startswith(API_PREFIX)
 
@@ -65,7 +83,10 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True) -
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if start_runner:
             runner.recover()
+        listener = metrics.serve(settings.metrics_address) if settings.metrics_address else None
         yield
+        if listener is not None:
+            listener.shutdown()
         runner.shutdown(wait=False)
         engine.dispose()
 
@@ -77,7 +98,7 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True) -
             "(tokens are issued on the account page, scoped and expiring) or, from the "
             "console's own pages, with the session cookie plus the `X-CSRF-Token` header."
         ),
-        # Swagger UI would load its JavaScript from a CDN: the schema is served, the UI not.
+        # Swagger UI is served by qorgan.web.docs from the installed package, not a CDN.
         docs_url=None,
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
@@ -113,12 +134,17 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True) -
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        if settings.environment is Environment.production:
+            # Production runs behind TLS: browsers must never fall back to plain HTTP.
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
         if not request.url.path.startswith("/static"):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
     app.middleware("http")(metrics.middleware)
     app.add_middleware(GZipMiddleware, minimum_size=2048)
+    # Outermost: bodies are bounded before anything reads them, whoever sends them.
+    app.add_middleware(BodyLimit, limits=route_limits(settings.max_upload_mib << 20))
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, _exc: LoginRequired) -> Response:
@@ -143,7 +169,10 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True) -
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         if _is_api(request):
-            return await request_validation_exception_handler(request, exc)
+            # The errors echo the input, which may hold text JSON cannot encode (lone
+            # surrogates): shown escaped, never a 500.
+            cleaned = RequestValidationError(printable(exc.errors()), body=None)
+            return await request_validation_exception_handler(request, cleaned)
         return render(
             request, "error.html", {"status": 400, "detail": _l("invalid form")}, status_code=400
         )
@@ -170,14 +199,27 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True) -
         return JSONResponse({"status": "ok", "revision": revision})
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics_endpoint() -> Response:
+    def metrics_endpoint(request: Request) -> Response:
+        """Prometheus metrics, for the bearer of ``QORGAN_METRICS_TOKEN`` only (not served
+        without one: then only on ``QORGAN_METRICS_ADDRESS``, if set)."""
+        if settings.metrics_token is None:
+            raise HTTPException(404, _l("Not Found"))
+        offered = request.headers.get("authorization", "").partition(" ")[2].strip()
+        wanted = settings.metrics_token.get_secret_value()
+        if not hmac.compare_digest(offered.encode(), wanted.encode()):
+            raise HTTPException(401, "metrics need their bearer token")
         return metrics.exposition()
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
 
     @app.get("/static/plotly.min.js", include_in_schema=False)
     def plotly_js() -> Response:
         # Plotly's JavaScript ships inside the Python package: nothing comes from the internet.
         return FileResponse(_plotly_js(), headers={"Cache-Control": "public, max-age=86400"})
 
+    docs.install(app, openapi_url=f"{API_PREFIX}/openapi.json", docs_url=f"{API_PREFIX}/docs")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     from qorgan.web.api import router as api_router

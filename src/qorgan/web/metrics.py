@@ -8,10 +8,17 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import iter_route_contexts
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.routing import compile_path
 
@@ -70,3 +77,12 @@ class Metrics:
 
     def exposition(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def serve(self, address: str) -> Any:
+        """Serve the metrics on their own listener (``HOST:PORT``), on a background thread;
+        returns the server (``shutdown()`` stops it)."""
+        host, _, port = address.rpartition(":")
+        server, _thread = start_http_server(
+            int(port), addr=host.strip("[]"), registry=self.registry
+        )
+        return server

@@ -1,0 +1,124 @@
+"""Request bodies are bounded before anything parses them, and before the caller is known.
+
+A declared ``Content-Length`` over the route's limit is refused at once (413); a body sent
+without one (chunked) is counted as it arrives and refused when it passes the limit, so no
+route ever holds more than its limit in memory, whoever sends it. Limits are per route: the
+hunt upload takes the configured upload size, the alert ingestion a few thousand alerts, and
+every other route (forms, small JSON bodies) a mebibyte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+MIB = 1 << 20
+#: Every route not named in the table below.
+DEFAULT_LIMIT = 1 * MIB
+#: ``qorgan hunt --to-console`` sends 1,000 alerts a request; 5,000 are accepted; their events
+#: are at most 64 KiB each but a few KiB in practice.
+INGEST_LIMIT = 64 * MIB
+#: A bulk triage names up to 100,000 alert ids.
+BULK_LIMIT = 4 * MIB
+
+Scope = dict[str, Any]
+Receive = Callable[[], Any]
+Send = Callable[[dict[str, Any]], Any]
+
+
+def route_limits(upload_bytes: int) -> dict[tuple[str, str], int]:
+    """Limits by (method, path) for the routes that take more than the default."""
+    return {
+        ("POST", "/hunts"): upload_bytes + MIB,  # the files, and the form around them
+        ("POST", "/api/v1/alerts"): INGEST_LIMIT,
+        ("POST", "/api/v1/alerts/triage"): BULK_LIMIT,
+        ("POST", "/alerts/triage"): BULK_LIMIT,
+    }
+
+
+class BodyLimit:
+    """ASGI middleware enforcing :func:`route_limits` (and :data:`DEFAULT_LIMIT`)."""
+
+    def __init__(self, app: Any, *, limits: dict[tuple[str, str], int]) -> None:
+        self.app = app
+        self.limits = limits
+
+    def limit(self, scope: Scope) -> int:
+        return self.limits.get((scope["method"], scope["path"]), DEFAULT_LIMIT)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit(scope)
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await _refuse(send, limit)
+            return
+        received = 0
+        started = refused = False
+
+        async def counted() -> dict[str, Any]:
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message: dict[str, Any] = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # Answer 413 now; the application sees the client gone, and whatever it
+                    # answers to that is dropped.
+                    refused = True
+                    if not started:
+                        await _refuse(send, limit)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded(message: dict[str, Any]) -> None:
+            nonlocal started
+            if refused:
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, guarded)
+        except Exception:
+            if not refused:
+                raise
+            # The body was refused: the error reading the rest of it is expected, not news.
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _message(limit: int) -> str:
+    if limit >= MIB:
+        return f"the request body is larger than {limit // MIB} MiB"
+    return f"the request body is larger than {limit // 1024} KiB"
+
+
+async def _refuse(send: Send, limit: int) -> None:
+    body = orjson.dumps({"detail": _message(limit)})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
