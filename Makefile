@@ -14,10 +14,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The console on its embedded defaults: SQLite under var/, a demo organisation and users
-# (passwords printed once), alerts from a hunt over the example logs, served on 127.0.0.1:8000.
+# (passwords printed once), alerts from a hunt over the example logs, served on 127.0.0.1:8000
+# (another port: make run PORT=8080).
+PORT ?= 8000
 run: $(STAMP)
 	$(BIN)/qorgan demo
-	$(BIN)/qorgan serve --host 127.0.0.1 --port 8000
+	$(BIN)/qorgan serve --host 127.0.0.1 --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

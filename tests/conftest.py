@@ -15,12 +15,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy.orm import Session, sessionmaker
 
 from qorgan.core.db import make_engine, session_factory
 from qorgan.core.settings import Settings, get_settings
 from qorgan.migrations import upgrade
 from qorgan.testing import Postgres
+
+# Every property test runs the same examples on every run (seeded from the test itself), so
+# `make test` is deterministic and a failure found once is found again. A failure found this
+# way is then kept as an explicit test or `@example`; no example database is needed.
+hypothesis_settings.register_profile("qorgan", derandomize=True, deadline=None, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "qorgan"))
 
 #: The shared corpora live next to the repository: <repo>/../shared/data.
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
