@@ -363,9 +363,20 @@ def test_metrics_need_their_token(world: World, tmp_path: Any) -> None:
         assert client.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
         ok = client.get("/metrics", headers={"Authorization": "Bearer " + "m" * 40})
         assert ok.status_code == 200 and "qorgan_http_requests_total" in ok.text
-        # In production every answer insists on HTTPS for a year.
+        # In production every answer insists on HTTPS for a year...
         hsts = client.get("/healthz").headers["strict-transport-security"]
         assert hsts.startswith("max-age=31536000")
+        # ...and every cookie, the language choice too, travels over HTTPS only.
+        login = client.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)  # type: ignore[union-attr]
+        chosen = client.post(
+            "/language",
+            data={"language": "ru", "next": "/login", "csrf_token": token},
+            follow_redirects=False,
+        )
+        assert chosen.status_code == 303
+        cookie = chosen.headers["set-cookie"]
+        assert cookie.startswith("qorgan_lang=ru") and "secure" in cookie.lower(), cookie
     with TestClient(plain) as client:
         assert "strict-transport-security" not in client.get("/healthz").headers
 

@@ -53,6 +53,13 @@ def _set_session_cookie(request: Request, response: Response, token: str) -> Non
     )
 
 
+def _set_language_cookie(request: Request, response: Response, language: str) -> None:
+    # Not secret, but marked Secure like every cookie in production (HTTPS only).
+    response.set_cookie(
+        LANGUAGE_COOKIE, language, max_age=YEAR, samesite="lax", secure=_secure(request)
+    )
+
+
 def _safe_next(target: str | None) -> str:
     """Only local paths: never redirect to another site after sign-in."""
     if not target:
@@ -183,7 +190,7 @@ async def login(
     response = RedirectResponse(target, status_code=303)
     _set_session_cookie(request, response, token)
     if result.user.language in LANGUAGES:
-        response.set_cookie(LANGUAGE_COOKIE, result.user.language, max_age=YEAR, samesite="lax")
+        _set_language_cookie(request, response, result.user.language)
     return response
 
 
@@ -368,5 +375,5 @@ async def choose_language(
     full = current if current is not None and current.session.stage is SessionStage.full else None
     await run_in_threadpool(_store_language, db, full, language)
     response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(LANGUAGE_COOKIE, language, max_age=YEAR, samesite="lax")
+    _set_language_cookie(request, response, language)
     return response
