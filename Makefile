@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench bench-ingest messages clean
+.PHONY: run test lint format bench bench-ingest messages requirements clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,14 @@ messages: $(STAMP)
 				-l $$lang || exit 1; \
 		fi; \
 	done
+
+# Pinned versions with hashes for production installs (docs/console.md); rerun after a change of
+# dependencies in pyproject.toml. Needs the package index.
+requirements: $(STAMP)
+	$(BIN)/pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url \
+		--no-emit-find-links --pip-args "--isolated" --output-file requirements/production.txt \
+		pyproject.toml
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
