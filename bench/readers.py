@@ -4,12 +4,14 @@
 
 Inputs, built once under ``bench/out/``: the EVTX attack samples of ``bench/hunt.py`` as JSON
 lines, the same documents as one JSON array and as pretty-printed concatenated documents (what
-``evtx_dump``/``jq`` write), the JSON lines gzip-compressed, and the loghub Linux and OpenSSH
-syslog files repeated. Each reading runs in its own process pinned to one core (``taskset -c 0``
-when available); the best of ``--runs`` is kept. ``--against DIR`` also runs every reading with
-another checkout's ``src`` folder (say, ``git archive HEAD src | tar -x -C /tmp/before``),
-interleaved with this one, so that a change to the readers is compared on the same noisy
-machine at the same time.
+``evtx_dump``/``jq`` write), the JSON lines gzip-compressed, the loghub Linux and OpenSSH
+syslog files repeated, and a decompression bomb (a 0.25 MiB gzip of one JSON line and one line
+of 256 MiB of zeros). Each reading runs in its own process pinned to one core (``taskset -c 0``
+when available) and reports its CPU time (less disturbed by other processes than wall time)
+and its peak RSS; the best time of ``--runs`` is kept. ``--against DIR`` also runs every
+reading with another checkout's ``src`` folder (say, ``git archive HEAD src | tar -x -C
+/tmp/before``), interleaved with this one, so that a change to the readers is compared on the
+same noisy machine at the same time.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +39,11 @@ quarantine = Quarantine()
 started = time.process_time()  # CPU time: less noise from other processes
 gc.disable()  # as run_hunt does while reading
 events = sum(len(b) for b in read_file(Path(sys.argv[1]), quarantine))
-print(events, time.process_time() - started, quarantine.count)
+seconds = time.process_time() - started
+# VmHWM: this process's own high-water mark (ru_maxrss would carry the parent's over exec)
+status = open("/proc/self/status").read()
+peak = int(status.split("VmHWM:")[1].split()[0]) * 1024 if "VmHWM:" in status else 0
+print(events, seconds, quarantine.count, peak)
 """
 
 
@@ -64,6 +71,7 @@ def inputs(events: int) -> dict[str, Path]:
         "json array": OUT / f"readers-{events}-array.json",
         "json pretty documents": OUT / f"readers-{events}-pretty.json",
         "syslog": OUT / f"readers-{events}.log",
+        "gzip bomb": OUT / "readers-bomb.json.gz",
     }
     if all(p.exists() for p in names.values()):
         return names
@@ -79,17 +87,21 @@ def inputs(events: int) -> dict[str, Path]:
     for name in ("Linux/Linux_2k.log", "OpenSSH/OpenSSH_2k.log"):
         lines += (SHARED / "loghub" / name).read_bytes().splitlines(keepends=True)
     names["syslog"].write_bytes(b"".join((lines * (events // len(lines) + 1))[:events]))
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: the gzip container
+    bomb = [packer.compress(b'{"n": 1}\n')]
+    bomb += [packer.compress(b"0" * 2**20) for _ in range(256)]
+    names["gzip bomb"].write_bytes(b"".join([*bomb, packer.compress(b"\n"), packer.flush()]))
     return names
 
 
-def read(src: Path, path: Path) -> tuple[int, float, int]:
+def read(src: Path, path: Path) -> tuple[int, float, int, int]:
     cmd = [sys.executable, "-c", _READ, str(path)]
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0", *cmd]
     env = {**os.environ, "PYTHONPATH": str(src)}
     proc = subprocess.run(cmd, capture_output=True, check=True, env=env, text=True)
-    events, seconds, quarantined = proc.stdout.split()
-    return int(events), float(seconds), int(quarantined)
+    events, seconds, quarantined, peak = proc.stdout.split()
+    return int(events), float(seconds), int(quarantined), int(peak)
 
 
 def main() -> int:
@@ -106,17 +118,20 @@ def main() -> int:
         trees["against"] = args.against.resolve() / "src"
     for label, path in inputs(args.events).items():
         best: dict[str, float] = {}
-        counts: dict[str, tuple[int, int]] = {}
+        counts: dict[str, tuple[int, int, int]] = {}
         for _ in range(args.runs):
             for tree, src in trees.items():
-                events, seconds, quarantined = read(src, path)
+                events, seconds, quarantined, peak = read(src, path)
                 best[tree] = min(best.get(tree, seconds), seconds)
-                counts[tree] = (events, quarantined)
+                counts[tree] = (events, quarantined, peak)
         size = path.stat().st_size / 2**20
-        line = f"{label:<22} {size:6.0f} MiB"
+        line = f"{label:<22} {size:6.1f} MiB"
         for tree, seconds in best.items():
-            events, quarantined = counts[tree]
-            line += f" | {tree}: {seconds:6.2f} s, {events / seconds:9,.0f} ev/s"
+            events, quarantined, peak = counts[tree]
+            line += (
+                f" | {tree}: {seconds:6.2f} s, {events / max(seconds, 1e-9):9,.0f} ev/s, "
+                f"peak RSS {peak / 2**20:5,.0f} MiB"
+            )
             if quarantined:
                 line += f" ({quarantined} quarantined)"
         if "against" in best:
