@@ -81,7 +81,7 @@
       };
     }).filter((t) => t.x.length);
     Plotly.react(box, traces, {
-      barmode: "stack", height: 200, margin: { t: 36, r: 10, b: 36, l: 44 },
+      barmode: "stack", height: 160, margin: { t: 28, r: 10, b: 30, l: 44 },
       legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", traceorder: "reversed" },
       xaxis: { type: "date", tickformat: data.bucket === "hour" ? "%d.%m %H:%M" : "%d.%m.%Y", nticks: 8, automargin: true },
       yaxis: { rangemode: "tozero", automargin: true, fixedrange: true },
@@ -190,11 +190,23 @@
       sessionStorage.setItem("qorgan-current-alert", row.id);
     }
   });
-  document.addEventListener("DOMContentLoaded", () => { draw(); updateSelection(); });
+  document.addEventListener("DOMContentLoaded", () => {
+    // On a phone the alerts come first: the chart starts folded.
+    const card = document.getElementById("chart-card");
+    if (card && window.matchMedia("(max-width: 760px)").matches) card.open = false;
+    draw(); updateSelection();
+  });
+  document.addEventListener("toggle", (event) => {
+    if (event.target && event.target.id === "chart-card" && event.target.open) draw();
+  }, true);
   document.addEventListener("htmx:afterSwap", (event) => {
     const target = event.detail.target;
     if (!target) return;
-    if (target.id === "results") { draw(); updateSelection(); restoreFocus(); announce(); }
+    if (target.id === "results") {
+      const card = document.getElementById("chart-card");
+      if (card && window.matchMedia("(max-width: 760px)").matches) card.open = false;
+      draw(); updateSelection(); restoreFocus(); announce();
+    }
     else if (target.matches && target.matches("tr[data-alert-id]")) {
       const row = document.getElementById(target.id) || target;
       focusRow(row);
