@@ -404,3 +404,24 @@ def test_inbox_pages_render_for_every_reader(client: TestClient, world: World, p
     page = client.get(path)
     assert page.status_code == 200
     assert 'name="ids"' not in page.text  # an auditor cannot triage: no selection
+
+
+def test_an_anonymous_upload_is_refused_before_it_is_read(client: TestClient, world: World) -> None:
+    uploads = world.settings.var_dir / "uploads"
+    files = {"files": ("auth.log", b"Nov 20 10:00:00 h sshd[1]: x\n" * 40_000, "text/plain")}
+    refused = client.post("/hunts", files=files, follow_redirects=False)
+    assert refused.status_code == 303 and refused.headers["location"].startswith("/login")
+    # Not even parsed: a broken multipart body gets the same answer, not a parsing error.
+    broken = client.post(
+        "/hunts",
+        content=b"--x\r\nContent-Disposition: form-data; name=files; filename=a\r\n\r\nno end",
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+        follow_redirects=False,
+    )
+    assert broken.status_code == 303 and broken.headers["location"].startswith("/login")
+    assert not uploads.exists() or not any(uploads.iterdir())
+    # Signed in, the same upload is taken.
+    csrf = sign_in(client, world["a.analyst"])
+    taken = client.post("/hunts", files=files, data={"csrf_token": csrf}, follow_redirects=False)
+    assert taken.status_code == 303 and taken.headers["location"] == "/hunts"
+    assert any(uploads.iterdir())

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import UploadFile
 
 from qorgan.core.roles import Permission
 from qorgan.pipeline import hunts as service
@@ -53,27 +54,41 @@ def hunt_row(request: Request, db: Db, actor: Reader, hunt_id: RecordId) -> Resp
     return render(request, "_hunt_row.html", {"hunt": HuntOut.of(hunt)})
 
 
+#: Files one upload may hold, and server-side paths one hunt may name.
+MAX_FILES = 100
+MAX_PATHS = 100
+
+
 @router.post("/hunts")
-async def start_hunt(
-    request: Request,
-    db: Db,
-    actor: Runner,
-    files: Annotated[list[UploadFile] | None, Form()] = None,
-    server_paths: Annotated[list[str] | None, Form()] = None,
-) -> Response:
+async def start_hunt(request: Request, db: Db, actor: Runner) -> Response:
+    """Start a hunt over uploaded files or files of the organisation's folder. The form is read
+    here, after the caller is known: an anonymous upload is refused before a byte of it is
+    stored (the body limit bounds it in any case)."""
     settings = state(request).settings
-    uploads = [f for f in files or [] if f.filename]
-    root = None
-    if uploads:
-        paths = await save_uploads(
-            uploads, settings.var_dir / "uploads", settings.max_upload_mib << 20
-        )
-        source = HuntSource.upload
-    elif server_paths:
-        root = organisation_folder(settings.hunt_root, actor.organisation_id)
-        paths = resolve_server_paths(root, server_paths)
-        source = HuntSource.server
-    else:
-        raise HTTPException(400, _l("upload files or choose server-side files"))
+    try:
+        form = await request.form(max_files=MAX_FILES, max_fields=MAX_PATHS + 10)
+    except HTTPException:
+        raise
+    except Exception:  # a malformed multipart body
+        raise HTTPException(400, _l("invalid form")) from None
+    try:
+        uploads = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
+        server_paths = [v for v in form.getlist("server_paths") if isinstance(v, str)]
+        root = None
+        if uploads:
+            paths = await save_uploads(
+                uploads,  # type: ignore[arg-type]
+                settings.var_dir / "uploads",
+                settings.max_upload_mib << 20,
+            )
+            source = HuntSource.upload
+        elif server_paths:
+            root = organisation_folder(settings.hunt_root, actor.organisation_id)
+            paths = resolve_server_paths(root, server_paths)
+            source = HuntSource.server
+        else:
+            raise HTTPException(400, _l("upload files or choose server-side files"))
+    finally:
+        await form.close()  # the spooled upload files, at once
     start(request, db, actor, paths, source, root=root)
     return RedirectResponse("/hunts", status_code=303)
