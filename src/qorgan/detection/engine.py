@@ -217,7 +217,7 @@ class _BatchState:
             for i in np.flatnonzero((a.codes >= 0) & (b.codes >= 0)):
                 left = [t.casefold() for t in elements(a.uniques[a.codes[i]])]
                 right = [t.casefold() for t in elements(b.uniques[b.codes[i]])]
-                out[i] = any(_fieldref(x, y, mode) for x in left for y in right)
+                out[i] = any(fieldref_matches(x, y, mode) for x in left for y in right)
         elif atom.op == "time":
             part, number = atom.value
             for i, text in enumerate(self.batch.times):
@@ -227,7 +227,8 @@ class _BatchState:
         return out if out.any() else None
 
 
-def _fieldref(value: str, other: str, mode: str) -> bool:
+def fieldref_matches(value: str, other: str, mode: str) -> bool:
+    """Whether a field's value matches another field's (``fieldref``, with its mode)."""
     if mode == "prefix":
         return value.startswith(other)
     if mode == "suffix":

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qorgan.core.timeutil import parse_time
+from qorgan.detection.engine import fieldref_matches
 from qorgan.detection.matchers import FieldMatcher, elements
 from qorgan.detection.plan import (
     And,
@@ -116,18 +117,8 @@ def _holds(atom: Atom, event: dict[str, Any], time: str | None) -> bool:
             return False
         left = [t.casefold() for t in elements(_encoded(value))]
         right = [t.casefold() for t in elements(_encoded(event[other]))]
-        return any(_fieldref(x, y, mode) for x in left for y in right)
+        return any(fieldref_matches(x, y, mode) for x in left for y in right)
     return bool(FieldMatcher([(0, atom)]).match([_encoded(value)]))
-
-
-def _fieldref(value: str, other: str, mode: str) -> bool:
-    if mode == "prefix":
-        return value.startswith(other)
-    if mode == "suffix":
-        return value.endswith(other)
-    if mode == "contains":
-        return other in value
-    return value == other
 
 
 def explain(
