@@ -18,10 +18,10 @@ from qorgan.incidents import alerts as store
 from qorgan.incidents import inbox, saved_searches, triage
 from qorgan.incidents.alerts import AlertError, NotFound
 from qorgan.incidents.inbox import AlertFilter, Sort
-from qorgan.incidents.models import AlertStatus, StoredAlert
+from qorgan.incidents.models import TALLY_DIMENSIONS, AlertStatus, AlertTally, StoredAlert
 from qorgan.incidents.observables import observables, search_text
 
-from .test_alert_store import WEB_RULE, World, alert, ingest
+from .test_alert_store import WEB_RULE, World, _alert_ids, alert, ingest
 
 
 def records(
@@ -199,18 +199,106 @@ def test_timeline_picks_hours_or_days(factory: sessionmaker[Session], world: Wor
         assert points[0].bucket == datetime(2026, 11, 20, tzinfo=points[0].bucket.tzinfo)
 
 
-# --------------------------------------------------------------------------- bulk triage
+# --------------------------------------------------------------------------- tallies
 
 
-def _ids(factory: sessionmaker[Session], organisation_id: int) -> list[int]:
-    with unit_of_work(factory) as session:
-        return list(
-            session.scalars(
-                select(StoredAlert.id)
-                .where(StoredAlert.organisation_id == organisation_id)
-                .order_by(StoredAlert.id)
+def _tally_world(factory: sessionmaker[Session], world: World) -> None:
+    hosts = ["h1", "h2", None]
+    levels = ["low", "medium", "high", "critical"]
+    ingest(
+        factory,
+        world.almaty,
+        *(
+            alert(
+                i,
+                rule_id=WEB_RULE if i % 3 == 0 else f"rule-{i % 4}",
+                title="Web" if i % 3 == 0 else f"Title {i % 4}",
+                level=levels[i % 4],
+                host=hosts[i % 3],
+                time=None if i % 7 == 0 else f"2026-11-{10 + i % 5:02d}T{i % 24:02d}:30:00Z",
+                kz_cert=None if i % 5 == 0 else "credential-attack",
+                event={"user": f"u{i % 6}", "src_ip": f"203.0.113.{i % 4}"},
             )
+            for i in range(40)
+        ),
+    )
+    ingest(factory, world.astana, *(alert(i, host="h1") for i in range(6)))
+
+
+def _views(
+    factory: sessionmaker[Session], organisation_ids: list[int], monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[Any], list[Any]]:
+    """What the inbox shows, once from the tallies and once counted from the alerts."""
+    out = []
+    with unit_of_work(factory) as session:
+        for tallied in (True, False):
+            if not tallied:
+                monkeypatch.setattr(inbox, "_tally_plan", lambda filters: None)
+            shown: list[Any] = []
+            for filters in (
+                {},
+                {"status": AlertStatus.new},
+                {"status": AlertStatus.acknowledged, "levels": {"high", "critical"}},
+                {"host": "h1"},
+                {"rule_id": WEB_RULE, "status": AlertStatus.new},
+                {"user": "u2"},
+                {"kz_cert_class": "credential-attack", "levels": {"low"}},
+            ):
+                chosen = AlertFilter(**filters)
+                kwargs = {"session": session, "organisation_ids": organisation_ids}
+                shown.append(inbox.level_counts(filters=chosen, **kwargs))
+                shown.append(inbox.count(filters=chosen, **kwargs))
+                shown.append(inbox.timeline(filters=chosen, **kwargs))
+                for by in ("rule", "host", "user", "address"):
+                    shown.append(inbox.group_alerts(filters=chosen, by=by, **kwargs))
+                    shown.append(
+                        inbox.group_alerts(filters=chosen, by=by, limit=2, offset=1, **kwargs)
+                    )
+            out.append(shown)
+        monkeypatch.undo()
+    return out[0], out[1]
+
+
+def test_tallies_follow_every_change(
+    factory: sessionmaker[Session], world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counts, groups and the timeline read from the tallies equal the alerts counted, after
+    ingestion, triage of every kind and deletion, for one organisation and for two."""
+    _tally_world(factory, world)
+    both = [world.almaty, world.astana]
+    tallied, counted = _views(factory, [world.almaty], monkeypatch)
+    assert tallied == counted
+    tallied, counted = _views(factory, both, monkeypatch)
+    assert tallied == counted
+    ours = _alert_ids(factory, world.almaty)
+    kwargs = {"organisation_id": world.almaty, "actor_id": world.analyst}
+    with unit_of_work(factory) as session:
+        triage.bulk_triage(session=session, action="acknowledge", alert_ids=ours[::2], **kwargs)
+        triage.bulk_triage(session=session, action="false-positive", alert_ids=ours[::5], **kwargs)
+        triage.bulk_triage(session=session, action="reopen", alert_ids=ours[::10], **kwargs)
+        triage.bulk_triage(
+            session=session,
+            action="assign",
+            alert_ids=ours[:7],
+            assignee_id=world.colleague,
+            **kwargs,
         )
+        triage.triage(session=session, action="acknowledge", alert_id=ours[1], **kwargs)
+        for row in session.scalars(select(StoredAlert).where(StoredAlert.id.in_(ours[-3:]))):
+            session.delete(row)
+    for organisations in ([world.almaty], both):
+        tallied, counted = _views(factory, organisations, monkeypatch)
+        assert tallied == counted
+    with unit_of_work(factory) as session:  # every alert is in one key of each dimension
+        totals = session.execute(
+            select(AlertTally.dimension, func.sum(AlertTally.alerts))
+            .where(AlertTally.organisation_id == world.almaty)
+            .group_by(AlertTally.dimension)
+        ).all()
+        assert dict(totals) == dict.fromkeys(TALLY_DIMENSIONS, len(ours) - 3)
+
+
+# --------------------------------------------------------------------------- bulk triage
 
 
 def _entries(factory: sessionmaker[Session], action: str) -> list[AuditEntry]:
@@ -227,7 +315,7 @@ def test_bulk_triage_of_ids_and_of_all_matching(
 ) -> None:
     ingest(factory, world.almaty, *(alert(i, host=f"h{i % 3}") for i in range(30)))
     ingest(factory, world.astana, *(alert(i, host="h0") for i in range(5)))
-    ours, theirs = _ids(factory, world.almaty), _ids(factory, world.astana)
+    ours, theirs = _alert_ids(factory, world.almaty), _alert_ids(factory, world.astana)
     kwargs = {"organisation_id": world.almaty, "actor_id": world.analyst}
     with unit_of_work(factory) as session:
         # Named ids: another organisation's are never touched and count as not matched.
@@ -327,7 +415,7 @@ def test_concurrent_bulk_triage_records_each_change_once(
 
 def test_single_triage_answers_what_changed(factory: sessionmaker[Session], world: World) -> None:
     ingest(factory, world.almaty, alert(1))
-    alert_id = _ids(factory, world.almaty)[0]
+    alert_id = _alert_ids(factory, world.almaty)[0]
     kwargs = {"organisation_id": world.almaty, "alert_id": alert_id, "actor_id": world.analyst}
     with unit_of_work(factory) as session:
         first = triage.triage(session=session, action="acknowledge", **kwargs)

@@ -3,7 +3,10 @@ and exports.
 
 Every read takes the organisations whose alerts the caller may see (its own, and those shared
 with it). Queries are written for the indexes of migration 0006, so the first page, a search
-and a grouping stay fast with a million alerts (``bench/inbox.py``).
+and a grouping stay fast with a million alerts (``bench/inbox.py``). Counts, groups and the
+timeline of views narrowed only by status and level (and at most one of rule, host, user or
+KZ-CERT class) are read from :class:`~qorgan.incidents.models.AlertTally`, which the database
+keeps in step with the alerts; other views count the alerts that match.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from sqlalchemy import Select, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from qorgan.incidents.alerts import AlertError
-from qorgan.incidents.models import LEVELS, AlertLevel, AlertStatus, StoredAlert
+from qorgan.incidents.models import LEVELS, AlertLevel, AlertStatus, AlertTally, StoredAlert
 from qorgan.incidents.schemas import AlertGroup, TimelinePoint
 from qorgan.incidents.search import Search, SearchError, clause
 
@@ -177,12 +180,94 @@ def list_alerts(
     return list(page), total
 
 
+# --------------------------------------------------------------------------- tallies
+
+#: Filters the tallies can answer, by the tally dimension whose key they fix.
+_KEYED = {"rule_id": "rule", "host": "host", "user": "user", "kz_cert_class": "class"}
+#: The tally dimension of each grouping, and the column it groups.
+_GROUP_DIMENSION = {"rule": "rule", "host": "host", "user": "user", "address": "address"}
+
+
+def _tally_key(value: str | None) -> str:
+    """A tally's key for a value: "=" and the value, "" for none."""
+    return "" if value is None else "=" + value
+
+
+def _tally_value(key: str) -> str | None:
+    return key[1:] if key else None
+
+
+def _tally_plan(filters: AlertFilter) -> tuple[str | None, str | None] | None:
+    """(dimension, key) of the tallies that count the alerts matching ``filters``: the keyed
+    filter's, or (None, None) when only status and levels narrow them; None when the tallies
+    cannot count them (a time range, an assignee, an address, a search, or two keyed filters)."""
+    if (
+        filters.since is not None
+        or filters.until is not None
+        or filters.assignee_id is not None
+        or filters.address is not None
+        or filters.search is not None
+    ):
+        return None
+    keyed = [(_KEYED[name], getattr(filters, name)) for name in _KEYED]
+    keyed = [(dimension, value) for dimension, value in keyed if value is not None]
+    if len(keyed) > 1:
+        return None
+    if keyed:
+        dimension, value = keyed[0]
+        return dimension, _tally_key(value)
+    return None, None
+
+
+def _tallies(
+    organisation_ids: Collection[int], filters: AlertFilter, dimension: str, *columns: Any
+) -> Select[Any]:
+    """``SELECT columns`` of the visible, non-empty tallies of ``dimension`` that match the
+    filters' status and levels (the caller narrows the key)."""
+    t = AlertTally
+    ids = sorted(set(organisation_ids))
+    query = select(*columns).where(
+        t.organisation_id == ids[0] if len(ids) == 1 else t.organisation_id.in_(ids),
+        t.dimension == dimension,
+        t.alerts > 0,
+    )
+    if filters.status is not None:
+        query = query.where(t.status == AlertStatus(filters.status).value)
+    if filters.levels:
+        query = query.where(t.severity.in_(sorted(LEVELS.index(v) for v in filters.levels)))
+    return query
+
+
+def _tallied_levels(
+    session: Session, organisation_ids: Collection[int], filters: AlertFilter
+) -> dict[str, int] | None:
+    plan = _tally_plan(filters)
+    if plan is None:
+        return None
+    dimension, key = plan
+    t = AlertTally
+    # Every alert is in exactly one key of each dimension; the classes are the fewest rows.
+    query = _tallies(
+        organisation_ids, filters, dimension or "class", t.severity, func.sum(t.alerts)
+    )
+    if key is not None:
+        query = query.where(t.key == key)
+    rows = session.execute(query.group_by(t.severity))
+    return {LEVELS[rank]: int(n) for rank, n in sorted(rows) if n}
+
+
+# --------------------------------------------------------------------------- counts
+
+
 def count(
     *, session: Session, organisation_ids: Collection[int], filters: AlertFilter = NO_FILTER
 ) -> int:
     """How many visible alerts match."""
     if not organisation_ids:
         return 0
+    tallied = _tallied_levels(session, organisation_ids, filters)
+    if tallied is not None:
+        return sum(tallied.values())
     query = filtered(session, organisation_ids, filters, literal_column("1"))
     return session.scalar(select(func.count()).select_from(query.subquery())) or 0
 
@@ -193,10 +278,13 @@ def level_counts(
     """How many visible alerts match, per level (levels without alerts left out)."""
     if not organisation_ids:
         return {}
+    tallied = _tallied_levels(session, organisation_ids, filters)
+    if tallied is not None:
+        return tallied
     query = filtered(
         session, organisation_ids, filters, StoredAlert.severity, func.count()
     ).group_by(StoredAlert.severity)
-    return {LEVELS[rank]: n for rank, n in session.execute(query)}
+    return {LEVELS[rank]: n for rank, n in sorted(session.execute(query))}
 
 
 def ids(
@@ -257,6 +345,12 @@ def group_alerts(
         raise AlertError("limit and offset must not be negative")
     if not organisation_ids:
         return [], 0
+    plan = _tally_plan(filters)
+    dimension = _GROUP_DIMENSION.get(by)
+    if plan is not None and dimension is not None and plan[0] in (None, dimension):
+        return _tallied_groups(
+            session, organisation_ids, filters, by, dimension, plan[1], limit, offset
+        )
     a = StoredAlert
     keys = _group_keys(by)
     number = func.count().label("count")
@@ -267,15 +361,23 @@ def group_alerts(
         func.min(a.time).label("first_time"),
         func.max(a.time).label("last_time"),
         rank,
+        # How many groups in all, in the same pass (counted after grouping, before the limit).
+        func.count().over().label("groups"),
     ]
     if by in ("rule", "rule_host"):
         # Titles may change between versions of a rule: show one of them.
         columns.append(func.max(a.rule_title).label("rule_title"))
     grouped = filtered(session, organisation_ids, filters, *columns).group_by(*keys)
-    total = session.scalar(select(func.count()).select_from(grouped.subquery())) or 0
-    query = grouped.order_by(rank.desc(), number.desc(), *keys).limit(limit).offset(offset)
+    # Ties: by value, alerts without one last (on both databases).
+    ties = [key.asc().nulls_last() for key in keys]
+    query = grouped.order_by(rank.desc(), number.desc(), *ties).limit(limit).offset(offset)
+    rows = session.execute(query).all()
+    if rows:
+        total = rows[0].groups
+    else:  # past the last page, or nothing matches
+        total = session.scalar(select(func.count()).select_from(grouped.subquery())) or 0
     groups = []
-    for row in session.execute(query):
+    for row in rows:
         values = row._mapping
         groups.append(
             AlertGroup(
@@ -293,11 +395,140 @@ def group_alerts(
     return groups, total
 
 
+def _tallied_groups(
+    session: Session,
+    organisation_ids: Collection[int],
+    filters: AlertFilter,
+    by: str,
+    dimension: str,
+    key: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[AlertGroup], int]:
+    """Groups from the tallies: counts and highest levels there; each group's first and last
+    event time (and a rule's title) from the alerts, by index probes for the page's groups."""
+    t = AlertTally
+    number = func.sum(t.alerts).label("count")
+    rank = func.max(t.severity).label("rank")
+    base = _tallies(organisation_ids, filters, dimension, t.key, number, rank)
+    if key is not None:
+        base = base.where(t.key == key)
+    grouped = base.group_by(t.key)
+    rows = session.execute(
+        grouped.order_by(rank.desc(), number.desc(), t.key == "", t.key).limit(limit).offset(offset)
+    ).all()
+    total = session.scalar(select(func.count()).select_from(grouped.subquery())) or 0
+    values = [_tally_value(row.key) for row in rows]
+    times = _first_and_last(session, organisation_ids, filters, _group_keys(by)[0], values)
+    titles = _titles(session, organisation_ids, values) if by == "rule" else {}
+    groups = []
+    for row, value in zip(rows, values, strict=True):
+        first, last = times.get(value, (None, None))
+        groups.append(
+            AlertGroup(
+                rule_id=value if by == "rule" else None,
+                rule_title=titles.get(value),
+                host=value if by == "host" else None,
+                user=value if by == "user" else None,
+                address=value if by == "address" else None,
+                count=int(row.count),
+                first_time=first,
+                last_time=last,
+                level=AlertLevel(LEVELS[row.rank or 0]),
+            )
+        )
+    return groups, total
+
+
+#: Scalar subqueries per statement when probing groups' first and last alerts.
+_PROBES = 400
+
+
+def _first_and_last(
+    session: Session,
+    organisation_ids: Collection[int],
+    filters: AlertFilter,
+    column: Any,
+    values: list[str | None],
+) -> dict[str | None, tuple[datetime | None, datetime | None]]:
+    """Each value's first and last event time among the matching alerts: one ``min`` and one
+    ``max`` per value, organisation and status, each answered by the end of an index
+    ``(organisation, value, status, time)``; combined here."""
+    a = StoredAlert
+    statuses = [filters.status] if filters.status is not None else list(AlertStatus)
+    ranks = sorted(LEVELS.index(v) for v in filters.levels)
+    probes: list[tuple[str | None, int, Any]] = []
+    for value in values:
+        for organisation in sorted(set(organisation_ids)):
+            for status in statuses:
+                where = [
+                    a.organisation_id == organisation,
+                    column.is_(None) if value is None else column == value,
+                    a.status == status,
+                ]
+                if ranks:
+                    where.append(a.severity.in_(ranks))
+                for end, aggregate in enumerate((func.min, func.max)):
+                    probes.append(
+                        (value, end, select(aggregate(a.time)).where(*where).scalar_subquery())
+                    )
+    found: dict[str | None, list[datetime | None]] = {value: [None, None] for value in values}
+    for start in range(0, len(probes), _PROBES):
+        chunk = probes[start : start + _PROBES]
+        row = session.execute(select(*(probe for _, _, probe in chunk))).one()
+        for (value, end, _), moment in zip(chunk, row, strict=True):
+            if moment is None:
+                continue
+            current = found[value][end]
+            if current is None or (moment < current if end == 0 else moment > current):
+                found[value][end] = moment
+    return {value: (first, last) for value, (first, last) in found.items()}
+
+
+def _titles(
+    session: Session, organisation_ids: Collection[int], rule_ids: list[str | None]
+) -> dict[str | None, str]:
+    """A title of each rule (titles may change between versions of a rule: one of them)."""
+    a = StoredAlert
+    wanted = [rule_id for rule_id in rule_ids if rule_id is not None]
+    if not wanted:
+        return {}
+    ids = sorted(set(organisation_ids))
+    visible = a.organisation_id == ids[0] if len(ids) == 1 else a.organisation_id.in_(ids)
+    probes = [
+        select(a.rule_title).where(visible, a.rule_id == rule_id).limit(1).scalar_subquery()
+        for rule_id in wanted
+    ]
+    titles: dict[str | None, str] = {}
+    for start in range(0, len(probes), _PROBES):
+        row = session.execute(select(*probes[start : start + _PROBES])).one()
+        titles.update(zip(wanted[start : start + _PROBES], row, strict=True))
+    return titles
+
+
 def _hour_key(dialect: str) -> Any:
     """The UTC hour of an alert's event time, as text ``YYYY-MM-DD HH``."""
     if dialect == "postgresql":
         return func.to_char(func.timezone("UTC", StoredAlert.time), "YYYY-MM-DD HH24")
     return func.substr(StoredAlert.time, 1, 13)
+
+
+def _hourly(
+    session: Session, organisation_ids: Collection[int], filters: AlertFilter
+) -> list[tuple[str, str, int]]:
+    """(UTC hour as ``YYYY-MM-DD HH``, level, alerts) of the matching alerts with a time."""
+    if _tally_plan(filters) == (None, None):
+        t = AlertTally
+        query = _tallies(organisation_ids, filters, "hour", t.key, t.severity, func.sum(t.alerts))
+        rows = session.execute(query.where(t.key != "").group_by(t.key, t.severity))
+        return [(key[1:], LEVELS[rank], int(n)) for key, rank, n in rows if n]
+    hour = _hour_key(_dialect(session)).label("hour")
+    query = (
+        filtered(session, organisation_ids, filters, hour, StoredAlert.severity, func.count())
+        .where(StoredAlert.time.is_not(None))
+        .group_by(hour, StoredAlert.severity)
+    )
+    return [(str(key), LEVELS[rank], n) for key, rank, n in session.execute(query)]
 
 
 def timeline(
@@ -323,16 +554,10 @@ def timeline(
         raise AlertError(f"unknown time zone {tz!r}") from None
     if not organisation_ids:
         return [], "day" if bucket == "auto" else bucket
-    hour = _hour_key(_dialect(session)).label("hour")
-    query = (
-        filtered(session, organisation_ids, filters, hour, StoredAlert.level, func.count())
-        .where(StoredAlert.time.is_not(None))
-        .group_by(hour, StoredAlert.level)
-    )
     hourly: list[tuple[datetime, str, int]] = []
-    for key, level, n in session.execute(query):
-        start = datetime.strptime(str(key), "%Y-%m-%d %H").replace(tzinfo=UTC)
-        hourly.append((start, str(level), n))
+    for key, level, n in _hourly(session, organisation_ids, filters):
+        start = datetime.strptime(key, "%Y-%m-%d %H").replace(tzinfo=UTC)
+        hourly.append((start, level, n))
     if bucket == "auto":
         span = (max(h[0] for h in hourly) - min(h[0] for h in hourly)) if hourly else timedelta()
         bucket = "hour" if span <= timedelta(days=3) else "day"

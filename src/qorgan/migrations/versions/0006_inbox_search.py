@@ -14,6 +14,14 @@ FTS5 table with the trigram tokenizer on SQLite (external content: the text is s
 ``alerts.search_text``; triggers keep the index in step), and a pg_trgm GIN index on PostgreSQL
 (the extension is trusted since PostgreSQL 13, so the database owner may create it).
 
+``alert_tallies`` counts alerts per organisation, grouping value (rule, host, user, source
+address, KZ-CERT class, UTC hour of the event), status and level, so the inbox's counts, groups
+and chart need not read every alert (``bench/inbox.py``: a million alerts). Triggers keep it in
+the writing transaction: row triggers on SQLite; statement triggers with transition tables on
+PostgreSQL (one aggregated upsert per statement), after a statement trigger has taken the audit
+trail's advisory lock, so concurrent writers queue before touching a tally row instead of
+deadlocking over them.
+
 Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-30 00:20:00.000000
@@ -63,6 +71,126 @@ POSTGRES_SEARCH = (
     "CREATE INDEX ix_alerts_search_text ON alerts USING gin (search_text gin_trgm_ops)",
 )
 
+#: The audit trail's append lock (``qorgan.core.audit.ADVISORY_LOCK_KEY``), written out: the
+#: tallies' writers take it too, so every writer of alerts queues on one lock.
+ADVISORY_LOCK_KEY = 0x716F7267616E2D61
+#: Each tally dimension's key: "=" and the value, or "" when the alert has none.
+TALLY_KEYS = {
+    "rule": "coalesce('=' || {p}rule_id, '')",
+    "host": "coalesce('=' || {p}host, '')",
+    "user": "coalesce('=' || {p}user_name, '')",
+    "address": "coalesce('=' || {p}source_ip, '')",
+    "class": "coalesce('=' || {p}kz_cert_class, '')",
+}
+HOUR_KEY = {
+    # The same text as the inbox's timeline (qorgan.incidents.inbox._hour_key).
+    "sqlite": "coalesce('=' || substr({p}time, 1, 13), '')",
+    "postgresql": "coalesce('=' || to_char({p}time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24'), '')",
+}
+TALLY_COLUMNS = "organisation_id, dimension, key, status, severity, alerts"
+TALLY_GROUP = "organisation_id, dimension, key, status, severity"
+TALLY_UPSERT = (
+    f"ON CONFLICT ({TALLY_GROUP}) DO UPDATE SET alerts = alert_tallies.alerts + excluded.alerts"
+)
+#: Columns whose change moves an alert between tallies.
+TALLIED = (
+    "organisation_id, rule_id, host, user_name, source_ip, kz_cert_class, time, status, severity"
+)
+
+
+def _keys(dialect: str, prefix: str = "") -> dict[str, str]:
+    keys = {name: key.format(p=prefix) for name, key in TALLY_KEYS.items()}
+    keys["hour"] = HOUR_KEY[dialect].format(p=prefix)
+    return keys
+
+
+def _sqlite_tally(row: str, delta: int) -> str:
+    values = ", ".join(
+        f"({row}.organisation_id, '{name}', {key}, {row}.status, {row}.severity, {delta})"
+        for name, key in _keys("sqlite", f"{row}.").items()
+    )
+    return f"INSERT INTO alert_tallies ({TALLY_COLUMNS}) VALUES {values} {TALLY_UPSERT};"
+
+
+def _sqlite_tallies() -> list[str]:
+    return [
+        "CREATE TRIGGER alert_tallies_insert AFTER INSERT ON alerts BEGIN "
+        f"{_sqlite_tally('new', 1)} END",
+        "CREATE TRIGGER alert_tallies_delete AFTER DELETE ON alerts BEGIN "
+        f"{_sqlite_tally('old', -1)} END",
+        f"CREATE TRIGGER alert_tallies_update AFTER UPDATE OF {TALLIED} ON alerts BEGIN "
+        f"{_sqlite_tally('old', -1)} {_sqlite_tally('new', 1)} END",
+    ]
+
+
+def _postgres_changes(table: str, delta: int) -> str:
+    keys = ", ".join(f"('{name}', {key})" for name, key in _keys("postgresql", "a.").items())
+    return (
+        f"SELECT a.organisation_id, d.dimension, d.key, a.status, a.severity, {delta} AS delta "
+        f"FROM {table} AS a CROSS JOIN LATERAL (VALUES {keys}) AS d(dimension, key)"
+    )
+
+
+def _postgres_function(name: str, tables: list[tuple[str, int]]) -> str:
+    changes = " UNION ALL ".join(_postgres_changes(table, delta) for table, delta in tables)
+    return (
+        f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"INSERT INTO alert_tallies ({TALLY_COLUMNS}) "
+        f"SELECT {TALLY_GROUP}, sum(delta) FROM ({changes}) AS changes "
+        f"GROUP BY {TALLY_GROUP} HAVING sum(delta) <> 0 ORDER BY {TALLY_GROUP} {TALLY_UPSERT}; "
+        "RETURN NULL; END $$"
+    )
+
+
+def _postgres_tallies() -> list[str]:
+    return [
+        "CREATE FUNCTION alert_tallies_lock() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"PERFORM pg_advisory_xact_lock({ADVISORY_LOCK_KEY}); RETURN NULL; END $$",
+        _postgres_function("alert_tallies_insert", [("new_rows", 1)]),
+        _postgres_function("alert_tallies_update", [("old_rows", -1), ("new_rows", 1)]),
+        _postgres_function("alert_tallies_delete", [("old_rows", -1)]),
+        "CREATE TRIGGER alert_tallies_lock BEFORE INSERT OR UPDATE OR DELETE ON alerts "
+        "FOR EACH STATEMENT EXECUTE FUNCTION alert_tallies_lock()",
+        "CREATE TRIGGER alert_tallies_insert AFTER INSERT ON alerts "
+        "REFERENCING NEW TABLE AS new_rows "
+        "FOR EACH STATEMENT EXECUTE FUNCTION alert_tallies_insert()",
+        "CREATE TRIGGER alert_tallies_update AFTER UPDATE ON alerts "
+        "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+        "FOR EACH STATEMENT EXECUTE FUNCTION alert_tallies_update()",
+        "CREATE TRIGGER alert_tallies_delete AFTER DELETE ON alerts "
+        "REFERENCING OLD TABLE AS old_rows "
+        "FOR EACH STATEMENT EXECUTE FUNCTION alert_tallies_delete()",
+    ]
+
+
+def _tally_existing(dialect: str) -> list[str]:
+    """The tallies of the alerts already stored, one statement per dimension."""
+    return [
+        f"INSERT INTO alert_tallies ({TALLY_COLUMNS}) "
+        f"SELECT organisation_id, '{name}', {key}, status, severity, count(*) FROM alerts "
+        f"GROUP BY organisation_id, {key}, status, severity"
+        for name, key in _keys(dialect).items()
+    ]
+
+
+TALLIES_DROP = {
+    "sqlite": [
+        "DROP TRIGGER IF EXISTS alert_tallies_insert",
+        "DROP TRIGGER IF EXISTS alert_tallies_delete",
+        "DROP TRIGGER IF EXISTS alert_tallies_update",
+    ],
+    "postgresql": [
+        "DROP TRIGGER IF EXISTS alert_tallies_lock ON alerts",
+        "DROP TRIGGER IF EXISTS alert_tallies_insert ON alerts",
+        "DROP TRIGGER IF EXISTS alert_tallies_update ON alerts",
+        "DROP TRIGGER IF EXISTS alert_tallies_delete ON alerts",
+        "DROP FUNCTION IF EXISTS alert_tallies_lock()",
+        "DROP FUNCTION IF EXISTS alert_tallies_insert()",
+        "DROP FUNCTION IF EXISTS alert_tallies_update()",
+        "DROP FUNCTION IF EXISTS alert_tallies_delete()",
+    ],
+}
+
 OLD_INDEXES = {
     "ix_alerts_organisation_id_time": ["organisation_id", "time"],
     "ix_alerts_organisation_id_rule_id": ["organisation_id", "rule_id"],
@@ -78,10 +206,16 @@ NEW_INDEXES: dict[str, tuple[list[str], dict[str, str]]] = {
     "ix_alerts_organisation_id_time": (["organisation_id", "time", "id"], NEWEST_FIRST),
     "ix_alerts_organisation_id_received_at": (["organisation_id", "received_at"], {}),
     "ix_alerts_organisation_id_severity": (["organisation_id", "severity", "time"], {}),
-    "ix_alerts_organisation_id_rule_id": (["organisation_id", "rule_id", "severity"], {}),
-    "ix_alerts_organisation_id_host": (["organisation_id", "host", "severity"], {}),
-    "ix_alerts_organisation_id_user_name": (["organisation_id", "user_name"], {}),
-    "ix_alerts_organisation_id_source_ip": (["organisation_id", "source_ip"], {}),
+    "ix_alerts_organisation_id_rule_id": (["organisation_id", "rule_id", "status", "time"], {}),
+    "ix_alerts_organisation_id_host": (["organisation_id", "host", "status", "time"], {}),
+    "ix_alerts_organisation_id_user_name": (
+        ["organisation_id", "user_name", "status", "time"],
+        {},
+    ),
+    "ix_alerts_organisation_id_source_ip": (
+        ["organisation_id", "source_ip", "status", "time"],
+        {},
+    ),
     "ix_alerts_organisation_id_destination_ip": (["organisation_id", "destination_ip"], {}),
 }
 
@@ -184,6 +318,29 @@ def upgrade() -> None:
         for statement in POSTGRES_SEARCH:
             op.execute(statement)
 
+    op.create_table(
+        "alert_tallies",
+        sa.Column("organisation_id", sa.Integer(), nullable=False),
+        sa.Column("dimension", sa.String(length=8), nullable=False),
+        sa.Column("key", sa.String(length=260), nullable=False),
+        sa.Column("status", sa.String(length=32), nullable=False),
+        sa.Column("severity", sa.SmallInteger(), nullable=False),
+        sa.Column("alerts", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "organisation_id",
+            "dimension",
+            "key",
+            "status",
+            "severity",
+            name=op.f("pk_alert_tallies"),
+        ),
+    )
+    if dialect in HOUR_KEY:
+        for statement in _tally_existing(dialect):
+            op.execute(statement)
+        for statement in _sqlite_tallies() if dialect == "sqlite" else _postgres_tallies():
+            op.execute(statement)
+
     with op.batch_alter_table("audit_entries", schema=None) as batch_op:
         # An alert's history: its audit entries, read by target.
         batch_op.create_index(
@@ -249,6 +406,9 @@ def downgrade() -> None:
     with op.batch_alter_table("alert_comments", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_alert_comments_alert_id"))
     op.drop_table("alert_comments")
+    for statement in TALLIES_DROP.get(connection.dialect.name, []):
+        op.execute(statement)
+    op.drop_table("alert_tallies")
     with op.batch_alter_table("audit_entries", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_entries_target")
     if connection.dialect.name == "sqlite":
