@@ -203,7 +203,7 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True) -
         """Prometheus metrics, for the bearer of ``QORGAN_METRICS_TOKEN`` only (not served
         without one: then only on ``QORGAN_METRICS_ADDRESS``, if set)."""
         if settings.metrics_token is None:
-            raise HTTPException(404, _l("Not Found"))
+            raise HTTPException(404, _l("Not found"))
         offered = request.headers.get("authorization", "").partition(" ")[2].strip()
         wanted = settings.metrics_token.get_secret_value()
         if not hmac.compare_digest(offered.encode(), wanted.encode()):

@@ -1,6 +1,15 @@
-"""Display names of the console's fixed vocabularies, marked for translation."""
+"""Display names of the console's fixed vocabularies, marked for translation, and the
+messages with variable parts (file names, numbers) that the services write in English, read
+back by pattern so that pages show them translated (:func:`translate_message`).
+
+``tests/web/test_i18n_labels.py`` keeps each table in step with its vocabulary.
+"""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from qorgan.web.i18n import _l
 
@@ -24,6 +33,69 @@ STATUS_LABELS = {
     "new": _l("New"),
     "acknowledged": _l("Acknowledged"),
     "false_positive": _l("False positive"),
+}
+#: Permissions (``core.roles.Permission``), which API tokens carry as scopes.
+PERMISSION_LABELS = {
+    "alerts:read": _l("Read alerts"),
+    "alerts:write": _l("Send alerts"),
+    "alerts:triage": _l("Triage alerts"),
+    "hunts:run": _l("Run hunts"),
+    "hunts:read": _l("Read hunts"),
+    "audit:read": _l("Read the audit trail"),
+    "users:manage": _l("Manage users"),
+}
+#: Every action the audit trail records, as the audit page names it.
+AUDIT_ACTION_LABELS = {
+    "alert.read": _l("Alert viewed"),
+    "alert.acknowledge": _l("Alert acknowledged"),
+    "alert.false_positive": _l("Alert marked as a false positive"),
+    "alert.reopen": _l("Alert reopened"),
+    "alert.assign": _l("Alert assigned"),
+    "alert.comment": _l("Comment added to an alert"),
+    "alerts.ingest": _l("Alerts received"),
+    "alerts.export": _l("Alerts exported"),
+    "auth.login": _l("Signed in"),
+    "auth.logout": _l("Signed out"),
+    "auth.failure": _l("Failed sign-in or code check"),
+    "auth.refused_locked": _l("Refused: the account is locked"),
+    "hunt.create": _l("Hunt started"),
+    "hunt.finish": _l("Hunt finished"),
+    "organisation.create": _l("Organisation created"),
+    "organisation.share": _l("Records shared with another organisation"),
+    "token.issue": _l("API token issued"),
+    "token.revoke": _l("API token revoked"),
+    "user.create": _l("User created"),
+    "user.role": _l("Role changed"),
+    "user.password_change": _l("Password changed"),
+    "user.totp_enrol": _l("Second factor set up"),
+    "user.totp_reset": _l("Second factor reset"),
+    "user.recovery_codes": _l("New recovery codes issued"),
+    "user.unlock": _l("Account unlocked"),
+    "user.language": _l("Language changed"),
+}
+#: The same actions in an alert's history, where the alert goes without saying.
+HISTORY_LABELS = {
+    "alert.read": _l("Viewed the alert"),
+    "alert.acknowledge": _l("Marked as acknowledged"),
+    "alert.false_positive": _l("Marked as a false positive"),
+    "alert.reopen": _l("Reopened"),
+    "alert.assign": _l("Assigned"),
+    "alert.comment": _l("Commented"),
+}
+#: What an audit entry is about (its ``target_type``).
+TARGET_LABELS = {
+    "alert": _l("alert"),
+    "api_token": _l("API token"),
+    "hunt": _l("hunt"),
+    "organisation": _l("organisation"),
+    "user": _l("user"),
+}
+#: Who acted, when it was not a user: the hunts' background process, a sign-in with an
+#: unknown e-mail address, the command line.
+ACTOR_LABELS = {
+    "system": _l("System"),
+    "anonymous": _l("Unknown account"),
+    "cli": _l("Command line"),
 }
 SORT_LABELS = {
     "-time": _l("Newest first"),
@@ -66,3 +138,193 @@ SERVICE_MESSAGES = frozenset(
         _l("one of the last 5 passwords may not be reused"),
     }
 )
+
+#: Fixed messages of the pipeline, the alert store and the hunt folder that pages show.
+PAGE_MESSAGES = frozenset(
+    {
+        _l("interrupted by a restart"),
+        _l("the hunt ran out of memory"),
+        _l("a symbolic link out of the folder hunted; not read"),
+        _l("a symbolic link to a folder; not followed"),
+        _l("no such file or directory"),
+        _l("type something to search for"),
+        _l("a search cannot contain NUL or unpaired surrogate characters"),
+        _l("this search is too long to save"),
+        _l("alerts can only be assigned to users of the same organisation"),
+        _l("choose scopes your role holds and a listed lifetime"),
+        _l("choose a role"),
+        _l("unsupported language"),
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePattern:
+    """A message the code writes with variable parts: ``match`` reads them, ``message`` (marked
+    for translation, English as the page shows it) puts them back as ``%(name)s``. Parts named
+    in ``nested`` are messages themselves (a quarantine reason) and are translated in turn."""
+
+    match: re.Pattern[str]
+    message: str
+    nested: tuple[str, ...] = ()
+
+
+def _pattern(match: str, message: str, *nested: str) -> MessagePattern:
+    return MessagePattern(re.compile(match, re.DOTALL), message, nested)
+
+
+_SIZE = r"(?P<size>\d+ (?:MiB|KiB|bytes))"
+#: Tried in order; the first whose ``match`` takes the whole message wins.
+MESSAGE_PATTERNS = (
+    # Why a hunt failed (qorgan.pipeline.hunts).
+    _pattern(
+        r"the hunt exceeded its memory limit of (?P<limit>\d+) MiB",
+        _l("the hunt exceeded its memory limit of %(limit)s MiB"),
+    ),
+    _pattern(
+        r"the hunt's process was stopped by (?P<signal>[\w ]+) "
+        r"\(it may have exceeded its memory limit of (?P<limit>\d+) MiB\)",
+        _l(
+            "the hunt's process was stopped by %(signal)s "
+            "(it may have exceeded its memory limit of %(limit)s MiB)"
+        ),
+    ),
+    _pattern(
+        r"the hunt's process failed \(exit code (?P<code>-?\d+)\)",
+        _l("the hunt's process failed (exit code %(code)s)"),
+    ),
+    _pattern(
+        r"the hunt could not start: (?P<reason>.*)", _l("the hunt could not start: %(reason)s")
+    ),
+    _pattern(
+        r"no event could be read \((?P<count>\d+) quarantined; see the quarantine\)",
+        _l("no event could be read (%(count)s quarantined)"),
+    ),
+    _pattern(
+        r"no event could be read \((?P<count>\d+) quarantined; (?P<file>.+?): (?P<reason>.+)\)",
+        _l("no event could be read (%(count)s quarantined; %(file)s: %(reason)s)"),
+        "reason",
+    ),
+    # Quarantine reasons (qorgan.telemetry): the format's or the reader's name, then why.
+    _pattern(
+        r"format: format not recognised; force one with --input-format",
+        _l("the format of the file is not recognised"),
+    ),
+    _pattern(r"io: cannot open: (?P<reason>.*)", _l("cannot open the file: %(reason)s")),
+    _pattern(r"io: cannot read: (?P<reason>.*)", _l("cannot read the file: %(reason)s")),
+    _pattern(r"io: read stopped: (?P<reason>.*)", _l("reading stopped: %(reason)s")),
+    _pattern(r"io: (?P<reason>.*)", "%(reason)s", "reason"),
+    _pattern(
+        rf"gzip: inflates to more than {_SIZE}; the rest of the file is not read",
+        _l("the gzip file inflates to more than %(size)s; the rest of it is not read"),
+    ),
+    _pattern(
+        r"gzip: inflates more than (?P<ratio>[\d.e+]+) times its compressed size "
+        r"\(a decompression bomb\?\); the rest of the file is not read",
+        _l(
+            "the gzip file inflates more than %(ratio)s times its compressed size "
+            "(a decompression bomb?); the rest of it is not read"
+        ),
+    ),
+    _pattern(
+        rf"(?P<format>\w+): line longer than {_SIZE}",
+        _l("%(format)s: a line longer than %(size)s"),
+    ),
+    _pattern(
+        rf"json: document (?P<number>\d+) longer than {_SIZE}(?:, and cut short)?",
+        _l("JSON: document %(number)s is longer than %(size)s"),
+    ),
+    _pattern(r"syslog: no timestamp/header", _l("syslog: a line without a timestamp or header")),
+    _pattern(
+        r"accesslog: not a common/combined log line",
+        _l("web access log: not a line of the common or combined format"),
+    ),
+    _pattern(
+        r"apache_error: not an error log line", _l("Apache error log: not a line of the format")
+    ),
+    _pattern(r"cef: no CEF header", _l("CEF: a line without a CEF header")),
+    _pattern(r"cef: malformed CEF header", _l("CEF: a malformed CEF header")),
+    _pattern(
+        r"evtx: not a readable EVTX file: (?P<reason>.*)",
+        _l("EVTX: not a readable EVTX file: %(reason)s"),
+    ),
+    # The hunt folder (qorgan.web.files) and the hunt service.
+    _pattern(
+        r"(?P<path>.+) is longer than (?P<count>[\d,]+) characters",
+        _l("%(path)s is longer than %(count)s characters"),
+    ),
+    _pattern(
+        r"(?P<path>.+) contains a control character", _l("%(path)s contains a control character")
+    ),
+    _pattern(r"(?P<path>.+) is outside the hunt folder", _l("%(path)s is outside the hunt folder")),
+    _pattern(r"(?P<path>.+) is not a usable path", _l("%(path)s is not a usable path")),
+    _pattern(
+        r"(?P<path>.+) does not exist in the hunt folder",
+        _l("%(path)s does not exist in the hunt folder"),
+    ),
+    _pattern(r"the upload exceeds (?P<size>\d+) MiB", _l("the upload exceeds %(size)s MiB")),
+    # The inbox's search, dates, saved searches and bulk triage (qorgan.incidents, web.filters).
+    _pattern(
+        r"a search has at most (?P<count>[\d,]+) characters",
+        _l("a search has at most %(count)s characters"),
+    ),
+    _pattern(
+        r"a search has at most (?P<count>[\d,]+) terms", _l("a search has at most %(count)s terms")
+    ),
+    _pattern(
+        r"at least one search term needs (?P<count>\d+) characters or more",
+        _l("at least one search term needs %(count)s characters or more"),
+    ),
+    _pattern(
+        r"not a date \(YYYY-MM-DD\) or a date-time with offset, or out of range: (?P<value>.*)",
+        _l("not a date (YYYY-MM-DD) or a date-time with offset, or out of range: %(value)s"),
+    ),
+    _pattern(
+        r"a date-time needs its offset \(Z or \+05:00\): (?P<value>.*)",
+        _l("a date-time needs its offset (Z or +05:00): %(value)s"),
+    ),
+    _pattern(
+        r"a saved search needs a name of 1 to (?P<count>[\d,]+) characters",
+        _l("a saved search needs a name of 1 to %(count)s characters"),
+    ),
+    _pattern(
+        r"at most (?P<count>[\d,]+) searches can be saved; delete one first",
+        _l("at most %(count)s searches can be saved; delete one first"),
+    ),
+    _pattern(
+        r"at most (?P<count>[\d,]+) alerts can be changed at once",
+        _l("at most %(count)s alerts can be changed at once"),
+    ),
+    _pattern(
+        r"more than (?P<count>[\d,]+) alerts match; narrow the filter to change them at once",
+        _l("more than %(count)s alerts match; narrow the filter to change them at once"),
+    ),
+    # A service's error about a file or a record: "<where>: <message>".
+    _pattern(r"(?P<where>[^:]+): (?P<reason>.+)", "%(where)s: %(reason)s", "reason"),
+)
+
+
+def translate_message(message: str, gettext: Callable[[str], str]) -> str | None:
+    """``message`` in the page's language when it is a marked message or matches one of
+    :data:`MESSAGE_PATTERNS`; None when it is neither (it is then shown as written)."""
+    if not message:
+        return None
+    translated = gettext(message)
+    if translated != message or message in PAGE_MESSAGES or message in SERVICE_MESSAGES:
+        return translated
+    for pattern in MESSAGE_PATTERNS:
+        found = pattern.match.fullmatch(message)
+        if found is None:
+            continue
+        values = found.groupdict()
+        known = True
+        for name in pattern.nested:
+            nested = translate_message(values[name], gettext)
+            if nested is None:
+                known = False
+            else:
+                values[name] = nested
+        if not known and pattern.message.startswith("%("):
+            continue  # only a frame ("<where>: <why>") around a message we do not know
+        return gettext(pattern.message) % values
+    return None

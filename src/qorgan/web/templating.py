@@ -1,8 +1,10 @@
 """Rendering pages: Jinja2 with autoescaping, the request's language and the CSRF token.
 
-Every template gets ``_`` (gettext in the request's language), ``lang``, ``languages``,
-``csrf_token``, ``actor`` (None on the sign-in pages), ``can`` and the ``localtime`` filter
-(UTC in, Asia/Almaty out, written the language's way).
+Every template gets ``_`` (gettext in the request's language), ``_e`` (a service's message,
+translated when it is one the catalogues know, also by pattern: see ``labels.MESSAGE_PATTERNS``),
+``rule_title`` (a pack rule's title, translated), ``lang``, ``languages``, ``csrf_token``,
+``actor`` (None on the sign-in pages), ``can``, the ``localtime`` filter (UTC in, Asia/Almaty
+out, written the language's way) and the label tables of ``labels``.
 """
 
 from __future__ import annotations
@@ -20,12 +22,18 @@ from qorgan.core.i18n import LANGUAGE_NAMES, LANGUAGES, local_time, pick_languag
 from qorgan.web.deps import LANGUAGE_COOKIE, PRE_SESSION_COOKIE, SESSION_COOKIE, state
 from qorgan.web.i18n import pack_rule_ids, translations
 from qorgan.web.labels import (
+    ACTOR_LABELS,
+    AUDIT_ACTION_LABELS,
     GROUP_LABELS,
+    HISTORY_LABELS,
     HUNT_STATUS_LABELS,
     LEVEL_LABELS,
+    PERMISSION_LABELS,
     ROLE_LABELS,
     SORT_LABELS,
     STATUS_LABELS,
+    TARGET_LABELS,
+    translate_message,
 )
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -77,9 +85,16 @@ def render(
         """A rule's title, translated when the rule is one of Qorgan's own pack."""
         return gettext(title) if rule_id in pack_rule_ids() else title
 
-    def translate_error(message: str) -> str:
-        """A service's message, part by part ("; "-joined), in the page's language."""
-        return "; ".join(gettext(part) for part in str(message).split("; "))
+    def translate_error(message: Any) -> str:
+        """A service's message in the page's language: whole, or part by part when it is
+        several joined with "; " (parts it does not know are shown as written); it starts
+        with a capital letter, as a sentence on the page."""
+        text = str(message)
+        translated = translate_message(text, gettext)
+        if translated is None:
+            parts = text.split("; ")
+            translated = "; ".join(translate_message(p, gettext) or p for p in parts)
+        return translated[:1].upper() + translated[1:]
 
     values = {
         "request": request,
@@ -99,6 +114,11 @@ def render(
         "hunt_status_names": HUNT_STATUS_LABELS,
         "sort_names": SORT_LABELS,
         "group_names": GROUP_LABELS,
+        "permission_names": PERMISSION_LABELS,
+        "audit_action_names": AUDIT_ACTION_LABELS,
+        "history_action_names": HISTORY_LABELS,
+        "target_names": TARGET_LABELS,
+        "actor_names": ACTOR_LABELS,
         **(context or {}),
     }
     response = templates.TemplateResponse(request, name, values, status_code=status_code)

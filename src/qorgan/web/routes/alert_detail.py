@@ -45,15 +45,6 @@ router = APIRouter(include_in_schema=False)
 Reader = Annotated[Actor, Depends(page_actor(Permission.alerts_read))]
 Triager = Annotated[Actor, Depends(page_actor(Permission.alerts_triage))]
 
-#: What each audited action on an alert is called in its history.
-HISTORY_ACTIONS = {
-    "alert.read": _l("Viewed the alert"),
-    "alert.acknowledge": _l("Acknowledged"),
-    "alert.false_positive": _l("Marked as a false positive"),
-    "alert.reopen": _l("Reopened"),
-    "alert.assign": _l("Assigned"),
-    "alert.comment": _l("Commented"),
-}
 #: Observables that pivot into the inbox: (label, inbox parameter).
 PIVOTS = {
     "host": (_l("Host"), "host"),
@@ -291,7 +282,6 @@ def _context(request: Request, db: Db, actor: Actor, row: StoredAlert) -> dict[s
         "comment_limit": comment_service.MAX_COMMENT,
         "can_comment": own and actor.can(Permission.alerts_triage),
         "history": [(e, _history_details(e, names)) for e in entries],
-        "history_actions": HISTORY_ACTIONS,
     }
 
 
