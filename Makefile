@@ -38,14 +38,16 @@ bench: $(STAMP)
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest.py
 
-# Re-extract the interface's messages into the template and merge them into the kk, ru and en
-# catalogues (a new language's catalogue is created); then translate what is new or empty.
+# Re-extract the interface's messages (the web package's code and templates, and the titles of
+# the rule pack under src/qorgan/detection/rules; see babel.cfg) into the template and merge them
+# into the kk, ru and en catalogues (a new language's catalogue is created); then translate what
+# is new or empty (tests/web/test_i18n.py lists it).
 MESSAGES := src/qorgan/web/translations
 messages: $(STAMP)
 	$(BIN)/pybabel extract -F src/qorgan/web/babel.cfg --no-wrap --sort-by-file \
 		--project Qorgan --copyright-holder "the Qorgan authors" \
 		--version "$$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)" \
-		-o $(MESSAGES)/messages.pot src/qorgan/web
+		-o $(MESSAGES)/messages.pot src/qorgan
 	for lang in kk ru en; do \
 		if [ -f $(MESSAGES)/$$lang/LC_MESSAGES/messages.po ]; then \
 			$(BIN)/pybabel update --no-wrap --no-fuzzy-matching --ignore-obsolete \
