@@ -1,7 +1,7 @@
 """The interface in Kazakh, Russian and English: the catalogues hold a finished translation of
-every message the code and templates mark (extracted here as ``make messages`` does), with
-placeholders and names intact; pages come in the chosen language; times are shown in Almaty,
-written the language's way."""
+every message the code and templates mark and of every title of Qorgan's own rule pack
+(extracted here as ``make messages`` does), once each, with placeholders and names intact;
+pages come in the chosen language; times are shown in Almaty, written the language's way."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cache
+from io import BytesIO
+from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from babel.messages.catalog import Catalog, Message
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
@@ -22,12 +25,21 @@ from fastapi.testclient import TestClient
 from qorgan.core.db import unit_of_work
 from qorgan.core.i18n import LANGUAGES, local_time
 from qorgan.core.models import User
+from qorgan.detection.loader import BUILTIN_RULES
 from qorgan.web.app import create_app
-from qorgan.web.i18n import CATALOGUES, catalogue_path
+from qorgan.web.i18n import (
+    CATALOGUES,
+    catalogue_path,
+    extract_rule_titles,
+    pack_rule_ids,
+    translations,
+)
 
 from .conftest import World, alert_payload, csrf_of, sign_in
 
 WEB = CATALOGUES.parent
+#: Where ``make messages`` extracts from: the patterns of babel.cfg are relative to it.
+ROOT = WEB.parent
 CONFIG = WEB / "babel.cfg"
 TEMPLATE = CATALOGUES / "messages.pot"
 LANGUAGE_COOKIE = "qorgan_lang"
@@ -41,6 +53,8 @@ PLURAL_FORMS = {
 }
 #: printf-style (%s, %(name)s) and str.format-style ({name}, {0}) placeholders.
 PLACEHOLDER = re.compile(r"%(?:\([^)]*\))?[-#0 +]*\d*(?:\.\d+)?[sdifeEgGxXorca%]|\{[^{}]*\}")
+#: A word of capitals only (CSRF, API, SSH), also before a hyphen (CSRF-токен).
+ABBREVIATION = re.compile(r"[^\W\d_a-zа-яёәғқңөұүіһ]{2,}(?![^\W\d_])")
 #: Commands and code quoted in backticks stay as they are.
 CODE = re.compile(r"`[^`]+`")
 #: Names, codes and formats that are written the same in every language.
@@ -57,7 +71,7 @@ def extracted() -> dict[str, list[str]]:
         method_map, options_map = parse_mapping_cfg(config, str(CONFIG))
     found: dict[str, list[str]] = {}
     for filename, lineno, message, _comments, _context in extract_from_dir(
-        WEB, method_map, options_map, keywords=DEFAULT_KEYWORDS
+        ROOT, method_map, options_map, keywords=DEFAULT_KEYWORDS
     ):
         msgid = message if isinstance(message, str) else message[0]
         found.setdefault(msgid, []).append(f"{filename}:{lineno}")
@@ -99,13 +113,30 @@ def test_extraction_finds_the_marked_messages() -> None:
 
 
 def test_the_template_is_current() -> None:
+    """messages.pot holds what an extraction gives now: the same messages, each once, with the
+    same python-format flag (line numbers aside, which move with every edit)."""
     with TEMPLATE.open("rb") as source:
-        template = {key(m) for m in entries(read_po(source))}
+        template = {key(m): m.python_format for m in entries(read_po(source))}
     ids = set(extracted())
-    assert not ids - template, "not in messages.pot, run `make messages`:" + shown(
-        sorted(ids - template)
+    assert not ids - set(template), "not in messages.pot, run `make messages`:" + shown(
+        sorted(ids - set(template))
     )
-    assert not template - ids, f"in messages.pot but not in the code: {sorted(template - ids)}"
+    assert not set(template) - ids, (
+        f"in messages.pot but not in the code: {sorted(set(template) - ids)}"
+    )
+    flags = {i: Message(i).python_format for i in ids}
+    assert flags == template, {i for i in ids if flags[i] != template[i]}
+
+
+@pytest.mark.parametrize("path", [TEMPLATE, *(catalogue_path(lang) for lang in LANGUAGES)])
+def test_no_message_is_listed_twice(path: Path) -> None:
+    """Babel's reader keeps the last of two entries with one msgid silently: the files
+    themselves must list each message once."""
+    text = path.read_text(encoding="utf-8")
+    ids = re.findall(r'^msgid "(.*)"$', text, flags=re.MULTILINE)
+    assert len(ids) > 100
+    twice = sorted(i for i, n in Counter(ids).items() if n > 1)
+    assert not twice, f"{path}: listed more than once: {twice}"
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -144,6 +175,22 @@ def test_kazakh_and_russian_are_not_left_in_english(language: str) -> None:
     assert len(re.findall(r"[А-яЁёӘәҒғҚқҢңӨөҰұҮүІіҺһ]", text)) > len(re.findall(r"[A-Za-z]", text))
     kazakh_letters = re.findall(r"[ӘәҒғҚқҢңӨөҰұҮүІі]", text)
     assert bool(kazakh_letters) == (language == "kk")
+
+
+@pytest.mark.parametrize("language", ["kk", "ru"])
+def test_translations_begin_as_the_source_does(language: str) -> None:
+    """A sentence or label begins with a capital letter in every language, and a message that
+    continues another (a part of a joined error, a shortcut's description) with a small one."""
+    problems = []
+    for message in entries(catalogue(language)):
+        source, translated = key(message), strings(message.string)[0]
+        if not (source[:1].isalpha() and translated[:1].isalpha()):
+            continue  # begins with a placeholder or a sign
+        if any(ABBREVIATION.match(t) for t in (source, translated)):
+            continue  # begins with an abbreviation (CSRF, API), which keeps its case
+        if source[:1].isupper() != translated[:1].isupper():
+            problems.append(f"{source!r} -> {translated!r}")
+    assert not problems, f"{language}:\n  " + "\n  ".join(problems)
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -310,3 +357,69 @@ def test_alert_times_are_shown_in_almaty(client: TestClient, world: World, langu
     # The level and status of the row are in the language too.
     for english in ("High", "New"):
         assert f">{catalogue(language)[english].string}<" in page.text
+
+
+# --- The rule pack's titles -----------------------------------------------------------------
+
+
+def pack_titles() -> dict[str, str]:
+    """Rule id -> title of every rule and correlation of Qorgan's own pack."""
+    titles = {}
+    for path in sorted(BUILTIN_RULES.rglob("*.yml")):
+        for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if isinstance(document, dict) and "id" in document:
+                titles[document["id"]] = document["title"]
+    return titles
+
+
+def test_rule_titles_are_extracted_with_their_rule() -> None:
+    source = b"""title: First Rule
+id: 11111111-1111-4111-8111-111111111111
+detection: {selection: {a: 1}, condition: selection}
+---
+title: 'Second: Correlation'
+id: 22222222-2222-4222-8222-222222222222
+correlation: {type: event_count}
+---
+action: global
+"""
+    found = list(extract_rule_titles(BytesIO(source), (), (), {}))
+    assert found == [
+        (1, None, "First Rule", ["rule 11111111-1111-4111-8111-111111111111"]),
+        (5, None, "Second: Correlation", ["rule 22222222-2222-4222-8222-222222222222"]),
+    ]
+
+
+def test_every_pack_rule_title_is_extracted_and_translated() -> None:
+    titles = pack_titles()
+    assert len(titles) >= 60 and set(titles) == pack_rule_ids()
+    uses = extracted()
+    missing = sorted(t for t in titles.values() if t not in uses)
+    assert not missing, f"rule titles not extracted (see babel.cfg): {missing}"
+    assert all(any("detection/rules/" in u for u in uses[t]) for t in titles.values())
+    for language in ("kk", "ru"):
+        gettext = translations(language).gettext
+        untranslated = sorted(t for t in titles.values() if gettext(t) == t)
+        assert not untranslated, f"{language}: rule titles without a translation:" + shown(
+            untranslated
+        )
+
+
+def test_pack_rule_titles_are_shown_translated(client: TestClient, world: World) -> None:
+    pack_id, title = next(iter(sorted(pack_titles().items())))
+    own = alert_payload(1)
+    own["rule"] = {**own["rule"], "id": pack_id, "title": title}  # type: ignore[dict-item]
+    other = alert_payload(2)  # another rule with the same title: shown as written
+    other["rule"] = {**other["rule"], "title": title}  # type: ignore[dict-item]
+    token = world.token("a.analyst", ["alerts:write"])
+    sent = client.post(
+        "/api/v1/alerts", json=[own, other], headers={"Authorization": f"Bearer {token}"}
+    )
+    assert sent.status_code == 200 and sent.json()["created"] == 2, sent.text
+    csrf = sign_in(client, world["a.analyst"])
+    client.post("/language", data={"language": "kk", "csrf_token": csrf})
+    page = client.get("/alerts").text
+    kazakh = translations("kk").gettext(title)
+    assert kazakh != title
+    shown_titles = re.findall(r'class="open">([^<]*)</a>', page)
+    assert sorted(shown_titles) == sorted([kazakh, title]), shown_titles

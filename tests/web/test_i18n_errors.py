@@ -49,4 +49,5 @@ def test_a_refused_password_is_explained_in_kazakh(client: TestClient, world: Wo
     expected = translations("kk").gettext(
         "this password is in a list of common or breached passwords"
     )
-    assert expected in refused.text
+    # Shown as a sentence: with a capital letter.
+    assert expected[:1].upper() + expected[1:] in refused.text
