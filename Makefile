@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench bench-ingest messages requirements clean
+.PHONY: run test lint format bench bench-ingest bench-inbox messages requirements clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ bench: $(STAMP)
 
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest.py
+
+# The inbox with a million alerts on SQLite and PostgreSQL (loads them first: about an hour).
+bench-inbox: $(STAMP)
+	$(BIN)/python bench/inbox.py
 
 # Re-extract the interface's messages (the web package's code and templates, and the titles of
 # the rule pack under src/qorgan/detection/rules; see babel.cfg) into the template and merge them
