@@ -103,6 +103,36 @@ def test_search_is_partial_case_insensitive_and_indexed(
     assert records(factory, ours, query="traversal") == []
 
 
+@pytest.mark.parametrize("window", [1, 3, 5000])
+def test_a_search_page_is_the_same_read_or_indexed(
+    factory: sessionmaker[Session], world: World, monkeypatch: pytest.MonkeyPatch, window: int
+) -> None:
+    """A page of a search's matches is read from the newest alerts' texts when they hold
+    enough, from the index otherwise: the same page either way, in every order."""
+    _events(factory, world)
+    ingest(factory, world.almaty, *(alert(10 + i, event={"n": f"item-{i:02d}"}) for i in range(12)))
+    monkeypatch.setattr(inbox, "SEARCH_WINDOW", window)
+    ours = [world.almaty]
+    for query in ("ssh", "sadyk", "item-1", "ssh item-0", "traversal", "nothing-like-it"):
+        for sort in Sort:
+            with unit_of_work(factory) as session:
+                pages = [
+                    inbox.list_alerts(
+                        session=session,
+                        organisation_ids=ours,
+                        filters=AlertFilter(query=query),
+                        sort=sort,
+                        limit=limit,
+                        offset=offset,
+                    )[0]
+                    for limit, offset in ((3, 0), (2, 1), (100, 0))
+                ]
+            everything = [a.id for a in pages[2]]
+            assert [a.id for a in pages[0]] == everything[:3], (query, sort)
+            assert [a.id for a in pages[1]] == everything[1:3], (query, sort)
+    assert records(factory, ours, query="item-1") == [21, 20]
+
+
 @pytest.mark.parametrize(
     ("query", "reason"),
     [
