@@ -17,8 +17,10 @@ from types import SimpleNamespace
 import pytest
 from fastapi import HTTPException
 from fastapi.testclient import TestClient
+from sigma.rule import SigmaStatus
 
 import qorgan
+from qorgan import demo
 from qorgan.cli import CLI_ACTOR
 from qorgan.core.db import unit_of_work
 from qorgan.core.models import Role
@@ -48,6 +50,7 @@ from qorgan.web.labels import (
     PAGE_MESSAGES,
     PERMISSION_LABELS,
     ROLE_LABELS,
+    RULE_STATUS_LABELS,
     SORT_LABELS,
     STATUS_LABELS,
     TARGET_LABELS,
@@ -106,9 +109,21 @@ def test_every_audited_action_has_a_label() -> None:
     assert set(HISTORY_LABELS) == {a for a in actions if a.startswith("alert.")}
 
 
+def recorded_actors() -> set[str]:
+    """The actors the code names itself (``actor="system"``), the command line's and the
+    demo's: every actor of an entry that is not a user's id."""
+    found = {CLI_ACTOR, demo.ACTOR}
+    for call in _calls():
+        for keyword in call.keywords:
+            if keyword.arg == "actor" and isinstance(keyword.value, ast.Constant):
+                found.add(keyword.value.value)
+    return found
+
+
 def test_every_target_and_system_actor_has_a_label() -> None:
     assert set(TARGET_LABELS) == recorded_targets()
-    assert {"system", "anonymous", CLI_ACTOR} == set(ACTOR_LABELS)
+    assert {"system", "anonymous"} <= recorded_actors()
+    assert set(ACTOR_LABELS) == recorded_actors()
 
 
 def test_every_vocabulary_has_its_labels() -> None:
@@ -119,10 +134,12 @@ def test_every_vocabulary_has_its_labels() -> None:
     assert set(HUNT_STATUS_LABELS) == {str(s) for s in HuntStatus}
     assert set(GROUP_LABELS) == set(GROUPINGS)
     assert set(SORT_LABELS) == {s.value for s in Sort}
+    assert set(RULE_STATUS_LABELS) == {str(s) for s in SigmaStatus}
 
 
 TABLES = (
     ROLE_LABELS,
+    RULE_STATUS_LABELS,
     LEVEL_LABELS,
     STATUS_LABELS,
     PERMISSION_LABELS,
@@ -372,7 +389,8 @@ def test_a_hunt_error_is_shown_translated(client: TestClient, world: World) -> N
     page = client.get("/hunts").text
     shown = translate_message(error, translations("kk").gettext)
     assert shown is not None and "disk.img" in shown
-    assert f'data-error="{error}">{shown[:1].upper()}{shown[1:]}</span>' in page
+    # After the status and a colon: as written, not as a sentence of its own.
+    assert f'data-error="{error}">{shown}</span>' in page
 
 
 FORMAT_NOT_RECOGNISED = "format not recognised; force one with --input-format"
@@ -405,3 +423,16 @@ def test_errors_on_pages_are_translated_sentences(
     translated = translate_message(english, translations("ru").gettext)
     assert translated is not None
     assert translated[:1].upper() + translated[1:] in page.replace("&#39;", "'")
+
+
+def test_an_unknown_address_is_a_page_in_the_language(client: TestClient) -> None:
+    client.cookies.set("qorgan_lang", "ru")
+    page = client.get("/no-such-page")
+    assert page.status_code == 404 and page.headers["content-language"] == "ru"
+    assert f"<h1>{translations('ru').gettext('Not found')}</h1>" in page.text
+    assert "Not Found" not in page.text  # Starlette's English phrase is not repeated
+    refused = client.post("/audit")  # a method the page does not take
+    assert refused.status_code == 405 and "GET" in refused.headers["allow"]
+    assert '<html lang="ru">' in refused.text
+    api = client.get("/api/v1/no-such-route")  # the API answers in JSON
+    assert api.status_code == 404 and api.json() == {"detail": "Not Found"}

@@ -25,6 +25,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import qorgan
 from qorgan.core.db import make_engine, session_factory
@@ -155,16 +156,21 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True) -
             return Response(status_code=401, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
 
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException) -> Response:
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if _is_api(request) or exc.status_code in (301, 302, 303, 307):
             return await http_exception_handler(request, exc)
-        return render(
+        # Starlette's own (an unknown address, a method a route does not take) carry only the
+        # status's English name, which the page's heading says in the page's language.
+        detail = exc.detail if isinstance(exc, HTTPException) else None
+        response = render(
             request,
             "error.html",
-            {"status": exc.status_code, "detail": exc.detail},
+            {"status": exc.status_code, "detail": detail},
             status_code=exc.status_code,
         )
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

@@ -34,6 +34,14 @@ STATUS_LABELS = {
     "acknowledged": _l("Acknowledged"),
     "false_positive": _l("False positive"),
 }
+#: A Sigma rule's status (pySigma's ``SigmaStatus``).
+RULE_STATUS_LABELS = {
+    "stable": _l("Stable"),
+    "test": _l("Test"),
+    "experimental": _l("Experimental"),
+    "deprecated": _l("Deprecated"),
+    "unsupported": _l("Unsupported"),
+}
 #: Permissions (``core.roles.Permission``), which API tokens carry as scopes.
 PERMISSION_LABELS = {
     "alerts:read": _l("Read alerts"),
@@ -91,11 +99,12 @@ TARGET_LABELS = {
     "user": _l("user"),
 }
 #: Who acted, when it was not a user: the hunts' background process, a sign-in with an
-#: unknown e-mail address, the command line.
+#: unknown e-mail address, the command line, ``qorgan demo``.
 ACTOR_LABELS = {
     "system": _l("System"),
     "anonymous": _l("Unknown account"),
     "cli": _l("Command line"),
+    "system:demo": _l("Demo set-up"),
 }
 SORT_LABELS = {
     "-time": _l("Newest first"),

@@ -30,6 +30,7 @@ from qorgan.web.labels import (
     LEVEL_LABELS,
     PERMISSION_LABELS,
     ROLE_LABELS,
+    RULE_STATUS_LABELS,
     SORT_LABELS,
     STATUS_LABELS,
     TARGET_LABELS,
@@ -85,16 +86,17 @@ def render(
         """A rule's title, translated when the rule is one of Qorgan's own pack."""
         return gettext(title) if rule_id in pack_rule_ids() else title
 
-    def translate_error(message: Any) -> str:
+    def translate_error(message: Any, sentence: bool = True) -> str:
         """A service's message in the page's language: whole, or part by part when it is
-        several joined with "; " (parts it does not know are shown as written); it starts
-        with a capital letter, as a sentence on the page."""
+        several joined with "; " (parts it does not know are shown as written). As a
+        ``sentence`` on the page it starts with a capital letter; otherwise (after a label
+        and a colon) as written."""
         text = str(message)
         translated = translate_message(text, gettext)
         if translated is None:
             parts = text.split("; ")
             translated = "; ".join(translate_message(p, gettext) or p for p in parts)
-        return translated[:1].upper() + translated[1:]
+        return translated[:1].upper() + translated[1:] if sentence else translated
 
     values = {
         "request": request,
@@ -115,6 +117,7 @@ def render(
         "sort_names": SORT_LABELS,
         "group_names": GROUP_LABELS,
         "permission_names": PERMISSION_LABELS,
+        "rule_status_names": RULE_STATUS_LABELS,
         "audit_action_names": AUDIT_ACTION_LABELS,
         "history_action_names": HISTORY_LABELS,
         "target_names": TARGET_LABELS,

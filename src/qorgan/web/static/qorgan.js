@@ -49,7 +49,7 @@
       .map(([level, n]) => `${labels[level] || level}: ${n}`);
     const unit = data.bucket === "hour" ? box.dataset.hour : box.dataset.day;
     const day = (iso) => (data.bucket === "hour" ? iso.slice(0, 16).replace("T", " ") : iso.slice(0, 10));
-    summary.textContent = `${unit}: ${all} (${byLevel.join(", ")}); ${day(buckets[0])} – ${day(buckets[buckets.length - 1])}; max ${totals.get(peak)} · ${day(peak)}`;
+    summary.textContent = `${unit}: ${all} (${byLevel.join(", ")}); ${day(buckets[0])} – ${day(buckets[buckets.length - 1])}; ${box.dataset.peak || "max"} ${totals.get(peak)} · ${day(peak)}`;
   }
 
   async function draw() {
