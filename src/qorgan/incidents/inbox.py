@@ -501,26 +501,25 @@ def _first_and_last(
     values: list[str | None],
 ) -> dict[str | None, tuple[datetime | None, datetime | None]]:
     """Each value's first and last event time among the matching alerts: one ``min`` and one
-    ``max`` per value, organisation and status, each answered by the end of an index
-    ``(organisation, value, status, time)``; combined here."""
+    ``max`` per value and organisation, each read from an end of the index ``(organisation,
+    value, time)`` (skipping the alerts of other statuses or levels); combined here."""
     a = StoredAlert
-    statuses = [filters.status] if filters.status is not None else list(AlertStatus)
     ranks = sorted(LEVELS.index(v) for v in filters.levels)
     probes: list[tuple[str | None, int, Any]] = []
     for value in values:
         for organisation in sorted(set(organisation_ids)):
-            for status in statuses:
-                where = [
-                    a.organisation_id == organisation,
-                    column.is_(None) if value is None else column == value,
-                    a.status == status,
-                ]
-                if ranks:
-                    where.append(a.severity.in_(ranks))
-                for end, aggregate in enumerate((func.min, func.max)):
-                    probes.append(
-                        (value, end, select(aggregate(a.time)).where(*where).scalar_subquery())
-                    )
+            where = [
+                a.organisation_id == organisation,
+                column.is_(None) if value is None else column == value,
+            ]
+            if filters.status is not None:
+                where.append(a.status == filters.status)
+            if ranks:
+                where.append(a.severity.in_(ranks))
+            for end, aggregate in enumerate((func.min, func.max)):
+                probes.append(
+                    (value, end, select(aggregate(a.time)).where(*where).scalar_subquery())
+                )
     found: dict[str | None, list[datetime | None]] = {value: [None, None] for value in values}
     for start in range(0, len(probes), _PROBES):
         chunk = probes[start : start + _PROBES]

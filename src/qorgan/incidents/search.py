@@ -3,8 +3,10 @@
 
 Every term must occur (AND). A term is a word, or a phrase in double quotes. Matching uses an
 index, never a scan of the alerts: an FTS5 table with the trigram tokenizer on SQLite, a pg_trgm
-GIN index on PostgreSQL (migration 0006). Both work on trigrams, so at least one term must have
-three characters or more; shorter terms then narrow what the longer ones found.
+GIN index on a copy of the texts on PostgreSQL (migration 0006). Both work on trigrams, so at
+least one term must have three characters or more; shorter terms then narrow what the longer
+ones found. A page of the newest matches may instead read the newest alerts' texts
+(:func:`contains`), when they hold enough of them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal_column, select, text
+from sqlalchemy import ColumnElement, and_, column, func, literal_column, select, table, text
 
 from qorgan.core.errors import QorganError
 
@@ -90,7 +92,11 @@ def clause(search: Search, dialect: str, id_column: Any, text_column: Any) -> Co
     if dialect == "postgresql":
         # Lower-cased on both sides in Python: LIKE on the trigram index then behaves the same
         # whatever the database's locale.
-        return and_(*(text_column.like(_like(t), escape="\\") for t in search.terms))
+        texts = table("alerts_search", column("id"), column("search_text"))
+        found = select(texts.c.id).where(
+            *(texts.c.search_text.like(_like(t), escape="\\") for t in search.terms)
+        )
+        return id_column.in_(found)
     raise SearchError(f"search is not supported on the {dialect} database")
 
 

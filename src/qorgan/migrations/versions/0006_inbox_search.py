@@ -11,8 +11,13 @@ the older keeps the new fingerprint and the later keeps its old one: nothing is 
 
 The search index lives outside the models (compare_metadata ignores it, see ``env.py``): an
 FTS5 table with the trigram tokenizer on SQLite (external content: the text is stored once, in
-``alerts.search_text``; triggers keep the index in step), and a pg_trgm GIN index on PostgreSQL
-(the extension is trusted since PostgreSQL 13, so the database owner may create it).
+``alerts.search_text``; triggers keep the index in step), and on PostgreSQL a pg_trgm GIN index
+(the extension is trusted since PostgreSQL 13, so the database owner may create it) on a copy
+of the text in ``alerts_search``, kept by triggers. The copy keeps the trigram index off the
+alerts table, whose every non-HOT update (an assignment) would otherwise add an alert's hundreds
+of trigrams to it again. No index of ``alerts`` holds the status, and the table leaves a quarter
+of each page free on PostgreSQL, so acknowledging an alert is a HOT update there (no index
+touched): a bulk triage of 10,000 alerts took 25 s with the status indexed, under 1 s without.
 
 ``alert_tallies`` counts alerts per organisation, grouping value (rule, host, user, source
 address, KZ-CERT class, UTC hour of the event), status and level, so the inbox's counts, groups
@@ -68,7 +73,36 @@ SQLITE_SEARCH_DROP = (
 )
 POSTGRES_SEARCH = (
     "CREATE EXTENSION IF NOT EXISTS pg_trgm",
-    "CREATE INDEX ix_alerts_search_text ON alerts USING gin (search_text gin_trgm_ops)",
+    "CREATE TABLE alerts_search (id integer PRIMARY KEY, search_text text NOT NULL)",
+    "INSERT INTO alerts_search (id, search_text) SELECT id, search_text FROM alerts",
+    "CREATE INDEX ix_alerts_search_text ON alerts_search USING gin (search_text gin_trgm_ops)",
+    "CREATE FUNCTION alerts_search_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "INSERT INTO alerts_search (id, search_text) SELECT id, search_text FROM new_rows; "
+    "RETURN NULL; END $$",
+    "CREATE FUNCTION alerts_search_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "DELETE FROM alerts_search WHERE id IN (SELECT id FROM old_rows); RETURN NULL; END $$",
+    "CREATE FUNCTION alerts_search_update() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "UPDATE alerts_search SET search_text = NEW.search_text WHERE id = NEW.id; "
+    "RETURN NULL; END $$",
+    "CREATE TRIGGER alerts_search_insert AFTER INSERT ON alerts REFERENCING NEW TABLE AS "
+    "new_rows FOR EACH STATEMENT EXECUTE FUNCTION alerts_search_insert()",
+    "CREATE TRIGGER alerts_search_delete AFTER DELETE ON alerts REFERENCING OLD TABLE AS "
+    "old_rows FOR EACH STATEMENT EXECUTE FUNCTION alerts_search_delete()",
+    "CREATE TRIGGER alerts_search_update AFTER UPDATE OF search_text ON alerts FOR EACH ROW "
+    "WHEN (OLD.search_text IS DISTINCT FROM NEW.search_text) "
+    "EXECUTE FUNCTION alerts_search_update()",
+    # Room for an updated row beside the old one (alerts average about 1.3 KB on the heap).
+    "ALTER TABLE alerts SET (fillfactor = 75)",
+)
+POSTGRES_SEARCH_DROP = (
+    "ALTER TABLE alerts RESET (fillfactor)",
+    "DROP TRIGGER IF EXISTS alerts_search_update ON alerts",
+    "DROP TRIGGER IF EXISTS alerts_search_delete ON alerts",
+    "DROP TRIGGER IF EXISTS alerts_search_insert ON alerts",
+    "DROP FUNCTION IF EXISTS alerts_search_update()",
+    "DROP FUNCTION IF EXISTS alerts_search_delete()",
+    "DROP FUNCTION IF EXISTS alerts_search_insert()",
+    "DROP TABLE IF EXISTS alerts_search",
 )
 
 #: The audit trail's append lock (``qorgan.core.audit.ADVISORY_LOCK_KEY``), written out: the
@@ -198,24 +232,15 @@ OLD_INDEXES = {
     "ix_alerts_organisation_id_status": ["organisation_id", "status"],
 }
 NEWEST_FIRST = {"time": "DESC NULLS LAST", "id": "DESC"}
+#: None of them holds the status: see the module's docstring.
 NEW_INDEXES: dict[str, tuple[list[str], dict[str, str]]] = {
-    "ix_alerts_organisation_id_status_time": (
-        ["organisation_id", "status", "time", "id"],
-        NEWEST_FIRST,
-    ),
     "ix_alerts_organisation_id_time": (["organisation_id", "time", "id"], NEWEST_FIRST),
     "ix_alerts_organisation_id_received_at": (["organisation_id", "received_at"], {}),
     "ix_alerts_organisation_id_severity": (["organisation_id", "severity", "time"], {}),
-    "ix_alerts_organisation_id_rule_id": (["organisation_id", "rule_id", "status", "time"], {}),
-    "ix_alerts_organisation_id_host": (["organisation_id", "host", "status", "time"], {}),
-    "ix_alerts_organisation_id_user_name": (
-        ["organisation_id", "user_name", "status", "time"],
-        {},
-    ),
-    "ix_alerts_organisation_id_source_ip": (
-        ["organisation_id", "source_ip", "status", "time"],
-        {},
-    ),
+    "ix_alerts_organisation_id_rule_id": (["organisation_id", "rule_id", "time"], {}),
+    "ix_alerts_organisation_id_host": (["organisation_id", "host", "time"], {}),
+    "ix_alerts_organisation_id_user_name": (["organisation_id", "user_name", "time"], {}),
+    "ix_alerts_organisation_id_source_ip": (["organisation_id", "source_ip", "time"], {}),
     "ix_alerts_organisation_id_destination_ip": (["organisation_id", "destination_ip"], {}),
 }
 
@@ -415,7 +440,8 @@ def downgrade() -> None:
         for statement in SQLITE_SEARCH_DROP:
             op.execute(statement)
     elif connection.dialect.name == "postgresql":
-        op.execute("DROP INDEX IF EXISTS ix_alerts_search_text")
+        for statement in POSTGRES_SEARCH_DROP:
+            op.execute(statement)
     with op.batch_alter_table("alerts", schema=None) as batch_op:
         for name in NEW_INDEXES:
             batch_op.drop_index(name)
