@@ -133,6 +133,32 @@ def test_a_search_page_is_the_same_read_or_indexed(
     assert records(factory, ours, query="item-1") == [21, 20]
 
 
+@pytest.mark.parametrize("broad", [0.0, 2.0])
+def test_searches_and_counts_up_to_a_cap_whichever_way_they_run(
+    factory: sessionmaker[Session], world: World, monkeypatch: pytest.MonkeyPatch, broad: float
+) -> None:
+    """Whether the search index's matches drive the query (broad filters) or the other
+    filters do: the same alerts and counts; counting up to a cap says when more match."""
+    _events(factory, world)
+    ingest(factory, world.almaty, *(alert(10 + i, host=f"h{i % 2}") for i in range(8)))
+    monkeypatch.setattr(inbox, "BROAD", broad)
+    ours = [world.almaty]
+    assert records(factory, ours, query="ssh") == [17, 16, 15, 14, 13, 12, 11, 10, 5, 4, 2, 1]
+    assert records(factory, ours, query="ssh", host="h1") == [17, 15, 13, 11]
+    assert records(factory, ours, query="ssh 10", levels={"low"}) == [2]
+    assert records(factory, ours, query="traversal", levels={"high"}) == [3]
+    with unit_of_work(factory) as session:
+        kwargs: dict[str, Any] = {"session": session, "organisation_ids": ours}
+        for filters in (AlertFilter(query="ssh"), AlertFilter(query="ssh", host="h0")):
+            exact = inbox.level_counts(filters=filters, **kwargs)
+            found = inbox.counted(filters=filters, **kwargs)
+            assert found == inbox.Counted(exact, sum(exact.values()), True)
+            capped = inbox.counted(filters=filters, cap=3, **kwargs)
+            assert capped == inbox.Counted({}, 3, False)
+        # The tallies count exactly whatever the cap.
+        assert inbox.counted(cap=1, **kwargs) == inbox.Counted({"low": 12, "high": 1}, 13, True)
+
+
 @pytest.mark.parametrize(
     ("query", "reason"),
     [

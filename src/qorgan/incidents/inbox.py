@@ -25,7 +25,14 @@ from sqlalchemy.orm import Session
 from qorgan.incidents.alerts import AlertError
 from qorgan.incidents.models import LEVELS, AlertLevel, AlertStatus, AlertTally, StoredAlert
 from qorgan.incidents.schemas import AlertGroup, TimelinePoint
-from qorgan.incidents.search import Search, SearchError, clause, contains
+from qorgan.incidents.search import (
+    SQLITE_INDEX,
+    Search,
+    SearchError,
+    clause,
+    contains,
+    sqlite_match,
+)
 
 #: Grouping keys, by their name in URLs.
 GROUPINGS = ("rule", "host", "rule_host", "user", "address")
@@ -87,10 +94,13 @@ class AlertFilter:
             except SearchError as exc:
                 raise AlertError(exc.message) from None
 
-    def apply(self, query: Select[Any], dialect: str) -> Select[Any]:
+    def apply(self, query: Select[Any], dialect: str, *, search_probe: bool = False) -> Select[Any]:
+        """``query`` narrowed to the matching alerts (``search_probe``: see
+        :func:`~qorgan.incidents.search.clause`)."""
         a = StoredAlert
         if self.levels:
-            query = query.where(a.level.in_(sorted(self.levels)))
+            # The rank, which is indexed, rather than the level it stands for.
+            query = query.where(a.severity.in_(sorted(LEVELS.index(v) for v in self.levels)))
         if self.rule_id is not None:
             query = query.where(a.rule_id == self.rule_id)
         if self.host is not None:
@@ -110,7 +120,9 @@ class AlertFilter:
         if self.address is not None:
             query = query.where(or_(a.source_ip == self.address, a.destination_ip == self.address))
         if self.search is not None:
-            query = query.where(clause(self.search, dialect, a.id, a.search_text))
+            query = query.where(
+                clause(self.search, dialect, a.id, a.search_text, probe=search_probe)
+            )
         return query
 
 
@@ -133,7 +145,28 @@ def filtered(
 ) -> Select[Any]:
     """``SELECT columns`` (whole alerts when none) of the visible alerts that match."""
     query = select(*columns) if columns else select(StoredAlert)
-    return filters.apply(_visible(query, organisation_ids), _dialect(session))
+    dialect = _dialect(session)
+    probe = False
+    if filters.search is not None and dialect == "sqlite":
+        share = _share(session, organisation_ids, replace(filters, query=None))
+        probe = share is None or share < BROAD
+    return filters.apply(_visible(query, organisation_ids), dialect, search_probe=probe)
+
+
+#: Filters that keep this share of the alerts or more are broad: a search among them reads the
+#: search index's matches first.
+BROAD = 0.2
+
+
+def _share(
+    session: Session, organisation_ids: Collection[int], filters: AlertFilter
+) -> float | None:
+    """The share of the visible alerts the filters keep, from the tallies (None: unknown)."""
+    kept = _tallied_levels(session, organisation_ids, filters)
+    if kept is None:
+        return None
+    every = sum((_tallied_levels(session, organisation_ids, NO_FILTER) or {}).values())
+    return sum(kept.values()) / every if every else 1.0
 
 
 def order(sort: Sort, dialect: str) -> list[Any]:
@@ -319,6 +352,69 @@ def count(
         return sum(tallied.values())
     query = filtered(session, organisation_ids, filters, literal_column("1"))
     return session.scalar(select(func.count()).select_from(query.subquery())) or 0
+
+
+#: Matching alerts a view counts one by one at most (what the tallies cannot count): beyond,
+#: it says "more than" this many, as search engines do (Elasticsearch's track_total_hits).
+COUNT_CAP = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """How many alerts match, per level and in all; or, when ``exact`` is False, only that
+    more than ``total`` match (``levels`` is then empty)."""
+
+    levels: dict[str, int]
+    total: int
+    exact: bool
+
+
+def counted(
+    *,
+    session: Session,
+    organisation_ids: Collection[int],
+    filters: AlertFilter = NO_FILTER,
+    cap: int = COUNT_CAP,
+) -> Counted:
+    """:func:`level_counts` for a page that must answer quickly whatever matches: exact from
+    the tallies, or by counting up to ``cap`` matching alerts (a common search term matches
+    hundreds of thousands, which no index counts in a page's time)."""
+    if not organisation_ids:
+        return Counted({}, 0, True)
+    tallied = _tallied_levels(session, organisation_ids, filters)
+    if tallied is not None:
+        return Counted(tallied, sum(tallied.values()), True)
+    if filters.search is not None and _dialect(session) == "sqlite":
+        query = _search_driven(session, organisation_ids, filters, StoredAlert.severity)
+    else:
+        query = filtered(session, organisation_ids, filters, StoredAlert.severity)
+    ranks = session.scalars(query.limit(cap + 1)).all()
+    if len(ranks) > cap:
+        return Counted({}, cap, False)
+    found = Counter(ranks)
+    return Counted({LEVELS[rank]: found[rank] for rank in sorted(found)}, len(ranks), True)
+
+
+def _search_driven(
+    session: Session, organisation_ids: Collection[int], filters: AlertFilter, *columns: Any
+) -> Select[Any]:
+    """On SQLite, ``SELECT columns`` of the matching alerts read in the search index's order
+    when the other filters keep a fifth of the alerts or more: the index then yields matches
+    lazily and a count up to a cap stops early, where gathering every match first would cost
+    a common term's hundreds of thousands. With narrower filters, the usual query (filters
+    first, then the matches gathered and probed)."""
+    assert filters.search is not None
+    others = replace(filters, query=None)
+    share = _share(session, organisation_ids, others)
+    if share is None or share < BROAD:
+        return filtered(session, organisation_ids, filters, *columns)
+    query = (
+        select(*columns)
+        .select_from(SQLITE_INDEX)
+        .join(StoredAlert, StoredAlert.id == SQLITE_INDEX.c.rowid)
+    )
+    query = others.apply(_visible(query, organisation_ids), "sqlite")
+    return query.where(sqlite_match(filters.search, StoredAlert.search_text))
 
 
 def level_counts(

@@ -78,8 +78,16 @@ def _fts_query(terms: tuple[str, ...]) -> str:
     return " AND ".join('"' + t.replace('"', '""') + '"' for t in terms)
 
 
-def clause(search: Search, dialect: str, id_column: Any, text_column: Any) -> ColumnElement[bool]:
-    """A condition on the alerts table: the alert's search text holds every term."""
+def clause(
+    search: Search, dialect: str, id_column: Any, text_column: Any, *, probe: bool = False
+) -> ColumnElement[bool]:
+    """A condition on the alerts table: the alert's search text holds every term.
+
+    On SQLite the index's matches are gathered first, then either each is looked up by its
+    id, or (``probe``, when the other conditions keep few alerts) those alerts are read through
+    their own index and each probed among the matches: the planner cannot tell which is
+    cheaper (it has no idea how many alerts a term matches), so the caller says.
+    """
     shorts = [text_column.like(_like(t), escape="\\") for t in search.short]
     if dialect == "sqlite":
         matched = (
@@ -88,7 +96,8 @@ def clause(search: Search, dialect: str, id_column: Any, text_column: Any) -> Co
             .where(text("alerts_search MATCH :search_query"))
             .params(search_query=_fts_query(search.indexed))
         )
-        return and_(id_column.in_(matched), *shorts)
+        # "id + 0" is not the primary key to the planner: it keeps the other conditions' index.
+        return and_((id_column + 0 if probe else id_column).in_(matched), *shorts)
     if dialect == "postgresql":
         # Lower-cased on both sides in Python: LIKE on the trigram index then behaves the same
         # whatever the database's locale.
@@ -105,3 +114,16 @@ def contains(search: Search, dialect: str, text_column: Any) -> ColumnElement[bo
     only a few rows need checking (the newest ones, for a page of a common term's matches)."""
     find = func.instr if dialect == "sqlite" else func.strpos
     return and_(*(find(text_column, term) > 0 for term in search.terms))
+
+
+#: SQLite's search index, to drive a join from it (its matches in rowid order, lazily).
+SQLITE_INDEX = table("alerts_search", column("rowid"))
+
+
+def sqlite_match(search: Search, text_column: Any) -> ColumnElement[bool]:
+    """On SQLite, for a query joining :data:`SQLITE_INDEX` to the alerts: the indexed row
+    matches every term (and the alert's text holds the short ones)."""
+    matched = text("alerts_search MATCH :search_query").bindparams(
+        search_query=_fts_query(search.indexed)
+    )
+    return and_(matched, *(text_column.like(_like(t), escape="\\") for t in search.short))
