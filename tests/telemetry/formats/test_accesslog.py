@@ -217,6 +217,17 @@ def test_detect_inline() -> None:
     assert detect_format(err, "error_log").name == "apache_error"
 
 
+def test_w3c_needs_its_directives_first() -> None:
+    """A W3C log opens with its directives; a "#Fields: " line after JSON events does not make
+    the file W3C (the events would be misread and the line dropped as a directive)."""
+    iis = b"#Software: Microsoft Internet Information Services 10.0\n#Version: 1.0\n"
+    assert AccessLogFormat.sniff(iis + b"#Fields: date time\n", "u_ex.log") == 90
+    assert AccessLogFormat.sniff(b"\n#Date: 2019-09-03\n#Fields: date time\n", "x.log") == 90
+    json_then_fields = b'{"EventID": 1}\n#Fields: \n{"EventID": 2}\n'
+    assert AccessLogFormat.sniff(json_then_fields, "events.json") == 0
+    assert detect_format(json_then_fields, "events.json").name != "accesslog"
+
+
 # -- real corpora ------------------------------------------------------------------------------
 
 

@@ -188,10 +188,13 @@ class AccessLogFormat(Format):
     @classmethod
     def sniff(cls, head: bytes, path: str) -> int:
         text = head.lstrip(b"\xef\xbb\xbf")
-        if text.startswith(b"#Software: Microsoft") or b"\n#Fields: " in text[:4096]:
-            return 90
-        if text.startswith(b"#Fields: ") or text.startswith(b"#Version: "):
-            return 90
+        # A W3C log opens with its directives (#Software, #Version, #Date, #Fields): a
+        # "#Fields: " line further down, after data, does not make a file W3C.
+        for line in text[:4096].lstrip().splitlines():
+            if not line.startswith(b"#"):
+                break
+            if line.startswith((b"#Fields: ", b"#Version: ", b"#Software: Microsoft")):
+                return 90
         lines = [line for line in head_lines(text, 5) if not line.startswith("#")]
         if lines and all(CLF.match(line) for line in lines):
             return 75
