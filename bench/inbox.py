@@ -1080,6 +1080,7 @@ class Samples:
 
 
 _HEX = re.compile(r"\b[0-9a-f]{8,12}\b")
+_WORD = re.compile(r"[^\W\d_]{5,}")
 
 
 def samples(url: str, organisation: int, seed: int, repeat: int) -> Samples:
@@ -1141,12 +1142,14 @@ def samples(url: str, organisation: int, seed: int, repeat: int) -> Samples:
     fragments = [f"{r.choice(EXTERNAL)}." for _ in range(repeat)]
     fragments[::3] = [f"10.{r.randrange(1, 64)}." for _ in fragments[::3]]
     users = [row[1] for row in rows if row[1]]
-    pairs = [
-        f"{r.choice(common)} {r.choice(cyrillic)}"
-        if n % 2
-        else f"{users[n % len(users)]} {r.choice(('failed', 'powershell', 'logon'))}"
-        for n in range(repeat)
-    ]
+    # Two terms: a user and a word of one of their alerts (a few matches), or two common words.
+    pairs = []
+    for n, row in enumerate(rows):
+        words = [w for w in _WORD.findall(row[4]) if w not in (row[1] or "")]
+        if n % 2 and row[1] and words:
+            pairs.append(f"{row[1]} {r.choice(words)}")
+        elif n % 2 == 0:
+            pairs.append(" ".join(r.sample(("temp", "users", "windows", "failed", "exe"), 2)))
     return Samples(
         hosts=[row[0] for row in rows if row[0]],
         users=users,

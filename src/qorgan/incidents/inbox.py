@@ -555,14 +555,18 @@ def _tallied_groups(
     t = AlertTally
     number = func.sum(t.alerts).label("count")
     rank = func.max(t.severity).label("rank")
-    base = _tallies(organisation_ids, filters, dimension, t.key, number, rank)
+    every = func.count().over().label("groups")  # in the same pass, before the limit
+    base = _tallies(organisation_ids, filters, dimension, t.key, number, rank, every)
     if key is not None:
         base = base.where(t.key == key)
     grouped = base.group_by(t.key)
     rows = session.execute(
         grouped.order_by(rank.desc(), number.desc(), t.key == "", t.key).limit(limit).offset(offset)
     ).all()
-    total = session.scalar(select(func.count()).select_from(grouped.subquery())) or 0
+    if rows:
+        total = rows[0].groups
+    else:  # past the last page, or nothing matches
+        total = session.scalar(select(func.count()).select_from(grouped.subquery())) or 0
     values = [_tally_value(row.key) for row in rows]
     times = _first_and_last(session, organisation_ids, filters, _group_keys(by)[0], values)
     titles = _titles(session, organisation_ids, values) if by == "rule" else {}
@@ -675,6 +679,11 @@ def _hourly(
     return [(str(key), LEVELS[rank], n) for key, rank, n in session.execute(query)]
 
 
+def _hour_start(key: str) -> datetime:
+    """The start of an hour keyed ``YYYY-MM-DD HH`` (UTC)."""
+    return datetime(int(key[:4]), int(key[5:7]), int(key[8:10]), int(key[11:13]), tzinfo=UTC)
+
+
 def timeline(
     *,
     session: Session,
@@ -698,22 +707,23 @@ def timeline(
         raise AlertError(f"unknown time zone {tz!r}") from None
     if not organisation_ids:
         return [], "day" if bucket == "auto" else bucket
-    hourly: list[tuple[datetime, str, int]] = []
-    for key, level, n in _hourly(session, organisation_ids, filters):
-        start = datetime.strptime(key, "%Y-%m-%d %H").replace(tzinfo=UTC)
-        hourly.append((start, level, n))
+    hourly = _hourly(session, organisation_ids, filters)
+    # Each hour once (a year of them is 8,760; strptime would cost more than the query).
+    hours = {key: _hour_start(key) for key in {key for key, _, _ in hourly}}
     if bucket == "auto":
-        span = (max(h[0] for h in hourly) - min(h[0] for h in hourly)) if hourly else timedelta()
+        span = (max(hours.values()) - min(hours.values())) if hours else timedelta()
         bucket = "hour" if span <= timedelta(days=3) else "day"
-    counts: Counter[tuple[datetime, str]] = Counter()
-    for start, level, n in hourly:
+    buckets: dict[str, datetime] = {}
+    for key, start in hours.items():
         local = start.astimezone(zone)
         # The bucket's start as a wall time in the zone, which gives it the offset in force
         # then (it may differ from the event's across a daylight-saving change).
-        key = datetime(
+        buckets[key] = datetime(
             local.year, local.month, local.day, local.hour if bucket == "hour" else 0, tzinfo=zone
         )
-        counts[(key, level)] += n
+    counts: Counter[tuple[datetime, str]] = Counter()
+    for key, level, n in hourly:
+        counts[(buckets[key], level)] += n
     points = [
         TimelinePoint(bucket=start, level=AlertLevel(level), count=n)
         for (start, level), n in sorted(
