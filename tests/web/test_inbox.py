@@ -119,6 +119,36 @@ def test_search_and_pivots_through_the_page_and_the_api(client: TestClient, worl
         assert client.get(f"/alerts?{query}").status_code < 500
 
 
+def test_a_search_matching_more_than_the_cap_says_so(
+    client: TestClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page counts a search's matches up to a cap (a common term matches hundreds of
+    thousands): past it, it says "more than", offers the next page while pages are full, and
+    bulk triage of all matching names no false number; under it, counts stay exact."""
+    from qorgan.incidents import inbox
+    from qorgan.web.routes import alerts as alert_routes
+
+    monkeypatch.setattr(inbox, "COUNT_CAP", 5)
+    monkeypatch.setattr(alert_routes, "PAGE", 2)
+    batch = [_alert(i, CommandLine=f"powershell -enc {i}") for i in range(8)]
+    batch += [_alert(100 + i, level="low", CommandLine="cmd /c whoami") for i in range(3)]
+    _send(client, world, batch)
+    sign_in(client, world["a.analyst"])
+    broad = client.get("/alerts?q=powershell").text
+    assert 'data-more="true"' in broad and "more than 5" in broad, broad[:3000]
+    assert "All matching this filter (more than 5)" in broad
+    assert "Page 1<" in broad and "of" not in re.search(r"<span>Page 1[^<]*<", broad).group(0)
+    last = client.get("/alerts?q=powershell&page=4").text  # 8 matches, 2 a page: the last
+    assert 'rel="prev"' in last and 'rel="next"' not in last
+    assert len(re.findall(r'name="ids" value="', last)) == 2
+    narrow = client.get("/alerts?q=whoami").text
+    assert "data-more" not in narrow and _total(narrow) == 3
+    assert "All 3 matching this filter" in narrow
+    # The API's total stays exact.
+    api = _bearer(world, "a.auditor", ["alerts:read"])
+    assert client.get("/api/v1/alerts?q=powershell", headers=api).json()["total"] == 8
+
+
 def test_groupings_show_every_group_most_severe_first(client: TestClient, world: World) -> None:
     # 60 rules with a few low alerts each, and one rule with a single critical alert: the
     # critical rule comes first although it is the smallest group.

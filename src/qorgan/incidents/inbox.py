@@ -374,11 +374,13 @@ def counted(
     session: Session,
     organisation_ids: Collection[int],
     filters: AlertFilter = NO_FILTER,
-    cap: int = COUNT_CAP,
+    cap: int | None = None,
 ) -> Counted:
     """:func:`level_counts` for a page that must answer quickly whatever matches: exact from
     the tallies, or by counting up to ``cap`` matching alerts (a common search term matches
-    hundreds of thousands, which no index counts in a page's time)."""
+    hundreds of thousands, which no index counts in a page's time); ``cap`` defaults to
+    :data:`COUNT_CAP`."""
+    cap = COUNT_CAP if cap is None else cap
     if not organisation_ids:
         return Counted({}, 0, True)
     tallied = _tallied_levels(session, organisation_ids, filters)

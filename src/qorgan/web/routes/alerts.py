@@ -98,9 +98,11 @@ def _results(
         "saved": saved_searches.list_searches(session=db, user_id=actor.user.id),
         "oob": bool(request.headers.get("hx-request")),
     }
-    counts = inbox.level_counts(session=db, organisation_ids=organisations, filters=filters)
-    total = sum(counts.values())
-    context.update(level_counts=counts, total=total)
+    # Exact from the tallies, or counted up to a cap: a common search term matches hundreds of
+    # thousands of alerts, which no index counts in a page's time ("more than 10,000").
+    found = inbox.counted(session=db, organisation_ids=organisations, filters=filters)
+    total = found.total
+    context.update(level_counts=found.levels, total=total, total_exact=found.exact)
     if group:
         groups, groups_total = inbox.group_alerts(
             session=db,
@@ -114,7 +116,8 @@ def _results(
             groups=groups,
             groups_total=groups_total,
             first=(page - 1) * GROUP_PAGE + 1,
-            pages=max(1, -(-groups_total // GROUP_PAGE)),
+            pages=(pages := max(1, -(-groups_total // GROUP_PAGE))),
+            more=page < pages,
         )
     else:
         rows, _ = inbox.list_alerts(
@@ -122,11 +125,14 @@ def _results(
             organisation_ids=organisations,
             filters=filters,
             sort=sort,
-            limit=PAGE,
+            limit=PAGE + 1,  # one more: is there a next page?
             offset=(page - 1) * PAGE,
             with_total=False,
         )
-        context.update(alerts=rows, first=(page - 1) * PAGE + 1, pages=max(1, -(-total // PAGE)))
+        more, rows = len(rows) > PAGE, rows[:PAGE]
+        # Past a capped count the number of pages is unknown ("Page 3", not "of N").
+        pages = max(1, -(-total // PAGE)) if found.exact else None
+        context.update(alerts=rows, first=(page - 1) * PAGE + 1, pages=pages, more=more)
     return context
 
 
