@@ -1295,6 +1295,8 @@ def operations(browser: httpx.Client, api: httpx.Client, s: Samples) -> list[Op]
         ),
         ("page: group by rule", page(("group", "rule"))),
         ("page: group by host", page(("group", "host"))),
+        ("page: group by rule and host", page(("group", "rule_host"))),
+        ("page: group by user", page(("group", "user"))),
         (
             "page: group by rule, one day",
             page_with(lambda n: [("group", "rule"), *((k, pick(s.days, n + 3)) for k in day)]),

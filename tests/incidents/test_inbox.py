@@ -259,7 +259,7 @@ def test_timeline_picks_hours_or_days(factory: sessionmaker[Session], world: Wor
 
 
 def _tally_world(factory: sessionmaker[Session], world: World) -> None:
-    hosts = ["h1", "h2", None]
+    hosts = ["h1", "h:2", None]  # a ":" and rule ids of several lengths: the pair keys hold both
     levels = ["low", "medium", "high", "critical"]
     ingest(
         factory,
@@ -267,7 +267,7 @@ def _tally_world(factory: sessionmaker[Session], world: World) -> None:
         *(
             alert(
                 i,
-                rule_id=WEB_RULE if i % 3 == 0 else f"rule-{i % 4}",
+                rule_id=WEB_RULE if i % 3 == 0 else f"rule:{'9' * (i % 4)}",
                 title="Web" if i % 3 == 0 else f"Title {i % 4}",
                 level=levels[i % 4],
                 host=hosts[i % 3],
@@ -299,13 +299,14 @@ def _views(
                 {"rule_id": WEB_RULE, "status": AlertStatus.new},
                 {"user": "u2"},
                 {"kz_cert_class": "credential-attack", "levels": {"low"}},
+                {"rule_id": WEB_RULE, "host": "h1"},
             ):
                 chosen = AlertFilter(**filters)
                 kwargs = {"session": session, "organisation_ids": organisation_ids}
                 shown.append(inbox.level_counts(filters=chosen, **kwargs))
                 shown.append(inbox.count(filters=chosen, **kwargs))
                 shown.append(inbox.timeline(filters=chosen, **kwargs))
-                for by in ("rule", "host", "user", "address"):
+                for by in ("rule", "host", "user", "address", "rule_host"):
                     shown.append(inbox.group_alerts(filters=chosen, by=by, **kwargs))
                     shown.append(
                         inbox.group_alerts(filters=chosen, by=by, limit=2, offset=1, **kwargs)

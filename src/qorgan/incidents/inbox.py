@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Select, func, literal_column, or_, select
+from sqlalchemy import Select, String, cast, func, literal, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from qorgan.incidents.alerts import AlertError
@@ -267,7 +267,13 @@ def _recent_matches(
 #: Filters the tallies can answer, by the tally dimension whose key they fix.
 _KEYED = {"rule_id": "rule", "host": "host", "user": "user", "kz_cert_class": "class"}
 #: The tally dimension of each grouping, and the column it groups.
-_GROUP_DIMENSION = {"rule": "rule", "host": "host", "user": "user", "address": "address"}
+_GROUP_DIMENSION = {
+    "rule": "rule",
+    "host": "host",
+    "user": "user",
+    "address": "address",
+    "rule_host": "rulehost",
+}
 
 
 def _tally_key(value: str | None) -> str:
@@ -277,6 +283,19 @@ def _tally_key(value: str | None) -> str:
 
 def _tally_value(key: str) -> str | None:
     return key[1:] if key else None
+
+
+def _pair_key(rule_id: str | None, host: str | None) -> str:
+    """A ``rulehost`` tally's key (migration 0006): the rule's key after its length and ":",
+    then the host's key."""
+    rule = _tally_key(rule_id)
+    return f"{len(rule)}:{rule}{_tally_key(host)}"
+
+
+def _pair_value(key: str) -> tuple[str | None, str | None]:
+    length, _, rest = key.partition(":")
+    n = int(length)
+    return _tally_value(rest[:n]), _tally_value(rest[n:])
 
 
 def _tally_plan(filters: AlertFilter) -> tuple[str | None, str | None] | None:
@@ -293,6 +312,8 @@ def _tally_plan(filters: AlertFilter) -> tuple[str | None, str | None] | None:
         return None
     keyed = [(_KEYED[name], getattr(filters, name)) for name in _KEYED]
     keyed = [(dimension, value) for dimension, value in keyed if value is not None]
+    if [dimension for dimension, _ in keyed] == ["rule", "host"]:
+        return "rulehost", _pair_key(filters.rule_id, filters.host)
     if len(keyed) > 1:
         return None
     if keyed:
@@ -474,6 +495,25 @@ def _group_keys(by: str) -> list[Any]:
     }[by]
 
 
+def _group_names(by: str) -> list[str]:
+    """The :class:`AlertGroup` fields a grouping's keys fill."""
+    return {
+        "rule": ["rule_id"],
+        "host": ["host"],
+        "rule_host": ["rule_id", "host"],
+        "user": ["user"],
+        "address": ["address"],
+    }[by]
+
+
+def _pair_order(a: type[StoredAlert]) -> Any:
+    """The order of ``rulehost`` tally keys, computed from the alerts (ties between groups of
+    rule and host come in the same order from the tallies and from the alerts)."""
+    rule = func.coalesce(literal("=") + a.rule_id, "")
+    host = func.coalesce(literal("=") + a.host, "")
+    return cast(func.length(rule), String) + literal(":") + rule + host
+
+
 def group_alerts(
     *,
     session: Session,
@@ -515,8 +555,8 @@ def group_alerts(
         # Titles may change between versions of a rule: show one of them.
         columns.append(func.max(a.rule_title).label("rule_title"))
     grouped = filtered(session, organisation_ids, filters, *columns).group_by(*keys)
-    # Ties: by value, alerts without one last (on both databases).
-    ties = [key.asc().nulls_last() for key in keys]
+    # Ties: by value, alerts without one last (on both databases); as the tallies order them.
+    ties = [_pair_order(a)] if by == "rule_host" else [key.asc().nulls_last() for key in keys]
     query = grouped.order_by(rank.desc(), number.desc(), *ties).limit(limit).offset(offset)
     rows = session.execute(query).all()
     if rows:
@@ -569,19 +609,24 @@ def _tallied_groups(
         total = rows[0].groups
     else:  # past the last page, or nothing matches
         total = session.scalar(select(func.count()).select_from(grouped.subquery())) or 0
-    values = [_tally_value(row.key) for row in rows]
-    times = _first_and_last(session, organisation_ids, filters, _group_keys(by)[0], values)
-    titles = _titles(session, organisation_ids, values) if by == "rule" else {}
+    values: list[tuple[str | None, ...]] = [
+        _pair_value(row.key) if by == "rule_host" else (_tally_value(row.key),) for row in rows
+    ]
+    times = _first_and_last(session, organisation_ids, filters, _group_keys(by), values)
+    named = dict(zip(_group_names(by), zip(*values, strict=True), strict=True)) if values else {}
+    rule_ids = list(dict.fromkeys(named.get("rule_id", ())))
+    titles = _titles(session, organisation_ids, rule_ids) if rule_ids else {}
     groups = []
-    for row, value in zip(rows, values, strict=True):
+    for i, (row, value) in enumerate(zip(rows, values, strict=True)):
         first, last = times.get(value, (None, None))
+        of = {name: column[i] for name, column in named.items()}
         groups.append(
             AlertGroup(
-                rule_id=value if by == "rule" else None,
-                rule_title=titles.get(value),
-                host=value if by == "host" else None,
-                user=value if by == "user" else None,
-                address=value if by == "address" else None,
+                rule_id=of.get("rule_id"),
+                rule_title=titles.get(of.get("rule_id")),
+                host=of.get("host"),
+                user=of.get("user"),
+                address=of.get("address"),
                 count=int(row.count),
                 first_time=first,
                 last_time=last,
@@ -599,20 +644,22 @@ def _first_and_last(
     session: Session,
     organisation_ids: Collection[int],
     filters: AlertFilter,
-    column: Any,
-    values: list[str | None],
-) -> dict[str | None, tuple[datetime | None, datetime | None]]:
-    """Each value's first and last event time among the matching alerts: one ``min`` and one
-    ``max`` per value and organisation, each read from an end of the index ``(organisation,
-    value, time)`` (skipping the alerts of other statuses or levels); combined here."""
+    columns: list[Any],
+    values: list[tuple[str | None, ...]],
+) -> dict[tuple[str | None, ...], tuple[datetime | None, datetime | None]]:
+    """Each group's first and last event time among the matching alerts (a group: a value of
+    each of ``columns``): one ``min`` and one ``max`` per group and organisation, each read
+    from an end of the index ``(organisation, value, time)`` (skipping the alerts of other
+    statuses or levels, or another rule); combined here."""
     a = StoredAlert
     ranks = sorted(LEVELS.index(v) for v in filters.levels)
-    probes: list[tuple[str | None, int, Any]] = []
+    probes: list[tuple[tuple[str | None, ...], int, Any]] = []
     for value in values:
         for organisation in sorted(set(organisation_ids)):
-            where = [
-                a.organisation_id == organisation,
-                column.is_(None) if value is None else column == value,
+            where = [a.organisation_id == organisation]
+            where += [
+                column.is_(None) if part is None else column == part
+                for column, part in zip(columns, value, strict=True)
             ]
             if filters.status is not None:
                 where.append(a.status == filters.status)
@@ -622,7 +669,7 @@ def _first_and_last(
                 probes.append(
                     (value, end, select(aggregate(a.time)).where(*where).scalar_subquery())
                 )
-    found: dict[str | None, list[datetime | None]] = {value: [None, None] for value in values}
+    found: dict[tuple[str | None, ...], list[datetime | None]] = {v: [None, None] for v in values}
     for start in range(0, len(probes), _PROBES):
         chunk = probes[start : start + _PROBES]
         row = session.execute(select(*(probe for _, _, probe in chunk))).one()

@@ -128,7 +128,7 @@ class StoredAlert(Base):
 
 #: The groupings :class:`AlertTally` counts by, and the alert column (or expression) each
 #: reads: ``hour`` is the event time's UTC hour as ``YYYY-MM-DD HH``.
-TALLY_DIMENSIONS = ("rule", "host", "user", "address", "class", "hour")
+TALLY_DIMENSIONS = ("rule", "host", "user", "address", "class", "hour", "rulehost")
 
 
 class AlertTally(Base):
@@ -145,7 +145,7 @@ class AlertTally(Base):
 
     organisation_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dimension: Mapped[str] = mapped_column(String(8), primary_key=True)
-    key: Mapped[str] = mapped_column(String(260), primary_key=True)
+    key: Mapped[str] = mapped_column(String(520), primary_key=True)
     status: Mapped[str] = mapped_column(String(32), primary_key=True)
     severity: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     #: How many alerts; may fall to zero.

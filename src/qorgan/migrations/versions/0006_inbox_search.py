@@ -20,12 +20,12 @@ of each page free on PostgreSQL, so acknowledging an alert is a HOT update there
 touched): a bulk triage of 10,000 alerts took 25 s with the status indexed, under 1 s without.
 
 ``alert_tallies`` counts alerts per organisation, grouping value (rule, host, user, source
-address, KZ-CERT class, UTC hour of the event), status and level, so the inbox's counts, groups
-and chart need not read every alert (``bench/inbox.py``: a million alerts). Triggers keep it in
-the writing transaction: row triggers on SQLite; statement triggers with transition tables on
-PostgreSQL (one aggregated upsert per statement), after a statement trigger has taken the audit
-trail's advisory lock, so concurrent writers queue before touching a tally row instead of
-deadlocking over them.
+address, KZ-CERT class, UTC hour of the event, rule and host together), status and level, so
+the inbox's counts, groups and chart need not read every alert (``bench/inbox.py``: a million
+alerts). Triggers keep it in the writing transaction: row triggers on SQLite; statement triggers
+with transition tables on PostgreSQL (one aggregated upsert per statement), after a statement
+trigger has taken the audit trail's advisory lock, so concurrent writers queue before touching a
+tally row instead of deadlocking over them.
 
 Revision ID: 0006
 Revises: 0005
@@ -133,8 +133,12 @@ TALLIED = (
 
 
 def _keys(dialect: str, prefix: str = "") -> dict[str, str]:
+    """Each dimension's key expression. A rule and a host together (``rulehost``): the rule's
+    key prefixed by its length and ":", then the host's key, unambiguous whatever either holds
+    (at most 3 + 1 + 201 + 256 characters)."""
     keys = {name: key.format(p=prefix) for name, key in TALLY_KEYS.items()}
     keys["hour"] = HOUR_KEY[dialect].format(p=prefix)
+    keys["rulehost"] = f"length({keys['rule']}) || ':' || {keys['rule']} || {keys['host']}"
     return keys
 
 
@@ -347,7 +351,7 @@ def upgrade() -> None:
         "alert_tallies",
         sa.Column("organisation_id", sa.Integer(), nullable=False),
         sa.Column("dimension", sa.String(length=8), nullable=False),
-        sa.Column("key", sa.String(length=260), nullable=False),
+        sa.Column("key", sa.String(length=520), nullable=False),
         sa.Column("status", sa.String(length=32), nullable=False),
         sa.Column("severity", sa.SmallInteger(), nullable=False),
         sa.Column("alerts", sa.Integer(), nullable=False),
