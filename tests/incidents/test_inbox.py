@@ -355,6 +355,33 @@ def test_tallies_follow_every_change(
         assert dict(totals) == dict.fromkeys(TALLY_DIMENSIONS, len(ours) - 3)
 
 
+def test_rule_and_host_tallies_hold_the_longest_values(
+    factory: sessionmaker[Session], world: World
+) -> None:
+    """The longest rule id (200 characters) and host (255), holding ":" and digits, fit the
+    rule-and-host tally's key (PostgreSQL enforces its length: ingestion would fail) and come
+    back whole from a grouping; their neighbour with a short rule id stays apart."""
+    rule_id, host = "12:" + "r" * 197, "7:=" + "h" * 252
+    neighbour = ("r" * 197 + "=" + host)[:255]  # the rest of the first pair's key, as a host
+    ingest(
+        factory,
+        world.almaty,
+        alert(1, rule_id=rule_id, host=host, level="critical"),
+        alert(2, rule_id=rule_id, host=host, level="low"),
+        alert(3, rule_id="12:", host=neighbour, level="high"),
+    )
+    with unit_of_work(factory) as session:
+        kwargs = {"session": session, "organisation_ids": [world.almaty]}
+        groups, total = inbox.group_alerts(by="rule_host", **kwargs)
+        assert total == 2
+        assert [(g.rule_id, g.host, g.count, g.level) for g in groups] == [
+            (rule_id, host, 2, "critical"),
+            ("12:", neighbour, 1, "high"),
+        ]
+        narrowed = AlertFilter(rule_id=rule_id, host=host)
+        assert inbox.level_counts(filters=narrowed, **kwargs) == {"low": 1, "critical": 1}
+
+
 # --------------------------------------------------------------------------- bulk triage
 
 
