@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, select, text
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
-from qorgan.core.db import make_engine, unit_of_work
+from qorgan.core import audit, db
+from qorgan.core.db import make_engine, session_factory, unit_of_work
 from qorgan.core.models import (
     ApiToken,
+    AuditEntry,
     Organisation,
     OrganisationKind,
     PasswordHistory,
@@ -213,3 +216,60 @@ def test_unit_of_work_commits_or_rolls_back(factory: sessionmaker[Session]) -> N
         _org_and_user(session)
     with unit_of_work(factory) as session:
         assert len(session.scalars(select(User)).all()) == 1
+
+
+def _sqlite_factory(tmp_path: Path) -> sessionmaker[Session]:
+    settings = get_settings(database_url=f"sqlite:///{tmp_path / 'qorgan.db'}")
+    upgrade(settings)
+    return session_factory(make_engine(settings))
+
+
+def test_sqlite_writers_queue_and_always_leave_the_queue(tmp_path: Path) -> None:
+    """A SQLite writer that took the audit lock leaves this process's writers' queue however
+    its transaction ends: commit, rollback, or a session closed half-way. Were one to stay in
+    it, the next writer would wait out the busy timeout and fail."""
+    factory = _sqlite_factory(tmp_path)
+    queue = db._WRITERS[factory.kw["bind"]]
+    with unit_of_work(factory) as session:
+        audit.record("test.commit", session=session, actor="system")
+        assert queue.locked()
+    assert not queue.locked()
+    with pytest.raises(RuntimeError), unit_of_work(factory) as session:
+        audit.record("test.rollback", session=session, actor="system")
+        raise RuntimeError("the service failed half-way")
+    assert not queue.locked()
+    session = factory()
+    audit.lock(session)
+    audit.lock(session)  # the same transaction twice: no deadlock
+    assert queue.locked()
+    session.close()  # neither committed nor rolled back by the caller
+    assert not queue.locked()
+    with unit_of_work(factory) as session:
+        assert [e.action for e in session.scalars(select(AuditEntry))] == ["test.commit"]
+
+
+def test_concurrent_sqlite_writers_all_succeed(tmp_path: Path) -> None:
+    """Eight threads appending to the audit trail at once, each in many transactions: every
+    entry lands, and the chain holds (each writer read the last entry under the lock)."""
+    factory = _sqlite_factory(tmp_path)
+    start = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            start.wait()
+            for i in range(25):
+                with unit_of_work(factory) as session:
+                    audit.record(f"test.{n}.{i}", session=session, actor="system")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with unit_of_work(factory) as session:
+        assert session.scalar(select(func.count()).select_from(AuditEntry)) == 200
+        assert audit.verify(session=session) == []

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Text, select, text, type_coerce
 
-from qorgan.core.db import utcnow
+from qorgan.core.db import queue_writer, utcnow
 from qorgan.core.errors import QorganError
 from qorgan.core.models import AuditEntry
 
@@ -182,8 +182,10 @@ def lock(session: Session) -> None:
     if dialect == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
     elif dialect == "sqlite":
-        # A write statement (touching no row) takes SQLite's write lock for this transaction
-        # before the last entry is read; a concurrent writer waits (busy_timeout) behind it.
+        # In turn with this process's other writers; then a write statement (touching no row)
+        # takes SQLite's write lock for this transaction before the last entry is read; a
+        # writer of another process waits (busy_timeout) behind it.
+        queue_writer(session)
         session.execute(text("UPDATE audit_entries SET id = id WHERE 0"))
 
 

@@ -8,6 +8,8 @@ by :func:`make_engine` from :class:`~qorgan.core.settings.Settings`, never at im
 from __future__ import annotations
 
 import importlib.util
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -34,8 +36,16 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-#: How long a SQLite connection waits for another writer before giving up.
-SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: How long a SQLite connection waits for another writer before giving up. SQLite's busy
+#: handler retries on a timer rather than queueing writers, so under several concurrent
+#: 500-alert writers an unlucky one waited more than 10 s (bench/ingest.py) and failed.
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+#: Per SQLite engine: the queue its writers join in this process (see :func:`queue_writer`).
+_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+#: The key, in a pooled connection's ``info``, of the writer's place in that queue.
+_QUEUED = "qorgan.writer"
 
 
 class DatabaseError(QorganError):
@@ -126,8 +136,56 @@ def make_engine(settings: Settings, **kwargs: Any) -> Engine:
             finally:
                 cursor.close()
 
+        _queue_writers(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _queue_writers(engine: Engine) -> None:
+    """Give a SQLite engine its writers' queue, left at the end of each transaction however it
+    ends: committed, rolled back, or the connection returned to the pool or discarded."""
+    _WRITERS[engine] = lock = threading.Lock()
+
+    def leave(info: dict[Any, Any]) -> None:
+        if info.pop(_QUEUED, False):
+            lock.release()
+
+    @event.listens_for(engine, "commit")
+    def _committed(connection: Any) -> None:
+        leave(connection.info)
+
+    @event.listens_for(engine, "rollback")
+    def _rolled_back(connection: Any) -> None:
+        leave(connection.info)
+
+    @event.listens_for(engine.pool, "reset")
+    def _returned(_dbapi: Any, record: Any, _state: Any) -> None:
+        leave(record.info)
+
+    @event.listens_for(engine.pool, "invalidate")
+    def _invalidated(_dbapi: Any, record: Any, _exception: Any) -> None:
+        leave(record.info)
+
+    @event.listens_for(engine.pool, "close")
+    def _closed(_dbapi: Any, record: Any) -> None:
+        leave(record.info)
+
+
+def queue_writer(session: Session) -> None:
+    """On SQLite, wait for this process's earlier writers to finish before taking the write
+    lock (a no-op elsewhere, and when this transaction already queued).
+
+    SQLite's busy handler retries on a timer rather than queueing writers, so under several
+    concurrent writers an unlucky one kept losing the race: with four clients sending 500
+    alerts at a time, requests waited up to 18 s (bench/ingest.py). Waiting here in turn
+    keeps that wait to the writers ahead. Gives up after the busy timeout, as SQLite would."""
+    connection = session.connection()
+    lock = _WRITERS.get(connection.engine)
+    if lock is None or connection.info.get(_QUEUED):
+        return
+    if not lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+        raise DatabaseError("the database is busy with other writers; try again", source="db")
+    connection.info[_QUEUED] = True
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

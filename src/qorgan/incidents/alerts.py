@@ -243,6 +243,9 @@ def ingest(
                 )
             )
             bodies.append(body)
+        # The append lock before the first write (the rows are built outside it): writers
+        # take turns in the order they came, instead of racing for SQLite's write lock.
+        audit.lock(session)
         created += writer.insert(rows, bodies)
     result = IngestResult(received=len(alerts), created=created, duplicates=len(alerts) - created)
     audit.record(
