@@ -436,7 +436,13 @@ def _search_driven(
         .select_from(SQLITE_INDEX)
         .join(StoredAlert, StoredAlert.id == SQLITE_INDEX.c.rowid)
     )
-    query = others.apply(_visible(query, organisation_ids), "sqlite")
+    # The index must be the outer loop: "organisation_id + 0" is no index's leading column to
+    # the planner (every index of alerts starts with it), so it cannot read the alerts first
+    # and run the full-text query once per alert, which it chose on a database never
+    # analysed (20 s for 20,000 alerts).
+    ids = sorted(set(organisation_ids))
+    query = query.where((StoredAlert.organisation_id + 0).in_(ids))
+    query = others.apply(query, "sqlite")
     return query.where(sqlite_match(filters.search, StoredAlert.search_text))
 
 
