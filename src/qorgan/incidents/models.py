@@ -1,4 +1,5 @@
-"""Tables of the alert store: one row per alert an organisation received, deduplicated.
+"""Tables of the alert store (one row per alert an organisation received, deduplicated) and
+of incidents (alerts grouped, classified and worked to closure; below the alert tables).
 
 An alert's full JSON (``docs/alerts.md``, validated by
 :class:`~qorgan.incidents.schemas.AlertIn`) is kept in ``body``; the columns beside it are
@@ -13,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     ForeignKey,
     Index,
     Integer,
@@ -179,4 +181,319 @@ class SavedSearch(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     query: Mapped[str] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# --- Incidents -------------------------------------------------------------------------------
+# An incident groups alerts (or a report, or an analyst's finding) and is worked through the
+# lifecycle of ``qorgan.incidents.lifecycle``. Statuses, TLP and the rest are stored as plain
+# strings checked by the service (the lifecycle's enums), like the alert tables' class columns.
+
+
+class Incident(Base):
+    """An incident of an organisation, with its classification, clocks and deadlines.
+
+    The clock moments (``acknowledged_at``, ``contained_at``, ``closed_at``) are set by the
+    first move that reaches them and kept on later moves; ``*_due_at`` are computed from the
+    organisation's deadlines when the incident is created or reclassified, and stored so that
+    "overdue" is an indexed comparison rather than working-hour arithmetic per row.
+    """
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index("ix_incidents_organisation_id_status", "organisation_id", "status", "created_at"),
+        Index("ix_incidents_organisation_id_created_at", "organisation_id", "created_at"),
+        Index("ix_incidents_reported_to_id", "reported_to_id", "reported_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT")
+    )
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    kz_cert_class: Mapped[str | None] = mapped_column(String(64), default=None)
+    rsit_class: Mapped[str | None] = mapped_column(String(64), default=None)
+    rsit_type: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: 1 low ... 4 critical; ``severity_reason`` is set when a person overrode the derived one.
+    severity: Mapped[int] = mapped_column(SmallInteger, default=1)
+    severity_reason: Mapped[str | None] = mapped_column(String(1000), default=None)
+    tlp: Mapped[str] = mapped_column(String(16), default="amber")
+    pap: Mapped[str] = mapped_column(String(16), default="amber")
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    resolution: Mapped[str | None] = mapped_column(String(32), default=None)
+    assignee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True, default=None
+    )
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: The incident involves personal data: the breach report to the authorised body is due
+    #: one working day after detection.
+    personal_data: Mapped[bool] = mapped_column(default=False)
+    #: How it began: ``alerts``, ``report`` (public form) or ``manual``.
+    origin: Mapped[str] = mapped_column(String(16), default="manual")
+    #: Candidate Criminal Code articles ("205", ...), from the alerts' rules or the coordinator.
+    criminal_code: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: The moment the clocks count from: the first event, alert or report.
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    contained_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    acknowledge_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    contain_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    close_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    breach_report_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    breach_reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    #: The next deadline still open (the earliest of the due times not yet met), indexed, so
+    #: lists find overdue and soon-due incidents with one range scan.
+    next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True, default=None)
+    #: Merged into another incident (this one is then closed as a duplicate).
+    merged_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("incidents.id", ondelete="SET NULL"), default=None
+    )
+    #: Reported to the national coordinator (KZ-CERT's organisation), and when.
+    reported_to_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT"), default=None
+    )
+    reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    #: The rules of its alerts (ids), for similarity; a short list.
+    rule_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class IncidentAlert(Base):
+    """An alert's link to its incident: an alert belongs to one incident at most."""
+
+    __tablename__ = "incident_alerts"
+
+    alert_id: Mapped[int] = mapped_column(
+        ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True
+    )
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    added_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+
+
+class IncidentEvent(Base):
+    """One entry of an incident's timeline: created, moved, assigned, a note, a task done, an
+    alert added, merged, split, evidence added, reported, a message. Never edited; the audit
+    trail holds the same changes hash-chained."""
+
+    __tablename__ = "incident_events"
+    __table_args__ = (Index("ix_incident_events_incident_id_at", "incident_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class IncidentTask(Base):
+    """A task of one phase of an incident, from a template or added by hand."""
+
+    __tablename__ = "incident_tasks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    phase: Mapped[str] = mapped_column(String(16))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    #: ``open``, ``done`` or ``skipped``.
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    template_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    assignee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    done_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+
+
+class IncidentNote(Base):
+    """A note (Markdown) on an incident or on one of its tasks; never edited, only added."""
+
+    __tablename__ = "incident_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    task_id: Mapped[int | None] = mapped_column(
+        ForeignKey("incident_tasks.id", ondelete="CASCADE"), default=None
+    )
+    author_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class TaskTemplate(Base):
+    """An organisation's copy of a task template (``qorgan.incidents.task_templates``): the
+    built-in ones until it edits them, stored as the template's data."""
+
+    __tablename__ = "task_templates"
+    __table_args__ = (UniqueConstraint("organisation_id", "template_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    template_id: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Asset(Base):
+    """An asset or information system of an organisation, with its owner and criticality.
+
+    ``names`` are the host names and addresses its alerts carry (matched against an alert's
+    host), so an incident's affected assets are found from its alerts."""
+
+    __tablename__ = "assets"
+    __table_args__ = (UniqueConstraint("organisation_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT")
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32), default="host")
+    owner: Mapped[str] = mapped_column(String(200), default="")
+    #: 1 low ... 4 critical.
+    criticality: Mapped[int] = mapped_column(SmallInteger, default=2)
+    #: Critical information and communication infrastructure (ОКИИ / АКИИ).
+    critical_infrastructure: Mapped[bool] = mapped_column(default=False)
+    names: Mapped[list[str]] = mapped_column(JSON, default=list)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class IncidentAsset(Base):
+    """An asset affected by an incident."""
+
+    __tablename__ = "incident_assets"
+
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
+    )
+    asset_id: Mapped[int] = mapped_column(
+        ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class IncidentObservable(Base):
+    """An observable of an incident (address, domain, URL, hash, account, e-mail, file name),
+    taken from its alerts or added by hand; indexed per organisation for pivots."""
+
+    __tablename__ = "incident_observables"
+    __table_args__ = (
+        UniqueConstraint("incident_id", "kind", "value"),
+        Index("ix_incident_observables_lookup", "organisation_id", "kind", "value"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT")
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(500))
+    #: ``alert`` (extracted) or ``manual``.
+    origin: Mapped[str] = mapped_column(String(16), default="alert")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Deadline(Base):
+    """An organisation's deadline for one measure (acknowledge, contain, close) of incidents of
+    one KZ-CERT class (``*``: any class without its own), in ``unit``: ``hours`` (calendar),
+    ``working_hours`` or ``working_days``."""
+
+    __tablename__ = "incident_deadlines"
+
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True
+    )
+    kz_cert_class: Mapped[str] = mapped_column(String(64), primary_key=True)
+    measure: Mapped[str] = mapped_column(String(16), primary_key=True)
+    amount: Mapped[int] = mapped_column(Integer)
+    unit: Mapped[str] = mapped_column(String(16))
+
+
+class SimilarIncident(Base):
+    """A bounded list of an incident's most similar earlier incidents (at most
+    ``qorgan.incidents.similar.KEEP`` per incident), with the score and what they share."""
+
+    __tablename__ = "similar_incidents"
+
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
+    )
+    similar_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    score: Mapped[int] = mapped_column(Integer)
+    shared: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Evidence(Base):
+    """An evidence file of an incident: the content lives once under the data directory at
+    its SHA-256 (``qorgan.incidents.evidence``); who added and who opened it is in the audit
+    trail (the chain of custody)."""
+
+    __tablename__ = "incident_evidence"
+    __table_args__ = (UniqueConstraint("incident_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="RESTRICT"), index=True
+    )
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT")
+    )
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    media_type: Mapped[str] = mapped_column(String(100), default="application/octet-stream")
+    description: Mapped[str] = mapped_column(String(2000), default="")
+    added_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class IncidentMessage(Base):
+    """A message in the thread between a reporting organisation and the national coordinator
+    about a reported incident: a question, a recommendation or an answer; both sides see it."""
+
+    __tablename__ = "incident_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    #: The organisation of the author (the reporter's or the coordinator's).
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT")
+    )
+    author_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    #: ``question``, ``recommendation`` or ``message``.
+    kind: Mapped[str] = mapped_column(String(16), default="message")
+    text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
