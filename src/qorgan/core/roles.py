@@ -20,6 +20,10 @@ class Permission(StrEnum):
     alerts_triage = "alerts:triage"  # acknowledge, assign, mark false positive
     hunts_run = "hunts:run"
     hunts_read = "hunts:read"
+    incidents_read = "incidents:read"
+    incidents_write = "incidents:write"  # create, work and close the organisation's incidents
+    incidents_configure = "incidents:configure"  # deadlines, task templates
+    incidents_coordinate = "incidents:coordinate"  # national coordinator: reports received
     audit_read = "audit:read"
     users_manage = "users:manage"
 
@@ -33,12 +37,29 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.alerts_triage,
             Permission.hunts_run,
             Permission.hunts_read,
+            Permission.incidents_read,
+            Permission.incidents_write,
         }
     ),
     Role.cert_coordinator: frozenset(
-        {Permission.alerts_read, Permission.alerts_triage, Permission.hunts_read}
+        {
+            Permission.alerts_read,
+            Permission.alerts_triage,
+            Permission.hunts_read,
+            Permission.incidents_read,
+            Permission.incidents_write,
+            Permission.incidents_configure,
+            Permission.incidents_coordinate,
+        }
     ),
-    Role.auditor: frozenset({Permission.alerts_read, Permission.hunts_read, Permission.audit_read}),
+    Role.auditor: frozenset(
+        {
+            Permission.alerts_read,
+            Permission.hunts_read,
+            Permission.audit_read,
+            Permission.incidents_read,
+        }
+    ),
     Role.partner: frozenset(),
     Role.dpo: frozenset(),
     Role.citizen: frozenset(),

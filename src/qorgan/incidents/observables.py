@@ -156,3 +156,88 @@ def identity(body: dict[str, Any]) -> dict[str, Any]:
             ],
         }
     return out
+
+
+#: Kinds of an incident's observables, in the order pages show them.
+KINDS = ("ip", "domain", "url", "hash", "account", "email", "file")
+#: Event fields naming a domain, a URL, a file, an e-mail address.
+DOMAIN_FIELDS = (
+    "QueryName",
+    "query",
+    "DestinationHostname",
+    "host_header",
+    "cs-host",
+    "server_name",
+)
+URL_FIELDS = ("uri", "cs-uri", "url", "request", "c-uri", "cs-referer")
+FILE_FIELDS = ("TargetFilename", "Image", "ImageLoaded", "ParentImage", "ServiceFileName")
+EMAIL_FIELDS = ("sender", "recipient", "from", "to", "mailfrom", "rcptto")
+HASH_FIELDS = ("Hashes", "Hash", "md5", "sha1", "sha256", "FileHash")
+_HEX_LENGTHS = {32, 40, 64}  # MD5, SHA-1, SHA-256
+MAX_OBSERVABLE = 500
+
+
+def _hashes(value: Any) -> Iterator[str]:
+    text = _text(value)
+    if text is None:
+        return
+    # Sysmon writes "SHA1=...,MD5=...,SHA256=...,IMPHASH=..."; an import hash is no file hash.
+    for part in text.replace(";", ",").split(","):
+        name, _, digest = part.rpartition("=")
+        digest = digest.strip().lower()
+        if name.strip().upper() == "IMPHASH":
+            continue
+        if len(digest) in _HEX_LENGTHS and all(c in "0123456789abcdef" for c in digest):
+            yield digest
+
+
+def _email(value: Any) -> str | None:
+    text = _text(value)
+    if text is None:
+        return None
+    text = text.strip("<>").lower()
+    local, at, domain = text.partition("@")
+    return text if at and local and "." in domain and " " not in text else None
+
+
+def _domain(value: Any) -> str | None:
+    text = _text(value)
+    if text is None or _address(text) is not None:
+        return None
+    text = text.rstrip(".").lower()
+    labels = text.split(".")
+    return text if len(labels) > 1 and all(labels) and " " not in text else None
+
+
+def incident_observables(body: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """Every observable of an alert as (kind, value): addresses, domains, URLs, hashes,
+    accounts, e-mail addresses and file names, from the fields the formats emit. Values are
+    cut to :data:`MAX_OBSERVABLE` characters; duplicates are the caller's to drop."""
+    event = body.get("event")
+    if not isinstance(event, dict):
+        return
+    found = observables(body)
+    for address in (found.source_ip, found.destination_ip):
+        if address:
+            yield "ip", address
+    if found.user:
+        yield "account", found.user
+    for name in DOMAIN_FIELDS:
+        domain = _domain(event.get(name))
+        if domain:
+            yield "domain", domain[:MAX_OBSERVABLE]
+    for name in URL_FIELDS:
+        url = _text(event.get(name))
+        if url:
+            yield "url", url[:MAX_OBSERVABLE]
+    for name in FILE_FIELDS:
+        path = _text(event.get(name))
+        if path:
+            yield "file", path[:MAX_OBSERVABLE]
+    for name in EMAIL_FIELDS:
+        email = _email(event.get(name))
+        if email:
+            yield "email", email[:MAX_OBSERVABLE]
+    for name in HASH_FIELDS:
+        for digest in _hashes(event.get(name)):
+            yield "hash", digest
