@@ -61,8 +61,12 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr("")
     #: How times are shown; they are always stored in UTC.
     timezone: str = "Asia/Almaty"
-    #: Where Qorgan keeps its files (uploads, the development secret key).
+    #: Where Qorgan keeps its files (uploads, evidence, the development secret key).
     var_dir: Path = Path("var")
+    #: The working-day calendar (holidays, transferred days off) for incident deadlines: an
+    #: administrator's YAML file in the format of ``qorgan/core/holidays_kz.yml``; unset, the
+    #: bundled one.
+    calendar_file: Path | None = None
     #: The folder of server-side log files the console may hunt over (nothing outside it).
     hunt_root: Path = Path("var/logs")
     #: The largest upload the console accepts for a hunt, in MiB.

@@ -808,9 +808,9 @@ def merge(
 ) -> Incident:
     """Merge ``source`` into ``target``: its alerts, observables and assets move over, and it
     is closed as a duplicate pointing at the target. Both timelines say so."""
+    source = owned(session, source_id, organisation_id)
     if source_id == target_id:
         raise IncidentError("an incident cannot be merged into itself")
-    source = owned(session, source_id, organisation_id)
     target = visible(
         session=session, incident_id=target_id, organisation_id=organisation_id, writing=True
     )
@@ -982,3 +982,22 @@ def search_filter(query: str) -> Any:
 
 def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def alert_count(*, session: Session, incident_id: int) -> int:
+    """How many alerts the incident holds."""
+    found = session.scalar(
+        select(func.count())
+        .select_from(IncidentAlert)
+        .where(IncidentAlert.incident_id == incident_id)
+    )
+    return found or 0
+
+
+def observables(*, session: Session, incident_id: int) -> list[IncidentObservable]:
+    """The incident's observables by kind (in :data:`KINDS` order), then value."""
+    rank = {kind: i for i, kind in enumerate(KINDS)}
+    rows = session.scalars(
+        select(IncidentObservable).where(IncidentObservable.incident_id == incident_id)
+    ).all()
+    return sorted(rows, key=lambda o: (rank.get(o.kind, len(KINDS)), o.value))

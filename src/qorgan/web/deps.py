@@ -19,10 +19,11 @@ from fastapi import Depends, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
-from qorgan.core import accounts, roles, sessions
+from qorgan.core import accounts, roles, sessions, workdays
 from qorgan.core.models import SessionStage, User
 from qorgan.core.roles import Permission
 from qorgan.core.settings import Settings
+from qorgan.core.workdays import WorkCalendar
 from qorgan.web.i18n import _l
 
 SESSION_COOKIE = "qorgan_session"
@@ -48,6 +49,11 @@ class AppState:
 
 def state(request: Request) -> AppState:
     return request.app.state.qorgan  # type: ignore[no-any-return]
+
+
+def work_calendar(request: Request) -> WorkCalendar:
+    """The working-day calendar incident deadlines count in (the settings' file, if any)."""
+    return workdays.calendar_from_settings(state(request).settings.calendar_file)
 
 
 def get_db(request: Request) -> Iterator[Session]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from qorgan.web.api import alert_detail, alerts, audit, hunts, me
+from qorgan.web.api import alert_detail, alerts, audit, hunts, incidents, me
 
 router = APIRouter()
-for _module in (me, alerts, alert_detail, hunts, audit):
+for _module in (me, alerts, alert_detail, hunts, audit, incidents):
     router.include_router(_module.router)
