@@ -754,6 +754,36 @@ def audit_anchor() -> None:
     print(last)
 
 
+incidents_app = typer.Typer(help="Work with incidents and their exports.", no_args_is_help=True)
+app.add_typer(incidents_app, name="incidents")
+
+
+@incidents_app.command("verify-export")
+def incidents_verify_export(
+    file: Annotated[Path, typer.Argument(help="The legal-referral package (.zip) to check.")],
+    public_key: Annotated[
+        Path | None,
+        typer.Option(help="The signer's public key (PEM, or base64 raw); others then fail."),
+    ] = None,
+) -> None:
+    """Check that a legal-referral package is intact and signed; list every problem.
+
+    Exit 0 when intact, 1 when problems are found, 2 on usage errors."""
+    from qorgan.incidents import referral
+
+    try:
+        pinned = referral.load_public_key(public_key) if public_key else None
+    except QorganError as exc:
+        raise _fail(exc) from exc
+    result = referral.verify_package(file, public_key=pinned)
+    for problem in result.problems:
+        print(f"PROBLEM {problem}")  # plain: file names are neither markup nor wrapped
+    if not result.ok:
+        err.print(f"package NOT intact: {len(result.problems)} problems", highlight=False)
+        raise typer.Exit(1)
+    print(f"package intact, signed by {result.signer}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -474,3 +474,27 @@ def test_personal_data_starts_the_breach_report_clock(
                 changes={"criminal_code": ["205", "158"]},
                 calendar=CALENDAR,
             )
+
+
+@pytest.mark.parametrize("bad", ["x\x00y", "x\ud800y"])
+def test_text_no_database_can_store_is_refused(
+    factory: sessionmaker[Session], world: World, bad: str
+) -> None:
+    with pytest.raises(IncidentError, match="NUL|surrogate"), unit_of_work(factory) as session:
+        service.create(
+            session=session,
+            organisation_id=world.almaty,
+            actor_id=world.analyst,
+            draft=service.Draft(title=bad),
+            calendar=CALENDAR,
+        )
+    incident_id = _create(factory, world, draft=service.Draft(title="fine"))
+    with pytest.raises(IncidentError, match="NUL|surrogate"), unit_of_work(factory) as session:
+        service.edit(
+            session=session,
+            organisation_id=world.almaty,
+            incident_id=incident_id,
+            actor_id=world.analyst,
+            changes={"tags": [bad]},
+            calendar=CALENDAR,
+        )

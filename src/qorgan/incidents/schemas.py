@@ -38,6 +38,19 @@ def _no_nul(value: str) -> str:
 
 #: Text stored in its own column: no NUL characters.
 Text = Annotated[str, AfterValidator(_no_nul)]
+
+
+def _storable(value: str) -> str:
+    _no_nul(value)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must not contain unpaired surrogate characters") from None
+    return value
+
+
+#: Text people write into incidents: no NUL and no lone surrogate (neither can be stored).
+CleanText = Annotated[str, AfterValidator(_storable)]
 Tag = Annotated[Text, Field(min_length=1, max_length=200)]
 
 

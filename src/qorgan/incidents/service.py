@@ -111,6 +111,19 @@ class Linked:
     elsewhere: int
 
 
+def check_text(*values: str | None) -> None:
+    """Refuse text that no database can store: NUL characters and lone surrogates."""
+    for value in values:
+        if value is None:
+            continue
+        if "\x00" in value:
+            raise IncidentError("text cannot contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise IncidentError("text cannot contain unpaired surrogate characters") from None
+
+
 def _check_choice(value: str, allowed: Iterable[str], what: str) -> str:
     options = [str(v) for v in allowed]
     if value not in options:
@@ -545,6 +558,7 @@ def create(
 
 
 def _validate_draft(draft: Draft) -> None:
+    check_text(draft.title, draft.description, draft.severity_reason, *draft.tags)
     if len(draft.title) > 300:
         raise IncidentError("a title has at most 300 characters")
     if len(draft.description) > 100_000:
@@ -626,6 +640,7 @@ def move(
 ) -> Incident:
     """Move the incident to another phase (closing needs a resolution); the clocks record
     the first acknowledgement, containment and closure."""
+    check_text(reason)
     target = Status(_check_choice(status, [s.value for s in Status], "status"))
     outcome = (
         Resolution(_check_choice(resolution, [r.value for r in Resolution], "resolution"))
@@ -693,6 +708,8 @@ def edit(
     unknown = set(changes) - set(EDITABLE)
     if unknown:
         raise IncidentError(f"these fields cannot be changed here: {', '.join(sorted(unknown))}")
+    check_text(*(v for v in changes.values() if isinstance(v, str)))
+    check_text(*(t for key in ("tags", "criminal_code") for t in changes.get(key) or []))
     incident = owned(session, incident_id, organisation_id)
     clean = dict(changes)
     if "title" in clean:
@@ -752,6 +769,7 @@ def set_severity(
     reason: str = "",
 ) -> Incident:
     """Override the derived severity (a reason is required), or with None go back to it."""
+    check_text(reason)
     incident = owned(session, incident_id, organisation_id)
     before = RANK_SEVERITY[incident.severity].value
     if severity is None:
@@ -944,6 +962,7 @@ def add_observable(
 ) -> IncidentObservable:
     """Add an observable by hand."""
     _check_choice(kind, KINDS, "observable kind")
+    check_text(value)
     value = value.strip()
     if not value or len(value) > 500:
         raise IncidentError("an observable has 1 to 500 characters")

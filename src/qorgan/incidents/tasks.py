@@ -172,6 +172,7 @@ def add_task(
     """Add one task by hand."""
     if phase not in PHASES:
         raise IncidentError(f"unknown phase {phase!r}; use one of {', '.join(PHASES)}")
+    service.check_text(title, description)
     title = title.strip()
     if not title or len(title) > 300:
         raise IncidentError("a task's title has 1 to 300 characters")
@@ -244,6 +245,7 @@ def add_note(
     task_id: int | None = None,
 ) -> IncidentNote:
     """Add a note (Markdown) to the incident or to one of its tasks."""
+    service.check_text(text)
     if not text.strip():
         raise IncidentError("a note cannot be empty")
     if len(text) > MAX_NOTE:

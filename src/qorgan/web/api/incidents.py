@@ -33,7 +33,7 @@ from qorgan.incidents.lifecycle import (
 )
 from qorgan.incidents.models import Incident
 from qorgan.incidents.observables import KINDS
-from qorgan.incidents.schemas import Text
+from qorgan.incidents.schemas import CleanText as Text
 from qorgan.incidents.task_templates import PHASES
 from qorgan.web.deps import Actor, Db, RecordId, api_actor, work_calendar
 from qorgan.web.filters import alert_filter
