@@ -3,7 +3,7 @@ clock, merged and split with their history, kept within their organisation."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -231,7 +231,7 @@ def test_by_hand_with_deadlines_in_working_time(
         assert CALENDAR.working_time_between(start, close) == timedelta(hours=27)
         assert incident.next_due_at == ack
     # One working hour on Friday, then the next working day's first hour.
-    assert not CALENDAR.is_working_day(datetime(2026, 3, 23).date())
+    assert not CALENDAR.is_working_day(date(2026, 3, 23))
     assert ack > datetime(2026, 3, 23, 4, tzinfo=UTC)
     with unit_of_work(factory) as session:
         assert clocks.deadlines(
@@ -480,7 +480,7 @@ def test_personal_data_starts_the_breach_report_clock(
 def test_text_no_database_can_store_is_refused(
     factory: sessionmaker[Session], world: World, bad: str
 ) -> None:
-    with pytest.raises(IncidentError, match="NUL|surrogate"), unit_of_work(factory) as session:
+    with pytest.raises(IncidentError, match=r"NUL|surrogate"), unit_of_work(factory) as session:
         service.create(
             session=session,
             organisation_id=world.almaty,
@@ -489,7 +489,7 @@ def test_text_no_database_can_store_is_refused(
             calendar=CALENDAR,
         )
     incident_id = _create(factory, world, draft=service.Draft(title="fine"))
-    with pytest.raises(IncidentError, match="NUL|surrogate"), unit_of_work(factory) as session:
+    with pytest.raises(IncidentError, match=r"NUL|surrogate"), unit_of_work(factory) as session:
         service.edit(
             session=session,
             organisation_id=world.almaty,
