@@ -390,6 +390,27 @@ def test_flipping_chosen_bytes_of_a_full_package_fails_verification(full: Path) 
     assert survivors == []
 
 
+def test_a_package_with_zip64_records_verifies_and_they_are_sealed(
+    tmp_path: Path, key: Ed25519PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An evidence file over 4 GiB makes zipfile write ZIP64 sizes, 24-byte data descriptors
+    and ZIP64 end records. With zipfile's limits lowered, a small package has them all."""
+    monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 4096)
+    monkeypatch.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 3)
+    package = _build(_input(tmp_path, entries=2), key)
+    monkeypatch.undo()
+    record = package.rfind(b"PK\x06\x06")
+    assert record > 0 and package.rfind(b"PK\x06\x07") > record
+    assert package.count(b"PK\x07\x08") == 8  # every member has its data descriptor
+    result = verify_bytes(package)
+    assert result.ok, result.problems
+    data = bytearray(package)
+    for position in range(record, len(data)):  # the ZIP64 records, the end record, the seal
+        data[position] ^= 1
+        assert not verify_bytes(bytes(data)).ok, position
+        data[position] ^= 1
+
+
 def test_changed_evidence_bytes_name_the_member(full: Path) -> None:
     data = bytearray(full.read_bytes())
     with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:

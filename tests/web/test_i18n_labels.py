@@ -25,7 +25,9 @@ from qorgan.cli import CLI_ACTOR
 from qorgan.core.db import unit_of_work
 from qorgan.core.models import Role
 from qorgan.core.roles import Permission
-from qorgan.incidents import triage
+from qorgan.incidents import clocks, lifecycle, observables, triage
+from qorgan.incidents import service as incident_service
+from qorgan.incidents import tasks as incident_tasks
 from qorgan.incidents.inbox import GROUPINGS, Sort
 from qorgan.incidents.models import LEVELS, AlertStatus
 from qorgan.incidents.search import Search, SearchError
@@ -42,18 +44,26 @@ from qorgan.web.i18n import translations
 from qorgan.web.labels import (
     ACTOR_LABELS,
     AUDIT_ACTION_LABELS,
+    CLOCK_LABELS,
+    CLOCK_STATE_LABELS,
     GROUP_LABELS,
     HISTORY_LABELS,
     HUNT_STATUS_LABELS,
+    INCIDENT_STATUS_LABELS,
     LEVEL_LABELS,
     MESSAGE_PATTERNS,
+    OBSERVABLE_LABELS,
     PAGE_MESSAGES,
     PERMISSION_LABELS,
+    RESOLUTION_LABELS,
     ROLE_LABELS,
     RULE_STATUS_LABELS,
+    SEVERITY_LABELS,
     SORT_LABELS,
     STATUS_LABELS,
     TARGET_LABELS,
+    TASK_STATUS_LABELS,
+    TIMELINE_LABELS,
     translate_message,
 )
 
@@ -79,7 +89,7 @@ def recorded_actions() -> set[str]:
     """Every action the code writes to the audit trail: the literal first argument of
     ``audit.record`` and ``audit.Entry`` (the second of ``accounts._audit``), and the triage
     service's table of actions."""
-    found = set(triage.AUDIT_ACTION.values())
+    found = set(triage.AUDIT_ACTION.values()) | incident_service.AUDIT_ACTIONS
     for call in _calls():
         position = {"record": 0, "Entry": 0, "_audit": 1}.get(_name(call))
         if position is None or len(call.args) <= position:
@@ -135,6 +145,13 @@ def test_every_vocabulary_has_its_labels() -> None:
     assert set(GROUP_LABELS) == set(GROUPINGS)
     assert set(SORT_LABELS) == {s.value for s in Sort}
     assert set(RULE_STATUS_LABELS) == {str(s) for s in SigmaStatus}
+    assert set(INCIDENT_STATUS_LABELS) == {str(s) for s in lifecycle.Status}
+    assert set(RESOLUTION_LABELS) == {str(r) for r in lifecycle.Resolution}
+    assert set(SEVERITY_LABELS) == {str(s) for s in lifecycle.Severity}
+    assert set(TASK_STATUS_LABELS) == set(incident_tasks.TASK_STATUSES)
+    assert set(CLOCK_LABELS) == {*clocks.MEASURES, "breach_report"}
+    assert set(OBSERVABLE_LABELS) == set(observables.KINDS)
+    assert set(TIMELINE_LABELS) == {"alert", *incident_service.EVENT_KINDS}
 
 
 TABLES = (
@@ -150,6 +167,14 @@ TABLES = (
     SORT_LABELS,
     GROUP_LABELS,
     HUNT_STATUS_LABELS,
+    INCIDENT_STATUS_LABELS,
+    RESOLUTION_LABELS,
+    SEVERITY_LABELS,
+    TASK_STATUS_LABELS,
+    CLOCK_LABELS,
+    CLOCK_STATE_LABELS,
+    OBSERVABLE_LABELS,
+    TIMELINE_LABELS,
 )
 
 

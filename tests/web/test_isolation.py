@@ -39,6 +39,36 @@ RECORD_ROUTES = {
     ("POST", "/account/tokens/{token_id}/revoke"),
     ("POST", "/users/{user_id}/{action}"),
     ("POST", "/alerts/searches/{search_id}/delete"),
+    ("GET", "/api/v1/incidents/{incident_id}"),
+    ("PATCH", "/api/v1/incidents/{incident_id}"),
+    ("POST", "/api/v1/incidents/{incident_id}/status"),
+    ("PUT", "/api/v1/incidents/{incident_id}/assignee"),
+    ("PUT", "/api/v1/incidents/{incident_id}/severity"),
+    ("POST", "/api/v1/incidents/{incident_id}/alerts"),
+    ("POST", "/api/v1/incidents/{incident_id}/merge"),
+    ("POST", "/api/v1/incidents/{incident_id}/split"),
+    ("GET", "/api/v1/incidents/{incident_id}/timeline"),
+    ("GET", "/api/v1/incidents/{incident_id}/tasks"),
+    ("POST", "/api/v1/incidents/{incident_id}/tasks"),
+    ("POST", "/api/v1/incidents/{incident_id}/tasks/template"),
+    ("PUT", "/api/v1/incidents/{incident_id}/tasks/{task_id}/status"),
+    ("GET", "/api/v1/incidents/{incident_id}/notes"),
+    ("POST", "/api/v1/incidents/{incident_id}/notes"),
+    ("GET", "/api/v1/incidents/{incident_id}/observables"),
+    ("POST", "/api/v1/incidents/{incident_id}/observables"),
+    ("GET", "/incidents/{incident_id}"),
+    ("POST", "/incidents/{incident_id}/status"),
+    ("POST", "/incidents/{incident_id}/assign"),
+    ("POST", "/incidents/{incident_id}/edit"),
+    ("POST", "/incidents/{incident_id}/severity"),
+    ("POST", "/incidents/{incident_id}/assets"),
+    ("POST", "/incidents/{incident_id}/tasks/template"),
+    ("POST", "/incidents/{incident_id}/tasks"),
+    ("POST", "/incidents/{incident_id}/tasks/{task_id}/status"),
+    ("POST", "/incidents/{incident_id}/notes"),
+    ("POST", "/incidents/{incident_id}/observables"),
+    ("POST", "/incidents/{incident_id}/merge"),
+    ("POST", "/incidents/{incident_id}/split"),
 }
 #: Routes listing an organisation's records: B's must never appear in A's answer.
 LIST_ROUTES = {
@@ -53,6 +83,9 @@ LIST_ROUTES = {
     ("GET", "/audit"),
     ("GET", "/account"),
     ("GET", "/users"),
+    ("GET", "/api/v1/incidents"),
+    ("GET", "/incidents"),
+    ("GET", "/observables"),  # the caller's organisation's incidents with the value
 }
 #: Routes that act only on the caller's own organisation or account, or hold no records.
 OWN_ONLY_ROUTES = {
@@ -79,6 +112,12 @@ OWN_ONLY_ROUTES = {
     ("GET", "/api/v1/me"),
     ("POST", "/api/v1/alerts"),  # stored in the caller's organisation, tested below
     ("POST", "/api/v1/hunts"),  # likewise
+    # Incidents are made in the caller's organisation, of its own alerts only (another's
+    # alert ids are not taken, another's incident number is not found: tested below).
+    ("POST", "/api/v1/incidents"),
+    ("POST", "/incidents"),
+    ("GET", "/incidents/new"),
+    ("POST", "/incidents/from-alerts"),
     ("POST", "/hunts"),
     ("GET", "/api/v1/hunts/files"),  # the server's hunt folder, not an organisation's record
     ("GET", "/api/v1/audit/verify"),  # reports problems of the whole chain, no entries
@@ -145,6 +184,18 @@ class Records:
             self.b_search = saved_searches.save(
                 session=session, user_id=world["b.admin"].id, name="B's view", query="level=high"
             ).id
+        b_work = {"Authorization": f"Bearer {world.token('b.analyst', ['incidents:write'])}"}
+        made = client.post(
+            "/api/v1/incidents", json={"alert_ids": [self.b_alert], "title": "B"}, headers=b_work
+        )
+        assert made.status_code == 201, made.text
+        self.b_incident = made.json()["incident"]["id"]
+        task = client.post(
+            f"/api/v1/incidents/{self.b_incident}/tasks",
+            json={"phase": "triage", "title": "B's task"},
+            headers=b_work,
+        )
+        self.b_task = task.json()["id"]
         a_token = world.token("a.analyst", ["alerts:write"])
         client.post(
             "/api/v1/alerts",
@@ -160,15 +211,44 @@ class Records:
             .replace("{search_id}", str(self.b_search))
             .replace("{user_id}/{action}", f"{self.b_user}/unlock")
             .replace("{action}", "acknowledge")
+            .replace("{incident_id}", str(self.b_incident))
+            .replace("{task_id}", str(self.b_task))
         )
+
+
+#: A body valid for every JSON route that takes one (each reads its own fields), so that a
+#: route answers for the record, not for a malformed body.
+JSON_BODY = {
+    "assignee_id": None,
+    "severity": None,
+    "text": "a note on another organisation's record",
+    "title": "taken over",
+    "alert_ids": [1],
+    "into": 1,
+    "phase": "triage",
+    "template_id": "malware",
+    "kind": "ip",
+    "value": "192.0.2.1",
+}
+#: The same for the pages' forms.
+FORM_BODY = {
+    "text": "a comment",
+    "status": "triage",
+    "title": "taken over",
+    "phase": "triage",
+    "template_id": "malware",
+    "kind": "ip",
+    "value": "192.0.2.1",
+    "into": "1",
+}
 
 
 def _call(client: TestClient, method: str, path: str, **kwargs: Any) -> Any:
     body: dict[str, Any] = {}
     if method == "PUT":
-        body["json"] = {"assignee_id": None}
-    elif method == "POST" and path.endswith("/comments"):
-        body["json"] = {"text": "a comment on another organisation's alert"}
+        body["json"] = {**JSON_BODY, "status": "done"}
+    elif method in ("POST", "PATCH"):
+        body["json"] = {**JSON_BODY, "status": "triage"}
     return client.request(method, path, **body, **kwargs)
 
 
@@ -187,7 +267,7 @@ def test_records_of_another_organisation_are_not_found(client: TestClient, world
         response = client.request(
             method,
             records.path(template),
-            data={"csrf_token": csrf, "text": "a comment"} if method == "POST" else None,
+            data={"csrf_token": csrf, **FORM_BODY} if method == "POST" else None,
         )
         assert response.status_code in (403, 404), (method, template, response.status_code)
     # B's records are untouched.
@@ -196,6 +276,26 @@ def test_records_of_another_organisation_are_not_found(client: TestClient, world
         f"/api/v1/alerts/{records.b_alert}", headers={"Authorization": f"Bearer {b_admin}"}
     )
     assert alert.json()["status"] == "new"
+    incident = client.get(
+        f"/api/v1/incidents/{records.b_incident}", headers={"Authorization": f"Bearer {b_admin}"}
+    ).json()
+    assert (incident["title"], incident["status"], incident["alerts"]) == ("B", "new", 1)
+    # A cannot take B's alerts into an incident, nor add alerts to B's incident by number.
+    a_alerts = client.post(
+        "/incidents/from-alerts",
+        data={"csrf_token": csrf, "ids": [str(records.b_alert)], "scope": "selected"},
+    )
+    assert a_alerts.status_code == 400
+    added = client.post(
+        "/incidents/from-alerts",
+        data={
+            "csrf_token": csrf,
+            "ids": [str(records.b_alert)],
+            "mode": "add",
+            "incident": f"INC-{records.b_incident:06d}",
+        },
+    )
+    assert added.status_code == 404
 
 
 def test_lists_show_only_the_own_organisation(client: TestClient, world: World) -> None:
@@ -212,6 +312,7 @@ def test_lists_show_only_the_own_organisation(client: TestClient, world: World) 
     assert export.status_code == 200 and b"b-secret-host" not in export.content
     assert export.content.count(b"\n") == 2
     assert client.get("/api/v1/hunts", headers=headers).json() == []
+    assert client.get("/api/v1/incidents?status=all", headers=headers).json()["total"] == 0
     entries = client.get("/api/v1/audit?limit=1000", headers=headers).json()
     b_org = world["b.admin"].organisation_id
     assert entries
@@ -221,7 +322,16 @@ def test_lists_show_only_the_own_organisation(client: TestClient, world: World) 
     assert all(e["actor"] != str(world["b.analyst"].id) for e in entries)
     csrf = sign_in(client, world["a.admin"])
     assert csrf
-    for path in ("/alerts", "/alerts?group=host", "/hunts", "/audit", "/account", "/users"):
+    for path in (
+        "/alerts",
+        "/alerts?group=host",
+        "/hunts",
+        "/audit",
+        "/account",
+        "/users",
+        "/incidents?tab=all",
+        "/observables?kind=ip&value=203.0.113.7",
+    ):
         page = client.get(path)
         assert page.status_code == 200, path
         assert "b-secret-host" not in page.text, path

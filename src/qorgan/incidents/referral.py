@@ -1004,8 +1004,9 @@ class _Layout:
 
 
 def _read_layout(handle: BinaryIO, size: int, problems: list[str]) -> _Layout | None:
-    """Read the end record (and the ZIP64 one) and check that the central directory ends exactly
-    where they begin, and that the member count is a package's."""
+    """Read the end record (and the ZIP64 one, when its locator precedes the end record, as
+    zipfile reads it) and check that the central directory ends exactly where they begin, and
+    that the member count is a package's."""
     eocd_at = size - SEAL_LENGTH - _EOCD.size
     handle.seek(eocd_at)
     _, disk, cd_disk, on_disk, entries, cd_size, cd_offset, _ = _EOCD.unpack(
@@ -1015,23 +1016,31 @@ def _read_layout(handle: BinaryIO, size: int, problems: list[str]) -> _Layout | 
     if disk or cd_disk or on_disk != entries:
         problems.append("the archive claims to span several disks")
         return None
-    if entries == 0xFFFF or 0xFFFFFFFF in (cd_size, cd_offset):
-        locator_at = eocd_at - _ZIP64_LOCATOR.size
-        if locator_at < 0:
-            problems.append("the ZIP64 end record is missing")
-            return None
+    locator_at = eocd_at - _ZIP64_LOCATOR.size
+    locator = b""
+    if locator_at >= 0:
         handle.seek(locator_at)
-        magic, _, record_at, _ = _ZIP64_LOCATOR.unpack(handle.read(_ZIP64_LOCATOR.size))
+        locator = handle.read(_ZIP64_LOCATOR.size)
+    if locator[:4] == b"PK\x06\x07":
+        _, locator_disk, record_at, disks = _ZIP64_LOCATOR.unpack(locator)
         handle.seek(record_at)
         record = handle.read(_ZIP64_EOCD.size)
-        if magic != b"PK\x06\x07" or len(record) != _ZIP64_EOCD.size:
+        if len(record) != _ZIP64_EOCD.size:
             problems.append("the ZIP64 end record is missing")
             return None
-        magic, record_size, *_, entries, cd_size, cd_offset = _ZIP64_EOCD.unpack(record)
+        magic, record_size, _, _, disk, cd_disk, on_disk, entries, cd_size, cd_offset = (
+            _ZIP64_EOCD.unpack(record)
+        )
         if magic != b"PK\x06\x06" or record_at + 12 + record_size != locator_at:
             problems.append("the ZIP64 end record is damaged or misplaced")
             return None
+        if locator_disk or disks != 1 or disk or cd_disk or on_disk != entries:
+            problems.append("the archive claims to span several disks")
+            return None
         directory_end = record_at
+    elif entries == 0xFFFF or 0xFFFFFFFF in (cd_size, cd_offset):
+        problems.append("the ZIP64 end record is missing")
+        return None
     if entries > MAX_MEMBERS + 1:
         problems.append(
             f"the archive declares {entries} members, more than the {MAX_MEMBERS} a package "

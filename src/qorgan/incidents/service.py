@@ -78,6 +78,29 @@ EDITABLE = (
 ARTICLES = tuple(str(n) for n in range(205, 214))
 
 
+#: What an incident's timeline records (``incident_events.kind``); each is also audited as
+#: ``incident.<kind>``.
+EVENT_KINDS = (
+    "created",
+    "alerts_added",
+    "status",
+    "assigned",
+    "updated",
+    "severity",
+    "assets",
+    "merged_into",
+    "merged_from",
+    "split_to",
+    "split_from",
+    "observable",
+    "template",
+    "task_added",
+    "task",
+    "note",
+)
+AUDIT_ACTIONS = frozenset(f"incident.{kind}" for kind in EVENT_KINDS)
+
+
 def reference(incident_id: int) -> str:
     """The incident's reference as people quote it."""
     return f"INC-{incident_id:06d}"
@@ -191,6 +214,8 @@ def event(
 ) -> None:
     """Add a timeline event to the incident, and (unless ``audited`` is False, where the
     caller records its own entry) the same change to the audit trail."""
+    if kind not in EVENT_KINDS:
+        raise ValueError(f"unknown incident event {kind!r}")
     now = utcnow()
     session.add(
         IncidentEvent(

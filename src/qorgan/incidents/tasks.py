@@ -211,12 +211,12 @@ def set_task_status(
     status: str,
 ) -> IncidentTask:
     """Mark a task done, skipped or open again."""
+    incident = service.owned(session, incident_id, organisation_id)
+    task = _task(session, incident, task_id)
     if status not in TASK_STATUSES:
         raise IncidentError(
             f"unknown task status {status!r}; use one of {', '.join(TASK_STATUSES)}"
         )
-    incident = service.owned(session, incident_id, organisation_id)
-    task = _task(session, incident, task_id)
     if task.status == status:
         return task
     before = task.status

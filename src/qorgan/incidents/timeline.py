@@ -30,7 +30,7 @@ class Entry:
 
     at: datetime
     kind: str
-    actor: str | None
+    by: str | None
     details: dict[str, Any]
     alert_id: int | None = None
 
@@ -73,7 +73,7 @@ def timeline(*, session: Session, incident_id: int) -> Timeline:
         Entry(
             at=row.at,
             kind="alert",
-            actor=None,
+            by=None,
             details={
                 "rule": row.rule_title,
                 "level": str(row.level),
@@ -86,7 +86,7 @@ def timeline(*, session: Session, incident_id: int) -> Timeline:
         for row in alerts
     ]
     entries.extend(
-        Entry(at=item.at, kind=item.kind, actor=name, details=dict(item.details or {}))
+        Entry(at=item.at, kind=item.kind, by=name, details=dict(item.details or {}))
         for item, name in events
     )
     entries.sort(key=lambda e: (e.at, e.kind != "alert"))

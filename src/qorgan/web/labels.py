@@ -49,6 +49,10 @@ PERMISSION_LABELS = {
     "alerts:triage": _l("Triage alerts"),
     "hunts:run": _l("Run hunts"),
     "hunts:read": _l("Read hunts"),
+    "incidents:read": _l("Read incidents"),
+    "incidents:write": _l("Work incidents"),
+    "incidents:configure": _l("Set incident deadlines and task templates"),
+    "incidents:coordinate": _l("Coordinate reported incidents"),
     "audit:read": _l("Read the audit trail"),
     "users:manage": _l("Manage users"),
 }
@@ -66,6 +70,24 @@ AUDIT_ACTION_LABELS = {
     "auth.logout": _l("Signed out"),
     "auth.failure": _l("Failed sign-in or code check"),
     "auth.refused_locked": _l("Refused: the account is locked"),
+    "incident.created": _l("Incident created"),
+    "incident.alerts_added": _l("Alerts added to an incident"),
+    "incident.status": _l("Incident moved to another phase"),
+    "incident.assigned": _l("Incident assigned"),
+    "incident.updated": _l("Incident edited"),
+    "incident.severity": _l("Incident severity set"),
+    "incident.assets": _l("Incident's affected assets changed"),
+    "incident.merged_into": _l("Incident merged into another"),
+    "incident.merged_from": _l("Incident merged with another"),
+    "incident.split_to": _l("Alerts split off an incident"),
+    "incident.split_from": _l("Incident split off another"),
+    "incident.observable": _l("Observable added to an incident"),
+    "incident.template": _l("Task template applied to an incident"),
+    "incident.task_added": _l("Task added to an incident"),
+    "incident.task": _l("Incident task changed"),
+    "incident.note": _l("Note added to an incident"),
+    "incident.deadline": _l("Incident deadline set"),
+    "incident.template_saved": _l("Task template saved"),
     "hunt.create": _l("Hunt started"),
     "hunt.finish": _l("Hunt finished"),
     "organisation.create": _l("Organisation created"),
@@ -94,6 +116,9 @@ HISTORY_LABELS = {
 TARGET_LABELS = {
     "alert": _l("alert"),
     "api_token": _l("API token"),
+    "incident": _l("incident"),
+    "deadline": _l("deadline"),
+    "task_template": _l("task template"),
     "hunt": _l("hunt"),
     "organisation": _l("organisation"),
     "user": _l("user"),
@@ -120,6 +145,77 @@ GROUP_LABELS = {
     "rule_host": _l("Rule and host"),
     "user": _l("User"),
     "address": _l("Source address"),
+}
+#: An incident's phases (``incidents.lifecycle.Status``).
+INCIDENT_STATUS_LABELS = {
+    "new": _l("New"),
+    "triage": _l("Triage"),
+    "containment": _l("Containment"),
+    "eradication": _l("Eradication"),
+    "recovery": _l("Recovery"),
+    "review": _l("Post-incident review"),
+    "closed": _l("Closed"),
+}
+RESOLUTION_LABELS = {
+    "true-positive-impact": _l("True positive, with impact"),
+    "true-positive-no-impact": _l("True positive, without impact"),
+    "false-positive": _l("False positive"),
+    "duplicate": _l("Duplicate"),
+}
+SEVERITY_LABELS = {
+    "low": _l("Low"),
+    "medium": _l("Medium"),
+    "high": _l("High"),
+    "critical": _l("Critical"),
+}
+TASK_STATUS_LABELS = {
+    "open": _l("To do"),
+    "done": _l("Done"),
+    "skipped": _l("Skipped"),
+}
+#: An incident's clocks (``incidents.clocks``) and their states.
+CLOCK_LABELS = {
+    "acknowledge": _l("Time to acknowledge"),
+    "contain": _l("Time to contain"),
+    "close": _l("Time to close"),
+    "breach_report": _l("Breach report to the authorised body"),
+}
+CLOCK_STATE_LABELS = {
+    "met": _l("Met"),
+    "met_late": _l("Met late"),
+    "running": _l("Running"),
+    "soon": _l("Due soon"),
+    "overdue": _l("Overdue"),
+    "none": _l("No deadline"),
+}
+OBSERVABLE_LABELS = {
+    "ip": _l("IP address"),
+    "domain": _l("Domain"),
+    "url": _l("URL"),
+    "hash": _l("File hash"),
+    "account": _l("Account"),
+    "email": _l("E-mail address"),
+    "file": _l("File name"),
+}
+#: Entries of an incident's timeline (``incidents.service.EVENT_KINDS``, and alerts).
+TIMELINE_LABELS = {
+    "alert": _l("Alert"),
+    "created": _l("Incident created"),
+    "alerts_added": _l("Alerts added"),
+    "status": _l("Moved to another phase"),
+    "assigned": _l("Assigned"),
+    "updated": _l("Edited"),
+    "severity": _l("Severity set"),
+    "assets": _l("Affected assets changed"),
+    "merged_into": _l("Merged into another incident"),
+    "merged_from": _l("Another incident merged into this one"),
+    "split_to": _l("Alerts split off to a new incident"),
+    "split_from": _l("Split off another incident"),
+    "observable": _l("Observable added"),
+    "template": _l("Task template applied"),
+    "task_added": _l("Task added"),
+    "task": _l("Task changed"),
+    "note": _l("Note added"),
 }
 HUNT_STATUS_LABELS = {
     "queued": _l("Queued"),

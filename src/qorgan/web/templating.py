@@ -24,18 +24,27 @@ from qorgan.web.i18n import pack_rule_ids, translations
 from qorgan.web.labels import (
     ACTOR_LABELS,
     AUDIT_ACTION_LABELS,
+    CLOCK_LABELS,
+    CLOCK_STATE_LABELS,
     GROUP_LABELS,
     HISTORY_LABELS,
     HUNT_STATUS_LABELS,
+    INCIDENT_STATUS_LABELS,
     LEVEL_LABELS,
+    OBSERVABLE_LABELS,
     PERMISSION_LABELS,
+    RESOLUTION_LABELS,
     ROLE_LABELS,
     RULE_STATUS_LABELS,
+    SEVERITY_LABELS,
     SORT_LABELS,
     STATUS_LABELS,
     TARGET_LABELS,
+    TASK_STATUS_LABELS,
+    TIMELINE_LABELS,
     translate_message,
 )
+from qorgan.web.markdown import render_markdown
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: Times in tables: short, and the same in every language.
@@ -43,6 +52,7 @@ COMPACT_TIME = "yyyy-MM-dd HH:mm:ss"
 templates = Jinja2Templates(
     env=jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
 )
+templates.env.filters["markdown"] = render_markdown
 
 
 def request_language(request: Request) -> str:
@@ -122,6 +132,14 @@ def render(
         "history_action_names": HISTORY_LABELS,
         "target_names": TARGET_LABELS,
         "actor_names": ACTOR_LABELS,
+        "incident_status_names": INCIDENT_STATUS_LABELS,
+        "resolution_names": RESOLUTION_LABELS,
+        "severity_names": SEVERITY_LABELS,
+        "task_status_names": TASK_STATUS_LABELS,
+        "clock_names": CLOCK_LABELS,
+        "clock_state_names": CLOCK_STATE_LABELS,
+        "observable_names": OBSERVABLE_LABELS,
+        "timeline_names": TIMELINE_LABELS,
         **(context or {}),
     }
     response = templates.TemplateResponse(request, name, values, status_code=status_code)

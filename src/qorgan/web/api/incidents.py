@@ -488,7 +488,7 @@ def incident_timeline(db: Db, actor: Reader, incident_id: RecordId) -> TimelineO
     return TimelineOut(
         entries=[
             TimelineEntryOut(
-                at=e.at, kind=e.kind, actor=e.actor, alert_id=e.alert_id, details=e.details
+                at=e.at, kind=e.kind, actor=e.by, alert_id=e.alert_id, details=e.details
             )
             for e in found.entries
         ],

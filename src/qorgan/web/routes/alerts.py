@@ -16,6 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 from qorgan.core.roles import Permission
 from qorgan.detection.classification import load_taxonomy
 from qorgan.incidents import inbox, saved_searches
+from qorgan.incidents import service as incident_service
 from qorgan.incidents import triage as triage_service
 from qorgan.incidents.alerts import AlertError, NotFound, get_alert
 from qorgan.incidents.inbox import Sort
@@ -133,6 +134,10 @@ def _results(
         # Past a capped count the number of pages is unknown ("Page 3", not "of N").
         pages = max(1, -(-total // PAGE)) if found.exact else None
         context.update(alerts=rows, first=(page - 1) * PAGE + 1, pages=pages, more=more)
+        if actor.can(Permission.incidents_read):
+            context["incident_links"] = incident_service.incident_of_alerts(
+                session=db, alert_ids=[row.id for row in rows]
+            )
     return context
 
 

@@ -1,0 +1,746 @@
+"""The incident pages: the list (most urgent deadline first, overdue and due-soon counted),
+an incident's page (clocks, lifecycle, tasks, notes, timeline, alerts, observables), creating
+one by hand or from the inbox's alerts, and every change an analyst makes on the page.
+
+Forms post and redirect back (no script needed); the services' refusals come back as the
+page's error message, translated where the catalogues know them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+
+from qorgan.core.db import utcnow
+from qorgan.core.models import User
+from qorgan.core.roles import Permission
+from qorgan.core.workdays import WorkCalendar
+from qorgan.detection.classification import load_taxonomy
+from qorgan.incidents import clocks, listing, service, tasks, timeline
+from qorgan.incidents.lifecycle import (
+    ORDER,
+    RANK_SEVERITY,
+    SEVERITY_RANK,
+    IncidentError,
+    NotFound,
+    Pap,
+    Resolution,
+    Severity,
+    Status,
+    Tlp,
+)
+from qorgan.incidents.models import Asset, IncidentAlert, IncidentAsset, StoredAlert
+from qorgan.incidents.observables import KINDS
+from qorgan.incidents.task_templates import PHASES, localised
+from qorgan.web.deps import Actor, Db, RecordId, page_actor, work_calendar
+from qorgan.web.filters import PageFilter, page_filter
+from qorgan.web.i18n import _l
+from qorgan.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+Reader = Annotated[Actor, Depends(page_actor(Permission.incidents_read))]
+Worker = Annotated[Actor, Depends(page_actor(Permission.incidents_write))]
+Calendar = Annotated[WorkCalendar, Depends(work_calendar)]
+Filters = Annotated[PageFilter, Depends(page_filter)]
+PAGE = 50
+#: Alerts listed on an incident's page (the rest through the API).
+ALERTS_SHOWN = 100
+TABS = ("open", "overdue", "soon", "closed", "all")
+
+
+def _taxonomy_context(language: str) -> dict[str, Any]:
+    taxonomy = load_taxonomy()
+    return {
+        "kz_cert_classes": taxonomy.kz_cert,
+        "rsit_choices": [
+            (f"{cls}/{typ}", taxonomy.rsit_label(cls, typ, language) or typ)
+            for cls, spec in taxonomy.rsit.items()
+            for typ in spec.get("types", {})
+        ],
+        "article_names": {str(n): taxonomy.article_name(str(n), language) for n in range(205, 214)},
+    }
+
+
+def _language(request: Request) -> str:
+    from qorgan.web.templating import request_language
+
+    return request_language(request)
+
+
+def _form_error(request: Request, message: str) -> Response:
+    raise HTTPException(400, message)
+
+
+def _back(incident_id: int, message: str | None = None, anchor: str = "") -> Response:
+    query = f"?{urlencode({'message': message})}" if message else ""
+    return RedirectResponse(f"/incidents/{incident_id}{query}{anchor}", status_code=303)
+
+
+def _users(db: Db, organisation_id: int) -> dict[int, str]:
+    return {
+        user_id: name
+        for user_id, name in db.execute(
+            select(User.id, User.display_name).where(User.organisation_id == organisation_id)
+        ).all()
+    }
+
+
+@router.get("/incidents")
+def incidents_page(
+    request: Request,
+    db: Db,
+    actor: Reader,
+    tab: Annotated[str, Query(max_length=16)] = "open",
+    kz_cert: Annotated[str, Query(max_length=64)] = "",
+    severity: Annotated[str, Query(max_length=16)] = "",
+    mine: Annotated[str, Query(max_length=4)] = "",
+    q: Annotated[str, Query(max_length=200)] = "",
+    scope: Annotated[str, Query(max_length=16)] = "own",
+    order: listing.Order = listing.Order.due,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Response:
+    """The incidents list: tabs for open, overdue, due soon, closed and all."""
+    if tab not in TABS:
+        tab = "open"
+    reported = scope == "reported" and actor.can(Permission.incidents_coordinate)
+    chosen_scope = listing.Scope.reported if reported else listing.Scope.own
+    error = None
+    try:
+        filters = listing.IncidentFilter(
+            status=tab if tab in ("open", "closed", "all") else "open",
+            due=tab if tab in ("overdue", "soon") else None,
+            kz_cert_class=kz_cert or None,
+            severity=SEVERITY_RANK[Severity(severity)]
+            if severity in Severity.__members__
+            else None,
+            assignee_id=actor.user.id if mine else None,
+            query=q or None,
+            scope=chosen_scope,
+        )
+    except IncidentError as exc:
+        error, filters = exc.message, listing.IncidentFilter(scope=chosen_scope)
+    now = utcnow()
+    rows, total = listing.list_incidents(
+        session=db,
+        organisation_id=actor.organisation_id,
+        filters=filters,
+        order=order,
+        limit=PAGE,
+        offset=(page - 1) * PAGE,
+        now=now,
+    )
+    counts = listing.counts_by_state(
+        session=db, organisation_id=actor.organisation_id, scope=chosen_scope, now=now
+    )
+    names = _users(db, actor.organisation_id)
+    params = {
+        k: v
+        for k, v in {
+            "kz_cert": kz_cert,
+            "severity": severity,
+            "mine": mine,
+            "q": q,
+            "scope": "reported" if reported else "",
+            "order": order.value if order is not listing.Order.due else "",
+        }.items()
+        if v
+    }
+    return render(
+        request,
+        "incidents.html",
+        {
+            "incidents": rows,
+            "total": total,
+            "counts": counts,
+            "tab": tab,
+            "tabs": TABS,
+            "filters": {"kz_cert": kz_cert, "severity": severity, "mine": mine, "q": q},
+            "reported": reported,
+            "order": order,
+            "orders": list(listing.Order),
+            "page": page,
+            "pages": max(1, -(-total // PAGE)),
+            "query_for": lambda **replace: urlencode({**params, "tab": tab, **replace}),
+            "names": names,
+            "deadline_state": lambda incident: clocks.state(incident, now),
+            "reference": service.reference,
+            "rank_severity": RANK_SEVERITY,
+            "error": error,
+            **_taxonomy_context(_language(request)),
+        },
+    )
+
+
+@router.get("/incidents/new")
+def new_incident_page(request: Request, db: Db, actor: Worker) -> Response:
+    """The form for an incident by hand (a report by phone, an analyst's own finding)."""
+    return render(
+        request,
+        "incident_new.html",
+        {
+            "tlps": [t.value for t in Tlp],
+            "paps": [p.value for p in Pap],
+            "severities": [s.value for s in Severity],
+            "assignees": service.assignable(session=db, organisation_id=actor.organisation_id),
+            "assets": _assets(db, actor.organisation_id),
+            **_taxonomy_context(_language(request)),
+        },
+    )
+
+
+def _assets(db: Db, organisation_id: int) -> list[Asset]:
+    return list(
+        db.scalars(
+            select(Asset).where(Asset.organisation_id == organisation_id).order_by(Asset.name)
+        )
+    )
+
+
+def _split_rsit(value: str) -> tuple[str | None, str | None]:
+    if not value:
+        return None, None
+    cls, _, typ = value.partition("/")
+    return cls or None, typ or None
+
+
+def _ids(values: list[str] | None) -> list[int]:
+    ids = []
+    for value in values or []:
+        if not value.isdigit() or not 0 < int(value) < 2**31:
+            raise HTTPException(400, _l("invalid form"))
+        ids.append(int(value))
+    return ids
+
+
+@router.post("/incidents")
+def create_incident(
+    db: Db,
+    actor: Worker,
+    calendar: Calendar,
+    title: Annotated[str, Form(max_length=300)],
+    description: Annotated[str, Form(max_length=100_000)] = "",
+    kz_cert: Annotated[str, Form(max_length=64)] = "",
+    rsit: Annotated[str, Form(max_length=130)] = "",
+    tlp: Annotated[str, Form(max_length=16)] = Tlp.amber.value,
+    pap: Annotated[str, Form(max_length=16)] = Pap.amber.value,
+    personal_data: Annotated[str, Form(max_length=4)] = "",
+    assignee_id: Annotated[str, Form(max_length=12)] = "",
+    asset_ids: Annotated[list[str] | None, Form(max_length=1000)] = None,
+) -> Response:
+    rsit_class, rsit_type = _split_rsit(rsit)
+    draft = service.Draft(
+        title=title,
+        description=description,
+        kz_cert_class=kz_cert or None,
+        rsit_class=rsit_class,
+        rsit_type=rsit_type,
+        tlp=tlp,
+        pap=pap,
+        personal_data=bool(personal_data),
+        assignee_id=int(assignee_id) if assignee_id.isdigit() else None,
+        asset_ids=_ids(asset_ids),
+    )
+    if not title.strip():
+        raise HTTPException(400, _l("an incident needs a title"))
+    try:
+        incident, _ = service.create(
+            session=db,
+            organisation_id=actor.organisation_id,
+            actor_id=actor.user.id,
+            draft=draft,
+            calendar=calendar,
+        )
+    except IncidentError as exc:
+        raise HTTPException(400, exc.message) from None
+    db.commit()
+    return _back(incident.id)
+
+
+@router.post("/incidents/from-alerts")
+def incident_from_alerts(
+    request: Request,
+    db: Db,
+    actor: Worker,
+    calendar: Calendar,
+    view: Filters,
+    ids: Annotated[list[str] | None, Form(max_length=100_000)] = None,
+    scope: Annotated[str, Form(max_length=16)] = "selected",
+    incident: Annotated[str, Form(max_length=20)] = "",
+    mode: Annotated[str, Form(max_length=8)] = "new",
+) -> Response:
+    """From the inbox: a new incident of the alerts ticked (or all matching the view's
+    filters, which travel in the URL), or with ``incident`` (its number or INC-reference)
+    those alerts added to an existing one."""
+    if view.error is not None:
+        raise HTTPException(400, view.error)
+    chosen = _ids(ids) if scope == "selected" else None
+    if chosen is not None and not chosen:
+        raise HTTPException(400, _l("Select alerts first."))
+    filters = view.filters if chosen is None else None
+    target = incident.strip().upper().removeprefix("INC-").lstrip("0")
+    if mode == "add" and not target:
+        raise HTTPException(400, _l("give the number of the incident to add the alerts to"))
+    try:
+        if mode == "add":
+            if not target.isdigit() or int(target) >= 2**31:
+                raise HTTPException(400, _l("no such incident in your organisation"))
+            incident_id = int(target)
+            service.add_alerts(
+                session=db,
+                organisation_id=actor.organisation_id,
+                incident_id=incident_id,
+                actor_id=actor.user.id,
+                alert_ids=chosen,
+                filters=filters,
+            )
+        else:
+            made, _ = service.create(
+                session=db,
+                organisation_id=actor.organisation_id,
+                actor_id=actor.user.id,
+                draft=service.Draft(),
+                calendar=calendar,
+                alert_ids=chosen,
+                filters=filters,
+            )
+            incident_id = made.id
+    except NotFound:
+        raise HTTPException(404, _l("no such incident in your organisation")) from None
+    except IncidentError as exc:
+        raise HTTPException(400, exc.message) from None
+    db.commit()
+    target_url = f"/incidents/{incident_id}"
+    if request.headers.get("hx-request"):
+        return Response(status_code=204, headers={"HX-Redirect": target_url})
+    return RedirectResponse(target_url, status_code=303)
+
+
+def _incident_context(request: Request, db: Db, actor: Actor, incident_id: int) -> dict[str, Any]:
+    try:
+        incident = service.visible(
+            session=db, incident_id=incident_id, organisation_id=actor.organisation_id
+        )
+    except NotFound:
+        raise HTTPException(404, _l("no such incident in your organisation")) from None
+    language = _language(request)
+    now = utcnow()
+    own = incident.organisation_id == actor.organisation_id
+    all_tasks = tasks.tasks(session=db, incident_id=incident.id)
+    notes = tasks.notes(session=db, incident_id=incident.id)
+    names = _users(db, incident.organisation_id)
+    if not own:
+        names.update(_users(db, actor.organisation_id))
+    alerts = db.scalars(
+        select(StoredAlert)
+        .where(
+            StoredAlert.id.in_(
+                select(IncidentAlert.alert_id).where(IncidentAlert.incident_id == incident.id)
+            )
+        )
+        .order_by(StoredAlert.time, StoredAlert.id)
+        .limit(ALERTS_SHOWN)
+    ).all()
+    assets = db.scalars(
+        select(Asset)
+        .where(
+            Asset.id.in_(
+                select(IncidentAsset.asset_id).where(IncidentAsset.incident_id == incident.id)
+            )
+        )
+        .order_by(Asset.name)
+    ).all()
+    templates = tasks.templates(session=db, organisation_id=incident.organisation_id)
+    taxonomy = load_taxonomy()
+    suggested = next(
+        (t.id for t in templates.values() if incident.kz_cert_class in t.classes), None
+    )
+    status = Status(incident.status)
+    later = [s.value for s in Status if ORDER[s] > ORDER[status] and s is not Status.closed]
+    return {
+        "incident": incident,
+        "reference": service.reference(incident.id),
+        "own": own,
+        "severity": RANK_SEVERITY[incident.severity].value,
+        "clocks": clocks.clocks(incident, now),
+        "deadline_state": clocks.state(incident, now),
+        "statuses": [s.value for s in Status],
+        "next_status": later[0] if later else None,
+        "resolutions": [r.value for r in Resolution],
+        "severities": [s.value for s in Severity],
+        "tlps": [t.value for t in Tlp],
+        "paps": [p.value for p in Pap],
+        "phases": PHASES,
+        "tasks_by_phase": {p: [t for t in all_tasks if t.phase == p] for p in PHASES},
+        "notes": [n for n in notes if n.task_id is None],
+        "task_notes": {t.id: [n for n in notes if n.task_id == t.id] for t in all_tasks},
+        "timeline": timeline.timeline(session=db, incident_id=incident.id),
+        "alerts": alerts,
+        "alert_total": service.alert_count(session=db, incident_id=incident.id),
+        "observables": service.observables(session=db, incident_id=incident.id),
+        "observable_kinds": KINDS,
+        "assets": assets,
+        "all_assets": _assets(db, incident.organisation_id) if own else [],
+        "names": names,
+        "assignees": (
+            service.assignable(session=db, organisation_id=incident.organisation_id) if own else []
+        ),
+        "templates": [(t.id, localised(t.name, language)) for t in templates.values()],
+        "suggested_template": suggested,
+        "kz_cert_label": (
+            taxonomy.kz_cert[incident.kz_cert_class].get(language)
+            if incident.kz_cert_class in taxonomy.kz_cert
+            else incident.kz_cert_class
+        ),
+        "rsit_label": (
+            taxonomy.rsit_label(incident.rsit_class, incident.rsit_type, language)
+            if incident.rsit_class
+            else None
+        ),
+        "message": request.query_params.get("message"),
+        **_taxonomy_context(language),
+    }
+
+
+@router.get("/incidents/{incident_id}")
+def incident_page(request: Request, db: Db, actor: Reader, incident_id: RecordId) -> Response:
+    return render(request, "incident.html", _incident_context(request, db, actor, incident_id))
+
+
+def _act(db: Db, incident_id: int, work: Any) -> Response:
+    """Run one change of the page, commit, and go back to the incident."""
+    try:
+        work()
+    except NotFound:
+        raise HTTPException(404, _l("no such incident in your organisation")) from None
+    except IncidentError as exc:
+        raise HTTPException(400, exc.message) from None
+    db.commit()
+    return _back(incident_id)
+
+
+@router.post("/incidents/{incident_id}/status")
+def move_incident(
+    db: Db,
+    actor: Worker,
+    incident_id: RecordId,
+    status: Annotated[str, Form(max_length=16)],
+    resolution: Annotated[str, Form(max_length=32)] = "",
+    reason: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    return _act(
+        db,
+        incident_id,
+        lambda: service.move(
+            session=db,
+            organisation_id=actor.organisation_id,
+            incident_id=incident_id,
+            actor_id=actor.user.id,
+            status=status,
+            resolution=resolution or None,
+            reason=reason,
+        ),
+    )
+
+
+@router.post("/incidents/{incident_id}/assign")
+def assign_incident(
+    db: Db,
+    actor: Worker,
+    incident_id: RecordId,
+    assignee_id: Annotated[str, Form(max_length=12)] = "",
+) -> Response:
+    return _act(
+        db,
+        incident_id,
+        lambda: service.assign(
+            session=db,
+            organisation_id=actor.organisation_id,
+            incident_id=incident_id,
+            actor_id=actor.user.id,
+            assignee_id=int(assignee_id) if assignee_id.isdigit() else None,
+        ),
+    )
+
+
+@router.post("/incidents/{incident_id}/edit")
+def edit_incident(
+    db: Db,
+    actor: Worker,
+    calendar: Calendar,
+    incident_id: RecordId,
+    title: Annotated[str, Form(max_length=300)],
+    description: Annotated[str, Form(max_length=100_000)] = "",
+    kz_cert: Annotated[str, Form(max_length=64)] = "",
+    rsit: Annotated[str, Form(max_length=130)] = "",
+    tlp: Annotated[str, Form(max_length=16)] = Tlp.amber.value,
+    pap: Annotated[str, Form(max_length=16)] = Pap.amber.value,
+    tags: Annotated[str, Form(max_length=5000)] = "",
+    personal_data: Annotated[str, Form(max_length=4)] = "",
+    articles: Annotated[list[str] | None, Form(max_length=20)] = None,
+) -> Response:
+    rsit_class, rsit_type = _split_rsit(rsit)
+    changes = {
+        "title": title,
+        "description": description,
+        "kz_cert_class": kz_cert or None,
+        "rsit_class": rsit_class,
+        "rsit_type": rsit_type,
+        "tlp": tlp,
+        "pap": pap,
+        "tags": [t for t in tags.split(",")],
+        "personal_data": bool(personal_data),
+        "criminal_code": articles or [],
+    }
+    return _act(
+        db,
+        incident_id,
+        lambda: service.edit(
+            session=db,
+            organisation_id=actor.organisation_id,
+            incident_id=incident_id,
+            actor_id=actor.user.id,
+            changes=changes,
+            calendar=calendar,
+        ),
+    )
+
+
+@router.post("/incidents/{incident_id}/severity")
+def set_severity(
+    db: Db,
+    actor: Worker,
+    incident_id: RecordId,
+    severity: Annotated[str, Form(max_length=16)] = "",
+    reason: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    return _act(
+        db,
+        incident_id,
+        lambda: service.set_severity(
+            session=db,
+            organisation_id=actor.organisation_id,
+            incident_id=incident_id,
+            actor_id=actor.user.id,
+            severity=severity or None,
+            reason=reason,
+        ),
+    )
+
+
+@router.post("/incidents/{incident_id}/assets")
+def set_assets(
+    db: Db,
+    actor: Worker,
+    incident_id: RecordId,
+    asset_ids: Annotated[list[str] | None, Form(max_length=1000)] = None,
+) -> Response:
+    return _act(
+        db,
+        incident_id,
+        lambda: service.set_assets(
+            session=db,
+            organisation_id=actor.organisation_id,
+            incident_id=incident_id,
+            actor_id=actor.user.id,
+            asset_ids=_ids(asset_ids),
+        ),
+    )
+
+
+@router.post("/incidents/{incident_id}/tasks/template")
+def apply_template(
+    request: Request,
+    db: Db,
+    actor: Worker,
+    incident_id: RecordId,
+    template_id: Annotated[str, Form(max_length=64)],
+) -> Response:
+    language = _language(request)
+    return _act(
+        db,
+        incident_id,
+        lambda: tasks.apply_template(
+            session=db,
+            organisation_id=actor.organisation_id,
+            incident_id=incident_id,
+            actor_id=actor.user.id,
+            template_id=template_id,
+            language=language,
+        ),
+    )
+
+
+@router.post("/incidents/{incident_id}/tasks")
+def add_task(
+    db: Db,
+    actor: Worker,
+    incident_id: RecordId,
+    phase: Annotated[str, Form(max_length=16)],
+    title: Annotated[str, Form(max_length=300)],
+    description: Annotated[str, Form(max_length=tasks.MAX_NOTE)] = "",
+) -> Response:
+    return _act(
+        db,
+        incident_id,
+        lambda: tasks.add_task(
+            session=db,
+            organisation_id=actor.organisation_id,
+            incident_id=incident_id,
+            actor_id=actor.user.id,
+            phase=phase,
+            title=title,
+            description=description,
+        ),
+    )
+
+
+@router.post("/incidents/{incident_id}/tasks/{task_id}/status")
+def set_task_status(
+    db: Db,
+    actor: Worker,
+    incident_id: RecordId,
+    task_id: RecordId,
+    status: Annotated[str, Form(max_length=16)],
+) -> Response:
+    return _act(
+        db,
+        incident_id,
+        lambda: tasks.set_task_status(
+            session=db,
+            organisation_id=actor.organisation_id,
+            incident_id=incident_id,
+            task_id=task_id,
+            actor_id=actor.user.id,
+            status=status,
+        ),
+    )
+
+
+@router.post("/incidents/{incident_id}/notes")
+def add_note(
+    db: Db,
+    actor: Worker,
+    incident_id: RecordId,
+    text: Annotated[str, Form(max_length=tasks.MAX_NOTE)],
+    task_id: Annotated[str, Form(max_length=12)] = "",
+) -> Response:
+    return _act(
+        db,
+        incident_id,
+        lambda: tasks.add_note(
+            session=db,
+            organisation_id=actor.organisation_id,
+            incident_id=incident_id,
+            actor_id=actor.user.id,
+            text=text,
+            task_id=int(task_id) if task_id.isdigit() and int(task_id) < 2**31 else None,
+        ),
+    )
+
+
+@router.post("/incidents/{incident_id}/observables")
+def add_observable(
+    db: Db,
+    actor: Worker,
+    incident_id: RecordId,
+    kind: Annotated[str, Form(max_length=16)],
+    value: Annotated[str, Form(max_length=500)],
+) -> Response:
+    return _act(
+        db,
+        incident_id,
+        lambda: service.add_observable(
+            session=db,
+            organisation_id=actor.organisation_id,
+            incident_id=incident_id,
+            actor_id=actor.user.id,
+            kind=kind,
+            value=value,
+        ),
+    )
+
+
+@router.post("/incidents/{incident_id}/merge")
+def merge_incident(
+    db: Db,
+    actor: Worker,
+    incident_id: RecordId,
+    into: Annotated[str, Form(max_length=20)],
+) -> Response:
+    target = into.strip().upper().removeprefix("INC-").lstrip("0")
+    if not target.isdigit() or int(target) >= 2**31:
+        raise HTTPException(400, _l("no such incident in your organisation"))
+    try:
+        merged = service.merge(
+            session=db,
+            organisation_id=actor.organisation_id,
+            source_id=incident_id,
+            target_id=int(target),
+            actor_id=actor.user.id,
+        )
+    except NotFound:
+        raise HTTPException(404, _l("no such incident in your organisation")) from None
+    except IncidentError as exc:
+        raise HTTPException(400, exc.message) from None
+    db.commit()
+    return _back(merged.id)
+
+
+@router.post("/incidents/{incident_id}/split")
+def split_incident(
+    db: Db,
+    actor: Worker,
+    calendar: Calendar,
+    incident_id: RecordId,
+    ids: Annotated[list[str] | None, Form(max_length=ALERTS_SHOWN)] = None,
+    title: Annotated[str, Form(max_length=300)] = "",
+) -> Response:
+    try:
+        new = service.split(
+            session=db,
+            organisation_id=actor.organisation_id,
+            incident_id=incident_id,
+            actor_id=actor.user.id,
+            alert_ids=_ids(ids),
+            title=title,
+            calendar=calendar,
+        )
+    except NotFound:
+        raise HTTPException(404, _l("no such incident in your organisation")) from None
+    except IncidentError as exc:
+        raise HTTPException(400, exc.message) from None
+    db.commit()
+    return _back(new.id)
+
+
+@router.get("/observables")
+def observable_page(
+    request: Request,
+    db: Db,
+    actor: Reader,
+    kind: Annotated[str, Query(max_length=16)],
+    value: Annotated[str, Query(max_length=500)],
+) -> Response:
+    """Every incident of the organisation that has the observable, and a link to its alerts."""
+    if kind not in KINDS:
+        raise HTTPException(404, _l("Not found"))
+    found = listing.with_observable(
+        session=db, organisation_id=actor.organisation_id, kind=kind, value=value
+    )
+    pivot = {"ip": "address", "account": "user"}.get(kind, "q")
+    return render(
+        request,
+        "observable.html",
+        {
+            "kind": kind,
+            "value": value,
+            "incidents": found,
+            "reference": service.reference,
+            "rank_severity": RANK_SEVERITY,
+            "alerts_link": "/alerts?" + urlencode({pivot: value, "status": ""}),
+        },
+    )
