@@ -50,6 +50,7 @@ from qorgan.web.labels import (
     HISTORY_LABELS,
     HUNT_STATUS_LABELS,
     INCIDENT_STATUS_LABELS,
+    MESSAGE_KIND_LABELS,
     LEVEL_LABELS,
     MESSAGE_PATTERNS,
     OBSERVABLE_LABELS,
@@ -152,6 +153,7 @@ def test_every_vocabulary_has_its_labels() -> None:
     assert set(CLOCK_LABELS) == {*clocks.MEASURES, "breach_report"}
     assert set(OBSERVABLE_LABELS) == set(observables.KINDS)
     assert set(TIMELINE_LABELS) == {"alert", *incident_service.EVENT_KINDS}
+    assert set(MESSAGE_KIND_LABELS) == set(reporting.MESSAGE_KINDS)
 
 
 TABLES = (
@@ -175,6 +177,7 @@ TABLES = (
     CLOCK_STATE_LABELS,
     OBSERVABLE_LABELS,
     TIMELINE_LABELS,
+    MESSAGE_KIND_LABELS,
 )
 
 

@@ -54,6 +54,11 @@ RECORD_ROUTES = {
     ("PUT", "/api/v1/incidents/{incident_id}/tasks/{task_id}/status"),
     ("GET", "/api/v1/incidents/{incident_id}/notes"),
     ("POST", "/api/v1/incidents/{incident_id}/notes"),
+    ("POST", "/api/v1/incidents/{incident_id}/report"),
+    ("GET", "/api/v1/incidents/{incident_id}/messages"),
+    ("POST", "/api/v1/incidents/{incident_id}/messages"),
+    ("POST", "/incidents/{incident_id}/report"),
+    ("POST", "/incidents/{incident_id}/messages"),
     ("GET", "/api/v1/incidents/{incident_id}/observables"),
     ("POST", "/api/v1/incidents/{incident_id}/observables"),
     ("GET", "/incidents/{incident_id}"),
@@ -249,6 +254,8 @@ def _call(client: TestClient, method: str, path: str, **kwargs: Any) -> Any:
         body["json"] = {**JSON_BODY, "status": "done"}
     elif method in ("POST", "PATCH"):
         body["json"] = {**JSON_BODY, "status": "triage"}
+        if path.endswith("/messages"):
+            body["json"]["kind"] = "message"
     return client.request(method, path, **body, **kwargs)
 
 

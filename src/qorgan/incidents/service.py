@@ -97,6 +97,8 @@ EVENT_KINDS = (
     "task_added",
     "task",
     "note",
+    "reported",
+    "message",
 )
 AUDIT_ACTIONS = frozenset(f"incident.{kind}" for kind in EVENT_KINDS)
 
@@ -211,9 +213,11 @@ def event(
     details: Mapping[str, Any] | None = None,
     *,
     audited: bool = True,
+    organisation_id: int | None = None,
 ) -> None:
     """Add a timeline event to the incident, and (unless ``audited`` is False, where the
-    caller records its own entry) the same change to the audit trail."""
+    caller records its own entry) the same change to the audit trail, in the trail of
+    ``organisation_id`` (the actor's organisation; by default the incident's)."""
     if kind not in EVENT_KINDS:
         raise ValueError(f"unknown incident event {kind!r}")
     now = utcnow()
@@ -232,7 +236,7 @@ def event(
             f"incident.{kind}",
             session=session,
             actor=str(actor_id) if actor_id is not None else "system",
-            organisation_id=incident.organisation_id,
+            organisation_id=organisation_id or incident.organisation_id,
             target_type="incident",
             target_id=incident.id,
             details=details,
@@ -255,7 +259,13 @@ def visible(
     raise NotFound("no such incident", source=f"incident {incident_id}")
 
 
+def lock(session: Session) -> None:
+    """Serialise this unit of work's changes of incidents with the others' (check-then-write)."""
+    audit.lock(session)
+
+
 def owned(session: Session, incident_id: int, organisation_id: int) -> Incident:
+    """The organisation's own incident for a change (after taking the lock)."""
     audit.lock(session)  # check-then-write: concurrent changes of one incident queue
     incident = visible(
         session=session, incident_id=incident_id, organisation_id=organisation_id, writing=True

@@ -86,6 +86,8 @@ AUDIT_ACTION_LABELS = {
     "incident.task_added": _l("Task added to an incident"),
     "incident.task": _l("Incident task changed"),
     "incident.note": _l("Note added to an incident"),
+    "incident.reported": _l("Incident reported to the national coordinator"),
+    "incident.message": _l("Message on a reported incident"),
     "incident.deadline": _l("Incident deadline set"),
     "incident.template_saved": _l("Task template saved"),
     "hunt.create": _l("Hunt started"),
@@ -216,6 +218,13 @@ TIMELINE_LABELS = {
     "task_added": _l("Task added"),
     "task": _l("Task changed"),
     "note": _l("Note added"),
+    "reported": _l("Reported to the national coordinator"),
+    "message": _l("Message in the thread with the coordinator"),
+}
+MESSAGE_KIND_LABELS = {
+    "question": _l("Question"),
+    "recommendation": _l("Recommendation"),
+    "message": _l("Message"),
 }
 HUNT_STATUS_LABELS = {
     "queued": _l("Queued"),

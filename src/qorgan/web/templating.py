@@ -31,6 +31,7 @@ from qorgan.web.labels import (
     HUNT_STATUS_LABELS,
     INCIDENT_STATUS_LABELS,
     LEVEL_LABELS,
+    MESSAGE_KIND_LABELS,
     OBSERVABLE_LABELS,
     PERMISSION_LABELS,
     RESOLUTION_LABELS,
@@ -140,6 +141,7 @@ def render(
         "clock_state_names": CLOCK_STATE_LABELS,
         "observable_names": OBSERVABLE_LABELS,
         "timeline_names": TIMELINE_LABELS,
+        "message_kind_names": MESSAGE_KIND_LABELS,
         **(context or {}),
     }
     response = templates.TemplateResponse(request, name, values, status_code=status_code)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from qorgan.core.roles import Permission
 from qorgan.core.workdays import WorkCalendar
-from qorgan.incidents import clocks, listing, service, tasks, timeline
+from qorgan.incidents import clocks, listing, reporting, service, tasks, timeline
 from qorgan.incidents.inbox import AlertFilter
 from qorgan.incidents.lifecycle import (
     RANK_SEVERITY,
@@ -670,3 +670,94 @@ def add_observable(
         )
     db.commit()
     return ObservableOut(kind=found.kind, value=found.value, origin=found.origin)
+
+
+class ReportIn(BaseModel):
+    coordinator_id: AlertId | None = Field(
+        default=None, description="The coordinator's organisation, when there are several."
+    )
+
+
+@router.post("/{incident_id}/report", response_model=IncidentDetail, summary="Report to KZ-CERT")
+def report_incident(db: Db, actor: Worker, incident_id: RecordId, body: ReportIn) -> IncidentDetail:
+    """Report the incident to the national coordinator, who then reads it and writes in its
+    thread."""
+    with refusals():
+        incident = reporting.report(
+            session=db,
+            organisation_id=actor.organisation_id,
+            incident_id=incident_id,
+            actor_id=actor.user.id,
+            coordinator_id=body.coordinator_id,
+        )
+    db.commit()
+    return incident_detail(db, incident)
+
+
+class MessageIn(BaseModel):
+    text: Annotated[Text, Field(min_length=1, max_length=reporting.MAX_MESSAGE)]
+    kind: Literal["question", "recommendation", "message"] = Field(
+        default="message", description="question and recommendation: the coordinator only."
+    )
+
+
+class MessageOut(BaseModel):
+    id: int
+    organisation_id: int = Field(description="The author's organisation.")
+    author_id: int | None
+    author_name: str | None
+    kind: str
+    text: str
+    created_at: datetime
+
+
+@router.get("/{incident_id}/messages", response_model=list[MessageOut], summary="Thread")
+def list_messages(db: Db, actor: Reader, incident_id: RecordId) -> list[MessageOut]:
+    """The thread between the reporting organisation and the national coordinator."""
+    incident = _visible(db, actor, incident_id)
+    return [
+        MessageOut(
+            id=m.id,
+            organisation_id=m.organisation_id,
+            author_id=m.author_id,
+            author_name=name,
+            kind=m.kind,
+            text=m.text,
+            created_at=m.created_at,
+        )
+        for m, name in reporting.messages(session=db, incident_id=incident.id)
+    ]
+
+
+@router.post("/{incident_id}/messages", response_model=MessageOut, status_code=201)
+def post_message(
+    request: Request, db: Db, actor: Reader, incident_id: RecordId, body: MessageIn
+) -> MessageOut:
+    """Write in the thread: the reporter's members who work incidents, or the coordinator's
+    members who coordinate."""
+    needed = (
+        Permission.incidents_write
+        if _visible(db, actor, incident_id).organisation_id == actor.organisation_id
+        else Permission.incidents_coordinate
+    )
+    if not actor.can(needed):
+        raise HTTPException(403, f"your role or token does not allow {needed}")
+    with refusals():
+        message = reporting.post_message(
+            session=db,
+            organisation_id=actor.organisation_id,
+            incident_id=incident_id,
+            actor_id=actor.user.id,
+            text=body.text,
+            kind=body.kind,
+        )
+    db.commit()
+    return MessageOut(
+        id=message.id,
+        organisation_id=message.organisation_id,
+        author_id=message.author_id,
+        author_name=actor.user.display_name,
+        kind=message.kind,
+        text=message.text,
+        created_at=message.created_at,
+    )

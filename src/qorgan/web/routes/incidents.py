@@ -16,11 +16,11 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
 from qorgan.core.db import utcnow
-from qorgan.core.models import User
+from qorgan.core.models import Organisation, User
 from qorgan.core.roles import Permission
 from qorgan.core.workdays import WorkCalendar
 from qorgan.detection.classification import load_taxonomy
-from qorgan.incidents import clocks, listing, service, tasks, timeline
+from qorgan.incidents import clocks, listing, reporting, service, tasks, timeline
 from qorgan.incidents.lifecycle import (
     ORDER,
     RANK_SEVERITY,
@@ -166,6 +166,9 @@ def incidents_page(
             "pages": max(1, -(-total // PAGE)),
             "query_for": lambda **replace: urlencode({**params, "tab": tab, **replace}),
             "names": names,
+            "organisation_names": (
+                {o.id: o.name for o in db.scalars(select(Organisation))} if reported else {}
+            ),
             "deadline_state": lambda incident: clocks.state(incident, now),
             "reference": service.reference,
             "rank_severity": RANK_SEVERITY,
@@ -401,6 +404,17 @@ def _incident_context(request: Request, db: Db, actor: Actor, incident_id: int) 
             else None
         ),
         "message": request.query_params.get("message"),
+        "thread": reporting.messages(session=db, incident_id=incident.id),
+        "coordinators": (
+            reporting.coordinators(session=db, exclude=incident.organisation_id)
+            if own and incident.reported_to_id is None
+            else []
+        ),
+        "reported_to": (
+            db.get(Organisation, incident.reported_to_id) if incident.reported_to_id else None
+        ),
+        "reporter": db.get(Organisation, incident.organisation_id) if not own else None,
+        "coordinator_view": not own,
         **_taxonomy_context(language),
     }
 
@@ -744,3 +758,58 @@ def observable_page(
             "alerts_link": "/alerts?" + urlencode({pivot: value, "status": ""}),
         },
     )
+
+
+@router.post("/incidents/{incident_id}/report")
+def report_incident(
+    db: Db,
+    actor: Worker,
+    incident_id: RecordId,
+    coordinator_id: Annotated[str, Form(max_length=12)] = "",
+) -> Response:
+    return _act(
+        db,
+        incident_id,
+        lambda: reporting.report(
+            session=db,
+            organisation_id=actor.organisation_id,
+            incident_id=incident_id,
+            actor_id=actor.user.id,
+            coordinator_id=int(coordinator_id) if coordinator_id.isdigit() else None,
+        ),
+    )
+
+
+@router.post("/incidents/{incident_id}/messages")
+def post_message(
+    db: Db,
+    actor: Reader,
+    incident_id: RecordId,
+    text: Annotated[str, Form(max_length=reporting.MAX_MESSAGE)],
+    kind: Annotated[str, Form(max_length=16)] = "message",
+) -> Response:
+    """A message in the thread with the coordinator (either side)."""
+    try:
+        incident = service.visible(
+            session=db, incident_id=incident_id, organisation_id=actor.organisation_id
+        )
+    except NotFound:
+        raise HTTPException(404, _l("no such incident in your organisation")) from None
+    own = incident.organisation_id == actor.organisation_id
+    needed = Permission.incidents_write if own else Permission.incidents_coordinate
+    if not actor.can(needed):
+        raise HTTPException(403, _l("your role does not allow this page"))
+    response = _act(
+        db,
+        incident_id,
+        lambda: reporting.post_message(
+            session=db,
+            organisation_id=actor.organisation_id,
+            incident_id=incident_id,
+            actor_id=actor.user.id,
+            text=text,
+            kind=kind,
+        ),
+    )
+    response.headers["location"] += "#thread"
+    return response
