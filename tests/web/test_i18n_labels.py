@@ -25,7 +25,7 @@ from qorgan.cli import CLI_ACTOR
 from qorgan.core.db import unit_of_work
 from qorgan.core.models import Role
 from qorgan.core.roles import Permission
-from qorgan.incidents import clocks, lifecycle, observables, triage
+from qorgan.incidents import clocks, lifecycle, observables, reporting, triage
 from qorgan.incidents import service as incident_service
 from qorgan.incidents import tasks as incident_tasks
 from qorgan.incidents.inbox import GROUPINGS, Sort
