@@ -497,3 +497,68 @@ class IncidentMessage(Base):
     kind: Mapped[str] = mapped_column(String(16), default="message")
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# --- Public reports --------------------------------------------------------------------------
+# Appended as a block (with its own import) so that other tables can be appended after it.
+from datetime import date  # noqa: E402
+
+
+class PublicReport(Base):
+    """A report sent through the public form (no account) by a citizen or an organisation; it
+    opened ``incident_id`` in the national coordinator's organisation (``organisation_id``).
+
+    The reporter's name and contacts live here only: never in the incident's title, the audit
+    trail or the logs. ``tracking`` (``QR-XXXX-XXXX-XXXX``, 60 random bits) is the reporter's
+    key to the status page; the status shown is the incident's. ``challenge`` is the id of
+    the proof-of-work challenge the form solved, unique, so a solved challenge is spent once.
+    """
+
+    __tablename__ = "public_reports"
+    __table_args__ = (
+        Index("ix_public_reports_organisation_id_created_at", "organisation_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tracking: Mapped[str] = mapped_column(String(17), unique=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="RESTRICT"), index=True
+    )
+    #: The national coordinator's organisation, which received it.
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT")
+    )
+    #: ``incident``, ``phishing-site``, ``fraud-site``, ``pyramid-scheme`` or ``other``.
+    kind: Mapped[str] = mapped_column(String(32))
+    reporter_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254), default=None)
+    phone: Mapped[str | None] = mapped_column(String(32), default=None)
+    #: The organisation the report is about (a bank, a shop, a body), as the reporter wrote it.
+    organisation_involved: Mapped[str] = mapped_column(String(300), default="")
+    url: Mapped[str | None] = mapped_column(String(2000), default=None)
+    period_from: Mapped[date | None] = mapped_column(default=None)
+    period_to: Mapped[date | None] = mapped_column(default=None)
+    description: Mapped[str] = mapped_column(Text)
+    #: The interface language the report was written in (kk, ru, en).
+    language: Mapped[str] = mapped_column(String(8))
+    challenge: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PublicReportFile(Base):
+    """A supporting file sent with a public report (a screenshot, a letter, a receipt), kept
+    in the database with the report so that both are committed, or lost, together; a few per
+    report and a few MiB each (``qorgan.incidents.reports``)."""
+
+    __tablename__ = "public_report_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[int] = mapped_column(
+        ForeignKey("public_reports.id", ondelete="RESTRICT"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    media_type: Mapped[str] = mapped_column(String(100), default="application/octet-stream")
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(deferred=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
