@@ -97,6 +97,7 @@ EVENT_KINDS = (
     "task_added",
     "task",
     "note",
+    "evidence_added",
     "reported",
     "message",
 )

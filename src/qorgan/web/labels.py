@@ -88,6 +88,8 @@ AUDIT_ACTION_LABELS = {
     "incident.note": _l("Note added to an incident"),
     "incident.reported": _l("Incident reported to the national coordinator"),
     "incident.message": _l("Message on a reported incident"),
+    "incident.evidence_added": _l("Evidence file added to an incident"),
+    "evidence.open": _l("Evidence file opened"),
     "incident.deadline": _l("Incident deadline set"),
     "incident.template_saved": _l("Task template saved"),
     "hunt.create": _l("Hunt started"),
@@ -119,6 +121,7 @@ TARGET_LABELS = {
     "alert": _l("alert"),
     "api_token": _l("API token"),
     "incident": _l("incident"),
+    "evidence": _l("evidence file"),
     "deadline": _l("deadline"),
     "task_template": _l("task template"),
     "hunt": _l("hunt"),
@@ -220,6 +223,7 @@ TIMELINE_LABELS = {
     "note": _l("Note added"),
     "reported": _l("Reported to the national coordinator"),
     "message": _l("Message in the thread with the coordinator"),
+    "evidence_added": _l("Evidence file added"),
 }
 MESSAGE_KIND_LABELS = {
     "question": _l("Question"),
