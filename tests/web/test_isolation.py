@@ -61,6 +61,8 @@ RECORD_ROUTES = {
     ("POST", "/incidents/{incident_id}/messages"),
     ("GET", "/api/v1/incidents/{incident_id}/observables"),
     ("POST", "/api/v1/incidents/{incident_id}/observables"),
+    ("GET", "/incidents/settings/assets/{asset_id}"),
+    ("PUT", "/api/v1/assets/{asset_id}"),
     ("GET", "/incidents/{incident_id}"),
     ("POST", "/incidents/{incident_id}/status"),
     ("POST", "/incidents/{incident_id}/assign"),
@@ -91,6 +93,10 @@ LIST_ROUTES = {
     ("GET", "/api/v1/incidents"),
     ("GET", "/incidents"),
     ("GET", "/observables"),  # the caller's organisation's incidents with the value
+    ("GET", "/incidents/settings"),
+    ("GET", "/api/v1/incident-deadlines"),
+    ("GET", "/api/v1/task-templates"),
+    ("GET", "/api/v1/assets"),
 }
 #: Routes that act only on the caller's own organisation or account, or hold no records.
 OWN_ONLY_ROUTES = {
@@ -123,6 +129,15 @@ OWN_ONLY_ROUTES = {
     ("POST", "/incidents"),
     ("GET", "/incidents/new"),
     ("POST", "/incidents/from-alerts"),
+    # Settings of the caller's own organisation (templates are its copies, keyed by name; an
+    # asset id of another organisation is not found).
+    ("POST", "/incidents/settings/deadlines"),
+    ("PUT", "/api/v1/incident-deadlines"),
+    ("GET", "/incidents/settings/templates/{template_id}"),
+    ("POST", "/incidents/settings/templates/{template_id}"),
+    ("PUT", "/api/v1/task-templates/{template_id}"),
+    ("POST", "/incidents/settings/assets"),
+    ("POST", "/api/v1/assets"),
     ("POST", "/hunts"),
     ("GET", "/api/v1/hunts/files"),  # the server's hunt folder, not an organisation's record
     ("GET", "/api/v1/audit/verify"),  # reports problems of the whole chain, no entries
@@ -201,6 +216,9 @@ class Records:
             headers=b_work,
         )
         self.b_task = task.json()["id"]
+        asset = client.post("/api/v1/assets", json={"name": "B's secret system"}, headers=b_work)
+        assert asset.status_code == 201, asset.text
+        self.b_asset = asset.json()["id"]
         a_token = world.token("a.analyst", ["alerts:write"])
         client.post(
             "/api/v1/alerts",
@@ -218,12 +236,14 @@ class Records:
             .replace("{action}", "acknowledge")
             .replace("{incident_id}", str(self.b_incident))
             .replace("{task_id}", str(self.b_task))
+            .replace("{asset_id}", str(self.b_asset))
         )
 
 
 #: A body valid for every JSON route that takes one (each reads its own fields), so that a
 #: route answers for the record, not for a malformed body.
 JSON_BODY = {
+    "name": "taken over",
     "assignee_id": None,
     "severity": None,
     "text": "a note on another organisation's record",
@@ -252,6 +272,8 @@ def _call(client: TestClient, method: str, path: str, **kwargs: Any) -> Any:
     body: dict[str, Any] = {}
     if method == "PUT":
         body["json"] = {**JSON_BODY, "status": "done"}
+        if "/assets/" in path:
+            body["json"]["kind"] = "host"
     elif method in ("POST", "PATCH"):
         body["json"] = {**JSON_BODY, "status": "triage"}
         if path.endswith("/messages"):

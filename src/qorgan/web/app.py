@@ -229,9 +229,30 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True) -
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     from qorgan.web.api import router as api_router
-    from qorgan.web.routes import alert_detail, alerts, audit, auth, home, hunts, incidents, users
+    from qorgan.web.routes import (
+        alert_detail,
+        alerts,
+        audit,
+        auth,
+        home,
+        hunts,
+        incident_settings,
+        incidents,
+        users,
+    )
 
-    for module in (auth, home, alerts, alert_detail, incidents, hunts, audit, users):
+    # Fixed paths under /incidents/ come before /incidents/{incident_id}.
+    for module in (
+        auth,
+        home,
+        alerts,
+        alert_detail,
+        incident_settings,
+        incidents,
+        hunts,
+        audit,
+        users,
+    ):
         app.include_router(module.router)
     app.include_router(api_router, prefix=API_PREFIX)
     return app

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from qorgan.web.api import alert_detail, alerts, audit, hunts, incidents, me
+from qorgan.web.api import alert_detail, alerts, audit, hunts, incident_settings, incidents, me
 
 router = APIRouter()
-for _module in (me, alerts, alert_detail, hunts, audit, incidents):
+for _module in (me, alerts, alert_detail, hunts, audit, incident_settings, incidents):
     router.include_router(_module.router)
