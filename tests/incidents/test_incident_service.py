@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from qorgan.core.db import unit_of_work
 from qorgan.core.workdays import default_calendar
-from qorgan.incidents import clocks, service, timeline
+from qorgan.incidents import clocks, service, similar, timeline
 from qorgan.incidents.inbox import AlertFilter
 from qorgan.incidents.lifecycle import IncidentError, NotFound
 from qorgan.incidents.models import (
@@ -106,7 +106,8 @@ def test_create_from_picked_alerts_fills_the_blanks(
         observables = set(
             session.execute(
                 select(IncidentObservable.kind, IncidentObservable.value).where(
-                    IncidentObservable.incident_id == incident.id
+                    IncidentObservable.incident_id == incident.id,
+                    IncidentObservable.kind != "rule",
                 )
             )
         )
@@ -135,7 +136,8 @@ def test_observables_of_windows_events(factory: sessionmaker[Session], world: Wo
         found = set(
             session.execute(
                 select(IncidentObservable.kind, IncidentObservable.value).where(
-                    IncidentObservable.incident_id == incident_id
+                    IncidentObservable.incident_id == incident_id,
+                    IncidentObservable.kind != "rule",
                 )
             )
         )
@@ -498,3 +500,46 @@ def test_text_no_database_can_store_is_refused(
             changes={"tags": [bad]},
             calendar=CALENDAR,
         )
+
+
+def test_similar_past_incidents_share_observables_or_rules(
+    factory: sessionmaker[Session], world: World
+) -> None:
+    ingest(
+        factory,
+        world.almaty,
+        alert(1, event={"user": "aigerim", "src_ip": "203.0.113.77"}),
+        alert(2, event={"user": "nurlan", "src_ip": "203.0.113.77"}, time="2026-11-21T05:00:00Z"),
+        alert(
+            3,
+            rule_id=OTHER_RULE,
+            title="Unrelated",
+            event={"user": "dana", "src_ip": "198.51.100.1"},
+        ),
+    )
+    ingest(factory, world.astana, alert(4, event={"user": "aigerim", "src_ip": "203.0.113.77"}))
+    ours, theirs = _ids(factory, world.almaty), _ids(factory, world.astana)
+    first = _create(factory, world, alert_ids=[ours[0]])
+    unrelated = _create(factory, world, alert_ids=[ours[2]])
+    latest = _create(factory, world, alert_ids=[ours[1]])
+    with unit_of_work(factory) as session:
+        astana, _ = service.create(
+            session=session,
+            organisation_id=world.astana,
+            actor_id=world.outsider,
+            draft=service.Draft(),
+            calendar=CALENDAR,
+            alert_ids=theirs,
+        )
+        astana_id = astana.id
+    with unit_of_work(factory) as session:
+        found = similar.similar(session=session, incident_id=latest)
+        assert [s.incident.id for s in found] == [first]
+        assert found[0].shared == {"ip": 1, "rule": 1}
+        assert found[0].score == 1 + similar.RULE_WEIGHT
+        # Another organisation's incident with the same address is not similar to ours, and
+        # the internal rule entries are not shown as observables.
+        assert similar.similar(session=session, incident_id=astana_id) == []
+        assert unrelated not in [s.incident.id for s in found]
+        shown = service.observables(session=session, incident_id=latest)
+        assert {o.kind for o in shown} == {"ip", "account"}

@@ -22,7 +22,7 @@ from qorgan.core import audit
 from qorgan.core.db import utcnow
 from qorgan.core.models import User
 from qorgan.core.roles import ROLE_PERMISSIONS, Permission
-from qorgan.incidents import clocks
+from qorgan.incidents import clocks, similar
 from qorgan.incidents.inbox import NO_FILTER, AlertFilter, filtered
 from qorgan.incidents.lifecycle import (
     RANK_SEVERITY,
@@ -242,6 +242,10 @@ def event(
             target_id=incident.id,
             details=details,
         )
+    # Whom the change concerns is told in the same unit of work (assignee, coordinator...).
+    from qorgan.incidents.notifications import notify_for_event
+
+    notify_for_event(session, incident, actor_id, kind, details)
 
 
 def visible(
@@ -427,6 +431,9 @@ def _collect_observables(session: Session, incident: Incident, alert_ids: list[i
             for pair in incident_observables(body):
                 if pair not in have and len(new) < room:
                     new[pair] = None
+    for rule_id in incident.rule_ids or []:  # kept for similarity (``similar.py``), not shown
+        if ("rule", rule_id) not in have:
+            new[("rule", rule_id)] = None
     now = utcnow()
     rows = [
         {
@@ -577,6 +584,7 @@ def create(
     clocks.schedule(incident, rules, calendar)
     if draft.personal_data:
         clocks.flag_personal_data(incident, now, calendar)
+    similar.refresh(session=session, incident=incident)
     event(
         session,
         incident,
@@ -654,6 +662,7 @@ def add_alerts(
             [a.id for a in _assets_for_hosts(session, organisation_id, summary.hosts)],
         )
         _rederive(session, incident, summary.top_rank)
+        similar.refresh(session=session, incident=incident)
         event(
             session,
             incident,
@@ -917,6 +926,7 @@ def merge(
     source.closed_at = now
     source.merged_into_id = target.id
     clocks.next_due(source)
+    similar.refresh(session=session, incident=target)
     event(session, source, actor_id, "merged_into", {"into": target.id, "alerts": moved})
     event(session, target, actor_id, "merged_from", {"from": source.id, "alerts": moved})
     return target
@@ -1053,6 +1063,8 @@ def observables(*, session: Session, incident_id: int) -> list[IncidentObservabl
     """The incident's observables by kind (in :data:`KINDS` order), then value."""
     rank = {kind: i for i, kind in enumerate(KINDS)}
     rows = session.scalars(
-        select(IncidentObservable).where(IncidentObservable.incident_id == incident_id)
+        select(IncidentObservable).where(
+            IncidentObservable.incident_id == incident_id, IncidentObservable.kind.in_(KINDS)
+        )
     ).all()
     return sorted(rows, key=lambda o: (rank.get(o.kind, len(KINDS)), o.value))

@@ -1,6 +1,7 @@
 """The incident pages: the list (most urgent deadline first, overdue and due-soon counted),
 an incident's page (clocks, lifecycle, tasks, notes, timeline, alerts, observables), creating
-one by hand or from the inbox's alerts, and every change an analyst makes on the page.
+one by hand or from the inbox's alerts, every change an analyst makes on the page, and its
+evidence files (uploaded, listed with their hashes, downloaded after verification).
 
 Forms post and redirect back (no script needed); the services' refusals come back as the
 page's error message, translated where the catalogues know them.
@@ -20,7 +21,7 @@ from qorgan.core.models import Organisation, User
 from qorgan.core.roles import Permission
 from qorgan.core.workdays import WorkCalendar
 from qorgan.detection.classification import load_taxonomy
-from qorgan.incidents import clocks, listing, reporting, service, tasks, timeline
+from qorgan.incidents import clocks, evidence, listing, reporting, service, similar, tasks, timeline
 from qorgan.incidents.lifecycle import (
     ORDER,
     RANK_SEVERITY,
@@ -36,7 +37,8 @@ from qorgan.incidents.lifecycle import (
 from qorgan.incidents.models import Asset, IncidentAlert, IncidentAsset, StoredAlert
 from qorgan.incidents.observables import KINDS
 from qorgan.incidents.task_templates import PHASES, localised
-from qorgan.web.deps import Actor, Db, RecordId, page_actor, work_calendar
+from qorgan.web.api.incidents import evidence_download, receive_evidence
+from qorgan.web.deps import Actor, Db, RecordId, page_actor, state, work_calendar
 from qorgan.web.filters import PageFilter, page_filter
 from qorgan.web.i18n import _l
 from qorgan.web.templating import render
@@ -404,7 +406,17 @@ def _incident_context(request: Request, db: Db, actor: Actor, incident_id: int) 
             else None
         ),
         "message": request.query_params.get("message"),
+        "evidence_files": evidence.list_evidence(session=db, incident_id=incident.id),
+        # Both sides of a report see who handled the evidence (the thread names both too).
+        "custody": evidence.custody(
+            session=db,
+            incident_id=incident.id,
+            organisation_ids=[incident.organisation_id]
+            + ([incident.reported_to_id] if incident.reported_to_id else []),
+        ),
+        "evidence_max_mib": state(request).settings.evidence_max_mib,
         "thread": reporting.messages(session=db, incident_id=incident.id),
+        "similar": similar.similar(session=db, incident_id=incident.id) if own else [],
         "coordinators": (
             reporting.coordinators(session=db, exclude=incident.organisation_id)
             if own and incident.reported_to_id is None
@@ -422,6 +434,22 @@ def _incident_context(request: Request, db: Db, actor: Actor, incident_id: int) 
 @router.get("/incidents/{incident_id}")
 def incident_page(request: Request, db: Db, actor: Reader, incident_id: RecordId) -> Response:
     return render(request, "incident.html", _incident_context(request, db, actor, incident_id))
+
+
+@router.post("/incidents/{incident_id}/evidence")
+async def add_evidence(request: Request, db: Db, actor: Worker, incident_id: RecordId) -> Response:
+    """Add the uploaded file (multipart: ``file``, ``description``) as evidence."""
+    await receive_evidence(request, db, actor, incident_id)
+    return _back(incident_id, anchor="#evidence")
+
+
+@router.get("/incidents/{incident_id}/evidence/{evidence_id}")
+def download_evidence(
+    request: Request, db: Db, actor: Reader, incident_id: RecordId, evidence_id: RecordId
+) -> Response:
+    """The evidence file as a download (never shown in the browser), verified against its
+    SHA-256 and recorded in the chain of custody."""
+    return evidence_download(request, db, actor, incident_id, evidence_id)
 
 
 def _act(db: Db, incident_id: int, work: Any) -> Response:
