@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     hunt_root: Path = Path("var/logs")
     #: The largest upload the console accepts for a hunt, in MiB.
     max_upload_mib: int = Field(default=512, ge=1)
+    #: The largest evidence file an incident takes, in MiB (an upload's body may be 1 MiB more,
+    #: for the form around the file).
+    evidence_max_mib: int = Field(default=100, ge=1)
     #: Extra Sigma rule folders for console hunts, besides the built-in pack.
     rules: list[Path] = Field(default_factory=list)
     #: The address space a console hunt's process may use, in MiB; past it the hunt fails.

@@ -68,6 +68,15 @@ ADDED = "incident.evidence_added"
 OPENED = "evidence.open"
 
 
+class EvidenceNotFound(NotFound):
+    """No such evidence file on this incident."""
+
+
+class EvidenceTampered(IncidentError):
+    """The stored file is missing, unreadable or no longer matches its recorded SHA-256: the
+    store was tampered with or corrupted (not the caller's fault)."""
+
+
 @dataclass(frozen=True, slots=True)
 class CustodyRecord:
     """One link of an incident's chain of custody, from the audit trail."""
@@ -265,26 +274,34 @@ def open_evidence(
     recorded when it was added; the opening is recorded (``evidence.open``, in the trail of
     the reader's organisation). The incident's organisation reads it, and so does the
     coordinator the incident was reported to. Whoever hands the file out commits first, so
-    no byte leaves without its custody record."""
+    no byte leaves without its custody record.
+
+    :class:`NotFound` for an incident the organisation does not see, :class:`EvidenceNotFound`
+    for an id that is not this incident's file, :class:`EvidenceTampered` when the stored file
+    is missing or differs from what was recorded (nothing is recorded then).
+
+    The file is hashed here and read again by the caller: someone able to write to the store
+    in between could swap it unnoticed; but then the next opening (and the referral export,
+    which hashes while it copies) shows it."""
     incident = service.visible(
         session=session, incident_id=incident_id, organisation_id=organisation_id
     )
     evidence = session.get(Evidence, evidence_id)
     if evidence is None or evidence.incident_id != incident.id:
-        raise NotFound("no such evidence file", source=f"evidence {evidence_id}")
+        raise EvidenceNotFound("no such evidence file", source=f"evidence {evidence_id}")
     path = stored_path(store_root, evidence.sha256)
     try:
         found, size = _hash_file(path)
     except FileNotFoundError:
-        raise IncidentError(
+        raise EvidenceTampered(
             f"the stored file of {evidence.name!r} is missing from the evidence store"
         ) from None
     except OSError as exc:
-        raise IncidentError(
+        raise EvidenceTampered(
             f"the stored file of {evidence.name!r} cannot be read: {exc.strerror}"
         ) from None
     if found != evidence.sha256 or size != evidence.size:
-        raise IncidentError(
+        raise EvidenceTampered(
             f"the stored file of {evidence.name!r} no longer matches its SHA-256 "
             f"{evidence.sha256}: it was tampered with or corrupted, and is not handed out"
         )

@@ -145,7 +145,12 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True) -
     app.middleware("http")(metrics.middleware)
     app.add_middleware(GZipMiddleware, minimum_size=2048)
     # Outermost: bodies are bounded before anything reads them, whoever sends them.
-    app.add_middleware(BodyLimit, limits=route_limits(settings.max_upload_mib << 20))
+    app.add_middleware(
+        BodyLimit,
+        limits=route_limits(
+            settings.max_upload_mib << 20, evidence_bytes=settings.evidence_max_mib << 20
+        ),
+    )
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, _exc: LoginRequired) -> Response:

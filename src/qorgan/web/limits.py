@@ -3,12 +3,15 @@
 A declared ``Content-Length`` over the route's limit is refused at once (413); a body sent
 without one (chunked) is counted as it arrives and refused when it passes the limit, so no
 route ever holds more than its limit in memory, whoever sends it. Limits are per route: the
-hunt upload takes the configured upload size, the alert ingestion a few thousand alerts, and
-every other route (forms, small JSON bodies) a mebibyte.
+hunt upload takes the configured upload size, an evidence upload the configured evidence size,
+the alert ingestion a few thousand alerts, and every other route (forms, small JSON bodies) a
+mebibyte. A route's path may be a template (``/incidents/{incident_id}/evidence``): each
+``{name}`` stands for one path segment.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -22,19 +25,28 @@ DEFAULT_LIMIT = 1 * MIB
 INGEST_LIMIT = 64 * MIB
 #: A bulk triage names up to 100,000 alert ids.
 BULK_LIMIT = 4 * MIB
+#: The public report form: three supporting files of 4 MiB and the fields around them
+#: (``qorgan.incidents.reports``; the form's route refuses a larger file with a message).
+PUBLIC_REPORT_LIMIT = 12 * MIB + 256 * 1024
 
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
 
 
-def route_limits(upload_bytes: int) -> dict[tuple[str, str], int]:
-    """Limits by (method, path) for the routes that take more than the default."""
+def route_limits(upload_bytes: int, *, evidence_bytes: int) -> dict[tuple[str, str], int]:
+    """Limits by (method, path or path template) for the routes that take more than the
+    default."""
     return {
         ("POST", "/hunts"): upload_bytes + MIB,  # the files, and the form around them
+        # One file and its description; the service refuses a file over ``evidence_bytes``
+        # itself (the body's size is the file's plus the form's).
+        ("POST", "/incidents/{incident_id}/evidence"): evidence_bytes + MIB,
+        ("POST", "/api/v1/incidents/{incident_id}/evidence"): evidence_bytes + MIB,
         ("POST", "/api/v1/alerts"): INGEST_LIMIT,
         ("POST", "/api/v1/alerts/triage"): BULK_LIMIT,
         ("POST", "/alerts/triage"): BULK_LIMIT,
+        ("POST", "/report"): PUBLIC_REPORT_LIMIT,
     }
 
 
@@ -43,10 +55,22 @@ class BodyLimit:
 
     def __init__(self, app: Any, *, limits: dict[tuple[str, str], int]) -> None:
         self.app = app
-        self.limits = limits
+        self.limits = {key: value for key, value in limits.items() if "{" not in key[1]}
+        self.templates = [
+            (method, _pattern(path), value)
+            for (method, path), value in limits.items()
+            if "{" in path
+        ]
 
     def limit(self, scope: Scope) -> int:
-        return self.limits.get((scope["method"], scope["path"]), DEFAULT_LIMIT)
+        method, path = scope["method"], scope["path"]
+        found = self.limits.get((method, path))
+        if found is not None:
+            return found
+        for wanted, pattern, value in self.templates:
+            if wanted == method and pattern.fullmatch(path):
+                return value
+        return DEFAULT_LIMIT
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,6 +114,12 @@ class BodyLimit:
             if not refused:
                 raise
             # The body was refused: the error reading the rest of it is expected, not news.
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    """``/incidents/{incident_id}/evidence`` as a pattern: each ``{name}`` one segment."""
+    parts = re.split(r"\{[^{}/]+\}", template)
+    return re.compile("[^/]+".join(re.escape(part) for part in parts))
 
 
 def _content_length(scope: Scope) -> int | None:

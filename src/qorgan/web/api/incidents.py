@@ -1,6 +1,6 @@
 """Incidents over the API: list, create (from alerts, all alerts matching a filter, or by hand),
 read, edit, move through the lifecycle, assign, add alerts, merge, split, tasks, notes,
-observables and the timeline. Thin: each handler calls one service function.
+observables, the timeline and evidence files. Thin: each handler calls one service function.
 
 Another organisation's incident is a 404, whatever the route; the coordinator an incident was
 reported to reads it (never changes it).
@@ -11,14 +11,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
+from starlette.datastructures import UploadFile
 
 from qorgan.core.roles import Permission
 from qorgan.core.workdays import WorkCalendar
-from qorgan.incidents import clocks, listing, reporting, service, tasks, timeline
+from qorgan.incidents import clocks, evidence, listing, reporting, service, tasks, timeline
 from qorgan.incidents.inbox import AlertFilter
 from qorgan.incidents.lifecycle import (
     RANK_SEVERITY,
@@ -31,11 +36,11 @@ from qorgan.incidents.lifecycle import (
     Status,
     Tlp,
 )
-from qorgan.incidents.models import Incident
+from qorgan.incidents.models import Evidence, Incident
 from qorgan.incidents.observables import KINDS
 from qorgan.incidents.schemas import CleanText as Text
 from qorgan.incidents.task_templates import PHASES
-from qorgan.web.deps import Actor, Db, RecordId, api_actor, work_calendar
+from qorgan.web.deps import Actor, Db, RecordId, api_actor, state, work_calendar
 from qorgan.web.filters import alert_filter
 from qorgan.web.i18n import _l
 
@@ -50,11 +55,16 @@ Long = Annotated[Text, Field(max_length=100_000)]
 
 @contextmanager
 def refusals() -> Iterator[None]:
-    """The services' refusals as HTTP answers: 404 for records not found, 400 otherwise."""
+    """The services' refusals as HTTP answers: 404 for records not found, 409 for an evidence
+    file the store no longer holds as recorded, 400 otherwise."""
     try:
         yield
+    except evidence.EvidenceNotFound:
+        raise HTTPException(404, _l("no such evidence file")) from None
     except NotFound:
         raise HTTPException(404, _l("no such incident in your organisation")) from None
+    except evidence.EvidenceTampered as exc:
+        raise HTTPException(409, exc.message) from None
     except IncidentError as exc:
         raise HTTPException(400, exc.message) from None
 
@@ -761,3 +771,190 @@ def post_message(
         text=message.text,
         created_at=message.created_at,
     )
+
+
+class EvidenceOut(BaseModel):
+    id: int
+    incident_id: int
+    name: str = Field(description="The file's name as uploaded.")
+    size: int = Field(description="Bytes.")
+    sha256: str = Field(
+        description="SHA-256 of the content (lowercase hex), checked at each download."
+    )
+    media_type: str = Field(
+        description="As declared at upload (a hint; downloads are octet-stream)."
+    )
+    description: str
+    added_by_id: int | None
+    added_at: datetime
+
+
+def evidence_out(found: Evidence) -> EvidenceOut:
+    return EvidenceOut(
+        id=found.id,
+        incident_id=found.incident_id,
+        name=found.name,
+        size=found.size,
+        sha256=found.sha256,
+        media_type=found.media_type,
+        description=found.description,
+        added_by_id=found.added_by_id,
+        added_at=found.added_at,
+    )
+
+
+def evidence_store(request: Request) -> Path:
+    return evidence.store_folder(state(request).settings.var_dir)
+
+
+async def receive_evidence(request: Request, db: Db, actor: Actor, incident_id: int) -> Evidence:
+    """Add the multipart form's ``file`` (and ``description``) to the incident, committed.
+    The incident is checked before the form is read, so nothing is stored for an incident the
+    caller may not change; the body limit (``web.limits``) bounds the form, the service the
+    file."""
+    settings = state(request).settings
+
+    def writable() -> None:
+        with refusals():
+            service.visible(
+                session=db,
+                incident_id=incident_id,
+                organisation_id=actor.organisation_id,
+                writing=True,
+            )
+
+    try:
+        await run_in_threadpool(writable)
+        try:
+            form = await request.form(max_files=1, max_fields=10)
+        except HTTPException:
+            raise
+        except Exception:  # a malformed multipart body, or one with more files or fields
+            raise HTTPException(400, _l("invalid form")) from None
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            raise HTTPException(400, _l("choose a file to add as evidence"))
+        description = form.get("description") or ""
+        if not isinstance(description, str):
+            raise HTTPException(400, _l("invalid form"))
+        name = upload.filename
+
+        def add() -> Evidence:
+            with refusals():
+                found = evidence.add_evidence(
+                    session=db,
+                    store_root=evidence_store(request),
+                    organisation_id=actor.organisation_id,
+                    incident_id=incident_id,
+                    actor_id=actor.user.id,
+                    name=name,
+                    stream=upload.file,
+                    media_type=upload.content_type,
+                    description=description,
+                    max_bytes=settings.evidence_max_mib << 20,
+                )
+            db.commit()
+            return found
+
+        return await run_in_threadpool(add)
+    finally:
+        # The spooled upload, at once (a page's form was read for its CSRF token already).
+        await request.close()
+
+
+def attachment(name: str) -> str:
+    """A Content-Disposition that makes any browser save ``name`` instead of showing it: an
+    ASCII stand-in for old clients, then the exact name (RFC 6266, RFC 8187)."""
+    stand_in = "".join(c if " " <= c < "\x7f" and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{stand_in}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def evidence_download(
+    request: Request, db: Db, actor: Actor, incident_id: int, evidence_id: int
+) -> FileResponse:
+    """The verified file as a download, after its opening is committed to the trail."""
+    with refusals():
+        found, path = evidence.open_evidence(
+            session=db,
+            store_root=evidence_store(request),
+            organisation_id=actor.organisation_id,
+            incident_id=incident_id,
+            evidence_id=evidence_id,
+            actor_id=actor.user.id,
+        )
+    db.commit()
+    # Always octet-stream, whatever was declared: a browser never renders or runs evidence.
+    return FileResponse(
+        path,
+        media_type="application/octet-stream",
+        headers={
+            "Content-Disposition": attachment(found.name),
+            "X-Content-Type-Options": "nosniff",
+            "X-Evidence-SHA256": found.sha256,
+        },
+    )
+
+
+@router.get("/{incident_id}/evidence", response_model=list[EvidenceOut], summary="Evidence files")
+def list_evidence(db: Db, actor: Reader, incident_id: RecordId) -> list[EvidenceOut]:
+    incident = _visible(db, actor, incident_id)
+    return [evidence_out(e) for e in evidence.list_evidence(session=db, incident_id=incident.id)]
+
+
+@router.post(
+    "/{incident_id}/evidence",
+    response_model=EvidenceOut,
+    status_code=201,
+    summary="Add an evidence file",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": "The file; its name is kept as given (1-255 "
+                                "characters, no folders or control characters).",
+                            },
+                            "description": {"type": "string", "maxLength": 2000},
+                        },
+                    }
+                }
+            },
+        }
+    },
+    responses={413: {"description": "The body is larger than the evidence limit."}},
+)
+async def add_evidence(
+    request: Request, db: Db, actor: Worker, incident_id: RecordId
+) -> EvidenceOut:
+    """Upload a file (multipart ``file``, optional ``description``) as evidence: stored once by
+    its SHA-256, at most ``QORGAN_EVIDENCE_MAX_MIB``; the same content twice on one incident
+    is refused."""
+    return evidence_out(await receive_evidence(request, db, actor, incident_id))
+
+
+@router.get(
+    "/{incident_id}/evidence/{evidence_id}",
+    response_class=FileResponse,
+    summary="Download an evidence file",
+    responses={
+        200: {
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            }
+        },
+        409: {"description": "The stored file no longer matches its SHA-256."},
+    },
+)
+def download_evidence(
+    request: Request, db: Db, actor: Reader, incident_id: RecordId, evidence_id: RecordId
+) -> FileResponse:
+    """The file, once its content is verified against its SHA-256 (also sent as
+    ``X-Evidence-SHA256``); each download is recorded in the chain of custody."""
+    return evidence_download(request, db, actor, incident_id, evidence_id)
