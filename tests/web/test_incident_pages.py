@@ -4,7 +4,7 @@ phases by forms, with notes rendered safely and the inbox linking each alert to 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -116,3 +116,40 @@ def test_pages_need_the_role_and_refuse_tokens(client: TestClient, world: World)
     sign_in(client, world["a.auditor"])
     assert client.get("/incidents").status_code == 200
     assert client.get("/incidents/new").status_code == 403
+
+
+def test_the_inbox_proposes_alerts_that_belong_together(client: TestClient, world: World) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    alerts = []
+    for index in range(4):
+        payload = alert_payload(7 * index, host="mail-01")  # one rule (index % 7 == 0)
+        payload["time"] = (now - timedelta(minutes=10 * index)).isoformat()
+        alerts.append(payload)
+    lone = alert_payload(3, host="web-02")  # alone on its host, but from the same address
+    lone["time"] = now.isoformat()
+    old = alert_payload(14, host="db-01")
+    old["time"] = (now - timedelta(days=3)).isoformat()
+    old_too = alert_payload(21, host="db-01")
+    old_too["time"] = (now - timedelta(days=3, minutes=5)).isoformat()
+    headers = {"Authorization": f"Bearer {world.token('a.analyst', ['alerts:write'])}"}
+    client.post("/api/v1/alerts", json=[*alerts, lone, old, old_too], headers=headers)
+    csrf = sign_in(client, world["a.analyst"])
+    assert 'hx-get="/incidents/proposals"' in client.get("/alerts").text
+    panel = client.get("/incidents/proposals").text
+    assert panel.count("data-proposal=") == 2
+    assert "4 alerts of «Test rule 0» on mail-01" in panel
+    assert "5 alerts from the address 203.0.113.7" in panel  # two hosts, two rules
+    assert "on web-02" not in panel and "db-01" not in panel  # alone, and outside the window
+    action = re.search(r'action="(/incidents/from-alerts\?rule=[^"]+)"', panel)
+    assert action
+    made = client.post(
+        action.group(1).replace("&amp;", "&"),
+        data={"csrf_token": csrf, "scope": "all"},
+        follow_redirects=False,
+    )
+    assert made.status_code == 303, made.text
+    incident_id = _incident_id(made.headers["location"])
+    page = client.get(f"/incidents/{incident_id}").text
+    assert 'id="alerts">Alerts (4)' in page
+    # Once in an incident, they are proposed no more.
+    assert "data-proposal=" not in client.get("/incidents/proposals").text

@@ -61,6 +61,9 @@ RECORD_ROUTES = {
     ("POST", "/incidents/{incident_id}/messages"),
     ("GET", "/api/v1/incidents/{incident_id}/observables"),
     ("POST", "/api/v1/incidents/{incident_id}/observables"),
+    ("GET", "/api/v1/incidents/{incident_id}/evidence"),
+    ("POST", "/api/v1/incidents/{incident_id}/evidence"),
+    ("GET", "/api/v1/incidents/{incident_id}/evidence/{evidence_id}"),
     ("GET", "/incidents/settings/assets/{asset_id}"),
     ("PUT", "/api/v1/assets/{asset_id}"),
     ("GET", "/incidents/{incident_id}"),
@@ -74,6 +77,8 @@ RECORD_ROUTES = {
     ("POST", "/incidents/{incident_id}/tasks/{task_id}/status"),
     ("POST", "/incidents/{incident_id}/notes"),
     ("POST", "/incidents/{incident_id}/observables"),
+    ("POST", "/incidents/{incident_id}/evidence"),
+    ("GET", "/incidents/{incident_id}/evidence/{evidence_id}"),
     ("POST", "/incidents/{incident_id}/merge"),
     ("POST", "/incidents/{incident_id}/split"),
 }
@@ -93,7 +98,10 @@ LIST_ROUTES = {
     ("GET", "/api/v1/incidents"),
     ("GET", "/incidents"),
     ("GET", "/observables"),  # the caller's organisation's incidents with the value
+    ("GET", "/notifications"),  # the caller's own (tests/web/test_notifications.py)
+    ("GET", "/api/v1/notifications"),
     ("GET", "/incidents/settings"),
+    ("GET", "/incidents/proposals"),
     ("GET", "/api/v1/incident-deadlines"),
     ("GET", "/api/v1/task-templates"),
     ("GET", "/api/v1/assets"),
@@ -119,6 +127,10 @@ OWN_ONLY_ROUTES = {
     ("POST", "/account/password"),
     ("POST", "/account/tokens"),
     ("POST", "/account/recovery-codes"),
+    # The caller's own notifications and choices; another user's ids are left alone.
+    ("POST", "/account/notifications"),
+    ("POST", "/notifications/read"),
+    ("POST", "/api/v1/notifications/read"),
     ("POST", "/users"),  # created in the administrator's own organisation
     ("GET", "/api/v1/me"),
     ("POST", "/api/v1/alerts"),  # stored in the caller's organisation, tested below
@@ -216,6 +228,13 @@ class Records:
             headers=b_work,
         )
         self.b_task = task.json()["id"]
+        added = client.post(
+            f"/api/v1/incidents/{self.b_incident}/evidence",
+            files={"file": ("b-secret.pcap", b"B's evidence", "application/vnd.tcpdump.pcap")},
+            headers=b_work,
+        )
+        assert added.status_code == 201, added.text
+        self.b_evidence = added.json()["id"]
         asset = client.post("/api/v1/assets", json={"name": "B's secret system"}, headers=b_work)
         assert asset.status_code == 201, asset.text
         self.b_asset = asset.json()["id"]
@@ -236,6 +255,7 @@ class Records:
             .replace("{action}", "acknowledge")
             .replace("{incident_id}", str(self.b_incident))
             .replace("{task_id}", str(self.b_task))
+            .replace("{evidence_id}", str(self.b_evidence))
             .replace("{asset_id}", str(self.b_asset))
         )
 
@@ -309,6 +329,11 @@ def test_records_of_another_organisation_are_not_found(client: TestClient, world
         f"/api/v1/incidents/{records.b_incident}", headers={"Authorization": f"Bearer {b_admin}"}
     ).json()
     assert (incident["title"], incident["status"], incident["alerts"]) == ("B", "new", 1)
+    evidence = client.get(
+        f"/api/v1/incidents/{records.b_incident}/evidence",
+        headers={"Authorization": f"Bearer {b_admin}"},
+    ).json()
+    assert [e["name"] for e in evidence] == ["b-secret.pcap"]
     # A cannot take B's alerts into an incident, nor add alerts to B's incident by number.
     a_alerts = client.post(
         "/incidents/from-alerts",
@@ -360,6 +385,7 @@ def test_lists_show_only_the_own_organisation(client: TestClient, world: World) 
         "/users",
         "/incidents?tab=all",
         "/observables?kind=ip&value=203.0.113.7",
+        "/notifications",
     ):
         page = client.get(path)
         assert page.status_code == 200, path

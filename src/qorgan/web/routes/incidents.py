@@ -9,6 +9,7 @@ page's error message, translated where the catalogues know them.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -21,7 +22,17 @@ from qorgan.core.models import Organisation, User
 from qorgan.core.roles import Permission
 from qorgan.core.workdays import WorkCalendar
 from qorgan.detection.classification import load_taxonomy
-from qorgan.incidents import clocks, evidence, listing, reporting, service, similar, tasks, timeline
+from qorgan.incidents import (
+    clocks,
+    evidence,
+    listing,
+    proposals,
+    reporting,
+    service,
+    similar,
+    tasks,
+    timeline,
+)
 from qorgan.incidents.lifecycle import (
     ORDER,
     RANK_SEVERITY,
@@ -195,6 +206,27 @@ def new_incident_page(request: Request, db: Db, actor: Worker) -> Response:
             **_taxonomy_context(_language(request)),
         },
     )
+
+
+@router.get("/incidents/proposals")
+def proposals_panel(request: Request, db: Db, actor: Worker) -> Response:
+    """The inbox's panel of alerts that belong together (loaded after the inbox itself)."""
+    found = proposals.proposals(session=db, organisation_id=actor.organisation_id)
+    items = []
+    for p in found:
+        window = {
+            "status": "new",
+            "since": p.first.isoformat() if p.first else "",
+            # The filter's end is exclusive: a second past the last alert keeps it in.
+            "until": (p.last + timedelta(seconds=1)).isoformat() if p.last else "",
+        }
+        where = (
+            {"rule": p.rule_id or "", "host": p.host or ""}
+            if p.by == "rule_host"
+            else {"address": p.address or ""}
+        )
+        items.append((p, urlencode({**where, **window})))
+    return render(request, "_proposals.html", {"proposals": items, "rank_severity": RANK_SEVERITY})
 
 
 def _assets(db: Db, organisation_id: int) -> list[Asset]:
