@@ -96,6 +96,22 @@ class Settings(BaseSettings):
     #: believed (e.g. ``127.0.0.1``); none by default, so a client cannot choose its address.
     trusted_proxies: list[str] = Field(default_factory=list)
 
+    #: The console's address as users reach it; links in e-mails point there.
+    public_url: str = "http://127.0.0.1:8000"
+    #: Notification e-mail goes through this SMTP server; unset, e-mail is off (the console
+    #: still notifies). ``smtp_from`` is then required; ``smtp_user`` and ``smtp_password``
+    #: log in when set; ``smtp_starttls`` upgrades the connection to TLS before anything else.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str | None = None
+    smtp_starttls: bool = True
+    #: Seconds an SMTP conversation may stall before it counts as failed (and is retried).
+    smtp_timeout: float = Field(default=30.0, gt=0)
+    #: Seconds between the console's notification passes (deadline sweep, e-mail delivery).
+    notify_interval: float = Field(default=60.0, ge=1)
+
     @field_validator("metrics_address")
     @classmethod
     def _host_and_port(cls, value: str | None) -> str | None:
@@ -114,6 +130,17 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @model_validator(mode="after")
+    def _smtp_sender(self) -> Settings:
+        if self.smtp_host and not (self.smtp_from or "").strip():
+            raise ValueError("QORGAN_SMTP_HOST is set without QORGAN_SMTP_FROM (the sender)")
+        return self
+
+    @property
+    def email_enabled(self) -> bool:
+        """Whether notifications go out by e-mail (an SMTP server is set)."""
+        return bool(self.smtp_host)
 
     @model_validator(mode="after")
     def _real_secret_in_production(self) -> Settings:

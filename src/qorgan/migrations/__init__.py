@@ -24,7 +24,12 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).resolve().parent
 #: Every module defining tables; a package adding tables adds its module here.
-MODEL_MODULES = ("qorgan.core.models", "qorgan.incidents.models", "qorgan.pipeline.models")
+MODEL_MODULES = (
+    "qorgan.core.models",
+    "qorgan.incidents.models",
+    "qorgan.incidents.notification_models",
+    "qorgan.pipeline.models",
+)
 
 
 #: Database objects that live outside the models on purpose (the search index of migration
