@@ -3,12 +3,16 @@ a read-only view and a list with clocks for the coordinator, and one thread both
 
 from __future__ import annotations
 
+import zipfile
+from pathlib import Path
+
 import pyotp
 from fastapi.testclient import TestClient
 
 from qorgan.core import accounts
 from qorgan.core.db import unit_of_work
 from qorgan.core.models import OrganisationKind, Role, User
+from qorgan.incidents import referral
 
 from .conftest import Person, World, alert_payload, password_hash, sign_in
 
@@ -116,3 +120,57 @@ def test_without_a_coordinator_the_report_says_so(client: TestClient, world: Wor
     incident = client.post("/api/v1/incidents", json={"title": "x"}, headers=a).json()["incident"]
     answer = client.post(f"/api/v1/incidents/{incident['id']}/report", json={}, headers=a)
     assert answer.status_code == 400 and "no national coordinator" in answer.json()["detail"]
+
+
+def test_the_coordinator_exports_a_signed_referral(
+    client: TestClient, world: World, tmp_path: Path
+) -> None:
+    coordinator = _coordinator(world)
+    a = _headers(
+        world, "a.analyst", ["alerts:write", "alerts:read", "incidents:read", "incidents:write"]
+    )
+    client.post("/api/v1/alerts", json=[alert_payload(1, host="payments")], headers=a)
+    ids = [x["id"] for x in client.get("/api/v1/alerts", headers=a).json()["items"]]
+    incident = client.post("/api/v1/incidents", json={"alert_ids": ids}, headers=a).json()[
+        "incident"
+    ]
+    url = f"/api/v1/incidents/{incident['id']}"
+    upload = client.post(
+        f"{url}/evidence",
+        files={"file": ("auth.log", b"Failed password for admin from 203.0.113.7\n", "text/plain")},
+        headers=a,
+    )
+    assert upload.status_code == 201, upload.text
+    client.post(f"{url}/report", json={}, headers=a)
+    csrf = sign_in(client, coordinator)
+    articles = client.post(
+        f"/incidents/{incident['id']}/articles",
+        data={"csrf_token": csrf, "articles": ["205", "208"]},
+    )
+    assert articles.status_code == 200 and 'data-article="208"' in articles.text
+    opened = client.get(f"/incidents/{incident['id']}/evidence/{upload.json()['id']}")
+    assert opened.status_code == 200 and opened.content.startswith(b"Failed password")
+    package = client.post(
+        f"/incidents/{incident['id']}/referral", data={"csrf_token": csrf, "language": "kk"}
+    )
+    assert package.status_code == 200, package.text
+    assert package.headers["content-type"] == "application/zip"
+    path = tmp_path / "package.zip"
+    path.write_bytes(package.content)
+    checked = referral.verify_package(path)
+    assert checked.ok, checked.problems
+    assert checked.manifest is not None
+    members = {m.path for m in checked.manifest.members}
+    assert "summary.pdf" in members and any(p.startswith("evidence/") for p in members)
+    custody = zipfile.ZipFile(path).read("custody.csv").decode()
+    assert "Analyst A,added" in custody and "Duty officer,opened" in custody
+    with zipfile.ZipFile(path) as archive:
+        assert archive.read(next(p for p in members if p.startswith("evidence/"))).startswith(
+            b"Failed password"
+        )
+    # The export is in the trail and the timeline; another organisation cannot export.
+    kinds = [e["kind"] for e in client.get(f"{url}/timeline", headers=a).json()["entries"]]
+    assert "referral" in kinds and "articles" in kinds
+    sign_in(client, world["b.admin"])
+    other = client.post(f"/incidents/{incident['id']}/referral", data={"csrf_token": csrf})
+    assert other.status_code in (403, 404)

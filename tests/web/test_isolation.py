@@ -58,6 +58,8 @@ RECORD_ROUTES = {
     ("GET", "/api/v1/incidents/{incident_id}/messages"),
     ("POST", "/api/v1/incidents/{incident_id}/messages"),
     ("POST", "/incidents/{incident_id}/report"),
+    ("POST", "/incidents/{incident_id}/articles"),
+    ("POST", "/incidents/{incident_id}/referral"),
     ("POST", "/incidents/{incident_id}/messages"),
     ("GET", "/api/v1/incidents/{incident_id}/observables"),
     ("POST", "/api/v1/incidents/{incident_id}/observables"),

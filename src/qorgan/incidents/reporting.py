@@ -129,3 +129,37 @@ def messages(*, session: Session, incident_id: int) -> list[tuple[IncidentMessag
             .order_by(IncidentMessage.id)
         ).all()
     ]
+
+
+def set_articles(
+    *,
+    session: Session,
+    organisation_id: int,
+    incident_id: int,
+    actor_id: int,
+    articles: list[str],
+) -> Incident:
+    """Set the candidate Criminal Code articles: the incident's organisation, or the national
+    coordinator it was reported to (the coordinator qualifies what is referred)."""
+    clean = service.clean_articles(articles)
+    service.lock(session)
+    incident = session.get(Incident, incident_id)
+    if incident is None or organisation_id not in (
+        incident.organisation_id,
+        incident.reported_to_id,
+    ):
+        raise NotFound("no such incident", source=f"incident {incident_id}")
+    session.refresh(incident)
+    if incident.criminal_code == clean:
+        return incident
+    before = list(incident.criminal_code or [])
+    incident.criminal_code = clean
+    service.event(
+        session,
+        incident,
+        actor_id,
+        "articles",
+        {"from": before, "to": clean},
+        organisation_id=organisation_id,
+    )
+    return incident

@@ -100,6 +100,8 @@ EVENT_KINDS = (
     "evidence_added",
     "reported",
     "message",
+    "articles",
+    "referral",
 )
 AUDIT_ACTIONS = frozenset(f"incident.{kind}" for kind in EVENT_KINDS)
 
@@ -171,7 +173,7 @@ def _clean_tags(tags: Iterable[str]) -> list[str]:
     return list(seen)
 
 
-def _clean_articles(articles: Iterable[str]) -> list[str]:
+def clean_articles(articles: Iterable[str]) -> list[str]:
     wanted = sorted({str(a).strip() for a in articles if str(a).strip()})
     for article in wanted:
         _check_choice(article, ARTICLES, "Criminal Code article (chapter 7)")
@@ -555,7 +557,7 @@ def create(
         created_at=now,
         updated_at=now,
         started_at=min(started_at or now, now),
-        criminal_code=_clean_articles(draft.criminal_code or []),
+        criminal_code=clean_articles(draft.criminal_code or []),
         rule_ids=[],
     )
     if draft.assignee_id is not None:
@@ -770,7 +772,7 @@ def edit(
     if "tags" in clean:
         clean["tags"] = _clean_tags(clean["tags"])
     if "criminal_code" in clean:
-        clean["criminal_code"] = _clean_articles(clean["criminal_code"])
+        clean["criminal_code"] = clean_articles(clean["criminal_code"])
     if "personal_data" in clean:
         clean["personal_data"] = bool(clean["personal_data"])
     changed = {k: v for k, v in clean.items() if getattr(incident, k) != v}

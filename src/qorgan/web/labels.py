@@ -90,7 +90,10 @@ AUDIT_ACTION_LABELS = {
     "incident.message": _l("Message on a reported incident"),
     "incident.evidence_added": _l("Evidence file added to an incident"),
     "evidence.open": _l("Evidence file opened"),
+    "incident.articles": _l("Candidate Criminal Code articles set"),
+    "incident.referral": _l("Legal-referral package exported"),
     "incident.deadline": _l("Incident deadline set"),
+    "notification.preferences": _l("Notification choices changed"),
     "incident.template_saved": _l("Task template saved"),
     "asset.save": _l("Asset saved"),
     "hunt.create": _l("Hunt started"),
@@ -226,11 +229,25 @@ TIMELINE_LABELS = {
     "reported": _l("Reported to the national coordinator"),
     "message": _l("Message in the thread with the coordinator"),
     "evidence_added": _l("Evidence file added"),
+    "articles": _l("Candidate Criminal Code articles set"),
+    "referral": _l("Legal-referral package exported"),
 }
 MESSAGE_KIND_LABELS = {
     "question": _l("Question"),
     "recommendation": _l("Recommendation"),
     "message": _l("Message"),
+}
+#: Kinds of notification (``incidents.notifications.KINDS``) and their channels.
+NOTIFICATION_LABELS = {
+    "assigned": _l("Incident assigned to you"),
+    "due_soon": _l("Deadline due soon"),
+    "overdue": _l("Deadline passed"),
+    "reported": _l("Incident reported to your organisation"),
+    "answered": _l("Answer from the national coordinator"),
+}
+CHANNEL_LABELS = {
+    "console": _l("In the console"),
+    "email": _l("By e-mail"),
 }
 HUNT_STATUS_LABELS = {
     "queued": _l("Queued"),

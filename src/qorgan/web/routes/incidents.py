@@ -14,8 +14,9 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from sqlalchemy import select
+from starlette.background import BackgroundTask
 
 from qorgan.core.db import utcnow
 from qorgan.core.models import Organisation, User
@@ -27,6 +28,7 @@ from qorgan.incidents import (
     evidence,
     listing,
     proposals,
+    referral_export,
     reporting,
     service,
     similar,
@@ -47,11 +49,13 @@ from qorgan.incidents.lifecycle import (
 )
 from qorgan.incidents.models import Asset, IncidentAlert, IncidentAsset, StoredAlert
 from qorgan.incidents.observables import KINDS
+from qorgan.incidents.referral import ReferralError
 from qorgan.incidents.task_templates import PHASES, localised
 from qorgan.web.api.incidents import evidence_download, receive_evidence
 from qorgan.web.deps import Actor, Db, RecordId, page_actor, state, work_calendar
 from qorgan.web.filters import PageFilter, page_filter
-from qorgan.web.i18n import _l
+from qorgan.web.i18n import _l, translations
+from qorgan.web.labels import INCIDENT_STATUS_LABELS, SEVERITY_LABELS, TIMELINE_LABELS
 from qorgan.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -873,3 +877,115 @@ def post_message(
     )
     response.headers["location"] += "#thread"
     return response
+
+
+def _coordinating(db: Db, actor: Actor, incident_id: int) -> Any:
+    """The incident, for its organisation's incident workers or its coordinator's members who
+    coordinate; a 404 for anyone else, a 403 without the permission."""
+    try:
+        incident = service.visible(
+            session=db, incident_id=incident_id, organisation_id=actor.organisation_id
+        )
+    except NotFound:
+        raise HTTPException(404, _l("no such incident in your organisation")) from None
+    own = incident.organisation_id == actor.organisation_id
+    needed = Permission.incidents_write if own else Permission.incidents_coordinate
+    if not actor.can(needed):
+        raise HTTPException(403, _l("your role does not allow this page"))
+    return incident
+
+
+@router.post("/incidents/{incident_id}/articles")
+def set_articles(
+    db: Db,
+    actor: Reader,
+    incident_id: RecordId,
+    articles: Annotated[list[str] | None, Form(max_length=20)] = None,
+) -> Response:
+    """The candidate Criminal Code articles (the incident's organisation or its coordinator)."""
+    _coordinating(db, actor, incident_id)
+    return _act(
+        db,
+        incident_id,
+        lambda: reporting.set_articles(
+            session=db,
+            organisation_id=actor.organisation_id,
+            incident_id=incident_id,
+            actor_id=actor.user.id,
+            articles=articles or [],
+        ),
+    )
+
+
+def _describer(gettext: Any) -> Any:
+    """What each timeline entry says in the package's language."""
+
+    def describe(entry: timeline.Entry) -> str:
+        d = entry.details
+        label = gettext(TIMELINE_LABELS.get(entry.kind, entry.kind))
+        if entry.kind == "alert":
+            parts = [d.get("rule"), d.get("host"), d.get("user"), d.get("source_ip")]
+            return f"{label}: " + " · ".join(str(p) for p in parts if p)
+        if entry.kind == "status":
+            names = INCIDENT_STATUS_LABELS
+            moved = (
+                f"{gettext(names.get(d.get('from'), '?'))} → {gettext(names.get(d.get('to'), '?'))}"
+            )
+            return f"{label}: {moved}"
+        if entry.kind == "task":
+            return f"{label}: {d.get('title', '')}"
+        if entry.kind == "evidence_added":
+            return f"{label}: {d.get('name', '')} ({d.get('sha256', '')})"
+        return label
+
+    return describe
+
+
+@router.post("/incidents/{incident_id}/referral")
+def export_referral(
+    request: Request,
+    db: Db,
+    actor: Reader,
+    incident_id: RecordId,
+    language: Annotated[str, Form(max_length=2)] = "kk",
+) -> Response:
+    """The signed legal-referral package (ZIP: PDF summary, timeline, observables, evidence
+    with hashes, custody log, manifest), for ``qorgan incidents verify-export``."""
+    incident = _coordinating(db, actor, incident_id)
+    if language not in referral_export.LANGUAGES:
+        raise HTTPException(400, _l("invalid form"))
+    gettext = translations(language).gettext
+    taxonomy = load_taxonomy()
+    classes = taxonomy.kz_cert.get(incident.kz_cert_class or "") or {}
+    labels = referral_export.Labels(
+        kz_cert_class=classes.get(language) if classes else incident.kz_cert_class,
+        rsit=(
+            taxonomy.rsit_label(incident.rsit_class, incident.rsit_type, language)
+            if incident.rsit_class
+            else None
+        ),
+        severity=gettext(SEVERITY_LABELS[RANK_SEVERITY[incident.severity].value]),
+        status=gettext(INCIDENT_STATUS_LABELS[incident.status]),
+        articles={str(n): taxonomy.article_name(str(n), language) or "" for n in range(205, 214)},
+        describe=_describer(gettext),
+    )
+    settings = state(request).settings
+    try:
+        exported = referral_export.export(
+            session=db,
+            incident=incident,
+            reader_organisation_id=actor.organisation_id,
+            actor_id=actor.user.id,
+            language=language,
+            labels=labels,
+            var_dir=settings.var_dir,
+        )
+    except (ReferralError, IncidentError) as exc:
+        raise HTTPException(409, exc.message) from None
+    db.commit()
+    return FileResponse(
+        exported.path,
+        media_type="application/zip",
+        filename=exported.file_name,
+        background=BackgroundTask(exported.path.unlink, missing_ok=True),
+    )
