@@ -758,6 +758,39 @@ incidents_app = typer.Typer(help="Work with incidents and their exports.", no_ar
 app.add_typer(incidents_app, name="incidents")
 
 
+@incidents_app.command("report")
+def incidents_report(
+    month: Annotated[str, typer.Option(help="The month, YYYY-MM, in the console's time zone.")],
+    organisation: Annotated[str, typer.Option(help="The organisation's name.")],
+    output: Annotated[Path, typer.Option(help="The file to write.")],
+    format: Annotated[str, typer.Option("--format", help="csv (the incidents) or pdf.")] = "pdf",
+    scope: Annotated[
+        str, typer.Option(help="own, or reported: those reported to it as coordinator.")
+    ] = "own",
+    language: Annotated[str, typer.Option(help="The PDF's language: kk, ru or en.")] = "kk",
+) -> None:
+    """Write an organisation's monthly incident report: a CSV with one row per incident of the
+    month, or a PDF of its figures."""
+    from qorgan.core.settings import get_settings
+    from qorgan.web import incident_report
+
+    try:
+        with _audit_session() as session:
+            size = incident_report.write(
+                session=session,
+                organisation=organisation,
+                month=month,
+                fmt=format,
+                output=output,
+                zone=get_settings().timezone,
+                scope=scope,
+                language=language,
+            )
+    except QorganError as exc:
+        raise _fail(exc) from exc
+    err.print(f"{output}: {size:,} bytes", highlight=False)
+
+
 @incidents_app.command("verify-export")
 def incidents_verify_export(
     file: Annotated[Path, typer.Argument(help="The legal-referral package (.zip) to check.")],
@@ -782,6 +815,228 @@ def incidents_verify_export(
         err.print(f"package NOT intact: {len(result.problems)} problems", highlight=False)
         raise typer.Exit(1)
     print(f"package intact, signed by {result.signer}")
+
+
+@incidents_app.command("notify")
+def incidents_notify() -> None:
+    """Run one notification pass: the deadline sweep (due soon, overdue), then the pending
+    e-mails through QORGAN_SMTP_HOST. For cron, where the console's own notifier is not
+    running; safe beside it.
+
+    Exit 0 when every due e-mail went out (or e-mail is off), 1 when some could not be sent
+    (they stay pending and are retried), 2 on usage errors."""
+    from qorgan.core.db import DatabaseError, make_engine, session_factory
+    from qorgan.core.settings import get_settings
+    from qorgan.incidents import notifications
+    from qorgan.migrations import current, head
+    from qorgan.web.mail import compose
+
+    try:
+        settings = get_settings()
+        if current(settings) != head():
+            raise DatabaseError(
+                "the database schema is not the newest; run `qorgan db upgrade` first",
+                source=settings.database_url.rpartition("@")[2],
+            )
+        engine = make_engine(settings)
+        try:
+            done = notifications.run_once(
+                session_factory(engine), settings=settings, compose=compose
+            )
+        finally:
+            engine.dispose()
+    except QorganError as exc:
+        raise _fail(exc) from exc
+    delivery = done.delivery
+    email = (
+        "e-mail is off (QORGAN_SMTP_HOST is not set)"
+        if delivery.disabled
+        else f"e-mails sent: {delivery.sent}, failed: {delivery.failed}, "
+        f"given up: {delivery.abandoned}"
+    )
+    err.print(f"notifications made: {done.created}; {email}", highlight=False)
+    for error in dict.fromkeys(delivery.errors):
+        err.print(f"PROBLEM {error}", highlight=False, markup=False)
+    if delivery.failed:
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _acting(organisation: int, email: str) -> Iterator[tuple[Any, Any]]:
+    """A unit of work acting as a member of the organisation (the audit trail names them)."""
+    from qorgan.core.accounts import member
+
+    with _audit_session() as session:
+        user = member(session=session, organisation_id=organisation, email=email)
+        if user is None:
+            raise QorganError(f"no user {email} in organisation {organisation}", source="--as")
+        yield session, user
+
+
+def _incident_row(incident: Any) -> dict[str, Any]:
+    from qorgan.incidents.lifecycle import RANK_SEVERITY
+    from qorgan.incidents.service import reference
+
+    return {
+        "reference": reference(incident.id),
+        "id": incident.id,
+        "severity": RANK_SEVERITY[incident.severity].value,
+        "status": incident.status,
+        "title": incident.title,
+        "kz_cert_class": incident.kz_cert_class,
+        "next_due_at": incident.next_due_at.isoformat() if incident.next_due_at else None,
+        "created_at": incident.created_at.isoformat(),
+    }
+
+
+@incidents_app.command("list")
+def incidents_list(
+    organisation: Annotated[int, typer.Option(help="The organisation's id.")],
+    status: Annotated[str, typer.Option(help="A phase, open or all.")] = "open",
+    overdue: Annotated[bool, typer.Option(help="Only incidents past a deadline.")] = False,
+    reported: Annotated[
+        bool, typer.Option(help="Those reported to the organisation as national coordinator.")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    output_format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
+) -> None:
+    """List incidents, the next deadline first."""
+    from qorgan.incidents import listing
+
+    try:
+        filters = listing.IncidentFilter(
+            status=status,
+            due="overdue" if overdue else None,
+            scope=listing.Scope.reported if reported else listing.Scope.own,
+        )
+        with _audit_session() as session:
+            rows, total = listing.list_incidents(
+                session=session, organisation_id=organisation, filters=filters, limit=limit
+            )
+            found = [_incident_row(r) for r in rows]
+    except QorganError as exc:
+        raise _fail(exc) from exc
+    if output_format is ReportFormat.json:
+        print(orjson.dumps({"total": total, "items": found}).decode())
+        return
+    table = Table("reference", "severity", "status", "next deadline", "title")
+    for row in found:
+        table.add_row(
+            row["reference"],
+            row["severity"],
+            row["status"],
+            row["next_due_at"] or "-",
+            row["title"],
+        )
+    Console().print(table)
+    err.print(f"{len(found)} of {total} incidents")
+
+
+@incidents_app.command("create")
+def incidents_create(
+    organisation: Annotated[int, typer.Option(help="The organisation's id.")],
+    acting: Annotated[str, typer.Option("--as", help="The member's e-mail address.")],
+    title: Annotated[str, typer.Option(help="What happened, in a line.")],
+    description: Annotated[str, typer.Option(help="Details (Markdown).")] = "",
+    kz_cert: Annotated[str | None, typer.Option(help="A KZ-CERT class id.")] = None,
+    personal_data: Annotated[
+        bool, typer.Option(help="Involves personal data (starts the breach-report clock).")
+    ] = False,
+) -> None:
+    """Open an incident by hand (a report by telephone, an analyst's finding)."""
+    from qorgan.core.settings import get_settings
+    from qorgan.core.workdays import calendar_from_settings
+    from qorgan.incidents import service
+
+    try:
+        calendar = calendar_from_settings(get_settings().calendar_file)
+        with _acting(organisation, acting) as (session, user):
+            incident, _ = service.create(
+                session=session,
+                organisation_id=organisation,
+                actor_id=user.id,
+                draft=service.Draft(
+                    title=title,
+                    description=description,
+                    kz_cert_class=kz_cert,
+                    personal_data=personal_data,
+                ),
+                calendar=calendar,
+            )
+            row = _incident_row(incident)
+    except QorganError as exc:
+        raise _fail(exc) from exc
+    print(orjson.dumps(row).decode())
+
+
+@incidents_app.command("move")
+def incidents_move(
+    incident: Annotated[int, typer.Argument(help="The incident's id (the number of INC-…).")],
+    status: Annotated[str, typer.Argument(help="The phase to move to.")],
+    organisation: Annotated[int, typer.Option(help="The organisation's id.")],
+    acting: Annotated[str, typer.Option("--as", help="The member's e-mail address.")],
+    resolution: Annotated[str | None, typer.Option(help="Needed to close.")] = None,
+) -> None:
+    """Move an incident to another phase of its lifecycle."""
+    from qorgan.incidents import service
+
+    try:
+        with _acting(organisation, acting) as (session, user):
+            moved = service.move(
+                session=session,
+                organisation_id=organisation,
+                incident_id=incident,
+                actor_id=user.id,
+                status=status,
+                resolution=resolution,
+            )
+            row = _incident_row(moved)
+    except QorganError as exc:
+        raise _fail(exc) from exc
+    print(orjson.dumps(row).decode())
+
+
+calendar_app = typer.Typer(
+    help="The working-day calendar of incident deadlines.", no_args_is_help=True
+)
+app.add_typer(calendar_app, name="calendar")
+
+
+@calendar_app.command("check")
+def calendar_check(
+    file: Annotated[Path, typer.Argument(help="A calendar file (the format of holidays_kz.yml).")],
+) -> None:
+    """Check an administrator's calendar file before QORGAN_CALENDAR_FILE points at it."""
+    from qorgan.core.workdays import calendar_from_settings
+
+    try:
+        calendar = calendar_from_settings(file)
+    except QorganError as exc:
+        raise _fail(exc) from exc
+    years = ", ".join(str(y) for y in sorted(calendar.years))
+    print(f"calendar intact: {len(calendar.holidays)} days off, years {years}")
+
+
+@calendar_app.command("show")
+def calendar_show(
+    year: Annotated[int, typer.Argument(min=2000, max=2100, help="The year to list.")],
+    language: Annotated[str, typer.Option(help="kk, ru or en.")] = "en",
+) -> None:
+    """List the year's days off and working weekends of the calendar in use."""
+    from qorgan.core.settings import get_settings
+    from qorgan.core.workdays import calendar_from_settings
+
+    try:
+        calendar = calendar_from_settings(get_settings().calendar_file)
+    except QorganError as exc:
+        raise _fail(exc) from exc
+    if not calendar.covers(year):
+        err.print(f"the calendar does not cover {year}: only weekends are days off there")
+    for day in sorted(d for d in calendar.holidays if d.year == year):
+        name = calendar.holiday_name(day, language)
+        print(f"{day.isoformat()}  {day.strftime('%a')}  off      {name}")
+    for day in sorted(d for d in calendar.working_weekends if d.year == year):
+        print(f"{day.isoformat()}  {day.strftime('%a')}  working")
 
 
 def main() -> None:  # pragma: no cover - console entry point

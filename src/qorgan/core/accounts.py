@@ -151,6 +151,15 @@ def normal_email(email: str) -> str:
     return email.strip().lower()
 
 
+def member(*, session: Session, organisation_id: int, email: str) -> User | None:
+    """The organisation's member with this e-mail address (the command line acts as one)."""
+    return session.scalar(
+        select(User).where(
+            User.organisation_id == organisation_id, User.email == normal_email(email)
+        )
+    )
+
+
 def change_password(*, session: Session, user: User, old: str, new: str) -> int:
     """Change the user's password; the user's API tokens are revoked (a stolen password may
     have made them). Returns how many tokens were revoked."""
