@@ -6,7 +6,9 @@ organisation B, and lists never show them; sharing lets A read (never change) B'
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.routing import iter_route_contexts
@@ -112,6 +114,9 @@ LIST_ROUTES = {
     ("GET", "/api/v1/incident-deadlines"),
     ("GET", "/api/v1/task-templates"),
     ("GET", "/api/v1/assets"),
+    ("GET", "/incidents/dashboard"),
+    ("GET", "/incidents/reports/monthly"),
+    ("GET", "/api/v1/incidents/stats"),
 }
 #: Routes that act only on the caller's own organisation or account, or hold no records.
 OWN_ONLY_ROUTES = {
@@ -387,6 +392,9 @@ def test_lists_show_only_the_own_organisation(client: TestClient, world: World) 
     assert export.content.count(b"\n") == 2
     assert client.get("/api/v1/hunts", headers=headers).json() == []
     assert client.get("/api/v1/incidents?status=all", headers=headers).json()["total"] == 0
+    for scope in ("own", "reported"):  # A's administrator may coordinate: nothing reported to A
+        found = client.get(f"/api/v1/incidents/stats?scope={scope}", headers=headers).json()
+        assert (found["total"], found["open"]["total"], found["by_organisation"]) == (0, 0, [])
     entries = client.get("/api/v1/audit?limit=1000", headers=headers).json()
     b_org = world["b.admin"].organisation_id
     assert entries
@@ -412,6 +420,15 @@ def test_lists_show_only_the_own_organisation(client: TestClient, world: World) 
         assert "b-secret-host" not in page.text, path
         assert "@b.example.kz" not in page.text, path
         assert f'/hunts/{records.b_hunt}"' not in page.text, path
+    for path in ("/incidents/dashboard", "/incidents/dashboard?scope=reported"):
+        page = client.get(path)
+        assert page.status_code == 200 and 'data-total="0"' in page.text, path
+        assert f'/incidents/{records.b_incident}"' not in page.text, path
+    month = datetime.now(ZoneInfo("Asia/Almaty")).strftime("%Y-%m")  # B's incident's month
+    for scope in ("own", "reported"):
+        report = f"/incidents/reports/monthly?month={month}&scope={scope}&format="
+        assert client.get(report + "csv").text.count("\n") == 1, scope  # the header alone
+        assert client.get(report + "pdf").status_code == 200, scope
     assert b_org != world["a.admin"].organisation_id
 
 

@@ -129,7 +129,8 @@ def _seconds(dialect: str, later: Any) -> Any:
     """Seconds from the incident's start to ``later``, as the database computes them."""
     if dialect == "postgresql":
         return extract("epoch", later - Incident.started_at)
-    return (func.julianday(later) - func.julianday(Incident.started_at)) * 86400.0
+    # Julian days are doubles: a difference is exact to about 80 µs, so round to the ms.
+    return func.round((func.julianday(later) - func.julianday(Incident.started_at)) * 86400.0, 3)
 
 
 def _hours(seconds: Any) -> float | None:
@@ -296,9 +297,13 @@ def overdue(
         query = selection.within(query, period) if period else selection.scoped(query)
         return query.where(Incident.status.in_(OPEN_STATUSES), Incident.next_due_at < now)
 
-    listed = session.scalars(
-        narrowed(select(Incident)).order_by(Incident.next_due_at, Incident.id).limit(limit)
-    ).all()
+    listed = (
+        session.scalars(
+            narrowed(select(Incident)).order_by(Incident.next_due_at, Incident.id).limit(limit)
+        ).all()
+        if limit > 0
+        else []
+    )
     total = session.scalar(narrowed(select(func.count()).select_from(Incident))) or 0
     return list(listed), total
 

@@ -4,8 +4,26 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from qorgan.web.api import alert_detail, alerts, audit, hunts, incident_settings, incidents, me
+from qorgan.web.api import (
+    alert_detail,
+    alerts,
+    audit,
+    hunts,
+    incident_settings,
+    incident_stats,
+    incidents,
+    me,
+)
 
 router = APIRouter()
-for _module in (me, alerts, alert_detail, hunts, audit, incident_settings, incidents):
+for _module in (
+    me,
+    alerts,
+    alert_detail,
+    hunts,
+    audit,
+    incident_settings,
+    incident_stats,  # /incidents/stats before /incidents/{incident_id}
+    incidents,
+):
     router.include_router(_module.router)

@@ -1,0 +1,245 @@
+"""The monthly incident report as files: a CSV of the month's incidents (one row each, for
+machines and spreadsheets) and a PDF of its figures (for people), whatever the language.
+
+The PDF is drawn from a :class:`Document` whose words are already in the reader's language
+(the caller translates): facts, then tables, each with a heading. It uses the bundled DejaVu
+Sans, embedded, as the referral summary does (:mod:`qorgan.incidents.referral`), so every
+Kazakh letter prints on a server without fonts; what the font lacks, and control characters,
+are shown as ``<U+XXXX>``. The same document gives the same bytes (the creation date is the
+generation time).
+
+The CSV is UTF-8 with a BOM (spreadsheet programs then read Cyrillic), CRLF, times in the
+local zone with their offset, durations in hours; a text cell beginning with ``= + - @``, tab
+or CR gets a leading apostrophe so a spreadsheet never runs it as a formula.
+
+Pure: no database, no web. The rows come from :func:`qorgan.incidents.stats.rows`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from fpdf import FPDF, FontFace
+
+if TYPE_CHECKING:
+    from qorgan.incidents.stats import Row
+
+_FONTS = Path(__file__).with_name("fonts")
+#: The CSV's columns, in order.
+CSV_COLUMNS = (
+    "reference",
+    "organisation",
+    "kz_cert_class",
+    "severity",
+    "status",
+    "resolution",
+    "started_at",
+    "acknowledged_at",
+    "contained_at",
+    "closed_at",
+    "hours_to_acknowledge",
+    "hours_to_contain",
+    "hours_to_close",
+    "overdue",
+    "deadlines_missed",
+)
+_SEVERITY = {1: "low", 2: "medium", 3: "high", 4: "critical"}
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+# --- CSV --------------------------------------------------------------------------------------
+
+
+def _text(cell: str | None) -> str:
+    cell = cell or ""
+    return "'" + cell if cell.startswith(_FORMULA) else cell
+
+
+def _hours(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def csv_lines(rows: Iterable[Row], *, now: datetime, zone: str, reference: object) -> Iterator[str]:
+    """The CSV, a line at a time (``reference`` turns an id into ``INC-000123``)."""
+    tz = ZoneInfo(zone)
+
+    def local(moment: datetime | None) -> str:
+        return moment.astimezone(tz).isoformat(timespec="seconds") if moment else ""
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+
+    def line(cells: Sequence[str]) -> str:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(cells)
+        return buffer.getvalue()
+
+    yield "\ufeff" + line(CSV_COLUMNS)
+    for row in rows:
+        yield line(
+            (
+                reference(row.id),  # type: ignore[operator]
+                _text(row.organisation),
+                _text(row.kz_cert_class),
+                _SEVERITY.get(row.severity, str(row.severity)),
+                _text(row.status),
+                _text(row.resolution),
+                local(row.started_at),
+                local(row.acknowledged_at),
+                local(row.contained_at),
+                local(row.closed_at),
+                _hours(row.hours("acknowledge")),
+                _hours(row.hours("contain")),
+                _hours(row.hours("close")),
+                "true" if row.overdue(now) else "false",
+                ";".join(row.late(now)),
+            )
+        )
+
+
+# --- PDF --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of the report; ``widths`` are relative, ``note`` is printed under it."""
+
+    heading: str
+    header: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+    widths: tuple[float, ...]
+    note: str = ""
+    #: Columns aligned right (numbers).
+    numeric: tuple[int, ...] = ()
+    #: Whether ``header`` is printed (a list of facts has none).
+    headings: bool = True
+
+
+@dataclass(frozen=True)
+class Document:
+    """The report as printed, every word already in ``language``."""
+
+    language: str
+    title: str
+    subtitle: str
+    facts: list[tuple[str, str]]
+    tables: list[Table]
+    #: The footer, with ``{page}`` and ``{pages}``.
+    footer: str
+    #: Printed for a table without rows.
+    empty: str
+    generated_at: datetime
+    author: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+class _ReportPdf(FPDF):
+    FONT = "DejaVu"
+
+    def __init__(self, document: Document) -> None:
+        super().__init__(format="A4")
+        self.document = document
+        self.add_font(self.FONT, "", _FONTS / "DejaVuSans.ttf")
+        self.add_font(self.FONT, "B", _FONTS / "DejaVuSans-Bold.ttf")
+        fonts = (self.fonts["dejavu"], self.fonts["dejavuB"])
+        self.glyphs: frozenset[int] = frozenset(fonts[0].cmap).intersection(fonts[1].cmap)
+        self.set_margins(14, 16, 14)
+        self.set_auto_page_break(True, margin=16)
+
+    def header(self) -> None:
+        self.set_font(self.FONT, "", 7.5)
+        self.set_text_color(110)
+        self.set_y(7)
+        self.cell(0, 4, self.visible(f"{self.document.title} · {self.document.subtitle}"))
+        self.set_text_color(0)
+        self.set_y(self.t_margin)
+
+    def footer(self) -> None:
+        self.set_y(-11)
+        self.set_font(self.FONT, "", 7.5)
+        self.set_text_color(110)
+        footer = self.visible(self.document.footer)
+        self.cell(0, 4, footer.replace("{page}", str(self.page_no())).replace("{pages}", "{nb}"))
+        self.set_text_color(0)
+
+    def visible(self, text: str) -> str:
+        """Control and format characters, and letters the font lacks, as ``<U+XXXX>``."""
+        out = []
+        for char in text:
+            if char == "\n" or (unicodedata.category(char)[0] != "C" and ord(char) in self.glyphs):
+                out.append(char)
+            else:
+                out.append(f"<U+{ord(char):04X}>")
+        return "".join(out)
+
+    def paragraph(self, text: str, size: float = 9, style: str = "") -> None:
+        self.set_font(self.FONT, style, size)
+        self.multi_cell(0, size * 0.5, self.visible(text), new_x="LMARGIN", new_y="NEXT")
+        self.set_font(self.FONT, "", 9)
+
+    def heading(self, text: str) -> None:
+        if self.get_y() > self.h - 50:
+            self.add_page()
+        self.ln(4)
+        self.paragraph(text, size=12, style="B")
+        self.ln(1)
+
+    def grid(self, table: Table) -> None:
+        if not table.rows:
+            self.paragraph(self.document.empty)
+            return
+        self.set_font(self.FONT, "", 8.5)
+        usable = self.w - self.l_margin - self.r_margin
+        widths = [w * usable / sum(table.widths) for w in table.widths]
+        with self.table(
+            col_widths=widths,
+            width=usable,
+            text_align=tuple("RIGHT" if i in table.numeric else "LEFT" for i in range(len(widths))),
+            v_align="TOP",
+            line_height=self.font_size * 1.35,
+            headings_style=FontFace(emphasis="BOLD", fill_color=(225, 230, 238)),
+            first_row_as_headings=table.headings,
+            repeat_headings=1,
+            padding=(0.8, 1),
+        ) as grid:
+            if table.headings:
+                grid.row([self.visible(h) for h in table.header])
+            for row in table.rows:
+                grid.row([self.visible(cell)[:2000] for cell in row])
+        self.set_font(self.FONT, "", 9)
+        if table.note:
+            self.ln(1)
+            self.paragraph(table.note, size=8)
+
+
+def render_pdf(document: Document) -> bytes:
+    """The report's PDF bytes."""
+    pdf = _ReportPdf(document)
+    pdf.set_creation_date(document.generated_at)
+    pdf.set_lang(document.language)
+    pdf.set_title(f"{document.title}: {document.subtitle}")
+    pdf.set_author(document.author)
+    pdf.set_creator("Qorgan")
+    pdf.add_page()
+    pdf.paragraph(document.title, size=16, style="B")
+    pdf.ln(1)
+    pdf.paragraph(document.subtitle, size=12)
+    pdf.ln(3)
+    if document.facts:
+        pdf.grid(Table("", ("", ""), list(document.facts), (60, 120), headings=False))
+    for note in document.notes:
+        pdf.ln(1)
+        pdf.paragraph(note, size=8)
+    for table in document.tables:
+        pdf.heading(table.heading)
+        pdf.grid(table)
+    return bytes(pdf.output())
