@@ -441,3 +441,45 @@ def test_the_store_keeps_an_existing_file(
     assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
     with pytest.raises(ValueError, match="not a SHA-256"):
         evidence.stored_path(root, "../../etc/passwd")
+
+
+class Meanwhile(io.RawIOBase):
+    """A slow upload: while it is being read, something else commits a change of the incident."""
+
+    def __init__(self, change: object) -> None:
+        self.change = change
+        self.sent = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self.sent:
+            return b""
+        self.sent = True
+        self.change()  # type: ignore[operator]
+        return b"captured while the incident changed"
+
+
+def test_a_change_committed_while_a_file_streams_in_does_not_fail_it(
+    factory: sessionmaker[Session], world: World, root: Path
+) -> None:
+    incident_id = _incident(factory, world.almaty, world.analyst)
+
+    def note() -> None:
+        with unit_of_work(factory) as session:
+            service.add_observable(
+                session=session,
+                organisation_id=world.almaty,
+                incident_id=incident_id,
+                actor_id=world.colleague,
+                kind="ip",
+                value="192.0.2.7",
+            )
+
+    evidence_id = _add(factory, root, world, incident_id, Meanwhile(note))
+    with unit_of_work(factory) as session:
+        assert [e.id for e in evidence.list_evidence(session=session, incident_id=incident_id)] == [
+            evidence_id
+        ]
+    chain_intact(factory)

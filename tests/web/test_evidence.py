@@ -329,3 +329,24 @@ def test_who_may_upload_and_download(client: TestClient, world: World) -> None:
     # Pages never take a token.
     page = client.get(f"/incidents/{incident_id}/evidence/{evidence_id}", headers=a)
     assert page.status_code in (303, 307) or "/login" in str(page.url)
+
+
+def test_names_cannot_break_out_of_the_download_header(client: TestClient, world: World) -> None:
+    a = _bearer(world, "a.analyst")
+    incident_id = _incident(client, a)
+    for index, name in enumerate(
+        ['report"; filename="evil.exe', "a;b=c.txt", "%0d%0aSet-Cookie: x=1.txt", "файл 1.txt"]
+    ):
+        added = _upload(client, a, incident_id, f"content {index}".encode(), name=name)
+        assert added.status_code == 201, added.text  # type: ignore[attr-defined]
+        evidence_id = added.json()["id"]  # type: ignore[attr-defined]
+        got = client.get(f"/api/v1/incidents/{incident_id}/evidence/{evidence_id}", headers=a)
+        assert got.status_code == 200 and "set-cookie" not in got.headers
+        found = re.fullmatch(
+            r"attachment; filename=\"([A-Za-z0-9._() -]*)\"; filename\*=UTF-8''([A-Za-z0-9%._~-]+)",
+            got.headers["content-disposition"],
+        )
+        assert found, got.headers["content-disposition"]
+        # The name as the client sent it (which, like a browser, writes a quote as %22).
+        assert unquote(found.group(2)) == added.json()["name"]  # type: ignore[attr-defined]
+        assert got.headers["content-disposition"].count('"') == 2

@@ -863,9 +863,10 @@ async def receive_evidence(request: Request, db: Db, actor: Actor, incident_id: 
 
 
 def attachment(name: str) -> str:
-    """A Content-Disposition that makes any browser save ``name`` instead of showing it: an
-    ASCII stand-in for old clients, then the exact name (RFC 6266, RFC 8187)."""
-    stand_in = "".join(c if " " <= c < "\x7f" and c not in '"\\' else "_" for c in name)
+    """A Content-Disposition that makes any browser save ``name`` instead of showing it: a
+    plain stand-in for old clients (letters, digits and ``._()-`` only, so no quote, semicolon
+    or backslash can end the parameter early), then the exact name (RFC 6266, RFC 8187)."""
+    stand_in = "".join(c if c.isascii() and (c.isalnum() or c in "._()- ") else "_" for c in name)
     return f"attachment; filename=\"{stand_in}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
