@@ -25,7 +25,7 @@ from qorgan.cli import CLI_ACTOR
 from qorgan.core.db import unit_of_work
 from qorgan.core.models import Role
 from qorgan.core.roles import Permission
-from qorgan.incidents import clocks, lifecycle, observables, reporting, triage
+from qorgan.incidents import clocks, lifecycle, notifications, observables, reporting, triage
 from qorgan.incidents import service as incident_service
 from qorgan.incidents import tasks as incident_tasks
 from qorgan.incidents.inbox import GROUPINGS, Sort
@@ -44,6 +44,7 @@ from qorgan.web.i18n import translations
 from qorgan.web.labels import (
     ACTOR_LABELS,
     AUDIT_ACTION_LABELS,
+    CHANNEL_LABELS,
     CLOCK_LABELS,
     CLOCK_STATE_LABELS,
     GROUP_LABELS,
@@ -53,6 +54,7 @@ from qorgan.web.labels import (
     LEVEL_LABELS,
     MESSAGE_KIND_LABELS,
     MESSAGE_PATTERNS,
+    NOTIFICATION_LABELS,
     OBSERVABLE_LABELS,
     PAGE_MESSAGES,
     PERMISSION_LABELS,
@@ -154,6 +156,8 @@ def test_every_vocabulary_has_its_labels() -> None:
     assert set(OBSERVABLE_LABELS) == set(observables.KINDS)
     assert set(TIMELINE_LABELS) == {"alert", *incident_service.EVENT_KINDS}
     assert set(MESSAGE_KIND_LABELS) == set(reporting.MESSAGE_KINDS)
+    assert set(NOTIFICATION_LABELS) == set(notifications.KINDS)
+    assert set(CHANNEL_LABELS) == set(notifications.CHANNELS)
 
 
 TABLES = (
@@ -178,6 +182,8 @@ TABLES = (
     OBSERVABLE_LABELS,
     TIMELINE_LABELS,
     MESSAGE_KIND_LABELS,
+    NOTIFICATION_LABELS,
+    CHANNEL_LABELS,
 )
 
 

@@ -511,9 +511,9 @@ def _message(
     message["Subject"] = subject
     message["Date"] = format_datetime(utcnow())
     message["Message-ID"] = make_msgid("notification", domain=sender.rpartition("@")[2] or None)
-    message["Content-Language"] = user.language
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies
     message.set_content(body)
+    message["Content-Language"] = user.language  # after the content, which resets Content-*
     return message
 
 
@@ -580,10 +580,16 @@ def deliver_email(
         for index, notification_id in enumerate(claimed):
             if stop is not None and stop.is_set():
                 break  # the rest are due again when their lease ends
-            with unit_of_work(factory) as session:
-                message = _message(session, notification_id, settings, compose)
+            try:
+                with unit_of_work(factory) as session:
+                    message = _message(session, notification_id, settings, compose)
+            except Exception as exc:  # a bug in wording one e-mail must not stop the rest
+                log.exception("notification %d: e-mail not composed", notification_id)
+                message, error = None, f"not composed: {type(exc).__name__}"
+            else:
+                error = "no recipient"
             if message is None:
-                result.abandoned += _record(factory, notification_id, "no recipient", now) == FAILED
+                result.abandoned += _record(factory, notification_id, error, now) == FAILED
                 continue
             try:
                 if smtp is None:
@@ -596,11 +602,14 @@ def deliver_email(
                 result.failed += 1
                 if _record(factory, notification_id, error, now) == FAILED:
                     result.abandoned += 1
-                if smtp is None or isinstance(exc, (OSError, smtplib.SMTPServerDisconnected)):
+                broken = isinstance(exc, smtplib.SMTPServerDisconnected) or not isinstance(
+                    exc, smtplib.SMTPException
+                )  # SMTPException is an OSError too: a refusal leaves the connection usable
+                if smtp is None or broken:
                     # No connection (or it broke): the rest of the batch would fail alike.
                     for rest in claimed[index + 1 :]:
                         result.failed += 1
-                        _record(factory, rest, error, now)
+                        result.abandoned += _record(factory, rest, error, now) == FAILED
                     break
                 continue
             _record(factory, notification_id, None, now)
@@ -668,6 +677,10 @@ class Notifier:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="qorgan-notifier", daemon=True)
         self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def wake(self) -> None:
         """Run a pass now rather than at the next interval."""

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import (
     http_exception_handler,
     request_validation_exception_handler,
@@ -30,11 +31,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import qorgan
 from qorgan.core.db import make_engine, session_factory
 from qorgan.core.settings import Environment, Settings, get_settings, secret_key
+from qorgan.incidents.notifications import Notifier
 from qorgan.pipeline.hunts import HuntRunner
 from qorgan.web import docs
 from qorgan.web.deps import PRE_SESSION_COOKIE, AppState, LoginRequired
 from qorgan.web.i18n import _l
 from qorgan.web.limits import BodyLimit, route_limits
+from qorgan.web.mail import compose as compose_mail
 from qorgan.web.metrics import Metrics
 from qorgan.web.templating import render
 from qorgan.web.throttle import Throttle
@@ -72,23 +75,30 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith(API_PREFIX)
 
 
-def create_app(settings: Settings | None = None, *, start_runner: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, start_runner: bool = True, start_notifier: bool = True
+) -> FastAPI:
     settings = settings or get_settings()
     engine = make_engine(settings)
     factory = session_factory(engine)
     # Console hunts compile the built-in pack and QORGAN_RULES, each in its own process.
     runner = HuntRunner(factory, settings=settings)
+    # Deadline notifications and e-mail, every QORGAN_NOTIFY_INTERVAL seconds.
+    notifier = Notifier(factory, settings=settings, compose=compose_mail)
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if start_runner:
             runner.recover()
+        if start_notifier:
+            notifier.start()
         listener = metrics.serve(settings.metrics_address) if settings.metrics_address else None
         yield
         if listener is not None:
             listener.shutdown()
         runner.shutdown(wait=False)
+        await run_in_threadpool(notifier.shutdown)
         engine.dispose()
 
     app = FastAPI(
@@ -114,6 +124,7 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True) -
         throttle=Throttle(),
     )
     app.state.metrics = metrics
+    app.state.notifier = notifier
 
     @app.middleware("http")
     async def headers_and_pre_session(
@@ -261,5 +272,8 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True) -
         users,
     ):
         app.include_router(module.router)
+    from qorgan.web.routes import notifications as notification_pages
+
+    app.include_router(notification_pages.router)
     app.include_router(api_router, prefix=API_PREFIX)
     return app

@@ -3,8 +3,9 @@
 Every template gets ``_`` (gettext in the request's language), ``_e`` (a service's message,
 translated when it is one the catalogues know, also by pattern: see ``labels.MESSAGE_PATTERNS``),
 ``rule_title`` (a pack rule's title, translated), ``lang``, ``languages``, ``csrf_token``,
-``actor`` (None on the sign-in pages), ``can``, the ``localtime`` filter (UTC in, Asia/Almaty
-out, written the language's way) and the label tables of ``labels``.
+``actor`` (None on the sign-in pages), ``unread_notifications`` (the header's count), ``can``,
+the ``localtime`` filter (UTC in, Asia/Almaty out, written the language's way) and the label
+tables of ``labels``.
 """
 
 from __future__ import annotations
@@ -16,14 +17,18 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import SQLAlchemyError
 
 from qorgan.core import sessions
 from qorgan.core.i18n import LANGUAGE_NAMES, LANGUAGES, local_time, pick_language
+from qorgan.core.roles import Permission
+from qorgan.incidents import notifications
 from qorgan.web.deps import LANGUAGE_COOKIE, PRE_SESSION_COOKIE, SESSION_COOKIE, state
 from qorgan.web.i18n import pack_rule_ids, translations
 from qorgan.web.labels import (
     ACTOR_LABELS,
     AUDIT_ACTION_LABELS,
+    CHANNEL_LABELS,
     CLOCK_LABELS,
     CLOCK_STATE_LABELS,
     GROUP_LABELS,
@@ -32,6 +37,7 @@ from qorgan.web.labels import (
     INCIDENT_STATUS_LABELS,
     LEVEL_LABELS,
     MESSAGE_KIND_LABELS,
+    NOTIFICATION_LABELS,
     OBSERVABLE_LABELS,
     PERMISSION_LABELS,
     RESOLUTION_LABELS,
@@ -78,6 +84,18 @@ def csrf_for(request: Request) -> str:
     return sessions.csrf_token(secret, "pre:" + nonce)
 
 
+def unread_notifications(request: Request, actor: Any) -> int | None:
+    """The header's count of the signed-in user's unread notifications (one indexed count;
+    None for those who get none, or when the database does not answer: the page still shows)."""
+    if actor is None or not actor.can(Permission.incidents_read):
+        return None
+    try:
+        with state(request).factory() as session:
+            return notifications.unread_count(session=session, user_id=actor.user.id)
+    except SQLAlchemyError:
+        return None
+
+
 def render(
     request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200
 ) -> HTMLResponse:
@@ -116,6 +134,7 @@ def render(
         "languages": [(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
         "csrf_token": csrf_for(request),
         "actor": actor,
+        "unread_notifications": unread_notifications(request, actor),
         "can": (lambda permission: actor is not None and actor.can(permission)),
         "localtime": localtime,
         "shorttime": shorttime,
@@ -142,6 +161,8 @@ def render(
         "observable_names": OBSERVABLE_LABELS,
         "timeline_names": TIMELINE_LABELS,
         "message_kind_names": MESSAGE_KIND_LABELS,
+        "notification_names": NOTIFICATION_LABELS,
+        "channel_names": CHANNEL_LABELS,
         **(context or {}),
     }
     response = templates.TemplateResponse(request, name, values, status_code=status_code)

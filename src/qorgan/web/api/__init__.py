@@ -13,6 +13,7 @@ from qorgan.web.api import (
     incident_stats,
     incidents,
     me,
+    notifications,
 )
 
 router = APIRouter()
@@ -25,5 +26,6 @@ for _module in (
     incident_settings,
     incident_stats,  # /incidents/stats before /incidents/{incident_id}
     incidents,
+    notifications,
 ):
     router.include_router(_module.router)

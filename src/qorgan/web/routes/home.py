@@ -1,4 +1,5 @@
-"""The start page, and the account page (password, recovery codes, API tokens).
+"""The start page, and the account page (password, recovery codes, API tokens, the choice of
+notifications, which ``routes/notifications.py`` keeps).
 
 The account page is reached with the signed-in session only (``page_actor`` never accepts an
 API token), so a token can neither mint another token nor change its user's credentials."""
@@ -18,6 +19,7 @@ from qorgan.core.models import ApiToken
 from qorgan.core.roles import ROLE_PERMISSIONS, Permission
 from qorgan.web.deps import SESSION_COOKIE, Actor, Db, RecordId, page_actor
 from qorgan.web.i18n import _l
+from qorgan.web.routes import notifications
 from qorgan.web.templating import render
 from qorgan.web.throttle import over_limit
 
@@ -47,7 +49,13 @@ def _account(
     return render(
         request,
         "account.html",
-        {"tokens": tokens, "scopes": scopes, "token_days": TOKEN_DAYS, **extra},
+        {
+            "tokens": tokens,
+            "scopes": scopes,
+            "token_days": TOKEN_DAYS,
+            **notifications.account_context(request, db, actor),
+            **extra,
+        },
         status_code=status,
     )
 
