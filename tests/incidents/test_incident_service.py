@@ -91,7 +91,7 @@ def test_create_from_picked_alerts_fills_the_blanks(
             alert_ids=[ours[0], ours[1], theirs[0]],  # another organisation's id is dropped
         )
         assert linked == service.Linked(added=2, elsewhere=0)
-        assert incident.title == "SSH Password Authentication Failed on akimat-srv-01 (+1 alerts)"
+        assert incident.title == "SSH Password Authentication Failed on akimat-srv-01 (2 alerts)"
         assert incident.kz_cert_class == "credential-attack"
         assert (incident.rsit_class, incident.rsit_type) == ("intrusion-attempts", "brute-force")
         assert incident.criminal_code == ["205"]

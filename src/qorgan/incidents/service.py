@@ -623,7 +623,7 @@ def _fill_from_alerts(
         incident.started_at = min([incident.started_at, *first])
     incident.rule_ids = summary.rule_ids[:20]
     if not draft.title.strip() and summary.rule_title:
-        more = f" (+{summary.count - 1} alerts)" if summary.count > 1 else ""
+        more = f" ({summary.count} alerts)" if summary.count > 1 else ""
         on = f" on {summary.host}" if summary.host else ""
         incident.title = f"{summary.rule_title}{on}{more}"[:300]
     if draft.kz_cert_class is None:
