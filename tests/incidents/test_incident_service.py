@@ -3,10 +3,11 @@ clock, merged and split with their history, kept within their organisation."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from qorgan.core.db import unit_of_work
@@ -543,3 +544,45 @@ def test_similar_past_incidents_share_observables_or_rules(
         assert unrelated not in [s.incident.id for s in found]
         shown = service.observables(session=session, incident_id=latest)
         assert {o.kind for o in shown} == {"ip", "account"}
+
+
+def test_two_analysts_taking_the_same_alerts_at_once(
+    factory: sessionmaker[Session], world: World
+) -> None:
+    """A check-then-write race: both read the alerts as free, both link them. The incident lock
+    makes the second wait and then find them taken; no alert is in two incidents."""
+    ingest(factory, world.almaty, *(alert(i, time=f"2026-11-20T05:{i:02d}:00Z") for i in range(20)))
+    ids = _ids(factory, world.almaty)
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def take(actor_id: int) -> None:
+        barrier.wait()
+        try:
+            with unit_of_work(factory) as session:
+                service.create(
+                    session=session,
+                    organisation_id=world.almaty,
+                    actor_id=actor_id,
+                    draft=service.Draft(),
+                    calendar=CALENDAR,
+                    alert_ids=ids,
+                )
+            outcomes.append("created")
+        except IncidentError as exc:
+            outcomes.append(exc.message)
+
+    threads = [threading.Thread(target=take, args=(a,)) for a in (world.analyst, world.colleague)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == sorted(
+        ["created", "none of these alerts can start an incident: they are all in other incidents"]
+    )
+    with unit_of_work(factory) as session:
+        links = session.execute(select(IncidentAlert.alert_id, IncidentAlert.incident_id)).all()
+        assert sorted(a for a, _ in links) == ids
+        assert len({i for _, i in links}) == 1
+        assert session.scalar(select(func.count()).select_from(Incident)) == 1
+    chain_intact(factory)
