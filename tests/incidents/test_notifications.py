@@ -332,3 +332,19 @@ def test_many_due_incidents_are_each_told_once(
             select(Notification.incident_id, func.count()).group_by(Notification.incident_id)
         ).all()
         assert sorted(told) == [(i, 2) for i in ids]
+
+
+def test_a_backlog_long_overdue_is_not_news(factory: sessionmaker[Session], world: World) -> None:
+    """At volume (20,000 incidents, a year's backlog overdue) the sweep told thousands at once
+    and held the write lock for seconds every minute: only deadlines passed within a day are
+    told; the neighbour, passed an hour ago, is."""
+    ids = [_create(factory, world) for _ in range(3)]
+    with unit_of_work(factory) as session:
+        last = session.scalar(select(func.max(Incident.next_due_at)))
+        assert last is not None
+        late = last + notifications.LOOKBACK + timedelta(minutes=1)
+        assert notifications.sweep_deadlines(session=session, now=late) == 0
+    with unit_of_work(factory) as session:
+        assert notifications.sweep_deadlines(session=session, now=last + timedelta(hours=1)) == 6
+        told = {i for (i,) in session.execute(select(Notification.incident_id).distinct()).all()}
+    assert told == set(ids)

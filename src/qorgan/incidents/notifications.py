@@ -247,6 +247,10 @@ def notify_for_event(
     return _create(session, incident, kind, [u for u in recipients if u != actor_id], told)
 
 
+#: How far back a passed deadline is still told as "overdue" (older ones are in the list).
+LOOKBACK = timedelta(days=1)
+
+
 def sweep_deadlines(*, session: Session, now: datetime | None = None) -> int:
     """Tell the people responsible for each open incident whose next deadline is within
     ``clocks.SOON`` ("due soon") or has passed ("overdue"): once per user and deadline, so
@@ -254,9 +258,16 @@ def sweep_deadlines(*, session: Session, now: datetime | None = None) -> int:
     soon". Returns how many notifications it made."""
     now = now or utcnow()
     audit.lock(session)  # two sweeps (two console processes, cron) queue: no duplicate keys
+    # Only deadlines that fell due within LOOKBACK or fall due soon (an index range of a
+    # day's deadlines): a backlog of thousands of incidents long overdue is not news, and a
+    # sweep over all of them held the write lock for seconds every minute (the console's
+    # writers queued behind it) and sent a flood of notifications at once.
     incidents = session.scalars(
         select(Incident)
-        .where(Incident.next_due_at.is_not(None), Incident.next_due_at <= now + clocks.SOON)
+        .where(
+            Incident.next_due_at > now - LOOKBACK,
+            Incident.next_due_at <= now + clocks.SOON,
+        )
         .order_by(Incident.next_due_at)
     ).all()
     due: list[tuple[Incident, str, str, str, datetime]] = []
