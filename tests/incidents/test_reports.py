@@ -9,6 +9,7 @@ import hashlib
 import threading
 from dataclasses import fields, replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -18,13 +19,13 @@ from qorgan.core import accounts, audit
 from qorgan.core.db import unit_of_work
 from qorgan.core.models import AuditEntry, OrganisationKind, Role
 from qorgan.core.workdays import default_calendar
-from qorgan.incidents import reports, service
+from qorgan.incidents import evidence, reports, service
 from qorgan.incidents.models import (
+    Evidence,
     Incident,
     IncidentEvent,
     IncidentObservable,
     PublicReport,
-    PublicReportFile,
 )
 
 CALENDAR = default_calendar()
@@ -69,16 +70,25 @@ def coordinator(factory: sessionmaker[Session]) -> tuple[int, int]:
         return cert.id, user.id
 
 
-def _submit(factory: sessionmaker[Session], submission: reports.Submission, **kwargs: str) -> str:
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return evidence.store_folder(tmp_path / "var")
+
+
+def _submit(
+    factory: sessionmaker[Session], store: Path, submission: reports.Submission, **kwargs: str
+) -> str:
     with unit_of_work(factory) as session:
-        return reports.submit(session=session, submission=submission, calendar=CALENDAR, **kwargs)
+        return reports.submit(
+            session=session, submission=submission, calendar=CALENDAR, store_root=store, **kwargs
+        )
 
 
 def test_a_report_opens_an_incident_in_triage_without_personal_data(
-    factory: sessionmaker[Session], coordinator: tuple[int, int]
+    factory: sessionmaker[Session], coordinator: tuple[int, int], store: Path
 ) -> None:
     cert, _ = coordinator
-    tracking = _submit(factory, VALID, challenge="c" * 32)
+    tracking = _submit(factory, store, VALID, challenge="c" * 32)
     assert reports.normalise_tracking(tracking) == tracking
     assert tracking.startswith("QR-") and len(tracking) == 17
     with unit_of_work(factory) as session:
@@ -104,10 +114,18 @@ def test_a_report_opens_an_incident_in_triage_without_personal_data(
         assert (report.kind, report.language, report.challenge) == ("phishing-site", "ru", "c" * 32)
         assert report.url == VALID.url and report.organisation_id == cert
         assert (report.period_from, report.period_to) == (VALID.period_from, VALID.period_to)
-        stored = session.scalars(select(PublicReportFile)).one()
-        assert (stored.name, stored.media_type, stored.size) == ("screenshot.png", "image/png", 7)
+        # The file is the incident's evidence, under a neutral name (the trail records names).
+        stored = session.scalars(select(Evidence)).one()
+        assert (stored.incident_id, stored.organisation_id) == (incident.id, cert)
+        assert (stored.name, stored.media_type, stored.size) == (
+            "report-file-1.png",
+            "image/png",
+            7,
+        )
+        assert stored.description == "Sent with a public report as: screenshot.png"
         assert stored.sha256 == hashlib.sha256(b"\x89PNG...").hexdigest()
-        assert stored.content == b"\x89PNG..."
+        assert evidence.stored_path(store, stored.sha256).read_bytes() == b"\x89PNG..."
+        assert stored.added_by_id is None
         # The timeline: created, moved to triage, the site's address and domain.
         kinds = [
             (e.kind, e.actor_id)
@@ -117,7 +135,13 @@ def test_a_report_opens_an_incident_in_triage_without_personal_data(
                 .order_by(IncidentEvent.id)
             )
         ]
-        assert kinds == [("created", None), ("status", None), *[("observable", None)] * 2]
+        assert kinds == [
+            ("created", None),
+            ("status", None),
+            ("evidence_added", None),
+            ("observable", None),
+            ("observable", None),
+        ]
         observables = set(
             session.execute(
                 select(IncidentObservable.kind, IncidentObservable.value).where(
@@ -139,16 +163,19 @@ def test_a_report_opens_an_incident_in_triage_without_personal_data(
         assert {e.action for e in entries if e.target_type == "incident"} == {
             "incident.created",
             "incident.status",
+            "incident.evidence_added",
             "incident.observable",
         }
         assert audit.verify(session=session) == []
 
 
 def test_status_shows_the_phase_in_words_and_nothing_else(
-    factory: sessionmaker[Session], coordinator: tuple[int, int]
+    factory: sessionmaker[Session], coordinator: tuple[int, int], store: Path
 ) -> None:
     cert, person = coordinator
-    tracking = _submit(factory, replace(VALID, kind="pyramid-scheme", url="", attachments=()))
+    tracking = _submit(
+        factory, store, replace(VALID, kind="pyramid-scheme", url="", attachments=())
+    )
     assert {f.name for f in fields(reports.ReportStatus)} == {
         "tracking",
         "kind",
@@ -212,9 +239,9 @@ def test_status_shows_the_phase_in_words_and_nothing_else(
 
 
 def test_a_wrong_tracking_number_is_not_found(
-    factory: sessionmaker[Session], coordinator: tuple[int, int]
+    factory: sessionmaker[Session], coordinator: tuple[int, int], store: Path
 ) -> None:
-    tracking = _submit(factory, VALID)
+    tracking = _submit(factory, store, VALID)
     wrong = ["", "QR-", "QR-0000-0000-000", "QR-0000-0000-00000", "QR-UUUU-0000-0000", "x" * 100]
     wrong += [reports.new_tracking(), tracking[:-1] + ("0" if tracking[-1] != "0" else "1")]
     for typed in wrong:
@@ -449,8 +476,11 @@ def test_check_cleans_what_it_accepts() -> None:
     assert clean.description == "It happened."
     assert clean.language == "kk"  # an unknown language: the default
     first, second = clean.attachments
-    assert (first.name, first.media_type) == ("pass\u202ewd", "application/octet-stream")
+    assert (first.name, first.media_type) == ("passwd", "application/octet-stream")
     assert len(second.name) == 255 and second.name.endswith(".pdf")
+    # The same content chosen twice is one file.
+    twice = (reports.Attachment("a.png", "image/png", b"1"), reports.Attachment("b", "", b"1"))
+    assert len(reports.check(replace(VALID, attachments=twice), today=TODAY).attachments) == 1
     assert reports.parse_date(" 2026-11-20 ", "period_from") == date(2026, 11, 20)
     assert reports.parse_date("", "period_from") is None
     for typed in ("2026-02-30", "20.11.2026", "2026-1-1", "２０２６-11-20"):
@@ -459,7 +489,7 @@ def test_check_cleans_what_it_accepts() -> None:
 
 
 def test_refused_reports_store_nothing(
-    factory: sessionmaker[Session], coordinator: tuple[int, int]
+    factory: sessionmaker[Session], coordinator: tuple[int, int], store: Path
 ) -> None:
     for bad in (
         replace(VALID, description="x\udc80" * 10),
@@ -467,34 +497,36 @@ def test_refused_reports_store_nothing(
         replace(VALID, description="d" * 20_001),
     ):
         with pytest.raises(reports.ReportError):
-            _submit(factory, bad)
+            _submit(factory, store, bad)
     with unit_of_work(factory) as session:
         assert session.scalar(select(func.count()).select_from(Incident)) == 0
         assert session.scalar(select(func.count()).select_from(PublicReport)) == 0
 
 
 def test_a_spent_challenge_is_refused(
-    factory: sessionmaker[Session], coordinator: tuple[int, int]
+    factory: sessionmaker[Session], coordinator: tuple[int, int], store: Path
 ) -> None:
-    _submit(factory, VALID, challenge="a" * 32)
+    _submit(factory, store, VALID, challenge="a" * 32)
     with pytest.raises(reports.ReportError) as refused:
-        _submit(factory, replace(VALID, reporter_name="Someone else"), challenge="a" * 32)
+        _submit(factory, store, replace(VALID, reporter_name="Someone else"), challenge="a" * 32)
     assert refused.value.message == (
         "this form was already sent; reload the page to send another report"
     )
-    _submit(factory, VALID, challenge="b" * 32)
+    _submit(factory, store, VALID, challenge="b" * 32)
     with unit_of_work(factory) as session:
         assert session.scalar(select(func.count()).select_from(Incident)) == 2
         assert session.scalar(select(func.count()).select_from(PublicReport)) == 2
 
 
-def test_without_a_coordinator_no_report_is_taken(factory: sessionmaker[Session]) -> None:
+def test_without_a_coordinator_no_report_is_taken(
+    factory: sessionmaker[Session], store: Path
+) -> None:
     with pytest.raises(reports.NoCoordinator):
-        _submit(factory, VALID)
+        _submit(factory, store, VALID)
 
 
 def test_concurrent_reports_are_all_kept_with_the_audit_chain_intact(
-    factory: sessionmaker[Session], coordinator: tuple[int, int]
+    factory: sessionmaker[Session], coordinator: tuple[int, int], store: Path
 ) -> None:
     found: list[str] = []
     failures: list[BaseException] = []
@@ -505,6 +537,7 @@ def test_concurrent_reports_are_all_kept_with_the_audit_chain_intact(
                 found.append(
                     _submit(
                         factory,
+                        store,
                         replace(VALID, description=f"Report {worker}-{i}: a fake bank page"),
                         challenge=f"{worker:02d}{i:02d}" * 8,
                     )

@@ -512,6 +512,7 @@ class PublicReport(Base):
     trail or the logs. ``tracking`` (``QR-XXXX-XXXX-XXXX``, 60 random bits) is the reporter's
     key to the status page; the status shown is the incident's. ``challenge`` is the id of
     the proof-of-work challenge the form solved, unique, so a solved challenge is spent once.
+    The supporting files sent with it are the incident's evidence (:class:`Evidence`).
     """
 
     __tablename__ = "public_reports"
@@ -542,23 +543,4 @@ class PublicReport(Base):
     #: The interface language the report was written in (kk, ru, en).
     language: Mapped[str] = mapped_column(String(8))
     challenge: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
-
-class PublicReportFile(Base):
-    """A supporting file sent with a public report (a screenshot, a letter, a receipt), kept
-    in the database with the report so that both are committed, or lost, together; a few per
-    report and a few MiB each (``qorgan.incidents.reports``)."""
-
-    __tablename__ = "public_report_files"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    report_id: Mapped[int] = mapped_column(
-        ForeignKey("public_reports.id", ondelete="RESTRICT"), index=True
-    )
-    name: Mapped[str] = mapped_column(String(255))
-    media_type: Mapped[str] = mapped_column(String(100), default="application/octet-stream")
-    size: Mapped[int] = mapped_column(Integer)
-    sha256: Mapped[str] = mapped_column(String(64))
-    content: Mapped[bytes] = mapped_column(deferred=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

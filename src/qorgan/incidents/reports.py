@@ -7,9 +7,14 @@ The reporter's name and contacts are stored on the report only (``public_reports
 incident's title, its timeline, the audit trail and the logs never hold them. The status the
 reporter sees (:func:`status`) is the incident's phase in plain words, and nothing else.
 
-Supporting files are kept in the database with the report (``public_report_files``: at most
-:data:`MAX_FILES` of :data:`MAX_FILE_BYTES` each), so the report, its incident and its files
-are committed together or not at all; nothing is written beside the database.
+Supporting files (at most :data:`MAX_FILES` of :data:`MAX_FILE_BYTES` each) become the
+incident's evidence (``qorgan.incidents.evidence``): the coordinator opens them from the
+incident, with their chain of custody. They are stored under neutral names
+(``report-file-1.png``), since a file's name is written to the audit trail and a citizen's
+may carry a name; the name as sent is kept in the evidence's description. The store fsyncs a
+file before the report's unit of work commits, so an acknowledged report's files are durable
+with it; a file stored for a report that is then refused stays unnamed in the store
+(harmless, reached only by its hash).
 
 Service functions take ``*, session`` and never commit. Refusals are :class:`ReportError`s
 naming the form field at fault; their messages are listed for translation by the web layer.
@@ -23,6 +28,7 @@ import secrets
 import unicodedata
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
+from io import BytesIO
 from ipaddress import ip_address
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -34,11 +40,13 @@ from qorgan.core.db import utcnow
 from qorgan.core.errors import QorganError
 from qorgan.core.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from qorgan.core.models import Organisation, OrganisationKind
-from qorgan.incidents import clocks, service
-from qorgan.incidents.lifecycle import Status
-from qorgan.incidents.models import Incident, PublicReport, PublicReportFile
+from qorgan.incidents import clocks, evidence, service
+from qorgan.incidents.lifecycle import IncidentError, Status
+from qorgan.incidents.models import Incident, PublicReport
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sqlalchemy.orm import Session
 
     from qorgan.core.workdays import WorkCalendar
@@ -98,6 +106,9 @@ _EMAIL = re.compile(
 _PHONE = re.compile(r"\+?[\d\s().-]+")
 _HOST_LABEL = re.compile(r"[^\W_](?:[\w-]{0,61}[^\W_])?")
 _MEDIA_TYPE = re.compile(r"[\w.+-]{1,50}/[\w.+-]{1,49}")
+#: Unicode categories taken out of a file's name: controls, format characters (bidirectional
+#: and zero-width ones), line and paragraph separators, lone surrogates.
+_UNSHOWN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 
 
 class ReportError(QorganError):
@@ -207,10 +218,11 @@ def _clean_url(value: str) -> str:
 
 
 def _clean_file(attachment: Attachment) -> Attachment:
-    """The file with a plain name (no folders, no control or surrogate characters) and a
-    well-formed media type (else ``application/octet-stream``), within the size limit."""
+    """The file with a plain name (no folders, no control, format, separator or surrogate
+    characters: nothing that hides or reorders what is shown) and a well-formed media type
+    (else ``application/octet-stream``), within the size limit."""
     name = attachment.name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(c for c in name if unicodedata.category(c) not in ("Cc", "Cs")).strip()
+    name = "".join(c for c in name if unicodedata.category(c) not in _UNSHOWN).strip()
     if len(name) > MAX_FILE_NAME:
         _stem, dot, extension = name.rpartition(".")
         keep = f"{dot}{extension}" if dot and len(extension) <= 16 else ""
@@ -294,7 +306,10 @@ def check(submission: Submission, *, today: date) -> Submission:
         raise ReportError("a description has at most 20,000 characters", field="description")
     if len(s.attachments) > MAX_FILES:
         raise ReportError("at most 3 files can be attached", field="files")
-    files = tuple(_clean_file(a) for a in s.attachments)
+    # The same content chosen twice is one file.
+    files = tuple(
+        {hashlib.sha256(a.content).digest(): _clean_file(a) for a in s.attachments}.values()
+    )
     return replace(
         s,
         kind=kind,
@@ -378,12 +393,15 @@ def submit(
     session: Session,
     submission: Submission,
     calendar: WorkCalendar,
+    store_root: Path,
     challenge: str | None = None,
 ) -> str:
     """Accept a report: check it, open an incident in triage in the national coordinator's
-    organisation (its clocks from the reported period's start, else now) and store the
-    report with its files. ``challenge`` is the id of the spent proof-of-work challenge; a
-    challenge already spent is refused. Returns the tracking number; the caller commits."""
+    organisation (its clocks from the reported period's start, else now), store the report,
+    and its files as the incident's evidence in the store at ``store_root``
+    (``evidence.store_folder``). ``challenge`` is the id of the spent proof-of-work
+    challenge; a challenge already spent is refused. Returns the tracking number; the caller
+    commits."""
     now = utcnow()
     clean = check(submission, today=now.astimezone(calendar.zone).date())
     if challenge is not None and (not challenge or len(challenge) > 64):
@@ -439,18 +457,8 @@ def submit(
     )
     session.add(report)
     session.flush()
-    for attachment in clean.attachments:
-        session.add(
-            PublicReportFile(
-                report_id=report.id,
-                name=attachment.name,
-                media_type=attachment.media_type,
-                size=len(attachment.content),
-                sha256=hashlib.sha256(attachment.content).hexdigest(),
-                content=attachment.content,
-                created_at=now,
-            )
-        )
+    for number, attachment in enumerate(clean.attachments, start=1):
+        _attach(session, store_root, incident, number, attachment)
     if clean.url and len(clean.url) <= 500:
         host = urlsplit(clean.url).hostname or ""
         for kind, value in (("url", clean.url), ("ip" if _is_ip(host) else "domain", host)):
@@ -464,6 +472,34 @@ def submit(
             )
     session.flush()
     return tracking
+
+
+def _neutral_name(number: int, name: str) -> str:
+    """``report-file-<n>`` with the sent name's extension when it is a plain one."""
+    extension = name.rpartition(".")[2] if "." in name else ""
+    plain = extension.isascii() and extension.isalnum() and len(extension) <= 10
+    return f"report-file-{number}" + (f".{extension.lower()}" if plain else "")
+
+
+def _attach(
+    session: Session, store_root: Path, incident: Incident, number: int, attachment: Attachment
+) -> None:
+    """Store a supporting file as the incident's evidence, added by the system."""
+    try:
+        evidence.add_evidence(
+            session=session,
+            store_root=store_root,
+            organisation_id=incident.organisation_id,
+            incident_id=incident.id,
+            actor_id=None,  # type: ignore[arg-type] - the system, for the public form
+            name=_neutral_name(number, attachment.name),
+            stream=BytesIO(attachment.content),
+            media_type=attachment.media_type,
+            description=f"Sent with a public report as: {attachment.name}"[:2000],
+            max_bytes=MAX_FILE_BYTES,
+        )
+    except IncidentError as exc:  # checked before: the store refusing it is unexpected
+        raise ReportError(exc.message, field="files") from exc
 
 
 def _to_triage(session: Session, incident: Incident) -> None:

@@ -1,7 +1,6 @@
 """Public reports: what a citizen or an organisation reported through the public form (no
-account), with the incident it opened in the national coordinator's organisation, and the
-supporting files sent with it (kept in the database with the report, so both are committed
-together).
+account), with the incident it opened in the national coordinator's organisation (the
+supporting files sent with it are that incident's evidence).
 
 The tracking number and the spent proof-of-work challenge are unique; reports are listed per
 coordinator by time, and found from their incident.
@@ -69,35 +68,8 @@ def upgrade() -> None:
             unique=False,
         )
 
-    op.create_table(
-        "public_report_files",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("report_id", sa.Integer(), nullable=False),
-        sa.Column("name", sa.String(length=255), nullable=False),
-        sa.Column("media_type", sa.String(length=100), nullable=False),
-        sa.Column("size", sa.Integer(), nullable=False),
-        sa.Column("sha256", sa.String(length=64), nullable=False),
-        sa.Column("content", sa.LargeBinary(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["report_id"],
-            ["public_reports.id"],
-            name=op.f("fk_public_report_files_report_id_public_reports"),
-            ondelete="RESTRICT",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_public_report_files")),
-    )
-    with op.batch_alter_table("public_report_files", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_public_report_files_report_id"), ["report_id"], unique=False
-        )
-
 
 def downgrade() -> None:
-    with op.batch_alter_table("public_report_files", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_public_report_files_report_id"))
-
-    op.drop_table("public_report_files")
     with op.batch_alter_table("public_reports", schema=None) as batch_op:
         batch_op.drop_index("ix_public_reports_organisation_id_created_at")
         batch_op.drop_index(batch_op.f("ix_public_reports_incident_id"))
