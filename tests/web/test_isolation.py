@@ -165,6 +165,14 @@ OWN_ONLY_ROUTES = {
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/static/plotly.min.js"),
+    # The public report form: no account and no organisation's records. A report goes to the
+    # national coordinator's organisation, and its tracking number shows its phase only
+    # (tests/web/test_public_report.py).
+    ("GET", "/report"),
+    ("POST", "/report"),
+    ("GET", "/report/challenge"),
+    ("GET", "/report/status"),
+    ("GET", "/report/status/{tracking}"),
 }
 
 

@@ -272,6 +272,9 @@ def create_app(
         users,
     ):
         app.include_router(module.router)
+    from qorgan.web.routes import public_report
+
+    app.include_router(public_report.router)  # the public report form, for everyone
     from qorgan.web.routes import notifications as notification_pages
 
     app.include_router(notification_pages.router)
