@@ -69,6 +69,21 @@ def refusals() -> Iterator[None]:
         raise HTTPException(400, exc.message) from None
 
 
+def _run(db: Db, actor: Actor, incident_id: int, work: Any, **fields: Any) -> Any:
+    """One change as the actor (``work`` is a service function taking the session, the
+    organisation, the incident, the actor and ``fields``), committed; refusals as answers."""
+    with refusals():
+        result = work(
+            session=db,
+            organisation_id=actor.organisation_id,
+            incident_id=incident_id,
+            actor_id=actor.user.id,
+            **fields,
+        )
+    db.commit()
+    return result
+
+
 class ClockOut(BaseModel):
     measure: str = Field(description="acknowledge, contain, close or breach_report.")
     due_at: datetime | None = Field(description="The deadline (UTC), if one applies.")
@@ -325,16 +340,14 @@ def edit_incident(
         k: (v.value if isinstance(v, Tlp | Pap) else v)
         for k, v in body.model_dump(exclude_unset=True).items()
     }
-    with refusals():
-        incident = service.edit(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            actor_id=actor.user.id,
-            changes=changes,
-            calendar=calendar,
-        )
-    db.commit()
+    incident = _run(
+        db,
+        actor,
+        incident_id,
+        service.edit,
+        changes=changes,
+        calendar=calendar,
+    )
     return incident_detail(db, incident)
 
 
@@ -346,17 +359,15 @@ class MoveIn(BaseModel):
 
 @router.post("/{incident_id}/status", response_model=IncidentDetail, summary="Move an incident")
 def move_incident(db: Db, actor: Worker, incident_id: RecordId, body: MoveIn) -> IncidentDetail:
-    with refusals():
-        incident = service.move(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            actor_id=actor.user.id,
-            status=body.status.value,
-            resolution=body.resolution.value if body.resolution else None,
-            reason=body.reason,
-        )
-    db.commit()
+    incident = _run(
+        db,
+        actor,
+        incident_id,
+        service.move,
+        status=body.status.value,
+        resolution=body.resolution.value if body.resolution else None,
+        reason=body.reason,
+    )
     return incident_detail(db, incident)
 
 
@@ -368,15 +379,13 @@ class AssigneeIn(BaseModel):
 def assign_incident(
     db: Db, actor: Worker, incident_id: RecordId, body: AssigneeIn
 ) -> IncidentDetail:
-    with refusals():
-        incident = service.assign(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            actor_id=actor.user.id,
-            assignee_id=body.assignee_id,
-        )
-    db.commit()
+    incident = _run(
+        db,
+        actor,
+        incident_id,
+        service.assign,
+        assignee_id=body.assignee_id,
+    )
     return incident_detail(db, incident)
 
 
@@ -388,16 +397,14 @@ class SeverityIn(BaseModel):
 @router.put("/{incident_id}/severity", response_model=IncidentDetail, summary="Set severity")
 def set_severity(db: Db, actor: Worker, incident_id: RecordId, body: SeverityIn) -> IncidentDetail:
     """Override the derived severity (a reason is required), or go back to it."""
-    with refusals():
-        incident = service.set_severity(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            actor_id=actor.user.id,
-            severity=body.severity.value if body.severity else None,
-            reason=body.reason,
-        )
-    db.commit()
+    incident = _run(
+        db,
+        actor,
+        incident_id,
+        service.set_severity,
+        severity=body.severity.value if body.severity else None,
+        reason=body.reason,
+    )
     return incident_detail(db, incident)
 
 
@@ -422,16 +429,14 @@ def add_alerts(
     """Link more of your alerts (``alert_ids``, or ``all_matching`` the alert filters)."""
     if (body.alert_ids is None) == (not body.all_matching):
         raise HTTPException(422, "name the alerts in alert_ids, or set all_matching (not both)")
-    with refusals():
-        linked = service.add_alerts(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            actor_id=actor.user.id,
-            alert_ids=body.alert_ids,
-            filters=filters if body.all_matching else None,
-        )
-    db.commit()
+    linked = _run(
+        db,
+        actor,
+        incident_id,
+        service.add_alerts,
+        alert_ids=body.alert_ids,
+        filters=filters if body.all_matching else None,
+    )
     return LinkedOut(added=linked.added, elsewhere=linked.elsewhere)
 
 
@@ -464,17 +469,15 @@ def split_incident(
     db: Db, actor: Worker, calendar: Calendar, incident_id: RecordId, body: SplitIn
 ) -> IncidentDetail:
     """Move some of the incident's alerts to a new incident; answers the new one."""
-    with refusals():
-        new = service.split(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            actor_id=actor.user.id,
-            alert_ids=body.alert_ids,
-            title=body.title,
-            calendar=calendar,
-        )
-    db.commit()
+    new = _run(
+        db,
+        actor,
+        incident_id,
+        service.split,
+        alert_ids=body.alert_ids,
+        title=body.title,
+        calendar=calendar,
+    )
     return incident_detail(db, new)
 
 
@@ -551,33 +554,29 @@ def list_tasks(db: Db, actor: Reader, incident_id: RecordId) -> list[TaskOut]:
 
 @router.post("/{incident_id}/tasks", response_model=TaskOut, status_code=201)
 def add_task(db: Db, actor: Worker, incident_id: RecordId, body: TaskIn) -> TaskOut:
-    with refusals():
-        task = tasks.add_task(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            actor_id=actor.user.id,
-            phase=body.phase,
-            title=body.title,
-            description=body.description,
-        )
-    db.commit()
+    task = _run(
+        db,
+        actor,
+        incident_id,
+        tasks.add_task,
+        phase=body.phase,
+        title=body.title,
+        description=body.description,
+    )
     return _task_out(task)
 
 
 @router.post("/{incident_id}/tasks/template", response_model=list[TaskOut], status_code=201)
 def apply_template(db: Db, actor: Worker, incident_id: RecordId, body: TemplateIn) -> list[TaskOut]:
     """Add a task template's tasks (in ``language``) to the incident's phases."""
-    with refusals():
-        added = tasks.apply_template(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            actor_id=actor.user.id,
-            template_id=body.template_id,
-            language=body.language,
-        )
-    db.commit()
+    added = _run(
+        db,
+        actor,
+        incident_id,
+        tasks.apply_template,
+        template_id=body.template_id,
+        language=body.language,
+    )
     return [_task_out(t) for t in added]
 
 
@@ -585,16 +584,14 @@ def apply_template(db: Db, actor: Worker, incident_id: RecordId, body: TemplateI
 def set_task_status(
     db: Db, actor: Worker, incident_id: RecordId, task_id: RecordId, body: TaskStatusIn
 ) -> TaskOut:
-    with refusals():
-        task = tasks.set_task_status(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            task_id=task_id,
-            actor_id=actor.user.id,
-            status=body.status,
-        )
-    db.commit()
+    task = _run(
+        db,
+        actor,
+        incident_id,
+        tasks.set_task_status,
+        status=body.status,
+        task_id=task_id,
+    )
     return _task_out(task)
 
 
@@ -626,16 +623,14 @@ def list_notes(db: Db, actor: Reader, incident_id: RecordId) -> list[NoteOut]:
 
 @router.post("/{incident_id}/notes", response_model=NoteOut, status_code=201)
 def add_note(db: Db, actor: Worker, incident_id: RecordId, body: NoteIn) -> NoteOut:
-    with refusals():
-        note = tasks.add_note(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            actor_id=actor.user.id,
-            text=body.text,
-            task_id=body.task_id,
-        )
-    db.commit()
+    note = _run(
+        db,
+        actor,
+        incident_id,
+        tasks.add_note,
+        text=body.text,
+        task_id=body.task_id,
+    )
     return NoteOut(
         id=note.id,
         task_id=note.task_id,
@@ -669,16 +664,14 @@ def list_observables(db: Db, actor: Reader, incident_id: RecordId) -> list[Obser
 def add_observable(
     db: Db, actor: Worker, incident_id: RecordId, body: ObservableIn
 ) -> ObservableOut:
-    with refusals():
-        found = service.add_observable(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            actor_id=actor.user.id,
-            kind=body.kind,
-            value=body.value,
-        )
-    db.commit()
+    found = _run(
+        db,
+        actor,
+        incident_id,
+        service.add_observable,
+        kind=body.kind,
+        value=body.value,
+    )
     return ObservableOut(kind=found.kind, value=found.value, origin=found.origin)
 
 
@@ -692,15 +685,13 @@ class ReportIn(BaseModel):
 def report_incident(db: Db, actor: Worker, incident_id: RecordId, body: ReportIn) -> IncidentDetail:
     """Report the incident to the national coordinator, who then reads it and writes in its
     thread."""
-    with refusals():
-        incident = reporting.report(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            actor_id=actor.user.id,
-            coordinator_id=body.coordinator_id,
-        )
-    db.commit()
+    incident = _run(
+        db,
+        actor,
+        incident_id,
+        reporting.report,
+        coordinator_id=body.coordinator_id,
+    )
     return incident_detail(db, incident)
 
 
@@ -752,16 +743,14 @@ def post_message(
     )
     if not actor.can(needed):
         raise HTTPException(403, f"your role or token does not allow {needed}")
-    with refusals():
-        message = reporting.post_message(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            actor_id=actor.user.id,
-            text=body.text,
-            kind=body.kind,
-        )
-    db.commit()
+    message = _run(
+        db,
+        actor,
+        incident_id,
+        reporting.post_message,
+        text=body.text,
+        kind=body.kind,
+    )
     return MessageOut(
         id=message.id,
         organisation_id=message.organisation_id,

@@ -488,10 +488,18 @@ def download_evidence(
     return evidence_download(request, db, actor, incident_id, evidence_id)
 
 
-def _act(db: Db, incident_id: int, work: Any) -> Response:
-    """Run one change of the page, commit, and go back to the incident."""
+def _act(db: Db, actor: Actor, incident_id: int, work: Any, **fields: Any) -> Response:
+    """Run one change of the page as the actor (``work`` is a service function taking the
+    session, the organisation, the incident, the actor and ``fields``), commit, and go back to
+    the incident."""
     try:
-        work()
+        work(
+            session=db,
+            organisation_id=actor.organisation_id,
+            incident_id=incident_id,
+            actor_id=actor.user.id,
+            **fields,
+        )
     except NotFound:
         raise HTTPException(404, _l("no such incident in your organisation")) from None
     except IncidentError as exc:
@@ -511,16 +519,12 @@ def move_incident(
 ) -> Response:
     return _act(
         db,
+        actor,
         incident_id,
-        lambda: service.move(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            actor_id=actor.user.id,
-            status=status,
-            resolution=resolution or None,
-            reason=reason,
-        ),
+        service.move,
+        status=status,
+        resolution=resolution or None,
+        reason=reason,
     )
 
 
@@ -533,14 +537,10 @@ def assign_incident(
 ) -> Response:
     return _act(
         db,
+        actor,
         incident_id,
-        lambda: service.assign(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            actor_id=actor.user.id,
-            assignee_id=int(assignee_id) if assignee_id.isdigit() else None,
-        ),
+        service.assign,
+        assignee_id=int(assignee_id) if assignee_id.isdigit() else None,
     )
 
 
@@ -575,15 +575,11 @@ def edit_incident(
     }
     return _act(
         db,
+        actor,
         incident_id,
-        lambda: service.edit(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            actor_id=actor.user.id,
-            changes=changes,
-            calendar=calendar,
-        ),
+        service.edit,
+        changes=changes,
+        calendar=calendar,
     )
 
 
@@ -597,15 +593,11 @@ def set_severity(
 ) -> Response:
     return _act(
         db,
+        actor,
         incident_id,
-        lambda: service.set_severity(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            actor_id=actor.user.id,
-            severity=severity or None,
-            reason=reason,
-        ),
+        service.set_severity,
+        severity=severity or None,
+        reason=reason,
     )
 
 
@@ -618,14 +610,10 @@ def set_assets(
 ) -> Response:
     return _act(
         db,
+        actor,
         incident_id,
-        lambda: service.set_assets(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            actor_id=actor.user.id,
-            asset_ids=_ids(asset_ids),
-        ),
+        service.set_assets,
+        asset_ids=_ids(asset_ids),
     )
 
 
@@ -640,15 +628,11 @@ def apply_template(
     language = _language(request)
     return _act(
         db,
+        actor,
         incident_id,
-        lambda: tasks.apply_template(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            actor_id=actor.user.id,
-            template_id=template_id,
-            language=language,
-        ),
+        tasks.apply_template,
+        template_id=template_id,
+        language=language,
     )
 
 
@@ -663,16 +647,12 @@ def add_task(
 ) -> Response:
     return _act(
         db,
+        actor,
         incident_id,
-        lambda: tasks.add_task(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            actor_id=actor.user.id,
-            phase=phase,
-            title=title,
-            description=description,
-        ),
+        tasks.add_task,
+        phase=phase,
+        title=title,
+        description=description,
     )
 
 
@@ -686,15 +666,11 @@ def set_task_status(
 ) -> Response:
     return _act(
         db,
+        actor,
         incident_id,
-        lambda: tasks.set_task_status(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            task_id=task_id,
-            actor_id=actor.user.id,
-            status=status,
-        ),
+        tasks.set_task_status,
+        status=status,
+        task_id=task_id,
     )
 
 
@@ -708,15 +684,11 @@ def add_note(
 ) -> Response:
     return _act(
         db,
+        actor,
         incident_id,
-        lambda: tasks.add_note(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            actor_id=actor.user.id,
-            text=text,
-            task_id=int(task_id) if task_id.isdigit() and int(task_id) < 2**31 else None,
-        ),
+        tasks.add_note,
+        text=text,
+        task_id=int(task_id) if task_id.isdigit() and int(task_id) < 2**31 else None,
     )
 
 
@@ -730,15 +702,11 @@ def add_observable(
 ) -> Response:
     return _act(
         db,
+        actor,
         incident_id,
-        lambda: service.add_observable(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            actor_id=actor.user.id,
-            kind=kind,
-            value=value,
-        ),
+        service.add_observable,
+        kind=kind,
+        value=value,
     )
 
 
@@ -833,14 +801,10 @@ def report_incident(
 ) -> Response:
     return _act(
         db,
+        actor,
         incident_id,
-        lambda: reporting.report(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            actor_id=actor.user.id,
-            coordinator_id=int(coordinator_id) if coordinator_id.isdigit() else None,
-        ),
+        reporting.report,
+        coordinator_id=int(coordinator_id) if coordinator_id.isdigit() else None,
     )
 
 
@@ -865,15 +829,11 @@ def post_message(
         raise HTTPException(403, _l("your role does not allow this page"))
     response = _act(
         db,
+        actor,
         incident_id,
-        lambda: reporting.post_message(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            actor_id=actor.user.id,
-            text=text,
-            kind=kind,
-        ),
+        reporting.post_message,
+        text=text,
+        kind=kind,
     )
     response.headers["location"] += "#thread"
     return response
@@ -906,14 +866,10 @@ def set_articles(
     _coordinating(db, actor, incident_id)
     return _act(
         db,
+        actor,
         incident_id,
-        lambda: reporting.set_articles(
-            session=db,
-            organisation_id=actor.organisation_id,
-            incident_id=incident_id,
-            actor_id=actor.user.id,
-            articles=articles or [],
-        ),
+        reporting.set_articles,
+        articles=articles or [],
     )
 
 
