@@ -586,3 +586,24 @@ def test_two_analysts_taking_the_same_alerts_at_once(
         assert len({i for _, i in links}) == 1
         assert session.scalar(select(func.count()).select_from(Incident)) == 1
     chain_intact(factory)
+
+
+def test_an_incident_arriving_in_triage_is_acknowledged_by_its_first_move(
+    factory: sessionmaker[Session], world: World
+) -> None:
+    """A public report arrives in triage, unacknowledged; moving it on acknowledges it (only
+    leaving *new* did, so its acknowledge clock ran until it was closed)."""
+    incident_id = _create(factory, world, draft=service.Draft(title="Reported fraud site"))
+    with unit_of_work(factory) as session:
+        incident = session.get(Incident, incident_id)
+        assert incident is not None
+        incident.status = "triage"  # as the public form leaves it
+    with unit_of_work(factory) as session:
+        moved = service.move(
+            session=session,
+            organisation_id=world.almaty,
+            incident_id=incident_id,
+            actor_id=world.analyst,
+            status="containment",
+        )
+        assert moved.acknowledged_at is not None and moved.contained_at is None

@@ -3,7 +3,7 @@
 An incident moves through the phases in order, may skip ahead (a false positive goes from
 triage straight to closed) and may step back (containment failed: back to triage), but closing
 needs a resolution, and a closed incident only reopens to triage. The clocks read three
-moments from the moves: *acknowledged* (the first move out of ``new``, or an assignment),
+moments from the moves: *acknowledged* (the first move, or an assignment),
 *contained* (the first move past ``containment``), *closed* (entering ``closed``).
 """
 
@@ -95,11 +95,6 @@ def check_move(current: Status, target: Status, resolution: Resolution | None) -
         raise IncidentError("closing an incident needs a resolution")
     if target is not Status.closed and resolution is not None:
         raise IncidentError("a resolution is given only when closing")
-
-
-def acknowledges(current: Status, target: Status) -> bool:
-    """Whether the move is the incident's acknowledgement (leaving ``new``)."""
-    return current is Status.new and target is not Status.new
 
 
 def contains(target: Status) -> bool:

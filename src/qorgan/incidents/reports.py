@@ -27,7 +27,7 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time
+from datetime import date, datetime
 from io import BytesIO
 from ipaddress import ip_address
 from typing import TYPE_CHECKING
@@ -416,11 +416,10 @@ def submit(
             field="challenge",
         )
     organisation_id = coordinator(session)
-    started = (
-        datetime.combine(clean.period_from, time(), tzinfo=calendar.zone)
-        if clean.period_from
-        else now
-    )
+    # The clocks count from receipt: the coordinator can do nothing before the report
+    # arrives, and a report of a fraud months old would arrive already overdue. The period
+    # reported stays on the report and in the incident's description.
+    started = now
     incident, _ = service.create(
         session=session,
         organisation_id=organisation_id,

@@ -34,7 +34,6 @@ from qorgan.incidents.lifecycle import (
     Severity,
     Status,
     Tlp,
-    acknowledges,
     check_move,
     contains,
     derive_severity,
@@ -698,7 +697,9 @@ def move(
     current = Status(incident.status)
     check_move(current, target, outcome)
     now = utcnow()
-    if acknowledges(current, target) and incident.acknowledged_at is None:
+    # Any move acknowledges an incident not yet acknowledged: a public report arrives in
+    # triage, and moving it on is its acknowledgement.
+    if target is not Status.new and incident.acknowledged_at is None:
         incident.acknowledged_at = now
     if contains(target) and incident.contained_at is None:
         incident.contained_at = now
