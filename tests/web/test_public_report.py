@@ -10,13 +10,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from qorgan.core import accounts
 from qorgan.core.db import unit_of_work
-from qorgan.core.models import AuditEntry, OrganisationKind
+from qorgan.core.models import AuditEntry, Organisation, OrganisationKind, Role, User
 from qorgan.core.settings import Settings, get_settings
 from qorgan.incidents import evidence, reports
 from qorgan.incidents.models import Evidence, Incident, PublicReport
@@ -27,7 +28,7 @@ from qorgan.web.routes import public_report
 from qorgan.web.routes.public_report import KIND_LABELS, MESSAGES, PHASE_LABELS, ReportGuard
 from qorgan.web.throttle import Throttle
 
-from .conftest import World, csrf_of, sign_in
+from .conftest import Person, World, csrf_of, password_hash, sign_in
 
 #: Cheap for the tests; the default difficulty is checked once below.
 DIFFICULTY = 6
@@ -173,6 +174,40 @@ def test_the_coordinator_sees_the_reported_incident(
     assert _send(client, _form(client)).status_code == 303
     sign_in(client, world["a.admin"])
     assert "Reported fraud site" not in client.get("/incidents?tab=all").text
+
+
+def test_the_coordinators_analysts_see_the_reporters_contacts(
+    client: TestClient, world: World, guard: ReportGuard
+) -> None:
+    """Who reported and how to reach them is on the incident for those who work it at
+    KZ-CERT; its auditor reads the incident without them."""
+    assert _send(client, _form(client)).status_code == 303
+    with unit_of_work(world.factory) as session:
+        cert = session.scalar(select(Organisation).where(Organisation.name == "KZ-CERT"))
+        assert cert is not None
+        incident_id = session.scalar(select(Incident.id).where(Incident.organisation_id == cert.id))
+        people = {}
+        for role in (Role.soc_analyst, Role.auditor):
+            user = User(
+                organisation_id=cert.id,
+                email=f"{role.value}@cert.example.kz",
+                display_name=role.value,
+                role=role,
+                password_hash=password_hash(),
+                language="en",
+                totp_secret=pyotp.random_base32() if role in accounts.MFA_ROLES else None,
+            )
+            session.add(user)
+            session.flush()
+            people[role] = Person(user.id, user.email, role, cert.id, user.totp_secret)
+    sign_in(client, people[Role.soc_analyst])
+    page = client.get(f"/incidents/{incident_id}").text
+    assert FIELDS["reporter_name"] in page and FIELDS["email"] in page and FIELDS["phone"] in page
+    client.cookies.clear()
+    sign_in(client, people[Role.auditor])
+    page = client.get(f"/incidents/{incident_id}")
+    assert page.status_code == 200
+    assert FIELDS["reporter_name"] not in page.text and FIELDS["email"] not in page.text
 
 
 def test_a_spent_challenge_is_refused(client: TestClient, guard: ReportGuard) -> None:

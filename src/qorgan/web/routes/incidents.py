@@ -30,6 +30,7 @@ from qorgan.incidents import (
     proposals,
     referral_export,
     reporting,
+    reports,
     service,
     similar,
     tasks,
@@ -463,6 +464,14 @@ def _incident_context(request: Request, db: Db, actor: Actor, incident_id: int) 
         ),
         "reporter": db.get(Organisation, incident.organisation_id) if not own else None,
         "coordinator_view": not own,
+        # The reporter's contacts are personal data: for those who work the incident only.
+        "public_report": (
+            reports.of_incident(
+                session=db, incident_id=incident.id, organisation_id=actor.organisation_id
+            )
+            if own and actor.can(Permission.incidents_write)
+            else None
+        ),
         **_taxonomy_context(language),
     }
 
