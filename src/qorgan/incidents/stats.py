@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, extract, func, select
+from sqlalchemy import Select, func, select
 
 from qorgan.core.db import utcnow
 from qorgan.core.models import Organisation
@@ -128,7 +128,9 @@ def _dialect(session: Session) -> str:
 def _seconds(dialect: str, later: Any) -> Any:
     """Seconds from the incident's start to ``later``, as the database computes them."""
     if dialect == "postgresql":
-        return extract("epoch", later - Incident.started_at)
+        # date_part gives a double; EXTRACT a numeric, whose arithmetic made a year's figures
+        # of 100,000 incidents half as fast again.
+        return func.date_part("epoch", later - Incident.started_at)
     # Julian days are doubles: a difference is exact to about 80 µs, so round to the ms.
     return func.round((func.julianday(later) - func.julianday(Incident.started_at)) * 86400.0, 3)
 

@@ -34,8 +34,8 @@ MODEL_MODULES = (
 
 #: Database objects that live outside the models on purpose (the search index of migration
 #: 0006: an FTS5 table and its shadow tables on SQLite, a table of the texts with a trigram
-#: index on PostgreSQL).
-UNMODELLED = ("alerts_search", "ix_alerts_search_text")
+#: index on PostgreSQL; the trigram index of incident titles of 0010, PostgreSQL only).
+UNMODELLED = ("alerts_search", "ix_alerts_search_text", "ix_incidents_title_trgm")
 
 
 #: Indexes whose columns PostgreSQL sorts ``DESC NULLS LAST`` (newest first, untimed last);
