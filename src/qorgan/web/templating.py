@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 from fastapi import Request
@@ -56,6 +57,7 @@ from qorgan.web.markdown import render_markdown
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: Times in tables: short, and the same in every language.
 COMPACT_TIME = "yyyy-MM-dd HH:mm:ss"
+COMPACT_STRFTIME = "%Y-%m-%d %H:%M:%S"
 templates = Jinja2Templates(
     env=jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
 )
@@ -108,8 +110,12 @@ def render(
         return local_time(value, language, zone, style)
 
     def shorttime(value: Any) -> str:
-        """A compact, unambiguous local time for tables: 2026-11-29 23:31:04."""
-        return local_time(value, language, zone, COMPACT_TIME)
+        """A compact, unambiguous local time for tables: 2026-11-29 23:31:04, the same in
+        every language, so written by strftime (Babel took 85 µs a time: 50 ms for the 600
+        times of an incident page with a large timeline)."""
+        if value is None:
+            return "—"
+        return str(value.astimezone(ZoneInfo(zone)).strftime(COMPACT_STRFTIME))
 
     def rule_title(rule_id: str, title: str) -> str:
         """A rule's title, translated when the rule is one of Qorgan's own pack."""

@@ -43,6 +43,8 @@ ReporterId = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
 MONTHS_OFFERED = 12
 #: Overdue incidents listed on the first screen (the rest on the list's overdue tab).
 OVERDUE_LISTED = 10
+#: Characters of CSV sent at a time.
+CSV_CHUNK = 64 * 1024
 
 
 def _months(now: datetime, zone: str, count: int = MONTHS_OFFERED) -> list[str]:
@@ -158,14 +160,26 @@ def monthly_report(
     if format == "csv":
         factory = state(request).factory
 
-        def lines() -> Iterator[str]:
-            # Its own session: the request's is closed once the response starts streaming.
+        def chunks() -> Iterator[str]:
+            # Its own session: the request's is closed once the response starts streaming. A
+            # sync iterator's every item is a trip to the thread pool, so lines go in chunks
+            # (line by line, a month of 8,000 incidents took 5 s instead of 0.5).
             with factory() as session:
-                yield from incident_report.csv_lines(
+                lines = incident_report.csv_lines(
                     session=session, selection=chosen, period=period, now=now
                 )
+                buffered: list[str] = []
+                size = 0
+                for line in lines:
+                    buffered.append(line)
+                    size += len(line)
+                    if size >= CSV_CHUNK:
+                        yield "".join(buffered)
+                        buffered, size = [], 0
+                yield "".join(buffered)
 
-        return StreamingResponse(lines(), media_type="text/csv; charset=utf-8", headers=disposition)
+        media = "text/csv; charset=utf-8"
+        return StreamingResponse(chunks(), media_type=media, headers=disposition)
     pdf = incident_report.pdf(
         session=db,
         selection=chosen,
