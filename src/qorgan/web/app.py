@@ -7,6 +7,7 @@ and ``qorgan serve`` each get an application on their own database.
 
 from __future__ import annotations
 
+import gc
 import hmac
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -71,6 +72,21 @@ def printable(value: Any) -> Any:
     return value
 
 
+def _freeze_once() -> None:
+    """Move what the process has built so far (modules, the application, its caches) out of
+    the garbage collector's reach, once per process: it lives as long as the process, and
+    full collections scanned it all in the middle of requests that allocate much (an incident
+    page of 5,000 alerts: p95 549 -> 308 ms, bench/incidents.py). Later applications of the
+    process (tests) are not frozen, so their cycles are still collected."""
+    if not _FROZEN:
+        _FROZEN.append(True)
+        gc.collect()
+        gc.freeze()
+
+
+_FROZEN: list[bool] = []
+
+
 def _is_api(request: Request) -> bool:
     return request.url.path.startswith(API_PREFIX)
 
@@ -94,6 +110,7 @@ def create_app(
         if start_notifier:
             notifier.start()
         listener = metrics.serve(settings.metrics_address) if settings.metrics_address else None
+        _freeze_once()
         yield
         if listener is not None:
             listener.shutdown()
