@@ -102,7 +102,9 @@ def _alert(page: Any) -> str:
 
 
 def _sentence(message: str) -> str:
-    return message[:1].upper() + message[1:]
+    """The message as the page shows it to a visitor of no stated language: in Kazakh."""
+    shown = translations("kk").gettext(message)
+    return shown[:1].upper() + shown[1:]
 
 
 def test_a_report_is_sent_followed_and_reaches_the_coordinator(
@@ -128,8 +130,9 @@ def test_a_report_is_sent_followed_and_reaches_the_coordinator(
     assert page.status_code == 200
     assert f'data-tracking="{number}"' in page.text
     assert 'data-phase="assessment"' in page.text and 'data-closed="no"' in page.text
-    assert f"<strong>{PHASE_LABELS['assessment']}</strong>" in page.text
-    assert KIND_LABELS["fraud-site"] in page.text
+    kk = translations("kk").gettext  # the visitor's language: Kazakh, the default
+    assert f"<strong>{kk(PHASE_LABELS['assessment'])}</strong>" in page.text
+    assert kk(KIND_LABELS["fraud-site"]) in page.text
     assert f'href="/report/status/{number}"' in page.text
     # Nothing internal and nothing the reporter typed is shown back.
     for internal in (
@@ -305,7 +308,7 @@ def test_flooding_from_one_address_is_stopped(
     flooded = _send(client, csrf)
     assert flooded.status_code == 429
     assert 0 < int(flooded.headers["retry-after"]) <= 600
-    assert _alert(flooded) == public_report.TOO_MANY
+    assert _alert(flooded) == _sentence(public_report.TOO_MANY)
     with unit_of_work(world.factory) as session:
         assert session.scalar(select(func.count()).select_from(PublicReport)) == allowed
     # The refusal comes before the body is read: even a malformed or oversized one.
@@ -318,7 +321,7 @@ def test_flooding_from_many_addresses_meets_the_cap(client: TestClient, guard: R
     assert [_send(client, csrf).status_code for _ in range(2)] == [303, 303]
     capped = _send(client, csrf)
     assert capped.status_code == 429 and int(capped.headers["retry-after"]) > 0
-    assert _alert(capped) == public_report.TOO_MANY_EVERYONE
+    assert _alert(capped) == _sentence(public_report.TOO_MANY_EVERYONE)
 
 
 def test_oversized_bodies_and_files_are_refused(
@@ -334,15 +337,23 @@ def test_oversized_bodies_and_files_are_refused(
     # A file over its own limit, in a body under the route's: the form says which limit.
     big = b"x" * (reports.MAX_FILE_BYTES + 1)
     too_big = _send(client, csrf, files=[("files", ("big.bin", big))])
-    assert too_big.status_code == 400 and _alert(too_big) == "A file is larger than 4 MiB"
+    assert too_big.status_code == 400 and _alert(too_big) == _sentence(
+        "a file is larger than 4 MiB"
+    )
     many = [("files", (f"{i}.txt", b"x", "text/plain")) for i in range(reports.MAX_FILES + 1)]
     too_many = _send(client, csrf, files=many)
-    assert too_many.status_code == 400 and _alert(too_many) == "At most 3 files can be attached"
+    assert too_many.status_code == 400 and _alert(too_many) == _sentence(
+        "at most 3 files can be attached"
+    )
     flood = [("files", (f"{i}.txt", b"x", "text/plain")) for i in range(50)]
     unreadable = _send(client, csrf, files=flood)
-    assert unreadable.status_code == 400 and _alert(unreadable) == public_report.UNREADABLE
+    assert unreadable.status_code == 400 and _alert(unreadable) == _sentence(
+        public_report.UNREADABLE
+    )
     long_field = _send(client, csrf, description="d" * (public_report.MAX_FIELD_BYTES + 1))
-    assert long_field.status_code == 400 and _alert(long_field) == public_report.UNREADABLE
+    assert long_field.status_code == 400 and _alert(long_field) == _sentence(
+        public_report.UNREADABLE
+    )
     with unit_of_work(world.factory) as session:
         assert session.scalar(select(func.count()).select_from(PublicReport)) == 0
 
@@ -388,9 +399,9 @@ def test_the_honeypot_and_the_csrf_token_are_checked(
 ) -> None:
     csrf = _form(client)
     filled = _send(client, csrf, **{public_report.HONEYPOT: "tomorrow 10:00"})
-    assert filled.status_code == 400 and _alert(filled) == public_report.HONEYPOT_FILLED
+    assert filled.status_code == 400 and _alert(filled) == _sentence(public_report.HONEYPOT_FILLED)
     forged = _send(client, "not-the-token")
-    assert forged.status_code == 403 and _alert(forged) == public_report.BAD_CSRF
+    assert forged.status_code == 403 and _alert(forged) == _sentence(public_report.BAD_CSRF)
     assert f'name="{public_report.HONEYPOT}"' in client.get("/report").text
 
 
@@ -427,7 +438,7 @@ def test_an_unknown_tracking_number_is_a_bare_404(client: TestClient, guard: Rep
     ):
         page = client.get(f"/report/status/{tracking}")
         assert page.status_code == 404
-        assert _alert(page) == "No report has this tracking number"
+        assert _alert(page) == _sentence("no report has this tracking number")
         assert "data-phase" not in page.text and "data-tracking" not in page.text
         looked = client.get("/report/status", params={"tracking": tracking[:64]})
         assert looked.status_code == 404
