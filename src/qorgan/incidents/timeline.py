@@ -49,7 +49,16 @@ def timeline(*, session: Session, incident_id: int) -> Timeline:
     linked = select(IncidentAlert.alert_id).where(IncidentAlert.incident_id == incident_id)
     when = func.coalesce(a.time, a.received_at)
     alerts = session.execute(
-        select(a.id, when.label("at"), a.rule_title, a.level, a.host, a.user_name, a.source_ip)
+        select(
+            a.id,
+            when.label("at"),
+            a.rule_id,
+            a.rule_title,
+            a.level,
+            a.host,
+            a.user_name,
+            a.source_ip,
+        )
         .where(a.id.in_(linked))
         .order_by(when, a.id)
         .limit(ALERT_ENTRIES)
@@ -75,6 +84,7 @@ def timeline(*, session: Session, incident_id: int) -> Timeline:
             kind="alert",
             by=None,
             details={
+                "rule_id": row.rule_id,
                 "rule": row.rule_title,
                 "level": str(row.level),
                 "host": row.host,
