@@ -90,10 +90,6 @@ def _language(request: Request) -> str:
     return request_language(request)
 
 
-def _form_error(request: Request, message: str) -> Response:
-    raise HTTPException(400, message)
-
-
 def _back(incident_id: int, message: str | None = None, anchor: str = "") -> Response:
     query = f"?{urlencode({'message': message})}" if message else ""
     return RedirectResponse(f"/incidents/{incident_id}{query}{anchor}", status_code=303)
