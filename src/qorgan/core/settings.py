@@ -112,6 +112,42 @@ class Settings(BaseSettings):
     #: Seconds between the console's notification passes (deadline sweep, e-mail delivery).
     notify_interval: float = Field(default=60.0, ge=1)
 
+    #: Live monitoring (``qorgan collect``, and ``qorgan serve`` in-process unless
+    #: ``collect_in_serve`` is false): each listener as ``HOST:PORT``, empty to turn it off.
+    #: Syslog over UDP and TCP share a port number; TLS needs ``collect_tls_cert`` and
+    #: ``collect_tls_key`` (and ``collect_tls_ca`` to check client certificates, which
+    #: ``collect_tls_client`` makes ``optional`` or ``required``).
+    collect_udp: str | None = "127.0.0.1:5514"
+    collect_tcp: str | None = "127.0.0.1:5514"
+    collect_relp: str | None = "127.0.0.1:2514"
+    collect_tls: str | None = None
+    collect_tls_cert: Path | None = None
+    collect_tls_key: Path | None = None
+    collect_tls_ca: Path | None = None
+    collect_tls_client: str = Field(default="optional", pattern="^(none|optional|required)$")
+    #: HTTP ingest of ``qorgan collect`` (``qorgan serve`` takes it on its own port).
+    collect_http: str | None = "127.0.0.1:8514"
+    collect_in_serve: bool = True
+    #: Partitions of the event log (fixed when the log is made): detection consumers.
+    collect_partitions: int = Field(default=1, ge=1, le=64)
+    #: Past this many messages not yet analysed (or this much log on disk), intake holds
+    #: senders back (TCP and RELP stop reading, HTTP answers 429) or drops, per source.
+    collect_max_lag: int = Field(default=1_000_000, ge=1)
+    collect_max_log_mib: int = Field(default=4096, ge=1)
+    #: Days of received messages kept in the Parquet archive under ``var_dir/events``
+    #: (``qorgan hunt --archive``); 0 keeps no archive.
+    archive_days: int = Field(default=30, ge=0)
+
+    @field_validator("collect_udp", "collect_tcp", "collect_relp", "collect_tls", "collect_http")
+    @classmethod
+    def _listener(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError(f"expected HOST:PORT, got {value!r}")
+        return value
+
     @field_validator("metrics_address")
     @classmethod
     def _host_and_port(cls, value: str | None) -> str | None:

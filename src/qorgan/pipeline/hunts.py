@@ -32,7 +32,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -46,7 +45,7 @@ from qorgan.detection.loader import BUILTIN_RULES, default_cache_dir, load_plan
 from qorgan.detection.logsources import LogsourceMap
 from qorgan.detection.plan import Plan
 from qorgan.incidents.alerts import ingest
-from qorgan.incidents.schemas import AlertIn
+from qorgan.pipeline.alerting import validated
 from qorgan.pipeline.models import Hunt, HuntSource, HuntStatus
 from qorgan.pipeline.worker import MEMORY_EXIT
 from qorgan.telemetry.batch import EventBatch
@@ -465,15 +464,7 @@ def _ingest(
     alerts: list[Alert],
 ) -> None:
     """The hunt's sink: validate the batch's alerts and store them in one unit of work."""
-    valid = []
-    for alert in alerts:
-        try:
-            valid.append(AlertIn.model_validate(alert.to_dict()))
-        except ValidationError as exc:
-            # An alert the store refuses (an oversized event, say) is kept with the reason.
-            problem = exc.errors()[0]
-            where = ".".join(str(p) for p in problem["loc"])
-            quarantine.add(alert.path, alert.record, f"alert: {where}: {problem['msg']}")
+    valid = validated(alerts, quarantine)
     progress.alerts_found += len(alerts)
     if valid:
         with unit_of_work(factory) as session:

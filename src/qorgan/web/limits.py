@@ -23,6 +23,8 @@ DEFAULT_LIMIT = 1 * MIB
 #: ``qorgan hunt --to-console`` sends 1,000 alerts a request; 5,000 are accepted; their events
 #: are at most 64 KiB each but a few KiB in practice.
 INGEST_LIMIT = 64 * MIB
+#: A batch of live events from a log source (``qorgan.web.api.ingest``), compressed or not.
+EVENTS_LIMIT = 64 * MIB
 #: A bulk triage names up to 100,000 alert ids.
 BULK_LIMIT = 4 * MIB
 #: The public report form: three supporting files of 4 MiB and the fields around them
@@ -44,6 +46,7 @@ def route_limits(upload_bytes: int, *, evidence_bytes: int) -> dict[tuple[str, s
         ("POST", "/incidents/{incident_id}/evidence"): evidence_bytes + MIB,
         ("POST", "/api/v1/incidents/{incident_id}/evidence"): evidence_bytes + MIB,
         ("POST", "/api/v1/alerts"): INGEST_LIMIT,
+        ("POST", "/api/v1/ingest"): EVENTS_LIMIT,
         ("POST", "/api/v1/alerts/triage"): BULK_LIMIT,
         ("POST", "/alerts/triage"): BULK_LIMIT,
         ("POST", "/report"): PUBLIC_REPORT_LIMIT,

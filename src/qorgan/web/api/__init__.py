@@ -12,6 +12,7 @@ from qorgan.web.api import (
     incident_settings,
     incident_stats,
     incidents,
+    ingest,
     me,
     notifications,
 )
@@ -27,5 +28,6 @@ for _module in (
     incident_stats,  # /incidents/stats before /incidents/{incident_id}
     incidents,
     notifications,
+    ingest,
 ):
     router.include_router(_module.router)

@@ -1,0 +1,215 @@
+"""The collector: receivers, intake, the durable log, streaming detection and the archive,
+with the housekeeping that keeps the Sources page and the metrics current. ``qorgan collect``
+runs one on its own; ``qorgan serve`` runs one in-process so the console shows live monitoring
+at once.
+
+Threads: the receivers' event loop; one detection consumer per partition; the archive
+consumer; housekeeping (backlog check every 0.2 s, figures flushed every 2 s, silences, UDP
+losses and trimming every 10 s). :meth:`Collector.stop` stops them in order (receivers first,
+so nothing is acknowledged that detection will not see after a restart anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from qorgan.core.db import unit_of_work
+from qorgan.core.settings import Settings
+from qorgan.detection.plan import Plan
+from qorgan.pipeline import source_stats
+from qorgan.pipeline.archive import ARCHIVE, Archiver
+from qorgan.pipeline.bus import Bus
+from qorgan.pipeline.detector import Detector
+from qorgan.pipeline.intake import DETECTION, Intake
+from qorgan.pipeline.listeners import ListenerConfig, Receivers, receive_errors
+from qorgan.pipeline.sources import Directory
+from qorgan.pipeline.sqlite_bus import SqliteBus
+
+log = logging.getLogger(__name__)
+
+CHECK_EVERY = 0.2
+FLUSH_EVERY = 2.0
+SWEEP_EVERY = 10.0
+
+
+@dataclass
+class CollectorConfig:
+    """What a collector listens on and how much it holds (from :class:`Settings`)."""
+
+    listeners: ListenerConfig
+    bus_path: Path
+    archive_root: Path | None
+    partitions: int = 1
+    max_lag: int = 1_000_000
+    max_log_bytes: int = 4 << 30
+    archive_days: int = 30
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, settings: Settings) -> CollectorConfig:
+        return cls(
+            listeners=ListenerConfig.of(settings),
+            bus_path=settings.var_dir / "bus" / "log.db",
+            archive_root=settings.var_dir / "events" if settings.archive_days > 0 else None,
+            partitions=settings.collect_partitions,
+            max_lag=settings.collect_max_lag,
+            max_log_bytes=settings.collect_max_log_mib << 20,
+            archive_days=settings.archive_days,
+        )
+
+
+class Collector:
+    """See the module doc."""
+
+    def __init__(
+        self,
+        config: CollectorConfig,
+        *,
+        factory: sessionmaker[Session],
+        plan: Callable[[], Plan],
+        bus: Bus | None = None,
+    ) -> None:
+        self.config = config
+        self.factory = factory
+        self.bus = bus or SqliteBus(config.bus_path, config.partitions)
+        self.directory = Directory(factory)
+        self.intake = Intake(
+            self.bus,
+            self.directory,
+            max_lag=config.max_lag,
+            max_log_bytes=config.max_log_bytes,
+        )
+        self.detectors = [
+            Detector(self.bus, p, plan=plan, factory=factory, directory=self.directory)
+            for p in range(self.bus.partitions)
+        ]
+        self.archiver = (
+            Archiver(self.bus, config.archive_root, self.directory, days=config.archive_days)
+            if config.archive_root is not None
+            else None
+        )
+        self.receivers: Receivers | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._udp_errors: int | None = None
+        self.alerts = 0
+
+    # ------------------------------------------------------------------ life
+
+    def start(self) -> None:
+        """Start every thread; returns once the listeners are bound (see :attr:`ports`)."""
+        self.directory.reload()
+        bound = threading.Event()
+        failure: list[BaseException] = []
+
+        def loop_main() -> None:
+            loop = self._loop = asyncio.new_event_loop()
+            try:
+                self.receivers = loop.run_until_complete(
+                    Receivers.start(self.intake, self.config.listeners)
+                )
+            except BaseException as exc:
+                failure.append(exc)
+                bound.set()
+                loop.close()
+                return
+            bound.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(self.receivers.close())
+                loop.close()
+
+        self._spawn(loop_main, "receivers")
+        bound.wait()
+        if failure:
+            self._stop.set()
+            raise failure[0]
+        for detector in self.detectors:
+            self._spawn(lambda d=detector: d.run(self._stop), f"detect-{detector.partition}")
+        if self.archiver is not None:
+            self._spawn(lambda: self.archiver.run(self._stop), "archive")  # type: ignore[union-attr]
+        self._spawn(self._housekeeping, "collector-housekeeping")
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """The bound port of each listener (``udp``, ``tcp``, ``tls``, ``relp``)."""
+        return dict(self.receivers.ports) if self.receivers is not None else {}
+
+    def reload_rules(self) -> None:
+        """Compile the rules again; detection uses them from its next batch on."""
+        for detector in self.detectors:
+            detector.reload()
+
+    def stop(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._threads = []
+        try:
+            self._flush(time.time())
+        except SQLAlchemyError as exc:
+            log.warning("the collector's last figures were not written: %s", exc)
+        self.bus.close()
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def _housekeeping(self) -> None:
+        flushed = swept = 0.0
+        while not self._stop.wait(CHECK_EVERY):
+            now = time.time()
+            try:
+                self.intake.check()
+                if now - flushed >= FLUSH_EVERY:
+                    flushed = now
+                    self._flush(now)
+                if now - swept >= SWEEP_EVERY:
+                    swept = now
+                    self._sweep(now)
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("collector housekeeping failed, retrying: %s", exc)
+
+    def _flush(self, now: float) -> None:
+        counts = self.intake.take()
+        progresses = [d.take() for d in self.detectors]
+        moment = datetime.fromtimestamp(now, UTC)
+        with unit_of_work(self.factory) as session:
+            source_stats.flush(session=session, counts=counts)
+            for progress in progresses:
+                source_stats.flush(session=session, counts={}, progress=progress)
+                self.alerts += progress.alerts
+            source_stats.alert_drops(session=session, counts=counts, now=moment)
+
+    def _sweep(self, now: float) -> None:
+        moment = datetime.fromtimestamp(now, UTC)
+        with unit_of_work(self.factory) as session:
+            source_stats.check_silence(session=session, now=moment)
+            source_stats.prune_rates(session=session, now=moment)
+            errors = receive_errors()
+            if self._udp_errors is not None and errors > self._udp_errors:
+                source_stats.alert_udp_errors(
+                    session=session, errors=errors - self._udp_errors, now=moment
+                )
+            self._udp_errors = errors
+        consumers = [DETECTION] + ([ARCHIVE] if self.archiver is not None else [])
+        self.bus.trim(consumers)
+        if self.archiver is not None:
+            self.archiver.expire(moment)

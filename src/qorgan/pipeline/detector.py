@@ -1,0 +1,303 @@
+"""Streaming detection: a consumer of one bus partition that reads each source's messages in
+its format, runs the same compiled plan and correlations as ``qorgan hunt`` (one
+:class:`~qorgan.detection.hunt.Hunter` per organisation, so correlations never mix
+organisations), and writes alerts to the store.
+
+Exactly-once in effect: alerts are written first (ingestion is idempotent: an alert's
+fingerprint is its rule, event and record, and the record of a live event is its place in the
+log, :func:`record_id`), then the next offset is committed together with the correlation
+windows. A crash between the two replays the batch on restart, which stores nothing twice.
+
+A message is one record: a message with line breaks inside is read with them written as
+``#012`` (as rsyslog escapes them). Messages a format cannot read are quarantined with the
+reason and counted per source. A batch whose detection fails outright is counted as failed for
+its source and skipped, so one poisoned message cannot stop a partition.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import pickle
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from qorgan.core.db import unit_of_work
+from qorgan.detection.alerts import Alert
+from qorgan.detection.errors import DetectionError
+from qorgan.detection.hunt import Hunter
+from qorgan.detection.plan import Plan
+from qorgan.incidents.alerts import ingest
+from qorgan.pipeline.alerting import validated
+from qorgan.pipeline.bus import Bus, Entry, Position
+from qorgan.pipeline.intake import DETECTION, PROBLEMS_KEPT
+from qorgan.pipeline.sources import Directory, SourceInfo
+from qorgan.telemetry.batch import EventBatch
+from qorgan.telemetry.formats import get_format
+from qorgan.telemetry.quarantine import Quarantine
+
+log = logging.getLogger(__name__)
+
+#: Messages read per step.
+BATCH = 20_000
+#: Seconds an event may arrive behind the newest one and still be correlated in time order.
+LATENESS = 30.0
+ACTOR = "collector"
+#: Offsets take the low 40 bits of a record number, the partition the bits above.
+OFFSET_BITS = 40
+
+
+def record_id(partition: int, offset: int) -> int:
+    """The record number of a live event: its place in the log (stable across replays)."""
+    return (partition << OFFSET_BITS) | offset
+
+
+def source_path(source: SourceInfo) -> str:
+    return f"source:{source.name}"
+
+
+def parse(
+    source: SourceInfo, messages: list[bytes], records: list[int], quarantine: Quarantine
+) -> Iterator[EventBatch]:
+    """The events of ``messages`` (one record each, numbered ``records``) in the source's
+    format; what cannot be read goes to ``quarantine`` under its record number."""
+    text = b"\n".join(m.replace(b"\n", b"#012") if b"\n" in m else m for m in messages)
+    reader = get_format(source.format, tz=ZoneInfo(source.timezone))
+    path = source_path(source)
+    numbered = _Renumbered(quarantine, records)
+    for batch in reader.read(io.BytesIO(text + b"\n"), path, numbered, batch_size=BATCH):
+        batch.records = [records[r - 1] for r in batch.records]
+        yield batch
+
+
+class _Renumbered(Quarantine):
+    """A quarantine view that turns a line number of the joined messages into their record."""
+
+    def __init__(self, target: Quarantine, records: list[int]) -> None:
+        super().__init__(keep=0)
+        self.target = target
+        self.numbers = records
+
+    def add(self, path: str, record: int, reason: str, raw: bytes | str = b"") -> None:
+        if 1 <= record <= len(self.numbers):
+            record = self.numbers[record - 1]
+        self.count += 1
+        self.target.add(path, record, reason, raw)
+
+
+@dataclass
+class Progress:
+    """What detection did per source since the collector last took it."""
+
+    failures: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    #: (time, reason, excerpt) per source, newest last.
+    problems: dict[int, list[tuple[float, str, str]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    #: The receipt time of the newest analysed message per source.
+    analysed: dict[int, float] = field(default_factory=dict)
+    alerts: int = 0
+
+
+class _SourceQuarantine(Quarantine):
+    """Counts what could not be read (or stored) against its source, keeping examples."""
+
+    def __init__(self, progress: Progress, sources: dict[str, int]) -> None:
+        super().__init__(keep=0)
+        self.progress = progress
+        self.sources = sources
+
+    def add(self, path: str, record: int, reason: str, raw: bytes | str = b"") -> None:
+        super().add(path, record, reason, raw)
+        source_id = self.sources.get(path, 0)
+        self.progress.failures[source_id] += 1
+        kept = self.progress.problems[source_id]
+        text = raw[:600].decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        kept.append((time.time(), reason[:300], text[:300]))
+        del kept[:-PROBLEMS_KEPT]
+
+
+class Detector:
+    """Consumes one partition (see the module doc). ``plan`` is read again when
+    :meth:`reload` is called (rules changed), between two batches."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        partition: int,
+        *,
+        plan: Callable[[], Plan],
+        factory: sessionmaker[Session],
+        directory: Directory,
+        batch: int = BATCH,
+        lateness: float = LATENESS,
+    ) -> None:
+        self.bus = bus
+        self.partition = partition
+        self._plan_source = plan
+        self.plan = plan()
+        self.factory = factory
+        self.directory = directory
+        self.batch = batch
+        self.lateness = lateness
+        self.progress = Progress()
+        self._lock = threading.Lock()
+        self._reload = threading.Event()
+        self._hunters: dict[int, Hunter] = {}
+        #: Source ids by the path their events carry.
+        self._paths: dict[str, int] = {}
+        self.offset = 0
+
+    # ------------------------------------------------------------------ state
+
+    def _hunter(self, organisation_id: int) -> Hunter:
+        found = self._hunters.get(organisation_id)
+        if found is None:
+            found = self._hunters[organisation_id] = Hunter(self.plan, lateness=self.lateness)
+        return found
+
+    def _state(self) -> bytes:
+        return pickle.dumps(
+            {org: h.correlator.dump() for org, h in self._hunters.items()},
+            protocol=pickle.HIGHEST_PROTOCOL,
+        )
+
+    def _restore(self, state: bytes | None) -> None:
+        self._hunters = {}
+        if not state:
+            return
+        try:
+            saved = pickle.loads(state)
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
+            log.error("partition %d: correlation state unreadable: %s", self.partition, exc)
+            return
+        for org, data in saved.items():
+            try:
+                self._hunter(org).correlator.load(data)
+            except DetectionError as exc:
+                # The correlation rules changed: their windows start again.
+                log.warning("partition %d: %s", self.partition, exc)
+                self._hunters.pop(org, None)
+
+    def reload(self) -> None:
+        """Compile the rules again before the next batch."""
+        self._reload.set()
+
+    def take(self) -> Progress:
+        with self._lock:
+            progress, self.progress = self.progress, Progress()
+        return progress
+
+    # ------------------------------------------------------------------ running
+
+    def start(self) -> None:
+        position = self.bus.position(DETECTION, self.partition)
+        self.offset = position.offset
+        self._restore(position.state)
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set."""
+        self.start()
+        while not stop.is_set():
+            self.step(stop, wait=0.25)
+
+    def step(self, stop: threading.Event | None = None, *, wait: float = 0.0) -> int:
+        """Read, detect, store, commit one batch; how many messages it took."""
+        if self._reload.is_set():
+            self._reload.clear()
+            state = self._state()
+            self.plan = self._plan_source()
+            self._restore(state)
+        if wait and not self.bus.wait(self.partition, self.offset, wait):
+            return 0
+        entries = self.bus.read(self.partition, self.offset, self.batch)
+        if not entries:
+            return 0
+        alerts: dict[int, list[Alert]] = defaultdict(list)
+        taken = 0
+        for source, group in self._groups(entries):
+            taken += self._detect(source, group, alerts)
+        self._store(alerts, stop)
+        self.offset = entries[-1].next
+        self.bus.commit(DETECTION, self.partition, Position(self.offset, self._state()))
+        return taken
+
+    def _groups(self, entries: list[Entry]) -> Iterator[tuple[SourceInfo | None, list[Entry]]]:
+        group: list[Entry] = []
+        for entry in entries:
+            if group and entry.source_id != group[0].source_id:
+                yield self.directory.get(group[0].source_id), group
+                group = []
+            group.append(entry)
+        if group:
+            yield self.directory.get(group[0].source_id), group
+
+    def _detect(
+        self, source: SourceInfo | None, group: list[Entry], alerts: dict[int, list[Alert]]
+    ) -> int:
+        messages: list[bytes] = []
+        records: list[int] = []
+        for entry in group:
+            skip = max(0, self.offset - entry.first)
+            messages.extend(entry.messages[skip:])
+            records.extend(
+                record_id(self.partition, o) for o in range(entry.first + skip, entry.next)
+            )
+        if not messages:
+            return 0
+        source_id = group[0].source_id
+        with self._lock:
+            self.progress.analysed[source_id] = max(
+                self.progress.analysed.get(source_id, 0.0), group[-1].received
+            )
+        if source is None:  # deleted since: nothing says how to read it
+            log.warning("%d messages of a deleted source skipped", len(messages))
+            return len(messages)
+        self._paths[source_path(source)] = source_id
+        with self._lock:
+            quarantine = _SourceQuarantine(self.progress, self._paths)
+            try:
+                hunter = self._hunter(source.organisation_id)
+                found = alerts[source.organisation_id]
+                for batch in parse(source, messages, records, quarantine):
+                    found.extend(hunter.batch(batch))
+            except Exception as exc:
+                log.exception("partition %d: detection failed on %s", self.partition, source.name)
+                reason = f"detection failed: {exc}"
+                quarantine.add(source_path(source), records[0], reason, messages[0])
+        return len(messages)
+
+    def _store(self, alerts: dict[int, list[Alert]], stop: threading.Event | None) -> None:
+        """Write the alerts; on a database error, retry until it works or ``stop`` is set
+        (then raise: the batch is not committed and will be read again)."""
+        delay = 0.1
+        for organisation_id, found in alerts.items():
+            if not found:
+                continue
+            with self._lock:
+                valid = validated(found, _SourceQuarantine(self.progress, self._paths))
+            while True:
+                try:
+                    with unit_of_work(self.factory) as session:
+                        ingest(
+                            session=session,
+                            organisation_id=organisation_id,
+                            alerts=valid,
+                            actor=ACTOR,
+                        )
+                    break
+                except SQLAlchemyError as exc:
+                    if stop is not None and stop.is_set():
+                        raise
+                    log.warning("alerts could not be stored, retrying: %s", exc)
+                    time.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            with self._lock:
+                self.progress.alerts += len(valid)
