@@ -168,7 +168,7 @@ class Running:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
     def port(self, kind: str) -> int:
-        (port,) = [p for name, p in self.ports.items() if name.split(" ")[0] == kind]
+        (port,) = [p for name, p in self.ports.items() if name.split(" ")[0].split("+")[0] == kind]
         return int(port)
 
     def stop(self) -> None:

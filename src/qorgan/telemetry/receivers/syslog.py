@@ -16,7 +16,9 @@ message) is written and only *then* do we close ours: for a sender that half-clo
 for our close (``shutdown(SHUT_WR)``, then read until EOF), that close is the one
 acknowledgement plain syslog over TCP has. It says everything sent is durable. A write that fails
 resets the connection instead (nothing is acknowledged); a sender that does not wait for our
-close cannot tell: use RELP where every message must be acknowledged.
+close cannot tell: use RELP where every message must be acknowledged. Over TLS the close says
+nothing: asyncio's TLS transport cannot stay half-open and answers the sender's close_notify at
+once (what was received is still written, after).
 """
 
 from __future__ import annotations
