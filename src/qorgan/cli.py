@@ -5,6 +5,7 @@ Exit codes: 0 no alerts (or nothing wrong), 1 alerts or problems found, 2 usage 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -124,7 +125,9 @@ PlaceholdersOpt = Annotated[
 
 @app.command()
 def hunt(
-    paths: Annotated[list[Path], typer.Argument(help="Log files or directories to hunt in.")],
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Log files or directories to hunt in.")
+    ] = None,
     rules: RulesOpt = None,
     min_level: Annotated[
         Level | None, typer.Option(help="Only rules at this level or above.")
@@ -177,10 +180,26 @@ def hunt(
             "e.g. Asia/Almaty or UTC."
         ),
     ] = "Asia/Almaty",
+    archive: Annotated[
+        bool,
+        typer.Option(
+            help="Hunt the live collector's event archive (QORGAN_VAR_DIR/events) instead of "
+            "files: a new rule run back over what was received."
+        ),
+    ] = False,
+    since: Annotated[str, typer.Option(help="With --archive: how far back (7d, 12h, 30m).")] = "7d",
+    organisation: Annotated[
+        list[int] | None, typer.Option(help="With --archive: only this organisation's events.")
+    ] = None,
 ) -> None:
-    """Run Sigma rules and correlations over log files; print alerts and a summary.
+    """Run Sigma rules and correlations over log files (or the live archive); print alerts and
+    a summary.
 
     Exit 1 when alerts fire."""
+    if not paths and not archive:
+        raise typer.BadParameter("name log files or directories, or use --archive")
+    if paths and archive:
+        raise typer.BadParameter("--archive hunts the archive: name no files with it")
     late_seconds = _parse_duration(lateness)
     options = ReadOptions(tz=_zone(timezone))
     if input_format and input_format not in FORMATS:
@@ -215,7 +234,9 @@ def hunt(
             writer.write(alerts)
 
     quarantine_sink = Quarantine.to_file(quarantine) if quarantine else Quarantine()
-    bar = _progress_bar() if progress else None
+    archived = _archive_batches(since, organisation, quarantine_sink) if archive else None
+    paths = paths or []
+    bar = _progress_bar() if progress and not archive else None
     try:
         if bar is not None:
             sizes = _sizes(paths)
@@ -245,6 +266,7 @@ def hunt(
             lateness=late_seconds,
             state=state.read_bytes() if state is not None and state.exists() else None,
             options=options,
+            batches=archived,
         )
         if state is not None:
             tmp = state.with_name(state.name + ".tmp")
@@ -522,7 +544,33 @@ def serve(
     except QorganError as exc:
         raise _fail(exc) from exc
     err.print(f"Qorgan console at http://{host}:{port}/", highlight=False)
-    uvicorn.run("qorgan.web.app:create_app", **uvicorn_options(settings, host, port, workers))
+    if workers > 1 and settings.collect_in_serve:
+        # Each worker would start a collector on the same ports: run `qorgan collect` instead.
+        os.environ["QORGAN_COLLECT_IN_SERVE"] = "false"
+        err.print(
+            "live monitoring: with several workers, run the collector as `qorgan collect`",
+            highlight=False,
+        )
+    uvicorn.run("qorgan.web.app:serve_app", **uvicorn_options(settings, host, port, workers))
+
+
+def _archive_batches(
+    since: str, organisations: list[int] | None, quarantine: Quarantine
+) -> Iterator[Any]:
+    """The archive's events received in the last ``since`` (``qorgan hunt --archive``)."""
+    from datetime import UTC, datetime, timedelta
+
+    from qorgan.core.settings import get_settings
+    from qorgan.pipeline.archive import archived_files, read_archive
+
+    seconds = _parse_duration(since)
+    if seconds is None:
+        raise typer.BadParameter("a duration such as 7d, 12h or 30m", param_hint="--since")
+    start = datetime.now(UTC) - timedelta(seconds=seconds)
+    root = get_settings().var_dir / "events"
+    files = archived_files(root, since=start, organisation_ids=organisations)
+    err.print(f"archive: {len(files):,} files under {root}", highlight=False)
+    return read_archive(files, quarantine, since=start)
 
 
 def uvicorn_options(settings: Settings, host: str, port: int, workers: int) -> dict[str, object]:
@@ -756,6 +804,11 @@ def audit_anchor() -> None:
 
 incidents_app = typer.Typer(help="Work with incidents and their exports.", no_args_is_help=True)
 app.add_typer(incidents_app, name="incidents")
+
+from qorgan.collect_cli import collect, sources_app  # noqa: E402 - after the app it extends
+
+app.command("collect")(collect)
+app.add_typer(sources_app, name="sources")
 
 
 @incidents_app.command("report")

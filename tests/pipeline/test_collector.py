@@ -282,3 +282,46 @@ def test_sources_are_checked_when_registered(world: World) -> None:
     world.source("x", "syslog", org=world.other, transport="tcp", senders=["10.0.0.7"])
     with unit_of_work(world.factory) as session:
         assert session.scalar(select(func.count()).select_from(LogSource)) == 2
+
+
+def test_the_archive_gives_a_new_hunt_the_same_alerts(
+    world: World, running: Callable[..., Collector]
+) -> None:
+    from qorgan.incidents.alerts import fingerprint
+    from qorgan.pipeline.archive import archived_files, read_archive
+
+    auth = world.source("auth", "syslog", timezone="UTC")
+    web = world.source("web", "accesslog", org=world.other, timezone="UTC")
+    collector = running()
+    for source_id, name in ((auth, "auth.log"), (web, "access.log")):
+        source = collector.directory.get(source_id)
+        assert source is not None
+        collector.intake.submit(source, lines(name), LOCAL).result()
+    until(lambda: analysed(collector))
+    collector.stop()  # the archiver writes what waited for a full file
+    root = world.root / "events"
+    since = datetime.now(UTC) - timedelta(days=1)
+    mine = archived_files(root, since=since, organisation_ids=[world.org])
+    assert mine and all(f"org={world.org}" in str(f) for f in mine)
+    assert len(archived_files(root, since=since)) == 2
+    # Nothing received before the window's day is read.
+    assert archived_files(root, since=datetime.now(UTC) + timedelta(days=2)) == []
+
+    for org, files in (
+        (world.org, mine),
+        (world.other, archived_files(root, since=since, organisation_ids=[world.other])),
+    ):
+        found: list = []
+        unread = Quarantine()
+        summary, _ = run_hunt(
+            [],
+            world.plan,
+            sink=found.extend,
+            quarantine=unread,
+            batches=read_archive(files, unread, since=since),
+        )
+        sent = lines("auth.log" if org == world.org else "access.log")
+        assert summary.events + unread.count == len(sent)
+        again = {fingerprint(a.to_dict()) for a in found if a.correlation is None}
+        live = {a.fingerprint for a in world.alerts(org) if not a.body.get("correlation")}
+        assert again and again == live

@@ -160,12 +160,14 @@ def run_hunt(
     progress: Callable[[EventBatch, HuntSummary], None] | None = None,
     options: ReadOptions = DEFAULT_OPTIONS,
     root: Path | None = None,
+    batches: Iterable[EventBatch] | None = None,
 ) -> tuple[HuntSummary, Hunter]:
     """Stream ``paths`` through ``plan``; alerts go to ``sink`` batch by batch, in input order,
     correlation alerts as their windows close. ``lateness=None`` correlates all input in time
     order at the end; ``state`` continues correlations saved by an earlier hunt. ``options``
     say how sources are read (time zone, limits); with ``root``, nothing outside that folder
-    is read."""
+    is read. ``batches``, when given, are hunted instead of reading ``paths`` (the live
+    archive: :func:`qorgan.pipeline.archive.read_archive`)."""
     summary = HuntSummary(
         rules_loaded=len(plan.rules),
         rules_failed=len(plan.failures),
@@ -188,15 +190,18 @@ def run_hunt(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for batch in read_paths(
-            paths,
-            quarantine,
-            format_name=format_name,
-            batch_size=batch_size,
-            logsource=logsource,
-            options=options,
-            root=root,
-        ):
+        source = batches
+        if source is None:
+            source = read_paths(
+                paths,
+                quarantine,
+                format_name=format_name,
+                batch_size=batch_size,
+                logsource=logsource,
+                options=options,
+                root=root,
+            )
+        for batch in source:
             summary.events += len(batch)
             summary.files.add(batch.path)
             deliver(hunter.batch(batch))

@@ -78,6 +78,8 @@ class Archiver:
         while not stop.is_set():
             if not any(self.step(p, stop) for p in range(self.bus.partitions)):
                 stop.wait(0.5)
+        for partition in range(self.bus.partitions):  # what waited for a full file
+            self.step(partition, stop)
 
     def step(self, partition: int, stop: threading.Event | None = None) -> int:
         """Archive what is waiting in ``partition`` once there is a file's worth (or it has

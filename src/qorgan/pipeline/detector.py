@@ -205,8 +205,18 @@ class Detector:
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set."""
         self.start()
+        delay = 0.1
         while not stop.is_set():
-            self.step(stop, wait=0.25)
+            try:
+                self.step(stop, wait=0.25)
+                delay = 0.1
+            except Exception:  # nothing committed: the batch is read again
+                if stop.is_set():
+                    return
+                log.exception("partition %d: detection step failed; retrying", self.partition)
+                stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+                self.start()  # back to the last commit, with its windows
 
     def step(self, stop: threading.Event | None = None, *, wait: float = 0.0) -> int:
         """Read, detect, store, commit one batch; how many messages it took."""

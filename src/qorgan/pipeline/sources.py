@@ -272,6 +272,11 @@ def list_sources(*, session: Session, organisation_ids: Collection[int]) -> list
     )
 
 
+def all_sources(*, session: Session) -> list[LogSource]:
+    """Every organisation's sources (the command line's view)."""
+    return list(session.scalars(select(LogSource).order_by(LogSource.id)))
+
+
 def get_source(
     *, session: Session, organisation_ids: Collection[int], source_id: int
 ) -> LogSource | None:
