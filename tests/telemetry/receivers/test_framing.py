@@ -62,6 +62,12 @@ def test_octet_counting_keeps_lf_nul_and_cr_inside_a_message() -> None:
     assert decode(stream) == [message, b"<13>x"]
 
 
+def test_octet_counting_drops_one_trailing_lf_as_rsyslog_does() -> None:
+    """rsyslog's RSYSLOG_SyslogProtocol23Format ends messages with LF."""
+    stream = b"8 <13>one\n9 <13>two\n\n1 \n5 <13>x"
+    assert decode(stream) == [b"<13>one", b"<13>two\n", b"<13>x"]
+
+
 def test_framing_is_detected_per_frame_as_rsyslog_does() -> None:
     stream = b"11 <13>counted<13>lf line\n7 <13>abc"
     assert decode(stream) == [b"<13>counted", b"<13>lf line", b"<13>abc"]
@@ -179,6 +185,17 @@ def _reads_as_line(message: bytes) -> bool:
     return not (count and int(count[1]) > 0)
 
 
+def _expected(messages: list[tuple[bytes, int]]) -> list[bytes]:
+    """What the decoder gives: an octet-counted message loses one trailing LF (empty: none)."""
+    out = []
+    for message, style in messages:
+        if style == 0 or not _reads_as_line(message):
+            message = message.removesuffix(b"\n")
+        if message:
+            out.append(message)
+    return out
+
+
 def _encode(messages: list[tuple[bytes, int]]) -> bytes:
     out = bytearray()
     for message, style in messages:
@@ -210,7 +227,7 @@ def test_a_stream_split_at_every_position_decodes_the_same(
     messages: list[tuple[bytes, int]],
 ) -> None:
     stream = _encode(messages)
-    expected = [message for message, _ in messages]
+    expected = _expected(messages)
     assert decode(stream) == expected
     for cut in range(1, len(stream)):
         assert decode(stream[:cut], stream[cut:]) == expected, cut
@@ -223,7 +240,7 @@ def test_a_stream_in_random_pieces_decodes_the_same(
     stream = _encode(messages)
     bounds = sorted({c % (len(stream) + 1) for c in cuts} | {0, len(stream)})
     pieces = [stream[a:b] for a, b in itertools.pairwise(bounds)]
-    assert decode(*pieces) == [message for message, _ in messages]
+    assert decode(*pieces) == _expected(messages)
 
 
 @given(messages=MESSAGES, limit=st.integers(min_value=1, max_value=12))

@@ -12,6 +12,9 @@ rsyslog's ``imtcp`` does, so one connection may mix both framings:
   more is such a line, its digits kept, as in rsyslog. Empty lines carry nothing and yield
   nothing.
 
+One trailing LF of an octet-counted message is dropped, as rsyslog does on reception
+(``parser.dropTrailingLFOnReception``): its own RFC 5424 templates end with one.
+
 The ambiguity is the protocol's: a non-transparent sender whose message starts with digits and a
 space (``5 errors``, no ``<PRI>``) is read as octet counted, by rsyslog and by us.
 
@@ -145,7 +148,11 @@ class SyslogStreamDecoder:
                 remaining = self._remaining
                 available = end - pos
                 if not buf and remaining <= available and self._keep == self._declared:
-                    out.append(data[pos : pos + remaining])  # the common case: no copy
+                    message = data[pos : pos + remaining]  # the common case: one copy
+                    if message[-1] == 10:
+                        message = message[:-1]
+                    if message:
+                        out.append(message)
                     pos += remaining
                     self._state = _START
                     continue
@@ -259,7 +266,10 @@ class SyslogStreamDecoder:
                 message[:SAMPLE_BYTES],
             )
         else:
-            out.append(message)
+            if message.endswith(b"\n"):
+                message = message[:-1]
+            if message:
+                out.append(message)
         self._reset()
 
 
@@ -361,18 +371,16 @@ class RelpDecoder:
 
     def _feed(self, data: bytes) -> list[RelpFrame]:
         frames: list[RelpFrame] = []
-        while True:
+        if self._frame is not None:
+            data = self._skip(data, frames)
             if self._frame is not None:
-                data = self._skip(data, frames)
-                if self._frame is not None:
-                    return frames
-            data = self._parse(data, frames)
-            if self._frame is None or not data:
                 return frames
+        self._parse(data, frames)
+        return frames
 
-    def _parse(self, data: bytes, frames: list[RelpFrame]) -> bytes:
-        """Append the frames completed by ``data``; when an oversized frame starts, the octets
-        after the part of it that was kept (to be skipped)."""
+    def _parse(self, data: bytes, frames: list[RelpFrame]) -> None:
+        """Append the frames completed by ``data`` (after what the buffer holds); an oversized
+        frame not complete in it is left to :meth:`_skip`."""
         buf = self._buf
         buf += data
         pos = 0
@@ -406,13 +414,23 @@ class RelpDecoder:
                     continue
                 if match[4] != b" ":
                     raise RelpError(f"RELP frame {txnr} ({command}): DATALEN {size} but no data")
-                if size > self._max:
-                    self._frame = (txnr, command, size, b"")
-                    self._remaining = size
-                    rest = bytes(view[start:end])
-                    view.release()
-                    buf.clear()
-                    return rest
+                if size > self._max:  # keep max_data octets, skip the rest (in place)
+                    take = min(size, end - start)
+                    kept = bytes(view[start : start + min(take, self._max)])
+                    pos = start + take
+                    if take == size and pos < end:
+                        if buf[pos] != 10:
+                            raise RelpError(
+                                f"RELP frame {txnr} ({command}): no LF after its {size} octets "
+                                "of data (wrong DATALEN?)"
+                            )
+                        frames.append(RelpFrame(txnr, command, kept, size))
+                        pos += 1
+                        continue
+                    self._frame = (txnr, command, size, kept)
+                    self._remaining = size - take
+                    pos = end
+                    break
                 if start + size >= end:
                     break  # data or trailer still to come
                 if buf[start + size] != 10:
@@ -426,7 +444,6 @@ class RelpDecoder:
             view.release()
         if pos:
             del buf[:pos]
-        return b""
 
     def _skip(self, data: bytes, frames: list[RelpFrame]) -> bytes:
         """Go on discarding an oversized frame's data; the octets after its trailer."""

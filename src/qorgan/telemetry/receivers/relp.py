@@ -119,7 +119,9 @@ class _Session:
     def _take(self, frame: RelpFrame) -> None:
         self.txnrs.append(frame.txnr)
         if not frame.oversized:
-            self.batch.append(frame.data)
+            data = frame.data[:-1] if frame.data.endswith(b"\n") else frame.data
+            if data:  # rsyslog's RFC 5424 templates end with LF: dropped, as rsyslog does
+                self.batch.append(data)
             return
         limits = self.listener.limits
         truncate = limits.oversize is Oversize.truncate
