@@ -6,6 +6,7 @@ from typing import Any
 
 from qorgan.telemetry.errors import TelemetryError
 from qorgan.telemetry.formats.accesslog import AccessLogFormat, ApacheErrorFormat
+from qorgan.telemetry.formats.auditd import AuditdFormat
 from qorgan.telemetry.formats.base import DEFAULT_BATCH_SIZE, Format
 from qorgan.telemetry.formats.cef import CefFormat
 from qorgan.telemetry.formats.evtx import EvtxFormat
@@ -21,6 +22,7 @@ FORMATS: dict[str, type[Format]] = {
         JsonFormat,
         ZeekFormat,
         CefFormat,
+        AuditdFormat,
         SyslogFormat,
         AccessLogFormat,
         ApacheErrorFormat,

@@ -15,7 +15,13 @@ The year is the ``year`` given to the format, else the year of the file's modifi
 (or of now, when the path is not a file); a date that would fall more than a day after that
 reference time is taken to be from the year before (logs spanning New Year).
 
-A line whose header cannot be parsed is quarantined (``syslog: no timestamp/header``).
+A Linux audit record (``type=SYSCALL msg=audit(...): ...``, as audisp forwards them, or the
+kernel's ``audit: type=1300 audit(...): ...``), and a bare audit line with no syslog header,
+become audit events: records are assembled as :mod:`~qorgan.telemetry.formats.auditd` describes
+(the header's host names the node when the record has no ``node=``).
+
+A line whose header cannot be parsed is quarantined (``syslog: no timestamp/header``), and so is
+an audit record that cannot be read (``auditd: ...``).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import IO, Any, ClassVar
 
 from qorgan.telemetry.formats.base import MONTHS, Format, Record, head_lines
+from qorgan.telemetry.formats.linux_audit import AuditAssembler, audit_start
 from qorgan.telemetry.quarantine import Quarantine
 
 #: Program name -> Sigma ``product: linux`` service (Sigma taxonomy: auditd, auth, clamav, cron,
@@ -118,6 +125,7 @@ SCHEMA: dict[str, str] = {
     "kernel_time": "kernel timestamp in seconds since boot (float)",
     "log_prefix": "netfilter log prefix such as 'UFW BLOCK'",
     "IN": "netfilter key=value fields as logged (IN, OUT, SRC, DST, PROTO, SPT, DPT, ...)",
+    "type": "audit records are audit events (see auditd.SCHEMA)",
 }
 
 RFC5424 = re.compile(
@@ -788,6 +796,8 @@ class SyslogFormat(Format):
     description = "Syslog text (RFC 3164 / RFC 5424) with sshd, PAM, sudo, su and kernel parsing"
     logsource: ClassVar[dict[str, str]] = {"product": "linux"}
     schema = SCHEMA
+    #: The quarantine reason of a line that is neither syslog nor an audit record.
+    unreadable: ClassVar[str] = "syslog: no timestamp/header"
 
     def __init__(self, year: int | None = None, tz: tzinfo = UTC, **options: Any) -> None:
         super().__init__(tz=tz, **options)
@@ -798,7 +808,7 @@ class SyslogFormat(Format):
         lines = head_lines(head, 5)
         if not lines:
             return 0
-        hits = sum(1 for line in lines if _looks_like_syslog(line))
+        hits = sum(1 for line in lines if looks_like_syslog(line))
         if hits == len(lines):
             return 70
         if hits * 2 > len(lines):
@@ -810,17 +820,25 @@ class SyslogFormat(Format):
         header = HeaderParser(BsdClock(reference, self.tz))
         parsers = PARSERS
         services = SERVICES
+        audit = AuditAssembler(path, quarantine)
         for lineno, raw, line in self.text_lines(stream, path, quarantine):
+            if line.startswith(("type=", "node=")):  # a bare audit record (audit.log)
+                yield from audit.feed(line, raw, lineno)
+                continue
             fields = header(line)
             if fields is None:
-                quarantine.add(path, lineno, "syslog: no timestamp/header", raw)
+                quarantine.add(path, lineno, self.unreadable, raw)
                 continue
             program = fields["program"]
             sub = fields.pop("_sub", None)
+            message = fields["message"]
+            start = audit_start(message)
+            if start >= 0:
+                yield from audit.feed(message[start:], raw, lineno, fields["hostname"])
+                continue
             fields["service"] = (
                 services.get(program, DEFAULT_SERVICE) if program else DEFAULT_SERVICE
             )
-            message = fields["message"]
             if sub is not None and sub.startswith("pam_"):
                 fields["pam_module"] = sub
                 fields["pam_service"] = program
@@ -829,8 +847,9 @@ class SyslogFormat(Format):
                 parse = parsers.get(program) if program else None
                 (parse or parse_generic)(message, fields)
             yield fields, lineno, fields["timestamp"], fields["hostname"]
+        yield from audit.finish()
 
 
-def _looks_like_syslog(line: str) -> bool:
+def looks_like_syslog(line: str) -> bool:
     m = RFC5424.match(line) if line.startswith("<") else None
     return m is not None or RFC3164.match(line) is not None
