@@ -24,6 +24,8 @@ class Permission(StrEnum):
     incidents_write = "incidents:write"  # create, work and close the organisation's incidents
     incidents_configure = "incidents:configure"  # deadlines, task templates
     incidents_coordinate = "incidents:coordinate"  # national coordinator: reports received
+    sources_read = "sources:read"  # live log sources and their figures
+    sources_configure = "sources:configure"  # register and change sources, rotate tokens
     audit_read = "audit:read"
     users_manage = "users:manage"
 
@@ -39,6 +41,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.hunts_read,
             Permission.incidents_read,
             Permission.incidents_write,
+            Permission.sources_read,
         }
     ),
     Role.cert_coordinator: frozenset(
@@ -50,6 +53,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.incidents_write,
             Permission.incidents_configure,
             Permission.incidents_coordinate,
+            Permission.sources_read,
+            Permission.sources_configure,
         }
     ),
     Role.auditor: frozenset(
@@ -58,6 +63,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.hunts_read,
             Permission.audit_read,
             Permission.incidents_read,
+            Permission.sources_read,
         }
     ),
     Role.partner: frozenset(),

@@ -53,6 +53,8 @@ PERMISSION_LABELS = {
     "incidents:write": _l("Work incidents"),
     "incidents:configure": _l("Set incident deadlines and task templates"),
     "incidents:coordinate": _l("Coordinate reported incidents"),
+    "sources:read": _l("Read log sources"),
+    "sources:configure": _l("Register and change log sources"),
     "audit:read": _l("Read the audit trail"),
     "users:manage": _l("Manage users"),
 }
@@ -98,6 +100,9 @@ AUDIT_ACTION_LABELS = {
     "asset.save": _l("Asset saved"),
     "hunt.create": _l("Hunt started"),
     "hunt.finish": _l("Hunt finished"),
+    "source.create": _l("Log source registered"),
+    "source.edit": _l("Log source changed"),
+    "source.rotate_token": _l("Log source's token replaced"),
     "organisation.create": _l("Organisation created"),
     "organisation.share": _l("Records shared with another organisation"),
     "token.issue": _l("API token issued"),
@@ -130,6 +135,7 @@ TARGET_LABELS = {
     "deadline": _l("deadline"),
     "task_template": _l("task template"),
     "hunt": _l("hunt"),
+    "log_source": _l("log source"),
     "organisation": _l("organisation"),
     "user": _l("user"),
 }
