@@ -15,6 +15,7 @@ from qorgan.web.api import (
     ingest,
     me,
     notifications,
+    sources,
 )
 
 router = APIRouter()
@@ -28,6 +29,7 @@ for _module in (
     incident_stats,  # /incidents/stats before /incidents/{incident_id}
     incidents,
     notifications,
+    sources,
     ingest,
 ):
     router.include_router(_module.router)
