@@ -141,6 +141,7 @@ def create_app(
         throttle=Throttle(),
     )
     app.state.metrics = metrics
+    metrics.watch_sources(factory, lambda: getattr(app.state, "collector", None))
     app.state.notifier = notifier
 
     @app.middleware("http")
@@ -272,6 +273,7 @@ def create_app(
         incident_dashboard,
         incident_settings,
         incidents,
+        sources,
         users,
     )
 
@@ -285,6 +287,7 @@ def create_app(
         incident_settings,
         incidents,
         hunts,
+        sources,
         audit,
         users,
     ):

@@ -1,13 +1,16 @@
-"""Prometheus metrics: request counts and latencies by route, and domain counters.
+"""Prometheus metrics: request counts and latencies by route, domain counters, and live
+monitoring's figures read at scrape time (:class:`SourceFigures`).
 
 Each application gets its own registry (tests build many applications in one process).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request, Response
@@ -19,8 +22,18 @@ from prometheus_client import (
     generate_latest,
     start_http_server,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.routing import compile_path
+
+from qorgan.pipeline.models import LogSource
+from qorgan.pipeline.source_health import state_of
+
+log = logging.getLogger(__name__)
 
 
 class Metrics:
@@ -75,6 +88,13 @@ class Metrics:
         self.requests.labels(template, request.method, str(response.status_code)).inc()
         return response
 
+    def watch_sources(
+        self, factory: sessionmaker[Session], collector: Callable[[], Any | None]
+    ) -> None:
+        """Expose the log sources' figures and, while ``collector()`` gives one, the
+        in-process collector's (see :class:`SourceFigures`)."""
+        self.registry.register(SourceFigures(factory, collector))
+
     def exposition(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -86,3 +106,113 @@ class Metrics:
             int(port), addr=host.strip("[]"), registry=self.registry
         )
         return server
+
+
+SOURCE_LABELS = ["organisation", "source"]
+
+
+class SourceFigures(Collector):
+    """Live monitoring at scrape time: each log source's counters from the database (one
+    query; the collector flushes them every two seconds) labelled by organisation id and
+    source name, and the in-process collector's backlog, log size and state. Without the
+    collector in this process (``qorgan collect`` elsewhere) only the sources' series are
+    given; the database not answering gives none (the scrape itself still succeeds)."""
+
+    def __init__(self, factory: sessionmaker[Session], collector: Callable[[], Any | None]) -> None:
+        self.factory = factory
+        self.collector = collector
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._sources()
+        yield from self._collector()
+
+    def _sources(self) -> Iterator[Metric]:
+        counters = {
+            "events": CounterMetricFamily(
+                "qorgan_source_events", "Events received from a log source", labels=SOURCE_LABELS
+            ),
+            "dropped": CounterMetricFamily(
+                "qorgan_source_dropped",
+                "Events of a log source dropped at intake (overflow policy drop, UDP)",
+                labels=SOURCE_LABELS,
+            ),
+            "malformed": CounterMetricFamily(
+                "qorgan_source_malformed",
+                "Frames of a log source that could not be read (bad framing, oversized)",
+                labels=SOURCE_LABELS,
+            ),
+            "parse_failures": CounterMetricFamily(
+                "qorgan_source_parse_failures",
+                "Messages of a log source its format could not parse (quarantined)",
+                labels=SOURCE_LABELS,
+            ),
+        }
+        last = GaugeMetricFamily(
+            "qorgan_source_last_event_timestamp_seconds",
+            "When a log source's newest event was received (Unix time; absent: never)",
+            labels=SOURCE_LABELS,
+        )
+        silent = GaugeMetricFamily(
+            "qorgan_source_silent",
+            "1 while an enabled log source is silent past its expected interval",
+            labels=SOURCE_LABELS,
+        )
+        now = datetime.now(UTC)
+        try:
+            with self.factory() as session:
+                sources = session.scalars(select(LogSource).order_by(LogSource.id)).all()
+                for source in sources:
+                    labels = [str(source.organisation_id), source.name]
+                    for name, family in counters.items():
+                        family.add_metric(labels, getattr(source, name))
+                    if source.last_event_at is not None:
+                        last.add_metric(labels, source.last_event_at.timestamp())
+                    silent.add_metric(labels, 1 if state_of(source, now)[1] else 0)
+        except SQLAlchemyError as exc:
+            log.warning("metrics: the log sources could not be read: %s", exc)
+            return
+        yield from counters.values()
+        yield last
+        yield silent
+
+    def _collector(self) -> Iterator[Metric]:
+        running = self.collector()
+        if running is None:
+            return
+        intake = running.intake
+        yield GaugeMetricFamily(
+            "qorgan_collector_backlog_messages",
+            "Messages received and not yet analysed by detection",
+            value=intake.lag,
+        )
+        yield GaugeMetricFamily(
+            "qorgan_collector_log_bytes",
+            "Size of the collector's event log on disk",
+            value=intake.log_bytes,
+        )
+        yield GaugeMetricFamily(
+            "qorgan_collector_overloaded",
+            "1 while intake holds senders back or drops (detection behind past its limit)",
+            value=1 if intake.overloaded else 0,
+        )
+        errors = udp_receive_errors()
+        if errors is not None:
+            yield CounterMetricFamily(
+                "qorgan_udp_receive_errors",
+                "UDP datagrams the kernel dropped for a full receive buffer (RcvbufErrors, "
+                "the whole host since boot)",
+                value=errors,
+            )
+
+
+def udp_receive_errors(snmp: str = "/proc/net/snmp") -> int | None:
+    """The kernel's ``Udp: RcvbufErrors`` (None where it cannot be read: not Linux)."""
+    try:
+        with open(snmp, encoding="ascii", errors="replace") as lines:
+            rows = [line.split() for line in lines if line.startswith("Udp:")]
+    except OSError:
+        return None
+    if len(rows) < 2 or "RcvbufErrors" not in rows[0]:
+        return None
+    value = rows[1][rows[0].index("RcvbufErrors")]
+    return int(value) if value.isdigit() else None
