@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from qorgan.core import accounts
 from qorgan.core.db import unit_of_work
 from qorgan.pipeline import hunts
+from qorgan.pipeline.sources import create_source
 from qorgan.web.app import create_app
 
 from .conftest import EXAMPLES, World, alert_payload, sign_in
@@ -85,6 +86,14 @@ RECORD_ROUTES = {
     ("GET", "/incidents/{incident_id}/evidence/{evidence_id}"),
     ("POST", "/incidents/{incident_id}/merge"),
     ("POST", "/incidents/{incident_id}/split"),
+    ("GET", "/sources/{source_id}"),
+    ("GET", "/sources/{source_id}/live"),
+    ("POST", "/sources/{source_id}"),
+    ("POST", "/sources/{source_id}/token"),
+    ("GET", "/api/v1/sources/{source_id}"),
+    ("PATCH", "/api/v1/sources/{source_id}"),
+    ("POST", "/api/v1/sources/{source_id}/token"),
+    ("GET", "/api/v1/sources/{source_id}/rates"),
 }
 #: Routes listing an organisation's records: B's must never appear in A's answer.
 LIST_ROUTES = {
@@ -112,6 +121,9 @@ LIST_ROUTES = {
     ("GET", "/incidents/dashboard"),
     ("GET", "/incidents/reports/monthly"),
     ("GET", "/api/v1/incidents/stats"),
+    ("GET", "/sources"),
+    ("GET", "/sources/live"),
+    ("GET", "/api/v1/sources"),
 }
 #: Routes that act only on the caller's own organisation or account, or hold no records.
 OWN_ONLY_ROUTES = {
@@ -158,6 +170,11 @@ OWN_ONLY_ROUTES = {
     ("POST", "/incidents/settings/assets"),
     ("POST", "/api/v1/assets"),
     ("POST", "/hunts"),
+    ("GET", "/sources/new"),
+    ("POST", "/sources"),  # registered in the caller's organisation
+    ("POST", "/api/v1/sources"),
+    # A live source's events, by the source's own token: no user, no organisation's records.
+    ("POST", "/api/v1/ingest"),
     ("GET", "/api/v1/hunts/files"),  # the server's hunt folder, not an organisation's record
     ("GET", "/api/v1/audit/verify"),  # reports problems of the whole chain, no entries
     ("GET", "/api/v1/openapi.json"),
@@ -253,6 +270,15 @@ class Records:
         asset = client.post("/api/v1/assets", json={"name": "B's secret system"}, headers=b_work)
         assert asset.status_code == 201, asset.text
         self.b_asset = asset.json()["id"]
+        with unit_of_work(world.factory) as session:
+            self.b_source = create_source(
+                session=session,
+                organisation_id=world["b.admin"].organisation_id,
+                actor="test",
+                name="b-secret-host feed",
+                transport="http",
+                format="json",
+            )[0].id
         a_token = world.token("a.analyst", ["alerts:write"])
         client.post(
             "/api/v1/alerts",
@@ -272,6 +298,7 @@ class Records:
             .replace("{task_id}", str(self.b_task))
             .replace("{evidence_id}", str(self.b_evidence))
             .replace("{asset_id}", str(self.b_asset))
+            .replace("{source_id}", str(self.b_source))
         )
 
 
@@ -381,6 +408,7 @@ def test_lists_show_only_the_own_organisation(client: TestClient, world: World) 
     assert export.status_code == 200 and b"b-secret-host" not in export.content
     assert export.content.count(b"\n") == 2
     assert client.get("/api/v1/hunts", headers=headers).json() == []
+    assert client.get("/api/v1/sources", headers=headers).json() == []
     assert client.get("/api/v1/incidents?status=all", headers=headers).json()["total"] == 0
     for scope in ("own", "reported"):  # A's administrator may coordinate: nothing reported to A
         found = client.get(f"/api/v1/incidents/stats?scope={scope}", headers=headers).json()
@@ -404,6 +432,8 @@ def test_lists_show_only_the_own_organisation(client: TestClient, world: World) 
         "/incidents?tab=all",
         "/observables?kind=ip&value=203.0.113.7",
         "/notifications",
+        "/sources",
+        "/sources/live",
     ):
         page = client.get(path)
         assert page.status_code == 200, path
