@@ -15,13 +15,19 @@ The year is the ``year`` given to the format, else the year of the file's modifi
 (or of now, when the path is not a file); a date that would fall more than a day after that
 reference time is taken to be from the year before (logs spanning New Year).
 
-A Linux audit record (``type=SYSCALL msg=audit(...): ...``, as audisp forwards them, or the
-kernel's ``audit: type=1300 audit(...): ...``), and a bare audit line with no syslog header,
-become audit events: records are assembled as :mod:`~qorgan.telemetry.formats.auditd` describes
-(the header's host names the node when the record has no ``node=``).
+Two kinds of messages become events of their own:
 
-A line whose header cannot be parsed is quarantined (``syslog: no timestamp/header``), and so is
-an audit record that cannot be read (``auditd: ...``).
+- a Linux audit record (``type=SYSCALL msg=audit(...): ...``, as audisp forwards them, or the
+  kernel's ``audit: type=1300 audit(...): ...``), and a bare audit line with no syslog header:
+  records are assembled into audit events as :mod:`~qorgan.telemetry.formats.auditd` describes
+  (the header's host names the node when the record has no ``node=``);
+- a Sysmon for Linux event (``sysmon: <Event>...</Event>``): the header fields, without
+  ``message``, and the event's fields (:mod:`~qorgan.telemetry.formats.sysmon_linux`); its time
+  and host are the event's ``SystemTime`` and ``Computer``.
+
+A line whose header cannot be parsed is quarantined (``syslog: no timestamp/header``), and so
+are an audit record or a Sysmon document that cannot be read (``auditd: ...``, ``sysmon:
+...``).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from typing import IO, Any, ClassVar
 
 from qorgan.telemetry.formats.base import MONTHS, Format, Record, head_lines
 from qorgan.telemetry.formats.linux_audit import AuditAssembler, audit_start
+from qorgan.telemetry.formats.sysmon_linux import SysmonError, is_sysmon, parse_event
 from qorgan.telemetry.quarantine import Quarantine
 
 #: Program name -> Sigma ``product: linux`` service (Sigma taxonomy: auditd, auth, clamav, cron,
@@ -125,7 +132,8 @@ SCHEMA: dict[str, str] = {
     "kernel_time": "kernel timestamp in seconds since boot (float)",
     "log_prefix": "netfilter log prefix such as 'UFW BLOCK'",
     "IN": "netfilter key=value fields as logged (IN, OUT, SRC, DST, PROTO, SPT, DPT, ...)",
-    "type": "audit records are audit events (see auditd.SCHEMA)",
+    "EventID": "Sysmon for Linux messages: the event's fields (see sysmon_linux.SCHEMA); "
+    "audit records are audit events (see auditd.SCHEMA)",
 }
 
 RFC5424 = re.compile(
@@ -839,6 +847,11 @@ class SyslogFormat(Format):
             fields["service"] = (
                 services.get(program, DEFAULT_SERVICE) if program else DEFAULT_SERVICE
             )
+            if is_sysmon(program, message):
+                record = _sysmon(fields, raw, lineno, path, quarantine)
+                if record is not None:
+                    yield record
+                continue
             if sub is not None and sub.startswith("pam_"):
                 fields["pam_module"] = sub
                 fields["pam_service"] = program
@@ -848,6 +861,34 @@ class SyslogFormat(Format):
                 (parse or parse_generic)(message, fields)
             yield fields, lineno, fields["timestamp"], fields["hostname"]
         yield from audit.finish()
+
+
+def _sysmon(
+    fields: dict[str, Any], raw: bytes, lineno: int, path: str, quarantine: Quarantine
+) -> Record | None:
+    """A Sysmon for Linux message: the header fields and the event's, or None (quarantined)."""
+    message = fields.pop("message")
+    if "\ufffd" in message:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            quarantine.add(path, lineno, "sysmon: invalid UTF-8 in the event", raw)
+            return None
+    try:
+        event = parse_event(message)
+    except SysmonError as exc:
+        quarantine.add(path, lineno, f"sysmon: {exc}", raw)
+        return None
+    fields.update(event)
+    time = event.get("SystemTime")
+    time = parse_rfc3339(time) if isinstance(time, str) else None
+    host = event.get("Computer")
+    return (
+        fields,
+        lineno,
+        time or fields["timestamp"],
+        host if isinstance(host, str) and host else fields["hostname"],
+    )
 
 
 def looks_like_syslog(line: str) -> bool:
