@@ -15,11 +15,13 @@ $(STAMP): pyproject.toml
 
 # The console on its embedded defaults: SQLite under var/, a demo organisation and users
 # (passwords printed once), alerts from a hunt over the example logs, served on 127.0.0.1:8000
-# (another port: make run PORT=8080).
+# (another port: make run PORT=8080), with live monitoring: the collector listens on loopback
+# (syslog 5514 UDP/TCP, RELP 2514) and the example logs are replayed into it as they happen.
 PORT ?= 8000
 run: $(STAMP)
 	$(BIN)/qorgan demo
-	$(BIN)/qorgan serve --host 127.0.0.1 --port $(PORT)
+	QORGAN_DEMO_REPLAY=true QORGAN_PUBLIC_URL=http://127.0.0.1:$(PORT) \
+		$(BIN)/qorgan serve --host 127.0.0.1 --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -599,7 +599,8 @@ def demo(
     (passwords printed once), and example alerts from a hunt over the example logs."""
     from qorgan.core.db import make_engine, session_factory
     from qorgan.core.settings import get_settings
-    from qorgan.demo import create_demo, load_examples
+    from qorgan.demo import DEMO_ORGANISATION, create_demo, load_examples
+    from qorgan.demo_replay import create_demo_sources
     from qorgan.migrations import upgrade
     from qorgan.pipeline.hunts import read_options
 
@@ -625,6 +626,7 @@ def demo(
                 "code with an authenticator app (or type its key)."
             )
         hunt = load_examples(factory, examples, settings.hunt_root, options=read_options(settings))
+        create_demo_sources(factory, DEMO_ORGANISATION)
         engine.dispose()
     except QorganError as exc:
         raise _fail(exc) from exc

@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     #: Days of received messages kept in the Parquet archive under ``var_dir/events``
     #: (``qorgan hunt --archive``); 0 keeps no archive.
     archive_days: int = Field(default=30, ge=0)
+    #: ``make run``: replay the example logs into the in-process collector (see
+    #: ``qorgan.demo_replay``), so the demo shows live monitoring.
+    demo_replay: bool = False
 
     @field_validator("collect_udp", "collect_tcp", "collect_relp", "collect_tls", "collect_http")
     @classmethod

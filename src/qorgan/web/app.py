@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import hmac
+import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -31,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import qorgan
 from qorgan.core.db import make_engine, session_factory
+from qorgan.core.errors import QorganError
 from qorgan.core.settings import Environment, Settings, get_settings, secret_key
 from qorgan.incidents.notifications import Notifier
 from qorgan.pipeline.hunts import HuntRunner
@@ -42,6 +44,8 @@ from qorgan.web.mail import compose as compose_mail
 from qorgan.web.metrics import Metrics
 from qorgan.web.templating import render
 from qorgan.web.throttle import Throttle
+
+log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
 API_PREFIX = "/api/v1"
@@ -91,8 +95,55 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith(API_PREFIX)
 
 
+def serve_app() -> FastAPI:
+    """``qorgan serve``'s application: the console with the collector in-process (unless
+    ``QORGAN_COLLECT_IN_SERVE=false``), so live monitoring works at once."""
+    return create_app(start_collector=True)
+
+
+def _start_collector(settings: Settings, factory: Any) -> Any:
+    """The in-process collector, started; ``None`` (logged) when it cannot start, for
+    instance because another process holds its ports: the console serves on without it."""
+    from qorgan.pipeline.collector import Collector, CollectorConfig
+    from qorgan.pipeline.hunts import default_plan
+
+    collector = Collector(CollectorConfig.of(settings), factory=factory, plan=default_plan)
+    try:
+        collector.start()
+    except (OSError, QorganError) as exc:
+        log.error("live monitoring is off: the collector could not start: %s", exc)
+        collector.bus.close()
+        return None
+    log.info("live monitoring: collector listening on %s", collector.ports)
+    return collector
+
+
+def _start_replay(settings: Settings, factory: Any, app: FastAPI) -> Any:
+    """``make run``'s replay of the example logs into the collector (``QORGAN_DEMO_REPLAY``)."""
+    from qorgan.demo import DEMO_ORGANISATION
+    from qorgan.demo_replay import Replay
+
+    replay = Replay(
+        factory,
+        DEMO_ORGANISATION,
+        Path("examples/logs"),
+        app.state.collector.ports,
+        settings.public_url.rstrip("/") + API_PREFIX + "/ingest",
+    )
+    try:
+        replay.start()
+    except AssertionError:
+        log.warning("demo replay: no demo organisation (run qorgan demo first)")
+        return None
+    return replay
+
+
 def create_app(
-    settings: Settings | None = None, *, start_runner: bool = True, start_notifier: bool = True
+    settings: Settings | None = None,
+    *,
+    start_runner: bool = True,
+    start_notifier: bool = True,
+    start_collector: bool = False,
 ) -> FastAPI:
     settings = settings or get_settings()
     engine = make_engine(settings)
@@ -110,8 +161,17 @@ def create_app(
         if start_notifier:
             notifier.start()
         listener = metrics.serve(settings.metrics_address) if settings.metrics_address else None
+        replay = None
+        if start_collector and settings.collect_in_serve:
+            _app.state.collector = await run_in_threadpool(_start_collector, settings, factory)
+            if _app.state.collector is not None and settings.demo_replay:
+                replay = await run_in_threadpool(_start_replay, settings, factory, _app)
         _freeze_once()
         yield
+        if replay is not None:
+            await run_in_threadpool(replay.stop)
+        if _app.state.collector is not None:
+            await run_in_threadpool(_app.state.collector.stop)
         if listener is not None:
             listener.shutdown()
         runner.shutdown(wait=False)
@@ -143,6 +203,8 @@ def create_app(
     app.state.metrics = metrics
     metrics.watch_sources(factory, lambda: getattr(app.state, "collector", None))
     app.state.notifier = notifier
+    #: The in-process collector while it runs (``qorgan serve``), else None.
+    app.state.collector = None
 
     @app.middleware("http")
     async def headers_and_pre_session(
