@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import struct
 from typing import TYPE_CHECKING, cast
 
 from qorgan.telemetry.receivers import Peer
@@ -51,6 +52,14 @@ class SyslogStreamListener(StreamListener):
             connection.malformed, max_message=limits.max_message, oversize=limits.oversize
         )
         intake, source, peer = self.intake, connection.source, connection.peer
+        # Until the sender's messages are durable, any end of a TCP connection is a reset, even
+        # the kernel's when this process dies: a FIN would read as the orderly close below.
+        # (TLS closes are no acknowledgement at all: asyncio answers close_notify at once.)
+        transport = connection.writer.transport
+        sock = (
+            None if transport.get_extra_info("ssl_object") else transport.get_extra_info("socket")
+        )
+        linger(sock, reset=True)
         while True:
             data = await connection.next_chunk()
             if data is None:
@@ -60,6 +69,7 @@ class SyslogStreamListener(StreamListener):
             if messages:
                 await intake.write(source, messages, peer)
             if not data:
+                linger(sock, reset=False)
                 return  # the sender is done and all it sent is durable: close our side
             if self.stopping:
                 decoder.abort("connection closed by the receiver's shutdown")
@@ -147,6 +157,16 @@ class SyslogUdpListener:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+
+
+def linger(sock: socket.socket | None, *, reset: bool) -> None:
+    """``reset``: closing ``sock`` (also by the kernel, when the process ends) sends a TCP
+    reset; otherwise an orderly FIN."""
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1 if reset else 0, 0)
+            )
 
 
 def set_receive_buffer(sock: socket.socket, size: int) -> None:
