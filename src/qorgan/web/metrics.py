@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.routing import compile_path
 
+from qorgan.pipeline.listeners import receive_errors
 from qorgan.pipeline.models import LogSource
 from qorgan.pipeline.source_health import state_of
 
@@ -195,24 +196,9 @@ class SourceFigures(Collector):
             "1 while intake holds senders back or drops (detection behind past its limit)",
             value=1 if intake.overloaded else 0,
         )
-        errors = udp_receive_errors()
-        if errors is not None:
-            yield CounterMetricFamily(
-                "qorgan_udp_receive_errors",
-                "UDP datagrams the kernel dropped for a full receive buffer (RcvbufErrors, "
-                "the whole host since boot)",
-                value=errors,
-            )
-
-
-def udp_receive_errors(snmp: str = "/proc/net/snmp") -> int | None:
-    """The kernel's ``Udp: RcvbufErrors`` (None where it cannot be read: not Linux)."""
-    try:
-        with open(snmp, encoding="ascii", errors="replace") as lines:
-            rows = [line.split() for line in lines if line.startswith("Udp:")]
-    except OSError:
-        return None
-    if len(rows) < 2 or "RcvbufErrors" not in rows[0]:
-        return None
-    value = rows[1][rows[0].index("RcvbufErrors")]
-    return int(value) if value.isdigit() else None
+        yield CounterMetricFamily(
+            "qorgan_udp_receive_errors",
+            "UDP datagrams the kernel dropped for a full receive buffer (RcvbufErrors, IPv4 and "
+            "IPv6, the whole host since boot; 0 where unknown)",
+            value=receive_errors(),
+        )

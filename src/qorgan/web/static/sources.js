@@ -45,6 +45,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", draw);
-  // Every poll brings a new figure: redraw once htmx has put it in place.
+  // Every poll brings a new figure (in place, or out of band on a source's page): redraw once
+  // htmx has settled it.
   document.addEventListener("htmx:afterSettle", draw);
 })();
