@@ -306,6 +306,34 @@ def test_event_without_eoe_closes_after_the_window() -> None:
     assert quarantine.count == 0
 
 
+@pytest.mark.parametrize(
+    ("times", "serials"),
+    [
+        ([1700000100, 1700000050, 1700000000], [10, 11, 12]),  # the clock set back
+        ([1700000000, 1700000100, 1700000200], [9000, 1, 2]),  # a reboot: serials restart
+        ([1700000000, 1700000000, 1700000000], [5, 100005, 200005]),  # logs joined end to end
+    ],
+)
+def test_events_stay_whole_when_time_or_serials_go_back(
+    times: list[int], serials: list[int]
+) -> None:
+    """An event is judged against its node's last record, not the newest one ever seen: a
+    record that is earlier in time or serial than an old one must not split its own event."""
+    text = ""
+    for sec, serial in zip(times, serials, strict=True):
+        text += (
+            f'type=SYSCALL {stamp(serial, sec)} arch=c000003e syscall=2 comm="a" exe="/a" '
+            "key=(null)\n"
+            f'type=PATH {stamp(serial, sec)} item=0 name="/etc/x" nametype=NORMAL\n'
+            f'type=PROCTITLE {stamp(serial, sec)} proctitle="a"\n'
+            f"type=EOE {stamp(serial, sec)} \n"
+        )
+    events = events_of(text)
+    assert [(e["serial"], e["type"]) for e in events] == [
+        (serial, ["SYSCALL", "PATH", "PROCTITLE"]) for serial in serials
+    ]
+
+
 def test_events_close_after_many_later_serials() -> None:
     assembler = AuditAssembler("x", Quarantine(), window_serials=10)
     out = []

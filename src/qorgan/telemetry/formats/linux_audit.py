@@ -60,14 +60,18 @@ RECORD = re.compile(
 
 FIELD = re.compile(
     r"""
-    (?<!\S)                                 # a key starts a word
-    (?P<key>[A-Za-z_][\w\-]*(?:\[\d+\])?)=  # key: a0, old-auid, cap_fp, a1[0]
+    \s*
     (?:
-        "(?P<dq>[^"]*)"                     # double-quoted: plain text (never escaped)
-      | '(?P<sq>[^']*)'                     # single-quoted: the user-space part, msg='...'
-      | (?P<bare>[^\s"']*)                  # unquoted: a number, a word, hex, or empty
+        (?P<key>[A-Za-z_][\w\-]*(?:\[\d+\])?)=  # key: a0, old-auid, cap_fp, a1[0]
+        (?:
+            "(?P<dq>[^"]*)"                 # double-quoted: plain text (never escaped)
+          | '(?P<sq>[^']*)'                 # single-quoted: the user-space part, msg='...'
+          | (?P<bare>[^\s"']*)              # unquoted: a number, a word, hex, or empty
+        )
+        (?=\s|$)
+      |
+        (?P<gap>\S+)                        # a word that is not key=value (avc:, {, a cut value)
     )
-    (?=\s|$)
     """,
     re.VERBOSE,
 )
@@ -239,26 +243,22 @@ def parse_record(text: str) -> AuditRecord:
 
 
 def _pairs(text: str) -> tuple[list[tuple[str, str]], list[str], list[tuple[str, str]]]:
-    """``(unquoted or double-quoted pairs, the text between pairs, single-quoted pairs)``."""
+    """``(unquoted or double-quoted pairs, the words between pairs, single-quoted pairs)``, in
+    one pass over ``text``. A double-quoted value is marked with its opening quote: quoted
+    values are never decoded."""
     pairs: list[tuple[str, str]] = []
     quoted: list[tuple[str, str]] = []
     gaps: list[str] = []
-    pos = 0
     for m in FIELD.finditer(text):
-        gap = text[pos : m.start()].strip()
-        if gap:
+        key, dq, sq, bare, gap = m.group("key", "dq", "sq", "bare", "gap")
+        if gap is not None:
             gaps.append(gap)
-        pos = m.end()
-        key, sq = m["key"], m["sq"]
-        if sq is not None:
+        elif dq is not None:
+            pairs.append((key, '"' + dq))
+        elif sq is not None:
             quoted.append((key, sq))
-        elif m["dq"] is not None:
-            pairs.append((key, '"' + m["dq"]))  # marked: quoted values are never decoded
         else:
-            pairs.append((key, m["bare"]))
-    gap = text[pos:].strip()
-    if gap:
-        gaps.append(gap)
+            pairs.append((key, bare))
     return pairs, gaps, quoted
 
 
@@ -304,7 +304,7 @@ def _fields(text: str, record: AuditRecord, *, strict: bool) -> None:
         else:
             out.append((key, value))
     for key, value in quoted:
-        if key == "msg" and FIELD.search(value) is not None:
+        if key == "msg" and "=" in value:
             _fields(value, record, strict=False)  # the user-space part: its own fields
         else:
             out.append(("msg_" + key if key in RESERVED else key, value))
@@ -443,7 +443,7 @@ class AuditAssembler:
         self.window_serials = window_serials
         self.queue: deque[_Event] = deque()
         self.pending: dict[tuple[str | None, str], _Event] = {}
-        self.latest: dict[str | None, tuple[float, int]] = {}
+        self.last: dict[str | None, tuple[float, int]] = {}
         self.bytes = 0
 
     def feed(self, text: str, raw: bytes, lineno: int, host: str | None = None) -> list[Record]:
@@ -456,12 +456,8 @@ class AuditAssembler:
             return []
         try:
             record = parse_record(text)
-            iso = iso_time(record.sec, record.micro)
         except AuditError as exc:
             self.quarantine.add(self.path, lineno, f"auditd: {exc}", raw)
-            return []
-        except (OverflowError, ValueError, OSError):
-            self.quarantine.add(self.path, lineno, "auditd: time out of range", raw)
             return []
         node = record.node or host
         key = (node, record.stamp)
@@ -469,6 +465,11 @@ class AuditAssembler:
         if event is None:
             if record.type == "EOE":
                 return self._drain(node)
+            try:
+                iso = iso_time(record.sec, record.micro)
+            except (OverflowError, ValueError, OSError):
+                self.quarantine.add(self.path, lineno, "auditd: time out of range", raw)
+                return []
             event = _Event(key, node, record.sec + record.micro / 1e6, iso, record.serial, lineno)
             self.pending[key] = event
             self.queue.append(event)
@@ -481,14 +482,12 @@ class AuditAssembler:
             or event.size > self.max_event_bytes
         ):
             self._close(event)
-        # The newest record of the node, by time then serial: after a reboot serials start
-        # again, the time goes on.
-        latest = self.latest.get(node)
-        if latest is None or (event.time, event.serial) > latest:
-            self.latest[node] = (event.time, event.serial)
-            if len(self.latest) > 2 * self.max_open:
-                keep = {e.node for e in self.queue} | {node}
-                self.latest = {n: t for n, t in self.latest.items() if n in keep}
+        # The node's last record is what an open event is judged against: later by the window
+        # in time (a reboot restarts serials, time goes on) or in serials (a clock set back).
+        self.last[node] = (event.time, event.serial)
+        if len(self.last) > 2 * self.max_open:
+            keep = {e.node for e in self.queue} | {node}
+            self.last = {n: t for n, t in self.last.items() if n in keep}
         return self._drain(node)
 
     def finish(self) -> list[Record]:
@@ -509,10 +508,10 @@ class AuditAssembler:
         while queue:
             first = queue[0]
             if not first.done:
-                latest = self.latest.get(first.node)
-                stale = latest is not None and (
-                    latest[0] - first.time > self.window_seconds
-                    or latest[1] - first.serial > self.window_serials
+                last = self.last.get(first.node)
+                stale = last is not None and (
+                    last[0] - first.time > self.window_seconds
+                    or last[1] - first.serial > self.window_serials
                 )
                 if not stale and len(queue) <= self.max_open and self.bytes <= self.max_bytes:
                     break
