@@ -147,6 +147,30 @@ def test_oversized_line_in_one_read_and_across_reads(oversize: str) -> None:
         assert line.startswith(sample)
 
 
+def test_bulk_and_frame_by_frame_paths_agree_on_a_large_mixed_stream() -> None:
+    """A read of many frames goes through the bulk paths; fed in small pieces, frame by frame."""
+    parts = []
+    for i in range(3000):
+        message = b"<13>event %d" % i + b" x" * (i % 7)
+        kind = i % 5
+        if kind == 0:
+            parts.append(b"%d %s" % (len(message), message))
+        elif kind == 1:
+            parts.append(message + b"\r\n")
+        elif kind == 2:
+            parts.append(b"2024-05-01 " + message + b"\n")
+        else:
+            parts.append(message + b"\n")
+    stream = b"".join(parts)
+    whole = decode(stream, max_message=40)
+    assert len(whole) == 3000
+    assert decode(*(stream[i : i + 7] for i in range(0, len(stream), 7)), max_message=40) == whole
+    lines_only = b"".join(p for i, p in enumerate(parts) if i % 5 in (1, 3, 4))
+    assert decode(lines_only) == decode(
+        *(lines_only[i : i + 3] for i in range(0, len(lines_only), 3))
+    )
+
+
 def test_an_endless_line_is_never_held_whole() -> None:
     decoder = Decoder(max_message=1000)
     for _ in range(100):
@@ -228,7 +252,8 @@ def test_a_stream_split_at_every_position_decodes_the_same(
 ) -> None:
     stream = _encode(messages)
     expected = _expected(messages)
-    assert decode(stream) == expected
+    assert decode(stream) == expected  # the bulk paths where they apply
+    assert decode(*(stream[i : i + 1] for i in range(len(stream)))) == expected  # byte by byte
     for cut in range(1, len(stream)):
         assert decode(stream[:cut], stream[cut:]) == expected, cut
 
