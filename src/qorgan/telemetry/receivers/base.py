@@ -51,6 +51,12 @@ class Limits:
     #: Seconds a stop waits for connections to finish what they are doing.
     stop_grace: float = 5.0
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "oversize", Oversize(self.oversize))  # "skip" works too
+        for name in ("max_message", "read_size", "max_buffered", "max_connections"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Limits.{name} must be at least 1")
+
 
 def certificate_name(transport: asyncio.BaseTransport) -> str | None:
     """The subject common name of the TLS client certificate, if one was presented."""
