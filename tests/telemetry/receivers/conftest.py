@@ -54,6 +54,7 @@ class RecordingIntake:
         self.failed_writes = 0
         self.ready_calls = 0
         self.waiting = 0  # ready() calls waiting now
+        self.writing = 0  # writes that reached the gate
         self._open: asyncio.Event | None = None  # set: ready; None: always ready
         self._gate: asyncio.Event | None = None  # writes wait for it
 
@@ -85,6 +86,9 @@ class RecordingIntake:
     async def write(self, source: object, messages: list[bytes], peer: Peer) -> None:
         assert source == SOURCE and messages and all(isinstance(m, bytes) for m in messages)
         if self._gate is not None:
+            with self.cond:
+                self.writing += 1
+                self.cond.notify_all()
             await self._gate.wait()
         with self.cond:
             if self.fail_writes:

@@ -9,6 +9,7 @@ import logging
 import logging.handlers
 import socket
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -295,3 +296,19 @@ def test_stop_reports_an_incomplete_message_and_closes(
     ((_, reason, sample),) = intake.reports
     assert reason.startswith("connection closed by the receiver's shutdown: an incomplete")
     assert sample == b"<13>half a mess"
+
+
+def test_stop_cancels_a_write_that_outlasts_the_grace(
+    serve: Serve, intake: RecordingIntake
+) -> None:
+    running = serve(TCP, limits=Limits(stop_grace=0.5))
+    intake.gate_writes()  # never opened: the write hangs
+    with socket.create_connection(("127.0.0.1", running.port("tcp")), timeout=DEADLINE) as sock:
+        sock.sendall(b"<13>stuck\n")
+        intake.wait_for(lambda: intake.writing == 1)
+        started = time.monotonic()
+        running.stop()
+        assert time.monotonic() - started < DEADLINE / 2
+        with pytest.raises(ConnectionResetError):
+            sock.recv(1)  # a reset: what it sent was not stored
+    assert intake.written == []

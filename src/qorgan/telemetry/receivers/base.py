@@ -48,6 +48,8 @@ class Limits:
     max_connections: int = 1000
     #: SO_RCVBUF asked for the UDP socket (the kernel doubles it; as root past rmem_max).
     udp_receive_buffer: int = 8 * MiB
+    #: Seconds a TLS client has to complete its handshake (it holds a socket meanwhile).
+    tls_handshake_timeout: float = 10.0
     #: Seconds a stop waits for connections to finish what they are doing.
     stop_grace: float = 5.0
 
@@ -164,12 +166,14 @@ class StreamListener(ABC):
             ssl=self.tls,
             limit=self.limits.max_buffered,
             reuse_address=True,
+            ssl_handshake_timeout=self.limits.tls_handshake_timeout if self.tls else None,
         )
         return int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
         """Stop listening, let each connection finish what it is doing (a write to the intake,
-        acknowledgements), then close them; after ``stop_grace`` seconds, cancel the rest."""
+        acknowledgements), then close them; after ``stop_grace`` seconds, cancel the rest and
+        reset their connections (what they had read was not acknowledged)."""
         self.stopping = True
         if self._stop is not None and not self._stop.done():
             self._stop.set_result(None)
@@ -193,7 +197,11 @@ class StreamListener(ABC):
             return None
         assert self._stop is not None
         task = asyncio.ensure_future(awaitable)
-        await asyncio.wait((task, self._stop), return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait((task, self._stop), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # the connection itself cancelled (a stop past its grace)
+            task.cancel()
+            raise
         if task.done():
             task.result()  # raises what it raised
             return task
@@ -229,6 +237,12 @@ class StreamListener(ABC):
             await self.serve(connection)
         except (OSError, asyncio.IncompleteReadError) as exc:
             log.warning("%s connection from %s reset: %s", protocol, peer.address, exc)
+            reset(transport)
+        except asyncio.CancelledError:  # a stop past its grace: what was read is not durable
+            reset(transport)
+            raise
+        except Exception:  # a bug must not leave the connection open or go unsaid
+            log.exception("%s connection from %s failed", protocol, peer.address)
             reset(transport)
         finally:
             self._tasks.discard(task)
