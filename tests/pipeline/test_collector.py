@@ -325,3 +325,33 @@ def test_the_archive_gives_a_new_hunt_the_same_alerts(
         again = {fingerprint(a.to_dict()) for a in found if a.correlation is None}
         live = {a.fingerprint for a in world.alerts(org) if not a.body.get("correlation")}
         assert again and again == live
+
+
+def test_rules_are_reloaded_without_a_restart(
+    world: World, running: Callable[..., Collector], tmp_path: Path
+) -> None:
+    source_id = world.source("auth", "syslog", timezone="UTC")
+    empty = tmp_path / "no-rules"
+    empty.mkdir()
+    plans = iter([load_plan([empty]), world.plan])
+    started = Collector(
+        CollectorConfig(
+            listeners=ListenerConfig(), bus_path=world.root / "bus" / "log.db", archive_root=None
+        ),
+        factory=world.factory,
+        plan=lambda: next(plans),
+    )
+    started.start()
+    try:
+        source = started.directory.get(source_id)
+        assert source is not None
+        messages = lines("auth.log")
+        started.intake.submit(source, messages, LOCAL).result()
+        until(lambda: analysed(started))
+        assert world.alerts() == []  # no rules yet
+        started.reload_rules()
+        started.intake.submit(source, messages, LOCAL).result()
+        until(lambda: analysed(started) and bool(world.alerts()))
+        assert {a.rule_title for a in world.alerts()} >= {"SSH Password Authentication Failed"}
+    finally:
+        started.stop()

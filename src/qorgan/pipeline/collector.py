@@ -4,8 +4,9 @@ runs one on its own; ``qorgan serve`` runs one in-process so the console shows l
 at once.
 
 Threads: the receivers' event loop; one detection consumer per partition; the archive
-consumer; housekeeping (backlog check every 0.2 s, figures flushed every 2 s, silences, UDP
-losses and trimming every 10 s). :meth:`Collector.stop` stops them in order (receivers first,
+consumer; the backlog check (every 0.2 s, alone so that a slow database cannot delay
+backpressure); housekeeping (figures flushed every 2 s; silences, UDP losses and trimming every
+10 s). :meth:`Collector.stop` stops them in order (receivers first,
 so nothing is acknowledged that detection will not see after a restart anyway).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -140,6 +142,7 @@ class Collector:
             self._spawn(lambda d=detector: d.run(self._stop), f"detect-{detector.partition}")
         if self.archiver is not None:
             self._spawn(lambda: self.archiver.run(self._stop), "archive")  # type: ignore[union-attr]
+        self._spawn(self._watch_backlog, "collector-backlog")
         self._spawn(self._housekeeping, "collector-housekeeping")
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
@@ -172,12 +175,19 @@ class Collector:
 
     # ------------------------------------------------------------------ housekeeping
 
+    def _watch_backlog(self) -> None:
+        """Its own thread: a database that stalls the figures must not stall backpressure."""
+        while not self._stop.wait(CHECK_EVERY):
+            try:
+                self.intake.check()
+            except (OSError, sqlite3.Error) as exc:
+                log.warning("the collector's backlog could not be measured: %s", exc)
+
     def _housekeeping(self) -> None:
         flushed = swept = 0.0
         while not self._stop.wait(CHECK_EVERY):
             now = time.time()
             try:
-                self.intake.check()
                 if now - flushed >= FLUSH_EVERY:
                     flushed = now
                     self._flush(now)

@@ -220,14 +220,14 @@ class Detector:
 
     def step(self, stop: threading.Event | None = None, *, wait: float = 0.0) -> int:
         """Read, detect, store, commit one batch; how many messages it took."""
-        if self._reload.is_set():
+        if wait and not self.bus.wait(self.partition, self.offset, wait):
+            return 0
+        entries = self.bus.read(self.partition, self.offset, self.batch)
+        if self._reload.is_set():  # after the read: a message appended since gets the new rules
             self._reload.clear()
             state = self._state()
             self.plan = self._plan_source()
             self._restore(state)
-        if wait and not self.bus.wait(self.partition, self.offset, wait):
-            return 0
-        entries = self.bus.read(self.partition, self.offset, self.batch)
         if not entries:
             return 0
         alerts: dict[int, list[Alert]] = defaultdict(list)
