@@ -125,6 +125,8 @@ class Settings(BaseSettings):
     collect_tls_key: Path | None = None
     collect_tls_ca: Path | None = None
     collect_tls_client: str = Field(default="optional", pattern="^(none|optional|required)$")
+    #: RELP over TLS, with the TLS listener's certificate, key and client certificates.
+    collect_relp_tls: bool = False
     #: HTTP ingest of ``qorgan collect`` (``qorgan serve`` takes it on its own port).
     collect_http: str | None = "127.0.0.1:8514"
     collect_in_serve: bool = True

@@ -47,6 +47,7 @@ class ListenerConfig:
             tls_key=settings.collect_tls_key,
             tls_ca=settings.collect_tls_ca,
             tls_client=settings.collect_tls_client,
+            relp_tls=settings.collect_relp_tls,
         )
 
     def listen(self) -> list[Listen]:

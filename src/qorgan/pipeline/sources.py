@@ -272,6 +272,17 @@ def list_sources(*, session: Session, organisation_ids: Collection[int]) -> list
     )
 
 
+def source_by_token(*, session: Session, token: str) -> LogSource | None:
+    """The enabled HTTP source whose token this is."""
+    return session.scalar(
+        select(LogSource).where(
+            LogSource.token_hash == digest(token),
+            LogSource.enabled.is_(True),
+            LogSource.transport == Transport.http,
+        )
+    )
+
+
 def all_sources(*, session: Session) -> list[LogSource]:
     """Every organisation's sources (the command line's view)."""
     return list(session.scalars(select(LogSource).order_by(LogSource.id)))

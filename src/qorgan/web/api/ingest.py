@@ -18,6 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from qorgan.pipeline.collector import Collector
+from qorgan.pipeline.sources import source_by_token
 from qorgan.telemetry.receivers import Peer
 from qorgan.telemetry.receivers.http_body import BodyError, documents, inflate, messages
 
@@ -30,11 +31,25 @@ class Accepted(BaseModel):
     accepted: int
 
 
-def _collector(request: Request) -> Collector:
-    collector = getattr(request.app.state, "collector", None)
-    if collector is None:
-        raise HTTPException(503, "this process does not run the collector; send to qorgan collect")
-    return collector
+UNAUTHORISED = HTTPException(401, "a source token is required", {"WWW-Authenticate": "Bearer"})
+
+
+def _token(authorization: str | None) -> str:
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _no_collector(request: Request, token: str) -> HTTPException:
+    """Without a collector in this process: 401 for a token no HTTP source has (the same
+    answer as with one), else 503 naming where to send."""
+    qorgan = getattr(request.app.state, "qorgan", None)
+    if qorgan is None or not token:
+        return UNAUTHORISED
+    with qorgan.factory() as session:
+        source = source_by_token(session=session, token=token)
+    if source is None:
+        return UNAUTHORISED
+    return HTTPException(503, "this process does not run the collector; send to qorgan collect")
 
 
 @router.post(
@@ -43,6 +58,7 @@ def _collector(request: Request) -> Collector:
     responses={
         400: {"description": "The body cannot be read; nothing of it was stored."},
         401: {"description": "No or an unknown source token."},
+        503: {"description": "This process runs no collector (send to `qorgan collect`)."},
         429: {"description": "Detection is behind: retry after the seconds given."},
     },
 )
@@ -52,11 +68,13 @@ async def ingest_events(
     content_encoding: Annotated[str | None, Header()] = None,
 ) -> Accepted:
     """Append a batch of events of the source the token names; answered once durable."""
-    collector = _collector(request)
-    scheme, _, token = (authorization or "").partition(" ")
-    source = collector.directory.by_token(token.strip()) if scheme.lower() == "bearer" else None
+    token = _token(authorization)
+    collector: Collector | None = getattr(request.app.state, "collector", None)
+    if collector is None:
+        raise await run_in_threadpool(_no_collector, request, token)
+    source = collector.directory.by_token(token) if token else None
     if source is None or source.transport != "http":
-        raise HTTPException(401, "a source token is required", {"WWW-Authenticate": "Bearer"})
+        raise UNAUTHORISED
     if collector.intake.holds(source):
         raise HTTPException(
             429, "detection is behind; retry later", {"Retry-After": str(RETRY_AFTER)}
