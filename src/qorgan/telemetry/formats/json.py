@@ -1,11 +1,18 @@
 """JSON events: JSON lines, a JSON array of objects, or concatenated JSON documents (the
 pretty-printed output of ``evtx_dump``/``jq``), plain or gzip.
 
-Windows records in the ``evtx`` parser's shape (``{"Event": {"System": ...}}``, or its
-``{"event_record_id", "timestamp", "data"}`` wrapper) are normalised like EVTX files. Any other
-object is flattened: nested objects become dotted names (``{"id": {"orig_h": x}}`` ->
-``id.orig_h``), lists are kept. A line that is not a JSON object is quarantined. The record
-number of an event is its line (JSON lines) or its position in the file (arrays,
+Windows events are recognised document by document and normalised like EVTX files (see
+:mod:`qorgan.telemetry.windows`), tagged ``product: windows``: the ``evtx`` parser's shape
+(``{"Event": {"System": ...}}``, or its ``{"event_record_id", "timestamp", "data"}`` wrapper);
+Winlogbeat's (``winlog.event_id`` and ``winlog.channel``); and NXLog ``im_msvistalog`` with
+``to_json()`` (a numeric ``EventID``, a ``Channel``, and ``SourceName``, ``SourceModuleType`` or
+``Hostname``). So a Windows fleet can send through these agents to the HTTP ingest, one event a
+document, or their files can be hunted. NXLog's ``EventTime`` has no zone: it is read in the
+format's ``tz`` (each live source sets its own; ``qorgan hunt --timezone``). Any other object is
+flattened: nested objects become dotted names (``{"id": {"orig_h": x}}`` -> ``id.orig_h``),
+lists are kept. A line that is not a JSON object is quarantined. A batch holds events of one
+kind only (Windows or not), so rules for Windows never see the other JSON of a mixed file. The
+record number of an event is its line (JSON lines) or its position in the file (arrays,
 concatenations).
 
 Everything streams in bounded memory. JSON lines are read line by line, a line longer than
@@ -27,6 +34,7 @@ import itertools
 import json as stdjson
 import re
 from collections.abc import Iterator
+from datetime import UTC, tzinfo
 from typing import IO, Any
 
 import orjson
@@ -58,26 +66,34 @@ def flatten(doc: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = 
     return out
 
 
-class Normaliser:
-    """Turns one decoded JSON document into (fields, time, host)."""
+#: The tags of a batch of Windows events, and of other JSON.
+WINDOWS: dict[str, str] = {"product": "windows"}
+OTHER: dict[str, str] = {}
 
-    def __init__(self) -> None:
-        self.kind: str | None = None
-        self.logsource: dict[str, str] = {}
+
+class Normaliser:
+    """Turns one decoded JSON document into (fields, time, host); ``logsource`` then says what
+    the document was (:data:`WINDOWS` or :data:`OTHER`, compared by identity)."""
+
+    def __init__(self, tz: tzinfo = UTC) -> None:
+        self.tz = tz
+        self.logsource: dict[str, str] = OTHER
 
     def __call__(self, doc: Any) -> tuple[dict[str, Any], Any, Any]:
         if type(doc) is not dict:
             raise TypeError(f"expected a JSON object, got {type(doc).__name__}")
+        self.logsource = WINDOWS
         if "Event" in doc:
-            fields, time, host = windows.normalise(doc)
-            self.logsource = {"product": "windows"}
-            return fields, time, host
+            return windows.normalise(doc)
         if "data" in doc and "event_record_id" in doc:
             inner = doc["data"]
             inner = orjson.loads(inner) if isinstance(inner, str | bytes) else inner
-            fields, time, host = windows.normalise(inner)
-            self.logsource = {"product": "windows"}
-            return fields, time, host
+            return windows.normalise(inner)
+        if windows.is_winlogbeat(doc):
+            return windows.from_winlogbeat(doc)
+        if windows.is_nxlog(doc):
+            return windows.from_nxlog(doc, self.tz)
+        self.logsource = OTHER
         fields = flatten(doc)
         time = next((fields[k] for k in TIME_KEYS if k in fields), None)
         host = next((fields[k] for k in HOST_KEYS if k in fields), None)
@@ -132,10 +148,14 @@ class JsonFormat(Format):
         lineno: int = 0,
     ) -> Iterator[EventBatch]:
         """JSON lines, after ``lineno`` lines already read; ``first`` is the next one."""
-        normalise = Normaliser()
+        normalise = Normaliser(self.tz)
         loads = orjson.loads
-        batch = self.new_batch(path)
-        events, records, times, hosts = batch.events, batch.records, batch.times, batch.hosts
+        batch: EventBatch | None = None
+        kind = OTHER  # the logsource of ``batch``
+        events: list[dict[str, Any]] = []
+        records: list[int] = []
+        times: list[Any] = []
+        hosts: list[Any] = []
         limit = self.max_record_bytes
         lines: Iterator[tuple[int, bytes]] = self.numbered_lines(stream, lineno + 1)
         if first:
@@ -156,22 +176,25 @@ class JsonFormat(Format):
                 if line.strip():
                     quarantine.add(path, lineno, f"json: {_reason(exc)}", line)
                 continue
-            events.append(fields)
-            records.append(lineno)
-            times.append(time)
-            hosts.append(host)
-            if len(events) >= batch_size:
-                batch.logsource.update(normalise.logsource)
-                yield batch
-                batch = self.new_batch(path)
+            if batch is None or normalise.logsource is not kind:
+                if batch is not None:
+                    yield batch
+                kind = normalise.logsource
+                batch = self.new_batch(path, kind)
                 events, records, times, hosts = (
                     batch.events,
                     batch.records,
                     batch.times,
                     batch.hosts,
                 )
-        if events:
-            batch.logsource.update(normalise.logsource)
+            events.append(fields)
+            records.append(lineno)
+            times.append(time)
+            hosts.append(host)
+            if len(events) >= batch_size:
+                yield batch
+                batch = None
+        if batch is not None:
             yield batch
 
     def _read_documents(
@@ -182,8 +205,9 @@ class JsonFormat(Format):
         quarantine: Quarantine,
         batch_size: int,
     ) -> Iterator[EventBatch]:
-        normalise = Normaliser()
+        normalise = Normaliser(self.tz)
         batch: EventBatch | None = None
+        batch_kind = OTHER
         documents = Documents(stream, first, self.max_record_bytes)
         for position, doc, error in documents:
             if error is not None:
@@ -205,8 +229,12 @@ class JsonFormat(Format):
             ) as exc:
                 quarantine.add(path, position, f"json: {_reason(exc)}", documents.excerpt)
                 continue
+            if batch is not None and normalise.logsource is not batch_kind:
+                yield batch
+                batch = None
             if batch is None:
-                batch = self.new_batch(path, normalise.logsource)
+                batch_kind = normalise.logsource
+                batch = self.new_batch(path, batch_kind)
             batch.append(fields, position, time, host)
             if len(batch) >= batch_size:
                 yield batch
