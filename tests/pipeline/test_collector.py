@@ -267,6 +267,10 @@ def test_overloaded_intake_holds_waiting_sources_and_counts_drops(
 
 
 def test_sources_are_checked_when_registered(world: World) -> None:
+    from qorgan.pipeline.sources import LIVE_FORMATS
+
+    for fmt in LIVE_FORMATS:  # every format a live source may declare is one we read
+        world.source(f"in {fmt}", fmt, org=world.other)
     with pytest.raises(SourceError, match="unknown live format"):
         world.source("x", "evtx")
     with pytest.raises(SourceError, match="time zone"):
@@ -281,7 +285,7 @@ def test_sources_are_checked_when_registered(world: World) -> None:
     # Another organisation may name its source the same; a narrower network is no overlap.
     world.source("x", "syslog", org=world.other, transport="tcp", senders=["10.0.0.7"])
     with unit_of_work(world.factory) as session:
-        assert session.scalar(select(func.count()).select_from(LogSource)) == 2
+        assert session.scalar(select(func.count()).select_from(LogSource)) == 2 + len(LIVE_FORMATS)
 
 
 def test_the_archive_gives_a_new_hunt_the_same_alerts(

@@ -30,7 +30,7 @@ from qorgan.telemetry.formats import FORMATS
 from qorgan.telemetry.receivers import Peer
 
 #: Formats a live source may declare: one message is one record in them.
-LIVE_FORMATS = ("syslog", "json", "cef", "accesslog", "apache-error", "auditd")
+LIVE_FORMATS = ("syslog", "json", "cef", "accesslog", "apache_error", "auditd")
 TOKEN_PREFIX = "qls_"
 NAME_MAX = 100
 
