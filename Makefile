@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench bench-ingest bench-inbox bench-incidents messages requirements clean
+.PHONY: run test lint format bench bench-ingest bench-inbox bench-incidents bench-collect messages requirements clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ bench-inbox: $(STAMP)
 # PostgreSQL (loads them first with COPY: about half an hour on two cores).
 bench-incidents: $(STAMP)
 	$(BIN)/python bench/incidents.py
+
+# Live collection: syslog over TCP into the event log, through `qorgan collect` to stored
+# alerts, and an alert's latency, each beside rsyslogd (Debian's rsyslog package) on the same
+# stream (a few minutes on a quiet machine).
+bench-collect: $(STAMP)
+	$(BIN)/python bench/collect.py
 
 # Re-extract the interface's messages (the web package's code and templates, and the titles of
 # the rule pack under src/qorgan/detection/rules; see babel.cfg) into the template and merge them
