@@ -359,3 +359,25 @@ def test_rules_are_reloaded_without_a_restart(
         assert {a.rule_title for a in world.alerts()} >= {"SSH Password Authentication Failed"}
     finally:
         started.stop()
+
+
+def test_each_organisation_keeps_its_archive_as_long_as_it_says(tmp_path: Path) -> None:
+    from qorgan.pipeline.archive import Archiver
+    from qorgan.pipeline.sqlite_bus import SqliteBus
+
+    root = tmp_path / "events"
+    now = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    for org in (1, 2, 3):
+        for back in (0, 1, 6, 7, 30):
+            day = (now - timedelta(days=back)).date().isoformat()
+            (root / f"org={org}" / f"day={day}" / "source=1").mkdir(parents=True)
+    bus = SqliteBus(tmp_path / "bus.db", writer=False)
+    archiver = Archiver(bus, root, directory=None, days=7, days_by_organisation={2: 1, 3: 0})  # type: ignore[arg-type]
+    archiver.expire(now)
+    left = sorted(
+        (int(p.parent.name[4:]), (now.date() - datetime.fromisoformat(p.name[4:]).date()).days)
+        for p in root.glob("org=*/day=*")
+    )
+    # Seven days for the default, one (today) for organisation 2, none for organisation 3.
+    assert left == [(1, 0), (1, 1), (1, 6), (2, 0)]
+    bus.close()

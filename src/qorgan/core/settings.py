@@ -139,6 +139,9 @@ class Settings(BaseSettings):
     #: Days of received messages kept in the Parquet archive under ``var_dir/events``
     #: (``qorgan hunt --archive``); 0 keeps no archive.
     archive_days: int = Field(default=30, ge=0)
+    #: Organisations kept longer or shorter than ``archive_days``, as JSON:
+    #: ``{"<organisation id>": <days>, ...}`` (0 keeps nothing of that organisation).
+    archive_days_by_organisation: dict[int, int] = Field(default_factory=dict)
     #: ``make run``: replay the example logs into the in-process collector (see
     #: ``qorgan.demo_replay``), so the demo shows live monitoring.
     demo_replay: bool = False

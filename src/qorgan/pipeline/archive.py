@@ -8,7 +8,8 @@ The :class:`Archiver` is a consumer of the bus like detection. It gathers up to
 :data:`FILE_MESSAGES` messages or :data:`FILE_SECONDS` seconds, writes one file per
 organisation, day and source (to a temporary name, fsynced, then renamed), and only then
 commits its offset. Files at or past the committed offset are what a crash left half-done:
-they are deleted at start and written again. Days older than the retention are deleted.
+they are deleted at start and written again. Days older than the retention (per organisation:
+``QORGAN_ARCHIVE_DAYS_BY_ORGANISATION``, else ``QORGAN_ARCHIVE_DAYS``) are deleted.
 """
 
 from __future__ import annotations
@@ -57,11 +58,20 @@ def _day(epoch: float) -> str:
 class Archiver:
     """Consumes every partition into Parquet files (see the module doc)."""
 
-    def __init__(self, bus: Bus, root: Path, directory: Directory, *, days: int = 30) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        root: Path,
+        directory: Directory,
+        *,
+        days: int = 30,
+        days_by_organisation: dict[int, int] | None = None,
+    ) -> None:
         self.bus = bus
         self.root = root
         self.directory = directory
         self.days = days
+        self.days_by_organisation = dict(days_by_organisation or {})
         self.offsets = [0] * bus.partitions
 
     def start(self) -> None:
@@ -106,8 +116,8 @@ class Archiver:
                 if entry.first + i >= offset:
                     rows.append((entry.first + i, entry.received, entry.peer, message))
         for (org, day, source_id), rows in groups.items():
-            if not rows:
-                continue
+            if not rows or self.days_by_organisation.get(org, self.days) <= 0:
+                continue  # an organisation whose messages are not archived
             folder = self.root / f"org={org}" / f"day={day}" / f"source={source_id}"
             folder.mkdir(parents=True, exist_ok=True)
             source = self.directory.get(source_id)
@@ -128,15 +138,16 @@ class Archiver:
             temporary.replace(final)
 
     def expire(self, now: datetime) -> int:
-        """Delete the days older than the retention; how many day folders."""
-        oldest = (now - timedelta(days=self.days)).date()
+        """Delete the days older than their organisation's retention; how many day folders."""
         removed = 0
         for folder in self.root.glob("org=*/day=*"):
             try:
                 day = date.fromisoformat(folder.name.removeprefix("day="))
+                org = int(folder.parent.name.removeprefix("org="))
             except ValueError:
                 continue
-            if day < oldest:
+            days = self.days_by_organisation.get(org, self.days)
+            if day <= now.date() - timedelta(days=days):  # 1 day: today only; 0: nothing
                 shutil.rmtree(folder, ignore_errors=True)
                 removed += 1
         return removed

@@ -55,18 +55,21 @@ class CollectorConfig:
     max_lag: int = 1_000_000
     max_log_bytes: int = 4 << 30
     archive_days: int = 30
-    extra: dict[str, object] = field(default_factory=dict)
+    archive_days_by_organisation: dict[int, int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, settings: Settings) -> CollectorConfig:
         return cls(
             listeners=ListenerConfig.of(settings),
             bus_path=settings.var_dir / "bus" / "log.db",
-            archive_root=settings.var_dir / "events" if settings.archive_days > 0 else None,
+            archive_root=settings.var_dir / "events"
+            if settings.archive_days > 0 or any(settings.archive_days_by_organisation.values())
+            else None,
             partitions=settings.collect_partitions,
             max_lag=settings.collect_max_lag,
             max_log_bytes=settings.collect_max_log_mib << 20,
             archive_days=settings.archive_days,
+            archive_days_by_organisation=dict(settings.archive_days_by_organisation),
         )
 
 
@@ -96,7 +99,13 @@ class Collector:
             for p in range(self.bus.partitions)
         ]
         self.archiver = (
-            Archiver(self.bus, config.archive_root, self.directory, days=config.archive_days)
+            Archiver(
+                self.bus,
+                config.archive_root,
+                self.directory,
+                days=config.archive_days,
+                days_by_organisation=config.archive_days_by_organisation,
+            )
             if config.archive_root is not None
             else None
         )
