@@ -95,13 +95,18 @@ class Archiver:
         """Archive what is waiting in ``partition`` once there is a file's worth (or it has
         waited long enough, or ``stop`` is set); how many messages were archived."""
         offset = self.offsets[partition]
+        waiting = self.bus.end(partition) - offset
+        if waiting <= 0:
+            return 0
+        if waiting < FILE_MESSAGES and not (stop and stop.is_set()):
+            # Not a file's worth yet: only the oldest entry is read, to see how long it waited.
+            first = self.bus.read(partition, offset, 1)
+            if not first or time.time() - first[0].received < FILE_SECONDS:
+                return 0
         entries = self.bus.read(partition, offset, FILE_MESSAGES)
         if not entries:
             return 0
         count = sum(len(e.messages) for e in entries) - max(0, offset - entries[0].first)
-        waited = time.time() - entries[0].received
-        if count < FILE_MESSAGES and waited < FILE_SECONDS and not (stop and stop.is_set()):
-            return 0
         self._write(partition, offset, entries)
         self.offsets[partition] = entries[-1].next
         self.bus.commit(ARCHIVE, partition, Position(self.offsets[partition]))

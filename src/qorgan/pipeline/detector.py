@@ -50,6 +50,8 @@ BATCH = 20_000
 #: Seconds an event may arrive behind the newest one and still be correlated in time order.
 LATENESS = 30.0
 ACTOR = "collector"
+#: Longest time between two commits while whole batches keep coming.
+COMMIT_EVERY = 2.0
 #: Offsets take the low 40 bits of a record number, the partition the bits above.
 OFFSET_BITS = 40
 
@@ -151,6 +153,8 @@ class Detector:
         self._lock = threading.Lock()
         self._reload = threading.Event()
         self._hunters: dict[int, Hunter] = {}
+        self._committed = 0.0
+        self._committed_offset = 0
         #: Source ids by the path their events carry.
         self._paths: dict[str, int] = {}
         self.offset = 0
@@ -199,7 +203,7 @@ class Detector:
 
     def start(self) -> None:
         position = self.bus.position(DETECTION, self.partition)
-        self.offset = position.offset
+        self.offset = self._committed_offset = position.offset
         self._restore(position.state)
 
     def run(self, stop: threading.Event) -> None:
@@ -217,10 +221,14 @@ class Detector:
                 stop.wait(delay)
                 delay = min(delay * 2, 5.0)
                 self.start()  # back to the last commit, with its windows
+        if self._uncommitted():
+            self.commit()
 
     def step(self, stop: threading.Event | None = None, *, wait: float = 0.0) -> int:
         """Read, detect, store, commit one batch; how many messages it took."""
         if wait and not self.bus.wait(self.partition, self.offset, wait):
+            if self._uncommitted():
+                self.commit()  # idle: what was analysed is recorded at once
             return 0
         entries = self.bus.read(self.partition, self.offset, self.batch)
         if self._reload.is_set():  # after the read: a message appended since gets the new rules
@@ -236,8 +244,20 @@ class Detector:
             taken += self._detect(source, group, alerts)
         self._store(alerts, stop)
         self.offset = entries[-1].next
-        self.bus.commit(DETECTION, self.partition, Position(self.offset, self._state()))
+        if time.monotonic() - self._committed >= COMMIT_EVERY:
+            self.commit()
         return taken
+
+    def _uncommitted(self) -> bool:
+        return self._committed_offset != self.offset
+
+    def commit(self) -> None:
+        """Record the offset with the correlation windows. Pickling the windows grows with
+        them, so under load it is done at most every :data:`COMMIT_EVERY` seconds (a crash
+        then replays a little more, which stores nothing twice)."""
+        self.bus.commit(DETECTION, self.partition, Position(self.offset, self._state()))
+        self._committed = time.monotonic()
+        self._committed_offset = self.offset
 
     def _groups(self, entries: list[Entry]) -> Iterator[tuple[SourceInfo | None, list[Entry]]]:
         group: list[Entry] = []
