@@ -237,6 +237,15 @@ class Detector:
             self.plan = self._plan_source()
             self._restore(state)
         if not entries:
+            end = self.bus.end(self.partition)
+            if end > self.offset:  # trimmed away before this consumer read them: go on after
+                log.warning(
+                    "partition %d: offsets %d to %d were trimmed unread",
+                    self.partition,
+                    self.offset,
+                    end,
+                )
+                self.offset = end
             return 0
         alerts: dict[int, list[Alert]] = defaultdict(list)
         taken = 0
