@@ -34,6 +34,9 @@ from .helpers import (
     missing,
 )
 
+#: How long a full-page screenshot may take; the checks keep TIMEOUT_MS.
+SCREENSHOT_MS = 60_000
+
 
 @pytest.fixture(scope="module", autouse=True)
 def chromium() -> Path:
@@ -98,7 +101,10 @@ def screenshots() -> Callable[[Page, str], None]:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     def shoot(page: Page, name: str) -> None:
-        page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+        # A picture for people, not a check, so not held to TIMEOUT_MS: a full page of
+        # thousands of alerts takes Chromium seconds to paint, and more while the tests run on
+        # every core (pytest-xdist), Chromium sharing them with the other workers.
+        page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True, timeout=SCREENSHOT_MS)
 
     return shoot
 
