@@ -4,13 +4,16 @@ Per batch: (1) rules are selected by the batch's logsource tags; (2) the fields 
 test are dictionary-encoded (one pass over the events); (3) every atom is evaluated once, on
 distinct values, by the field's :class:`~.matchers.FieldMatcher`; (4) atom results become row
 masks (NumPy) lazily, and each rule's boolean expression combines them, short-circuiting on
-atoms that matched nothing in the batch.
+atoms that matched nothing in the batch. Keyword atoms (a search of every value of an event)
+are the exception to "once, on every distinct value": each is checked only on the rows its
+rule still needs (see :class:`_BatchState`), since a keyword meant only in conjunction with
+another list (``filter: ['@', ':']``) holds for nearly every event.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +23,7 @@ import numpy as np
 import orjson
 
 from qorgan.core.timeutil import parse_time
-from qorgan.detection.matchers import FieldMatcher, KeywordMatcher, elements
+from qorgan.detection.matchers import FieldMatcher, KeywordMatcher, KeywordSearch, elements
 from qorgan.detection.plan import And, Atom, Const, Expr, Not, Or, Plan, Ref
 from qorgan.telemetry.batch import EventBatch
 
@@ -44,6 +47,8 @@ class _Profile:
     selections: list[int]
     fields: set[str]
     keyword_rules: list[int]
+    #: Per keyword rule, the keyword atoms of its condition.
+    keyword_atoms: dict[int, frozenset[int]]
 
 
 class Engine:
@@ -64,6 +69,19 @@ class Engine:
         }
         self.atom_field = [a.field for a in plan.atoms]
         self._profiles: dict[tuple[tuple[str, str], ...], _Profile] = {}
+        self._keyword_atoms: dict[int, frozenset[int]] = {}  # id(expr) -> its keyword atoms
+        #: Exact checks of keyword atoms run, per atom, over the engine's life.
+        self.keyword_checks: Counter[int] = Counter()
+
+    def keyword_atoms(self, expr: Expr) -> frozenset[int]:
+        """The keyword atoms ``expr`` refers to (kept per expression of the plan)."""
+        found = self._keyword_atoms.get(id(expr))
+        if found is None:
+            atoms: set[int] = set()
+            _collect(expr, atoms)
+            found = frozenset(a for a in atoms if self.plan.atoms[a].field is None)
+            self._keyword_atoms[id(expr)] = found
+        return found
 
     # -- profiles -----------------------------------------------------------------------------
 
@@ -90,10 +108,12 @@ class Engine:
                     fields.add(atom.field)
                 if atom.op == "fieldref":
                     fields.add(atom.value[0])
-            keyword_rules = [
-                r for r in rules if _uses_keywords(self.plan, self.plan.rules[r].condition)
-            ]
-            profile = _Profile(rules, selections, fields, keyword_rules)
+            keyword_atoms = {
+                r: found
+                for r in rules
+                if (found := self.keyword_atoms(self.plan.rules[r].condition))
+            }
+            profile = _Profile(rules, selections, fields, list(keyword_atoms), keyword_atoms)
             self._profiles[key] = profile
         return profile
 
@@ -111,22 +131,34 @@ class Engine:
         state = _BatchState(self, batch, columns, n)
         selection_masks = {i: state.eval(self.plan.selections[i].expr) for i in profile.selections}
         if profile.keyword_rules:
-            rows = _union(
-                [
-                    m
-                    for r in profile.keyword_rules
-                    if (m := selection_masks[self.plan.rules[r].selection]) is not None
-                ],
-                n,
-            )
+            # Keywords only of the rules whose logsource selects rows of this batch.
+            active = [
+                r
+                for r in profile.keyword_rules
+                if selection_masks[self.plan.rules[r].selection] is not None
+            ]
+            rows = _union([selection_masks[self.plan.rules[r].selection] for r in active], n)
             if rows is not None:
-                state.columns[KEYWORDS] = keyword_column(batch.events, rows)
+                column = state.columns[KEYWORDS] = keyword_column(batch.events, rows)
+                matcher = self.matchers[KEYWORDS]
+                assert isinstance(matcher, KeywordMatcher)
+                atoms = frozenset().union(*(profile.keyword_atoms[r] for r in active))
+                state.keywords = matcher.search(column.uniques, atoms)
+        try:
+            yield from self._rules(profile, state, selection_masks, n)
+        finally:
+            if state.keywords is not None:
+                self.keyword_checks.update(state.keywords.checked)
+
+    def _rules(
+        self, profile: _Profile, state: _BatchState, selection_masks: dict[int, Mask], n: int
+    ) -> Iterator[tuple[int, np.ndarray]]:
         for r in profile.rules:
             rule = self.plan.rules[r]
             selected = selection_masks[rule.selection]
             if selected is None:
                 continue
-            mask = state.eval(rule.condition)
+            mask = state.eval(rule.condition, selected)
             if mask is None:
                 continue
             mask = _and(selected, mask, n)
@@ -138,6 +170,11 @@ class Engine:
 
 
 class _BatchState:
+    """One batch's evaluation. ``eval(expr, alive)`` is exact on the rows ``alive`` marks and
+    may say anything of the others: keyword atoms are checked only on those rows, and an AND
+    evaluates its keyword arguments last, the most selective first, each on the rows the
+    arguments before it left (an argument every row passes costs nothing then)."""
+
     def __init__(self, engine: Engine, batch: EventBatch, columns: dict, n: int) -> None:
         self.engine = engine
         self.batch = batch
@@ -145,31 +182,39 @@ class _BatchState:
         self.n = n
         self.unique_hits: dict[str | None, dict[int, list[int]]] = {}
         self.masks: dict[int, Mask] = {}
+        self.keywords: KeywordSearch | None = None
+        self._among: tuple[Mask, np.ndarray | None] = (ALL, None)
 
-    def eval(self, expr: Expr) -> Mask:
+    def eval(self, expr: Expr, alive: Mask = ALL) -> Mask:
         if type(expr) is Ref:
             mask = self.masks.get(expr.atom, False)
             if mask is False:
+                if self.engine.atom_field[expr.atom] is None and self.keywords is not None:
+                    return self.keyword_mask(expr.atom, alive)
                 mask = self.masks[expr.atom] = self.atom_mask(expr.atom)
             return mask
         if type(expr) is And:
-            acc: Mask = ALL
-            for arg in expr.args:
-                acc = _and(acc, self.eval(arg), self.n)
+            acc: Mask = alive
+            args = expr.args
+            if self.keywords is not None:
+                cost = self._cost
+                args = tuple(sorted(args, key=cost)) if any(map(cost, args)) else args
+            for arg in args:
+                acc = _and(acc, self.eval(arg, acc), self.n)
                 if acc is None:
                     return None
             return acc
         if type(expr) is Or:
             parts = []
             for arg in expr.args:
-                m = self.eval(arg)
+                m = self.eval(arg, alive)
                 if m is ALL:
                     return ALL
                 if m is not None:
                     parts.append(m)
             return _union(parts, self.n)
         if type(expr) is Not:
-            m = self.eval(expr.arg)
+            m = self.eval(expr.arg, alive)
             if m is None:
                 return ALL
             if m is ALL:
@@ -179,6 +224,36 @@ class _BatchState:
         if type(expr) is Const:
             return ALL if expr.value else None
         raise TypeError(f"unknown expression {expr!r}")
+
+    def _cost(self, expr: Expr) -> int:
+        """How many keyword texts ``expr`` may have to check (0: none)."""
+        keywords = self.keywords
+        assert keywords is not None
+        return sum(keywords.estimate(a) + 1 for a in self.engine.keyword_atoms(expr))
+
+    def keyword_mask(self, atom: int, alive: Mask) -> Mask:
+        """A keyword atom's mask, exact on the ``alive`` rows; on every row (and kept) when
+        ``alive`` is ALL."""
+        column = self.columns[KEYWORDS]
+        keywords = self.keywords
+        assert keywords is not None
+        among = None
+        if alive is not ALL:
+            last, among = self._among
+            if last is not alive:
+                table = np.zeros(len(column.uniques) + 1, dtype=bool)  # last slot: absent
+                table[column.codes[alive]] = True  # type: ignore[index]
+                among = table[:-1]
+                self._among = (alive, among)
+        found = keywords.hits(atom, among)
+        mask: Mask = None
+        if found:
+            table = np.zeros(len(column.uniques) + 1, dtype=bool)
+            table[found] = True
+            mask = table[column.codes]
+        if alive is ALL:
+            self.masks[atom] = mask
+        return mask
 
     def atom_mask(self, index: int) -> Mask:
         atom = self.engine.plan.atoms[index]
@@ -273,12 +348,6 @@ def _collect(expr: Expr, out: set[int]) -> None:
             _collect(arg, out)
     elif type(expr) is Not:
         _collect(expr.arg, out)  # type: ignore[union-attr]
-
-
-def _uses_keywords(plan: Plan, expr: Expr) -> bool:
-    atoms: set[int] = set()
-    _collect(expr, atoms)
-    return any(plan.atoms[a].field is None for a in atoms)
 
 
 def encode(events: list[dict[str, Any]], fields: set[str]) -> dict[str | None, Column]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections import defaultdict
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import ahocorasick
@@ -28,6 +28,12 @@ MIN_PREFILTER = 3
 
 #: Keyword texts are prefiltered this many events at a time, to bound the memory of a batch.
 KEYWORD_CHUNK = 4096
+#: Keyword keys at least this long are found by one automaton pass over a batch's texts; shorter
+#: ones (which most texts hold, so that each hit would cost more than the look-up it saves) are
+#: looked for only in the texts an atom is asked about.
+MIN_SCANNED = 3
+#: Automata of keyword keys kept, one per set of atoms a batch needs.
+MAX_AUTOMATA = 64
 
 
 def fold(text: str) -> str:
@@ -243,49 +249,155 @@ def _cased_fn(fn: Any) -> Any:
 class KeywordMatcher:
     """Keyword atoms (no field): a full-text search over all values of an event.
 
-    Distinct values are JSON array texts of an event's values. Each atom's longest literal,
-    JSON-escaped and case-folded, prefilters the text with one automaton; only candidate events
-    are decoded and checked exactly, value by value, by a :class:`FieldMatcher`.
+    Distinct values are JSON array texts of an event's values. An atom's key (its longest
+    literal, JSON-escaped and case-folded) must occur in the case-folded text: the keys of the
+    atoms a batch needs, when at least :data:`MIN_SCANNED` characters long, are found by one
+    automaton pass over all the texts; shorter keys (``':'``, ``'-s'``, which nearly every text
+    holds) are looked for only in the texts an atom is asked about. A candidate is then decoded
+    and checked exactly, value by value, for that one atom (:class:`KeywordSearch`).
     """
 
     def __init__(self, atoms: Sequence[tuple[int, Atom]]) -> None:
-        self.inner = FieldMatcher(atoms)
-        self.always: list[int] = []
-        literals: dict[str, list[int]] = defaultdict(list)
+        self.atoms: dict[int, Atom] = dict(atoms)
+        self.keys: dict[int, str | None] = {}
         for index, atom in atoms:
             literal = atom.value if atom.op in ("contains", "prefix", "suffix", "eq") else None
             literal = literal if isinstance(literal, str) else atom.prefilter
             if literal:
                 escaped = orjson.dumps(literal.casefold()).decode()[1:-1]
-                literals[escaped.casefold()].append(index)
+                self.keys[index] = escaped.casefold()
             else:
-                self.always.append(index)
-        self.automaton = None
-        if literals:
-            self.automaton = ahocorasick.Automaton()
-            for key, indexes in literals.items():
-                self.automaton.add_word(key, tuple(indexes))
-            self.automaton.make_automaton()
+                self.keys[index] = None
+        self._checks: dict[int, Any] = {}
+        self._automata: dict[frozenset[int], Any] = {}
+
+    def search(self, uniques: Sequence[Any], atoms: Iterable[int]) -> KeywordSearch:
+        """A batch's texts, for the keyword ``atoms`` its rules may ask about."""
+        return KeywordSearch(self, uniques, atoms)
 
     def match(self, uniques: Sequence[Any]) -> dict[int, list[int]]:
-        candidates: dict[int, set[int]] = defaultdict(set)
-        if self.always:
-            for u in range(len(uniques)):
-                candidates[u].update(self.always)
-        if self.automaton is not None:
-            self._prefilter(uniques, candidates)
-        hits: dict[int, list[int]] = defaultdict(list)
-        for u in sorted(candidates):
-            raw = uniques[u]
-            values = _flat(orjson.loads(raw))
-            for atom in self.inner.match([values]):
-                if atom in candidates[u]:
-                    hits[atom].append(u)
-        return hits
+        """atom -> indexes of the distinct values it matches, for every atom (absent: none)."""
+        search = self.search(uniques, self.atoms)
+        hits = {a: search.hits(a) for a in self.atoms}
+        return {a: us for a, us in hits.items() if us}
 
-    def _prefilter(self, uniques: Sequence[Any], candidates: dict[int, set[int]]) -> None:
+    def check(self, atom: int) -> Any:
+        """The exact test of one atom on an event's values (the texts of its decoded values):
+        a :class:`FieldMatcher` of that atom alone, or its equivalent for a caseless substring."""
+        fn = self._checks.get(atom)
+        if fn is None:
+            spec = self.atoms[atom]
+            if spec.op == "contains" and not spec.cased and spec.value:
+                literal = spec.value
+
+                def fn(texts: tuple[str, ...]) -> bool:
+                    for text in texts:
+                        if literal in (text.lower() if text.isascii() else text.casefold()):
+                            return True
+                    return False
+
+            else:
+                matcher = FieldMatcher([(atom, spec)])
+
+                def fn(texts: tuple[str, ...]) -> bool:
+                    return bool(matcher.match([texts]))
+
+            self._checks[atom] = fn
+        return fn
+
+    def automaton(self, atoms: frozenset[int]) -> Any:
+        """One automaton of the long keys of ``atoms`` (None when there is none), kept per set."""
+        found = self._automata.get(atoms, False)
+        if found is False:
+            keys: dict[str, list[int]] = defaultdict(list)
+            for a in atoms:
+                key = self.keys[a]
+                if key is not None and len(key) >= MIN_SCANNED:
+                    keys[key].append(a)
+            found = None
+            if keys:
+                found = ahocorasick.Automaton()
+                for key, indexes in keys.items():
+                    found.add_word(key, tuple(indexes))
+                found.make_automaton()
+            if len(self._automata) >= MAX_AUTOMATA:
+                self._automata.clear()
+            self._automata[atoms] = found
+        return found
+
+
+class KeywordSearch:
+    """One batch's keyword texts: atoms checked lazily, each only on the texts asked about.
+
+    ``checked`` counts the exact checks run per atom (each distinct text at most once per atom).
+    """
+
+    def __init__(self, matcher: KeywordMatcher, uniques: Sequence[Any], atoms: Iterable[int]):
+        self.matcher = matcher
+        self.uniques = uniques
+        self.scanned: dict[int, list[int]] = {}  # atom -> candidate texts (long keys)
+        self.known: dict[int, dict[int, bool]] = defaultdict(dict)
+        self.checked: Counter[int] = Counter()
+        self._values: dict[int, tuple[str, ...]] = {}
+        self._folded: dict[int, str] = {}
+        wanted = frozenset(atoms)
+        automaton = matcher.automaton(wanted)
+        for a in wanted:
+            key = matcher.keys[a]
+            if key is not None and len(key) >= MIN_SCANNED:
+                self.scanned[a] = []
+        if automaton is not None:
+            self._scan(automaton)
+
+    def estimate(self, atom: int) -> int:
+        """How many texts ``atom`` may match: its candidates when scanned, else every text."""
+        found = self.scanned.get(atom)
+        return len(found) if found is not None else len(self.uniques)
+
+    def hits(self, atom: int, among: np.ndarray | None = None) -> list[int]:
+        """The texts (indexes, ascending) ``atom`` matches, of those ``among`` marks (a bool per
+        text; None: all)."""
+        key = self.matcher.keys[atom]
+        candidates: Iterable[int]
+        found = self.scanned.get(atom)
+        if found is not None:
+            candidates = found if among is None else [u for u in found if among[u]]
+        else:
+            every = range(len(self.uniques)) if among is None else np.flatnonzero(among).tolist()
+            if key is None:
+                candidates = every
+            else:
+                folded = self._folded_text
+                candidates = [u for u in every if key in folded(u)]
+        known = self.known[atom]
+        check = self.matcher.check(atom)
+        out = []
+        for u in candidates:
+            held = known.get(u)
+            if held is None:
+                held = known[u] = check(self._texts(u))
+                self.checked[atom] += 1
+            if held:
+                out.append(u)
+        return out
+
+    def _texts(self, u: int) -> tuple[str, ...]:
+        found = self._values.get(u)
+        if found is None:
+            found = self._values[u] = elements(_flat(orjson.loads(self.uniques[u])))
+        return found
+
+    def _folded_text(self, u: int) -> str:
+        found = self._folded.get(u)
+        if found is None:
+            raw = self.uniques[u]
+            found = self._folded[u] = fold(raw.decode() if isinstance(raw, bytes) else raw)
+        return found
+
+    def _scan(self, automaton: Any) -> None:
         """One automaton pass per chunk of texts joined by newlines (which JSON text never
         holds); hits are mapped back to their text by offset, all at once."""
+        uniques, scanned = self.uniques, self.scanned
         for start in range(0, len(uniques), KEYWORD_CHUNK):
             folded = [
                 fold(raw.decode() if isinstance(raw, bytes) else raw)
@@ -293,7 +405,7 @@ class KeywordMatcher:
             ]
             positions: list[int] = []
             payloads: list[tuple[int, ...]] = []
-            for end, indexes in self.automaton.iter("\n".join(folded)):
+            for end, indexes in automaton.iter("\n".join(folded)):
                 positions.append(end)
                 payloads.append(indexes)
             if not positions:
@@ -301,7 +413,10 @@ class KeywordMatcher:
             ends = np.cumsum(np.fromiter(map(len, folded), dtype=np.int64, count=len(folded)) + 1)
             rows = np.searchsorted(ends, np.array(positions), side="right") + start
             for u, indexes in zip(rows.tolist(), payloads, strict=True):
-                candidates[u].update(indexes)
+                for a in indexes:
+                    found = scanned[a]
+                    if not found or found[-1] != u:
+                        found.append(u)
 
 
 def _flat(values: list[Any]) -> tuple[Any, ...]:
