@@ -1018,15 +1018,14 @@ def rule_count() -> tuple[int, int, int, list[str]]:
 STAGES = (
     ("qorgan.pipeline.detector", "parse", "read: syslog reader"),
     ("qorgan.detection.hunt", "Hunter.batch", "rules and correlations"),
-    ("qorgan.pipeline.detector", "validated", "alerts: AlertIn validation"),
-    ("qorgan.pipeline.detector", "ingest", "alerts: ingest (whole)"),
-    ("qorgan.incidents.schemas", "AlertIn.body", "  ingest: AlertIn.body"),
+    ("qorgan.pipeline.detector", "stored_bodies", "alerts: bodies (checked)"),
+    ("qorgan.pipeline.alerting", "AlertIn.model_validate", "  bodies: through AlertIn"),
+    ("qorgan.pipeline.detector", "store", "alerts: store (whole)"),
     ("qorgan.incidents.alerts", "fingerprint", "  ingest: fingerprint"),
     ("qorgan.incidents.alerts", "observables", "  ingest: observables"),
     ("qorgan.incidents.alerts", "search_text", "  ingest: search_text"),
     ("qorgan.incidents.alerts", "_SqliteWriter.stored", "  ingest: SELECT stored"),
     ("qorgan.incidents.alerts", "_SqliteWriter.insert", "  ingest: INSERT"),
-    ("sqlalchemy.engine.default", "DefaultDialect.do_execute", "  ... in sqlite3 execute"),
     ("qorgan.pipeline.detector", "Detector._state", "offset: pickle correlation state"),
     ("qorgan.pipeline.sqlite_bus", "SqliteBus.commit", "offset: commit"),
 )

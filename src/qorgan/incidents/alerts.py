@@ -30,7 +30,7 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -84,16 +84,26 @@ _ALERTS = StoredAlert.__table__
 
 
 class _SqliteWriter:
-    """Rows go in as one executemany of ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``."""
+    """Rows go in as multi-row ``INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING``
+    statements on the session's own connection (so in its transaction), each value through its
+    column type's bind processor, exactly as SQLAlchemy would store it. Measured on 3,000
+    alerts: SQLAlchemy's statement building and per-row parameter handling cost about as much
+    as SQLite's own insert, and one statement per row (``executemany``) twice as much as a
+    statement per 1,900 rows (each statement flushes the full-text index's pending terms)."""
 
     def __init__(self, connection: Any, constants: dict[str, Any]) -> None:
         self.connection = connection
         self.constants = constants
-        self.statement = (
-            sqlite.insert(_ALERTS)
-            .on_conflict_do_nothing(index_elements=["organisation_id", "fingerprint"])
-            .returning(_ALERTS.c.id)
-        )
+        dialect = connection.dialect
+        columns = [*constants, *_PER_ALERT, "body"]
+        self.processors = [
+            _ALERTS.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
+        ]
+        self.head = f"INSERT INTO {_ALERTS.name} ({', '.join(columns)}) VALUES "
+        self.row = f"({', '.join('?' for _ in columns)})"
+        self.tail = " ON CONFLICT (organisation_id, fingerprint) DO NOTHING"
+        #: Within SQLite's default limit of 32,766 parameters a statement (since 3.32).
+        self.rows_per_statement = 32_766 // len(columns)
 
     def stored(self, organisation_id: int, digests: list[str]) -> list[str]:
         return list(
@@ -106,11 +116,28 @@ class _SqliteWriter:
         )
 
     def insert(self, rows: list[tuple[Any, ...]], bodies: list[dict[str, Any]]) -> int:
-        params = [
-            {**self.constants, **dict(zip(_PER_ALERT, row, strict=True)), "body": body}
+        constants = tuple(self.constants.values())
+        processors = self.processors
+        values = [
+            value if process is None else process(value)
             for row, body in zip(rows, bodies, strict=True)
+            for process, value in zip(processors, (*constants, *row, body), strict=True)
         ]
-        return len(self.connection.execute(self.statement, params).all())
+        width = len(processors)
+        step = self.rows_per_statement
+        created = 0
+        cursor = self.connection.connection.driver_connection.cursor()
+        try:
+            for start in range(0, len(rows), step):
+                count = min(step, len(rows) - start)
+                cursor.execute(
+                    self.head + ", ".join([self.row] * count) + self.tail,
+                    values[start * width : (start + count) * width],
+                )
+                created += cursor.rowcount
+        finally:
+            cursor.close()
+        return created
 
 
 class _PostgresWriter:
@@ -186,8 +213,28 @@ def ingest(
     actor: str,
     hunt_id: int | None = None,
 ) -> IngestResult:
-    """Store ``alerts`` for the organisation; an alert already stored there (same fingerprint),
-    or repeated in ``alerts``, is counted as a duplicate and not stored again.
+    """Store validated ``alerts`` (:func:`store`)."""
+    return store(
+        session=session,
+        organisation_id=organisation_id,
+        bodies=[alert.body() for alert in alerts],
+        actor=actor,
+        hunt_id=hunt_id,
+    )
+
+
+def store(
+    *,
+    session: Session,
+    organisation_id: int,
+    bodies: Sequence[dict[str, Any]],
+    actor: str,
+    hunt_id: int | None = None,
+) -> IngestResult:
+    """Store alert ``bodies`` for the organisation: each in the documented shape, as
+    :meth:`AlertIn.body` gives it (validated; detection's alerts come through
+    :func:`qorgan.pipeline.alerting.stored_bodies`). An alert already stored there (same
+    fingerprint), or repeated in ``bodies``, is counted as a duplicate and not stored again.
 
     Safe to repeat and to run concurrently: fingerprints already stored are looked up first,
     and the rest go in with ``INSERT ... ON CONFLICT DO NOTHING`` on the (organisation,
@@ -205,14 +252,13 @@ def ingest(
     )
     seen: set[str] = set()
     created = 0
-    for start in range(0, len(alerts), INGEST_CHUNK):
-        chunk: dict[str, tuple[AlertIn, dict[str, Any]]] = {}
-        for alert in alerts[start : start + INGEST_CHUNK]:
-            body = alert.body()
+    for start in range(0, len(bodies), INGEST_CHUNK):
+        chunk: dict[str, dict[str, Any]] = {}
+        for body in bodies[start : start + INGEST_CHUNK]:
             digest = fingerprint(body)
             if digest not in seen:
                 seen.add(digest)
-                chunk[digest] = (alert, body)
+                chunk[digest] = body
         if not chunk:
             continue
         # Skip what is already stored (a repeated upload costs a lookup, not a failed insert);
@@ -222,19 +268,20 @@ def ingest(
         if not chunk:
             continue
         rows = []
-        bodies = []
-        for digest, (alert, body) in chunk.items():
-            moment = parse_time(alert.time)
+        for digest, body in chunk.items():
+            rule = body["rule"]
+            classification = body.get("classification")
+            moment = parse_time(body["time"])
             found = observables(body)
             rows.append(
                 (
                     digest,
-                    alert.rule.id,
-                    alert.rule.title,
-                    alert.rule.level,
-                    LEVEL_RANK[alert.rule.level],
-                    alert.kz_cert_class,
-                    alert.host,
+                    rule["id"],
+                    rule["title"],
+                    rule["level"],
+                    LEVEL_RANK[rule["level"]],
+                    classification.get("kz_cert") if classification else None,
+                    body["host"],
                     found.user,
                     found.source_ip,
                     found.destination_ip,
@@ -242,12 +289,11 @@ def ingest(
                     search_text(body),
                 )
             )
-            bodies.append(body)
         # The append lock before the first write (the rows are built outside it): writers
         # take turns in the order they came, instead of racing for SQLite's write lock.
         audit.lock(session)
-        created += writer.insert(rows, bodies)
-    result = IngestResult(received=len(alerts), created=created, duplicates=len(alerts) - created)
+        created += writer.insert(rows, list(chunk.values()))
+    result = IngestResult(received=len(bodies), created=created, duplicates=len(bodies) - created)
     audit.record(
         "alerts.ingest",
         session=session,

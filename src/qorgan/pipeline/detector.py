@@ -34,8 +34,8 @@ from qorgan.detection.alerts import Alert
 from qorgan.detection.errors import DetectionError
 from qorgan.detection.hunt import Hunter
 from qorgan.detection.plan import Plan
-from qorgan.incidents.alerts import ingest
-from qorgan.pipeline.alerting import validated
+from qorgan.incidents.alerts import store
+from qorgan.pipeline.alerting import stored_bodies
 from qorgan.pipeline.bus import Bus, Entry, Position
 from qorgan.pipeline.intake import DETECTION, PROBLEMS_KEPT
 from qorgan.pipeline.sources import Directory, SourceInfo
@@ -321,14 +321,14 @@ class Detector:
             if not found:
                 continue
             with self._lock:
-                valid = validated(found, _SourceQuarantine(self.progress, self._paths))
+                valid = stored_bodies(found, _SourceQuarantine(self.progress, self._paths))
             while True:
                 try:
                     with unit_of_work(self.factory) as session:
-                        ingest(
+                        store(
                             session=session,
                             organisation_id=organisation_id,
-                            alerts=valid,
+                            bodies=valid,
                             actor=ACTOR,
                         )
                     break

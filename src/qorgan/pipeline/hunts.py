@@ -44,8 +44,8 @@ from qorgan.detection.hunt import HuntSummary, run_hunt
 from qorgan.detection.loader import BUILTIN_RULES, default_cache_dir, load_plan
 from qorgan.detection.logsources import LogsourceMap
 from qorgan.detection.plan import Plan
-from qorgan.incidents.alerts import ingest
-from qorgan.pipeline.alerting import validated
+from qorgan.incidents.alerts import store
+from qorgan.pipeline.alerting import stored_bodies
 from qorgan.pipeline.models import Hunt, HuntSource, HuntStatus
 from qorgan.pipeline.worker import MEMORY_EXIT
 from qorgan.telemetry.batch import EventBatch
@@ -464,14 +464,14 @@ def _ingest(
     alerts: list[Alert],
 ) -> None:
     """The hunt's sink: validate the batch's alerts and store them in one unit of work."""
-    valid = validated(alerts, quarantine)
+    valid = stored_bodies(alerts, quarantine)
     progress.alerts_found += len(alerts)
     if valid:
         with unit_of_work(factory) as session:
-            result = ingest(
+            result = store(
                 session=session,
                 organisation_id=job.organisation_id,
-                alerts=valid,
+                bodies=valid,
                 actor=job.actor,
                 hunt_id=job.id,
             )
