@@ -57,6 +57,26 @@ def test_linux_pam_subsystem_auth_failure() -> None:
     }
 
 
+def test_an_old_pam_tag_as_rfc5424_app_name_reads_as_in_rfc3164() -> None:
+    """rsyslog forwards ``sshd(pam_unix)[19939]:`` as APP-NAME ``sshd(pam_unix)``: the
+    program and its PAM subsystem, read as the RFC 3164 line is (so PAM rules fire)."""
+    message = (
+        "authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= "
+        "rhost=218.188.2.4  user=root"
+    )
+    bsd = one(f"<86>Jun 14 15:16:01 combo sshd(pam_unix)[19939]: {message}")
+    iso = one(f"<86>1 2005-06-14T15:16:01Z combo sshd(pam_unix) 19939 - - {message}")
+    assert iso == bsd
+    assert (iso["program"], iso["service"], iso["pam_module"]) == ("sshd", "sshd", "pam_unix")
+
+
+@pytest.mark.parametrize("app", ["sshd()", "sshd(pam_unix", "(pam_unix)", "sshd(a)(b)"])
+def test_an_rfc5424_app_name_that_is_no_old_tag_stays_whole(app: str) -> None:
+    event = one(f"<86>1 2005-06-14T15:16:01Z combo {app} 19939 - - check pass; user unknown")
+    assert event["program"] == app
+    assert "pam_module" not in event
+
+
 def test_sshd_failed_password_invalid_user() -> None:
     line = (
         "<38>Dec 10 09:32:20 LabSZ sshd[24680]: Failed password for invalid user test9 "

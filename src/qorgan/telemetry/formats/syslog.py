@@ -180,6 +180,9 @@ TAG = re.compile(
     re.VERBOSE,
 )
 
+#: An RFC 5424 APP-NAME that is an old-style tag with a subsystem: ``sshd(pam_unix)``.
+APP_SUB = re.compile(r"(?P<program>[^\s\[\]():]+)\((?P<sub>[^)\s]+)\)")
+
 SSHD: tuple[tuple[re.Pattern[str], str | None], ...] = (
     (
         re.compile(
@@ -743,7 +746,7 @@ class HeaderParser:
                 ts, host, app, procid, msgid, sd = m.group(
                     "ts", "host", "app", "procid", "msgid", "sd"
                 )
-                return {
+                fields = {
                     "timestamp": None if ts == "-" else parse_rfc3339(ts),
                     "hostname": None if host == "-" else host,
                     "program": None if app == "-" else app,
@@ -754,6 +757,12 @@ class HeaderParser:
                     "structured_data": None if sd in (None, "-") else sd,
                     "message": m["msg"] or "",
                 }
+                # rsyslog forwards an old PAM tag, ``sshd(pam_unix)[pid]:``, as the APP-NAME
+                # ``sshd(pam_unix)``: the program and its subsystem, as in RFC 3164.
+                if app.endswith(")") and (old := APP_SUB.fullmatch(app)) is not None:
+                    fields["program"] = old["program"]
+                    fields["_sub"] = old["sub"]
+                return fields
         m = RFC3164.match(line)
         if m is None:
             return None
