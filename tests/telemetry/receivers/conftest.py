@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import ipaddress
 import os
+import re
 import shutil
 import socket
 import threading
@@ -208,6 +209,27 @@ def serve(intake: RecordingIntake) -> Iterator[Callable[..., Running]]:
 
 
 # ------------------------------------------------------------------ external programs
+
+
+#: The page whose forwarder configurations the tests run.
+DOC = Path(__file__).resolve().parents[3] / "docs" / "collect.md"
+
+
+def snippet(name: str) -> str:
+    """The code block that follows ``<!-- test: name -->`` in docs/collect.md."""
+    found = re.search(
+        rf"<!-- test: {re.escape(name)} -->\n```\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S
+    )
+    assert found, f"docs/collect.md has no snippet {name!r}"
+    return found[1]
+
+
+def localise(text: str, replacements: dict[str, str]) -> str:
+    """The doc's snippet with the test's host, port and files; each must be there to replace."""
+    for old, new in replacements.items():
+        assert old in text, f"{old!r} is no longer in the snippet: update the test"
+        text = text.replace(old, new)
+    return text
 
 
 def require(program: str, package: str) -> str:

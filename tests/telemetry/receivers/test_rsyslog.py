@@ -20,9 +20,17 @@ import pytest
 from qorgan.telemetry.receivers.listeners import Listen
 from qorgan.telemetry.receivers.tls import server_context
 
-from .conftest import CLIENT_CN, DEADLINE, Pki, RecordingIntake, Running, require
+from .conftest import (
+    CLIENT_CN,
+    DEADLINE,
+    Pki,
+    RecordingIntake,
+    Running,
+    localise,
+    require,
+    snippet,
+)
 
-DOC = Path(__file__).resolve().parents[3] / "docs" / "collect.md"
 Serve = Callable[..., Running]
 
 LINES = [
@@ -31,23 +39,6 @@ LINES = [
     "message   with  several    spaces",
     "long " + "x" * 6000,
 ]
-
-
-def snippet(name: str) -> str:
-    """The code block that follows ``<!-- test: name -->`` in docs/collect.md."""
-    found = re.search(
-        rf"<!-- test: {re.escape(name)} -->\n```\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S
-    )
-    assert found, f"docs/collect.md has no snippet {name!r}"
-    return found[1]
-
-
-def localise(text: str, replacements: dict[str, str]) -> str:
-    """The doc's snippet with the test's host, port and files; each must be there to replace."""
-    for old, new in replacements.items():
-        assert old in text, f"{old!r} is no longer in the snippet: update the test"
-        text = text.replace(old, new)
-    return text
 
 
 def at(port: str, actual: int) -> dict[str, str]:
