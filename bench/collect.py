@@ -505,13 +505,21 @@ def free_port() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process (all its threads) so far."""
+    """User + system CPU of a process (all its threads) and of its living children (the
+    collector's store processes) so far."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK
+    own = (int(fields[11]) + int(fields[12])) / TICK
+    children = set()
+    for listing in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            children.update(int(c) for c in listing.read_text().split())
+        except OSError:
+            continue
+    return own + sum(cpu_seconds(child) for child in children)
 
 
 def thread_cpu(pid: int) -> dict[int, float]:
@@ -551,8 +559,8 @@ def profiled(command: list[str], output: Path, py_spy: str | None) -> list[str]:
     if py_spy is None:
         return command
     return [
-        py_spy, "record", "--threads", "--nonblocking", "--rate", "200", "--format", "raw",
-        "--output", str(output), "--",
+        py_spy, "record", "--threads", "--subprocesses", "--nonblocking", "--rate", "200",
+        "--format", "raw", "--output", str(output), "--",
         *command,
     ]  # fmt: skip
 
@@ -1160,7 +1168,14 @@ def summarise_profile(path: Path, cpu: dict[int, float], top: int = 12) -> None:
         if not stack or not count.isdigit():
             continue
         frames = stack.split(";")
+        owner = ""  # with --subprocesses, each stack starts with its processes
+        while frames and frames[0].startswith("process "):
+            owner = frames.pop(0)
+        if not frames:
+            continue
         thread, frames = frames[0], frames[1:]
+        if "store_process" in owner:
+            thread = f"store process, {thread}"
         if any(f.startswith(STARTUP) for f in frames):
             continue
         n = int(count)

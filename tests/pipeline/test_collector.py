@@ -182,6 +182,38 @@ def test_live_messages_give_the_alerts_a_hunt_gives(
         assert sum(r.events for r in rates[source_id]) == len(messages)
 
 
+def test_alerts_stored_by_a_store_process_that_dies_are_all_there_once(
+    world: World, running: Callable[..., Collector]
+) -> None:
+    """With ``store_process`` the alerts go to a child process; killed (SIGKILL) while
+    detection goes on, it is replaced and the batches it had not answered are read again: the
+    alerts are those a hunt gives, each once."""
+    source_id = world.source("feed", "syslog", timezone="UTC")
+    collector = running(store_process=True)
+    detector = collector.detectors[0]
+    assert detector.store_process is not None
+    source = collector.directory.get(source_id)
+    assert source is not None
+    messages = lines("auth.log")
+    half = len(messages) // 2
+    for start in range(0, half, 7):
+        collector.intake.submit(source, messages[start : start + 7], LOCAL).result()
+    until(lambda: world.alerts(), about=lambda: where(collector))
+    child = detector.store_process.process
+    assert child is not None
+    child.kill()
+    for start in range(half, len(messages), 7):
+        collector.intake.submit(source, messages[start : start + 7], LOCAL).result()
+    until(lambda: analysed(collector), about=lambda: where(collector))
+    expected = hunted("auth.log", world.plan)
+    assert sum(expected.values()) > 3
+    got = Counter(
+        (a.rule_id, a.body["time"]) for a in world.alerts() if not a.body.get("correlation")
+    )
+    assert got == expected
+    assert detector.store_process.process is not child  # replaced
+
+
 def test_a_restart_replays_the_unfinished_and_duplicates_nothing(
     world: World, running: Callable[..., Collector], monkeypatch: pytest.MonkeyPatch
 ) -> None:

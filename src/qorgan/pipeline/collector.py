@@ -3,7 +3,8 @@ with the housekeeping that keeps the Sources page and the metrics current. ``qor
 runs one on its own; ``qorgan serve`` runs one in-process so the console shows live monitoring
 at once.
 
-Threads: the receivers' event loop; one detection consumer per partition; the archive
+Threads: the receivers' event loop; one detection consumer per partition (whose alerts a
+:class:`~qorgan.pipeline.store_process.StoreProcess` stores, on another core); the archive
 consumer; the backlog check (every 0.2 s, alone so that a slow database cannot delay
 backpressure); housekeeping (figures flushed every 2 s; silences, UDP losses and trimming every
 10 s). :meth:`Collector.stop` stops them in order (receivers first,
@@ -36,6 +37,7 @@ from qorgan.pipeline.intake import DETECTION, Intake
 from qorgan.pipeline.listeners import ListenerConfig, Receivers, receive_errors
 from qorgan.pipeline.sources import Directory
 from qorgan.pipeline.sqlite_bus import SqliteBus
+from qorgan.pipeline.store_process import StoreProcess
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,9 @@ class CollectorConfig:
     max_log_bytes: int = 4 << 30
     archive_days: int = 30
     archive_days_by_organisation: dict[int, int] = field(default_factory=dict)
+    #: Alerts are stored by a process of their own per partition (another core) while
+    #: detection goes on; off, by the detection thread itself.
+    store_process: bool = False
 
     @classmethod
     def of(cls, settings: Settings) -> CollectorConfig:
@@ -70,6 +75,7 @@ class CollectorConfig:
             max_log_bytes=settings.collect_max_log_mib << 20,
             archive_days=settings.archive_days,
             archive_days_by_organisation=dict(settings.archive_days_by_organisation),
+            store_process=True,
         )
 
 
@@ -94,8 +100,18 @@ class Collector:
             max_lag=config.max_lag,
             max_log_bytes=config.max_log_bytes,
         )
+        database = _database_url(factory) if config.store_process and bus is None else None
         self.detectors = [
-            Detector(self.bus, p, plan=plan, factory=factory, directory=self.directory)
+            Detector(
+                self.bus,
+                p,
+                plan=plan,
+                factory=factory,
+                directory=self.directory,
+                store_process=StoreProcess(database, config.bus_path, self.bus.partitions)
+                if database is not None
+                else None,
+            )
             for p in range(self.bus.partitions)
         ]
         self.archiver = (
@@ -232,3 +248,15 @@ class Collector:
         self.bus.trim(consumers)
         if self.archiver is not None:
             self.archiver.expire(moment)
+
+
+def _database_url(factory: sessionmaker[Session]) -> str | None:
+    """The URL a store process connects with (password included: it goes over a pipe), or
+    None for a database no other process can open (SQLite in memory)."""
+    bind = factory.kw.get("bind")
+    url = getattr(bind, "url", None)
+    if url is None:
+        return None
+    if url.get_backend_name() == "sqlite" and (url.database or ":memory:") in ("", ":memory:"):
+        return None
+    return str(url.render_as_string(hide_password=False))

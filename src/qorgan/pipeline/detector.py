@@ -39,6 +39,7 @@ from qorgan.pipeline.alerting import stored_bodies
 from qorgan.pipeline.bus import Bus, Entry, Position
 from qorgan.pipeline.intake import DETECTION, PROBLEMS_KEPT
 from qorgan.pipeline.sources import Directory, SourceInfo
+from qorgan.pipeline.store_process import Batch, StoreProcess
 from qorgan.telemetry.batch import EventBatch
 from qorgan.telemetry.formats import get_format
 from qorgan.telemetry.quarantine import Quarantine
@@ -145,6 +146,7 @@ class Detector:
         directory: Directory,
         batch: int = BATCH,
         lateness: float = LATENESS,
+        store_process: StoreProcess | None = None,
     ) -> None:
         self.bus = bus
         self.partition = partition
@@ -162,6 +164,11 @@ class Detector:
         self._hunters: dict[int, Hunter] = {}
         self._committed = 0.0
         self._committed_offset = 0
+        #: Where the alerts are stored up to (what a commit may record).
+        self._stored = 0
+        #: The batch the store process has: (its end offset, commit due, alerts).
+        self._handed: tuple[int, bool, int] | None = None
+        self.store_process = store_process
         #: Source ids by the path their events carry.
         self._paths: dict[str, int] = {}
         self.offset = 0
@@ -210,34 +217,106 @@ class Detector:
 
     def start(self) -> None:
         position = self.bus.position(DETECTION, self.partition)
-        self.offset = self._committed_offset = position.offset
+        self.offset = self._stored = self._committed_offset = position.offset
         self._restore(position.state)
 
     def run(self, stop: threading.Event) -> None:
-        """Consume until ``stop`` is set."""
+        """Consume until ``stop`` is set. With a :class:`StoreProcess`, a batch's alerts are
+        stored by it (and the offset committed after them) while this thread reads and
+        detects the next batch."""
         self.start()
+        if self.store_process is not None:
+            self.store_process.start()  # its imports take a second: not on the first batch
         delay = 0.1
         while not stop.is_set():
             try:
-                self.step(stop, wait=0.25)
+                if self.store_process is None:
+                    self.step(stop, wait=0.25)
+                else:
+                    self._handover_step()
                 delay = 0.1
-            except Exception:  # nothing committed: the batch is read again
+            except Exception:  # what was not committed is read again
+                self._abandon()
                 if stop.is_set():
                     return
                 log.exception("partition %d: detection step failed; retrying", self.partition)
                 stop.wait(delay)
                 delay = min(delay * 2, 5.0)
                 self.start()  # back to the last commit, with its windows
+        try:
+            self._settle()
+        except Exception:
+            log.exception("partition %d: the last batch was not stored", self.partition)
+            return
+        finally:
+            if self.store_process is not None:
+                self.store_process.close()
         if self._uncommitted():
             self.commit()
 
     def step(self, stop: threading.Event | None = None, *, wait: float = 0.0) -> int:
         """Read, detect, store, commit one batch; how many messages it took."""
+        found = self._next(wait)
+        if found is None:
+            if self._uncommitted():
+                self.commit()  # idle: what was analysed is recorded at once
+            return 0
+        alerts, taken = found
+        self._store(alerts, stop)
+        self._stored = self.offset
+        if time.monotonic() - self._committed >= COMMIT_EVERY:
+            self.commit()
+        return taken
+
+    def _handover_step(self) -> None:
+        """Read and detect a batch while the store process stores the one before; then hand
+        this one over (with the position to commit after it, when one is due)."""
+        found = self._next(0.25)
+        self._settle()  # the batch before is stored (or its failure raised here)
+        if found is None:
+            if self._uncommitted():
+                self.commit()
+            return
+        alerts, _ = found
+        bodies = {}
+        for organisation_id, alerted in alerts.items():
+            if alerted:
+                bodies[organisation_id] = stored_bodies(alerted, _SourceQuarantine(self))
+        commit = None
+        if time.monotonic() - self._committed >= COMMIT_EVERY:
+            # The windows as they are after this batch go with its offset, once it is stored.
+            commit = (self.offset, self._state())
+        assert self.store_process is not None
+        self.store_process.submit(Batch(self.partition, bodies, commit))
+        self._handed = (self.offset, commit is not None, sum(map(len, bodies.values())))
+
+    def _settle(self) -> None:
+        """Wait for the store process's answer to the batch handed over, if any."""
+        handed, self._handed = self._handed, None
+        if handed is None or self.store_process is None:
+            return
+        self.store_process.result()
+        offset, committed, alerts = handed
+        self._stored = offset
+        if committed:
+            self._committed = time.monotonic()
+            self._committed_offset = offset
+        with self._lock:
+            self.progress.alerts += alerts
+
+    def _abandon(self) -> None:
+        """After a failure: the batch handed over, if any, is let go (it is read again from
+        the last commit); the store process is restarted for the next one."""
+        if self._handed is not None and self.store_process is not None:
+            self._handed = None
+            self.store_process.close()
+
+    def _next(self, wait: float) -> tuple[dict[int, list[Alert]], int] | None:
+        """Read and detect the next batch: its alerts by organisation and how many messages
+        it took (:attr:`offset` moves past them); None when there was nothing to read."""
         if wait:
             if not self.bus.wait(self.partition, self.offset, wait):
-                if self._uncommitted():
-                    self.commit()  # idle: what was analysed is recorded at once
-                return 0
+                return None
             # A trickle is gathered a moment, up to a batch's worth: every step stores its
             # alerts in a transaction of its own, and a few messages a step cost more a
             # message than a full batch (at 2,200 lines/s: 36.3 -> 32.2 CPU s for 88,000).
@@ -258,27 +337,27 @@ class Detector:
                     end,
                 )
                 self.offset = end
-            return 0
+                if self._handed is None:
+                    self._stored = end
+            return None
         alerts: dict[int, list[Alert]] = defaultdict(list)
         taken = 0
         for source, group in self._groups(entries):
             taken += self._detect(source, group, alerts)
-        self._store(alerts, stop)
         self.offset = entries[-1].next
-        if time.monotonic() - self._committed >= COMMIT_EVERY:
-            self.commit()
-        return taken
+        return alerts, taken
 
     def _uncommitted(self) -> bool:
-        return self._committed_offset != self.offset
+        return self._committed_offset != self._stored
 
     def commit(self) -> None:
-        """Record the offset with the correlation windows. Pickling the windows grows with
-        them, so under load it is done at most every :data:`COMMIT_EVERY` seconds (a crash
-        then replays a little more, which stores nothing twice)."""
-        self.bus.commit(DETECTION, self.partition, Position(self.offset, self._state()))
+        """Record the offset stored up to, with the correlation windows (all detected is
+        stored here). Pickling the windows grows with them, so under load it is done at most
+        every :data:`COMMIT_EVERY` seconds (a crash then replays a little more, which stores
+        nothing twice)."""
+        self.bus.commit(DETECTION, self.partition, Position(self._stored, self._state()))
         self._committed = time.monotonic()
-        self._committed_offset = self.offset
+        self._committed_offset = self._stored
 
     def _groups(self, entries: list[Entry]) -> Iterator[tuple[SourceInfo | None, list[Entry]]]:
         group: list[Entry] = []
