@@ -24,6 +24,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -53,6 +54,8 @@ LATENESS = 30.0
 ACTOR = "collector"
 #: Longest time between two commits while whole batches keep coming.
 COMMIT_EVERY = 2.0
+#: Most alerts that gather while the store process is busy before detection waits for it.
+GATHERED_ALERTS = 20_000
 #: Longest a step waits for :attr:`Detector.gather` messages once one has arrived.
 GATHER_SECONDS = 0.2
 #: Offsets take the low 40 bits of a record number, the partition the bits above.
@@ -169,6 +172,7 @@ class Detector:
         #: The batch the store process has: (its end offset, commit due, alerts).
         self._handed: tuple[int, bool, int] | None = None
         self.store_process = store_process
+        self._forget_gathered()
         #: Source ids by the path their events carry.
         self._paths: dict[str, int] = {}
         self.offset = 0
@@ -219,6 +223,7 @@ class Detector:
         position = self.bus.position(DETECTION, self.partition)
         self.offset = self._stored = self._committed_offset = position.offset
         self._restore(position.state)
+        self._forget_gathered()
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set. With a :class:`StoreProcess`, a batch's alerts are
@@ -245,6 +250,11 @@ class Detector:
                 self.start()  # back to the last commit, with its windows
         try:
             self._settle()
+            if self.store_process is not None and self._gathered_to is not None:
+                self.store_process.submit(Batch(self.partition, self._gathered, None))
+                self._handed = (self._gathered_to, False, self._gathered_alerts)
+                self._forget_gathered()
+                self._settle()
         except Exception:
             log.exception("partition %d: the last batch was not stored", self.partition)
             return
@@ -269,26 +279,44 @@ class Detector:
         return taken
 
     def _handover_step(self) -> None:
-        """Read and detect a batch while the store process stores the one before; then hand
-        this one over (with the position to commit after it, when one is due)."""
+        """Read and detect a batch while the store process stores what was handed over
+        before. While it is busy, batches' alerts gather here (up to :data:`GATHERED_ALERTS`)
+        and go over together once it answers: a paced stream then makes fewer, larger
+        transactions, each of which costs the alert store a good deal whatever its size."""
         found = self._next(0.25)
-        self._settle()  # the batch before is stored (or its failure raised here)
-        if found is None:
+        if found is not None:
+            alerts, _ = found
+            for organisation_id, alerted in alerts.items():
+                if alerted:
+                    bodies = stored_bodies(alerted, _SourceQuarantine(self))
+                    self._gathered.setdefault(organisation_id, []).extend(bodies)
+                    self._gathered_alerts += len(bodies)
+            self._gathered_to = self.offset
+        assert self.store_process is not None
+        if (
+            found is not None
+            and self._handed is not None
+            and self._gathered_alerts < GATHERED_ALERTS
+            and not self.store_process.answered()
+        ):
+            return  # the store is busy: detect on
+        self._settle()  # what was handed over is stored (or its failure raised here)
+        if self._gathered_to is None:
             if self._uncommitted():
                 self.commit()
             return
-        alerts, _ = found
-        bodies = {}
-        for organisation_id, alerted in alerts.items():
-            if alerted:
-                bodies[organisation_id] = stored_bodies(alerted, _SourceQuarantine(self))
         commit = None
         if time.monotonic() - self._committed >= COMMIT_EVERY:
-            # The windows as they are after this batch go with its offset, once it is stored.
-            commit = (self.offset, self._state())
-        assert self.store_process is not None
-        self.store_process.submit(Batch(self.partition, bodies, commit))
-        self._handed = (self.offset, commit is not None, sum(map(len, bodies.values())))
+            # The windows as they are now go with the offset reached, once it is stored.
+            commit = (self._gathered_to, self._state())
+        self.store_process.submit(Batch(self.partition, self._gathered, commit))
+        self._handed = (self._gathered_to, commit is not None, self._gathered_alerts)
+        self._forget_gathered()
+
+    def _forget_gathered(self) -> None:
+        self._gathered: dict[int, list[dict[str, Any]]] = {}
+        self._gathered_alerts = 0
+        self._gathered_to: int | None = None
 
     def _settle(self) -> None:
         """Wait for the store process's answer to the batch handed over, if any."""

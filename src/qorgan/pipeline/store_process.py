@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import pickle
+import select
 import struct
 import subprocess
 import sys
@@ -32,6 +33,9 @@ from sqlalchemy.exc import SQLAlchemyError
 log = logging.getLogger(__name__)
 
 _LENGTH = struct.Struct("<Q")
+#: SQLite's page cache for the store's connection (KiB): the alerts table's eleven indexes are
+#: inserted into at random places, and SQLite's default 2 MiB held few of their pages.
+CACHE_KIB = 256 * 1024
 
 
 class StoreError(RuntimeError):
@@ -99,6 +103,13 @@ class StoreProcess:
             raise StoreError(f"the store process is gone: {exc}") from exc
         self.pending = True
 
+    def answered(self) -> bool:
+        """Whether the answer to the batch handed over has arrived (without waiting)."""
+        if self.process is None or self.process.stdout is None:
+            return True
+        readable, _, _ = select.select([self.process.stdout], [], [], 0)
+        return bool(readable)
+
     def result(self) -> int:
         """Wait for the answer to the batch handed over: how many alerts were new."""
         if not self.pending:
@@ -148,6 +159,13 @@ def main() -> int:
     if setup is None:
         return 0
     engine = make_engine(get_settings(database_url=setup["database_url"]))
+    if engine.dialect.name == "sqlite":
+        from sqlalchemy import event
+
+        @event.listens_for(engine, "connect")
+        def _cache(connection: Any, _record: Any) -> None:
+            connection.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+
     factory = session_factory(engine)
     bus = SqliteBus(Path(setup["bus_path"]), setup["partitions"], writer=False)
     try:
