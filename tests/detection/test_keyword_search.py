@@ -15,6 +15,8 @@ from qorgan.detection.matchers import FieldMatcher, KeywordMatcher, _flat, eleme
 from qorgan.detection.plan import And, Atom, Const, Expr, Not, Or, Plan, Ref
 from qorgan.telemetry.batch import EventBatch
 
+from .test_engine import batch
+
 REMOTE_COPY = """
 title: Remote File Copy
 id: 33333333-0000-0000-0000-000000000001
@@ -44,13 +46,6 @@ detection:
     keywords: ['-t']
     condition: keywords
 """
-
-
-def batch(events: list[dict[str, Any]], **tags: str) -> EventBatch:
-    b = EventBatch(path="mem", format="test", logsource=dict(tags))
-    for i, event in enumerate(events, 1):
-        b.append(event, i, None, None)
-    return b
 
 
 def run(engine: Engine, b: EventBatch) -> dict[str, list[int]]:

@@ -10,13 +10,15 @@ import ipaddress
 import os
 import re
 import shutil
+import signal
 import socket
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from cryptography import x509
@@ -209,6 +211,97 @@ def serve(intake: RecordingIntake) -> Iterator[Callable[..., Running]]:
 
 
 # ------------------------------------------------------------------ external programs
+
+
+#: Lines the forwarders' tests have a forwarder read from a file and send.
+FORWARDED = [
+    "sshd[4242]: Failed password for invalid user admin from 203.0.113.7 port 52144 ssh2",
+    "Қорған: пайдаланушы жүйеге кірді",
+    "message   with  several    spaces",
+    "long " + "x" * 6000,
+]
+
+
+F = TypeVar("F", bound="Forwarder")
+
+
+class Forwarder:
+    """A log forwarder (rsyslogd, syslog-ng) run as a child in ``folder``: it reads the lines
+    :meth:`write` appends to ``input.log`` and sends them on as its configuration says."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.input = folder / "input.log"
+        self.input.touch()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def write(self, lines: list[str]) -> None:
+        with self.input.open("a", encoding="utf-8") as out:
+            out.writelines(line + "\n" for line in lines)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(DEADLINE)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(DEADLINE)
+
+    def said(self) -> str:
+        """What the forwarder logged (for failure messages)."""
+        return ""
+
+
+def started_forwarders(make: Callable[[str], F]) -> Iterator[Callable[[str], F]]:
+    """A fixture's body: ``start(config)`` makes a forwarder (not yet started); every one made
+    is stopped after the test."""
+    made: list[F] = []
+
+    def start(config: str) -> F:
+        forwarder = make(config)
+        made.append(forwarder)
+        return forwarder
+
+    yield start
+    for forwarder in made:
+        forwarder.stop()
+
+
+def forwarded(
+    intake: RecordingIntake,
+    lines: list[str],
+    forwarder: Forwarder,
+    line_of: Callable[[bytes], bytes | None],
+    *,
+    once: bool = True,
+) -> list[bytes]:
+    """Wait until every line arrived (in any order: forwarders promise none), ``line_of``
+    saying which line a message carries (None: not one of ours); each line's (first) message.
+    ``once``: each must have come once (a forwarder resending may send some twice)."""
+    wanted = {line.encode() for line in lines}
+
+    def ours() -> dict[bytes, list[bytes]]:
+        found: dict[bytes, list[bytes]] = {}
+        for _, message in intake.written:
+            line = line_of(message)
+            if line is not None:
+                found.setdefault(line, []).append(message)
+        return found
+
+    with intake.cond:
+        arrived = intake.cond.wait_for(lambda: wanted <= ours().keys(), DEADLINE)
+        found = ours()
+    if not arrived:
+        pytest.fail(
+            f"{len(wanted & found.keys())} of {len(lines)} lines arrived; "
+            f"{type(forwarder).__name__} said:\n{forwarder.said()}"
+        )
+    assert found.keys() == wanted, found.keys() - wanted
+    if once:
+        assert all(len(found[line]) == 1 for line in wanted), "a line came more than once"
+    return [found[line.encode()][0] for line in lines]
 
 
 #: The page whose forwarder configurations the tests run.

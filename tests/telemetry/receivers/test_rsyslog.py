@@ -10,7 +10,6 @@ the doc's action forwards them to receivers on loopback. Waits are on the intake
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,22 +22,21 @@ from qorgan.telemetry.receivers.tls import server_context
 from .conftest import (
     CLIENT_CN,
     DEADLINE,
+    FORWARDED,
+    Forwarder,
     Pki,
     RecordingIntake,
     Running,
+    forwarded,
     localise,
     require,
     snippet,
+    started_forwarders,
 )
 
 Serve = Callable[..., Running]
 
-LINES = [
-    "sshd[4242]: Failed password for invalid user admin from 203.0.113.7 port 52144 ssh2",
-    "Қорған: пайдаланушы жүйеге кірді",
-    "message   with  several    spaces",
-    "long " + "x" * 6000,
-]
+LINES = FORWARDED
 
 
 def at(port: str, actual: int) -> dict[str, str]:
@@ -57,16 +55,14 @@ def tls_files(pki: Pki) -> dict[str, str]:
     }
 
 
-class Rsyslog:
+class Rsyslog(Forwarder):
     """rsyslogd forwarding a file's lines with ``action`` (a doc snippet, localised)."""
 
     def __init__(self, folder: Path, action: str) -> None:
+        super().__init__(folder)
         self.program = require("rsyslogd", "rsyslog")
-        self.folder = folder
         work = folder / "work"
         work.mkdir()
-        self.input = folder / "input.log"
-        self.input.touch()
         self.log = folder / "rsyslog.log"
         self.stderr = folder / "stderr.log"
         self.conf = folder / "rsyslog.conf"
@@ -77,7 +73,6 @@ class Rsyslog:
             f'*.* action(type="omfile" file="{self.log}")\n' + action,  # rsyslog's own messages too
             encoding="utf-8",
         )
-        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         check = subprocess.run(
@@ -92,62 +87,19 @@ class Rsyslog:
                 stdin=subprocess.DEVNULL,
             )
 
-    def write(self, lines: list[str]) -> None:
-        with self.input.open("a", encoding="utf-8") as out:
-            out.writelines(line + "\n" for line in lines)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(DEADLINE)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(DEADLINE)
-
     def said(self) -> str:
-        """What rsyslog logged (for failure messages)."""
         parts = [p.read_text(errors="replace") for p in (self.log, self.stderr) if p.exists()]
         return "\n".join(parts)[-3000:]
 
 
 @pytest.fixture
 def rsyslog(tmp_path: Path) -> Iterator[Callable[[str], Rsyslog]]:
-    started: list[Rsyslog] = []
-
-    def make(action: str) -> Rsyslog:
-        daemon = Rsyslog(tmp_path, action)
-        started.append(daemon)
-        return daemon
-
-    yield make
-    for daemon in started:
-        daemon.stop()
+    yield from started_forwarders(lambda config: Rsyslog(tmp_path, config))
 
 
-def forwarded(intake: RecordingIntake, lines: list[str], daemon: Rsyslog) -> list[bytes]:
-    """Wait until every line arrived, in a message of the qorgan-test tag (in any order: rsyslog
-    does not promise one); those messages, each line's once."""
-    wanted = {line.encode() for line in lines}
-
-    def ours() -> dict[bytes, list[bytes]]:
-        found: dict[bytes, list[bytes]] = {}
-        for _, message in intake.written:
-            if b" qorgan-test " in message:
-                found.setdefault(message.split(b" - - - ", 1)[-1], []).append(message)
-        return found
-
-    with intake.cond:
-        arrived = intake.cond.wait_for(lambda: wanted <= ours().keys(), DEADLINE)
-        found = ours()
-    if not arrived:
-        pytest.fail(
-            f"{len(wanted & found.keys())} of {len(lines)} lines arrived; rsyslog said:\n"
-            + daemon.said()
-        )
-    assert found.keys() == wanted, found.keys() - wanted
-    return [found[line.encode()][0] for line in lines]
+def _line(message: bytes) -> bytes | None:
+    """The line an rsyslog message of the qorgan-test tag carries."""
+    return message.split(b" - - - ", 1)[-1] if b" qorgan-test " in message else None
 
 
 def _check_format(messages: list[bytes]) -> None:
@@ -173,7 +125,7 @@ def test_omrelp(serve: Serve, intake: RecordingIntake, rsyslog: Callable[[str], 
     lines = LINES + [f"event {i:04d}" for i in range(1000)]
     daemon.write(lines)
     daemon.start()
-    messages = forwarded(intake, lines, daemon)
+    messages = forwarded(intake, lines, daemon, _line)
     _check_format(messages)
     assert {peer.protocol for peer, _ in intake.written} == {"relp"}
     assert len(intake.writes) < len(lines) / 5  # rsyslog's window: many frames per write
@@ -197,7 +149,7 @@ def test_omrelp_resends_what_a_failed_write_did_not_store(
     lines = [f"must not be lost {i:04d}" for i in range(300)]
     daemon.write(lines)
     daemon.start()
-    forwarded(intake, lines, daemon)
+    forwarded(intake, lines, daemon, _line, once=False)  # resent: some may come twice
     assert intake.failed_writes == 2
     assert len(intake.admitted) == 3  # it came back after each reset
 
@@ -219,7 +171,7 @@ def test_omrelp_over_tls_with_client_certificate(
     daemon = rsyslog(action)
     daemon.write(LINES)
     daemon.start()
-    _check_format(forwarded(intake, LINES, daemon))
+    _check_format(forwarded(intake, LINES, daemon, _line))
     peers = {peer for peer, _ in intake.written}
     assert {(p.protocol, p.certificate) for p in peers} == {("relp", CLIENT_CN)}
 
@@ -242,7 +194,7 @@ def test_omfwd_tcp(
     daemon = rsyslog(action)
     daemon.write(LINES)
     daemon.start()
-    messages = forwarded(intake, LINES, daemon)
+    messages = forwarded(intake, LINES, daemon, _line)
     _check_format(messages)
     assert {peer.protocol for peer, _ in intake.written} == {"tcp"}
     assert intake.reports == []
@@ -265,6 +217,6 @@ def test_omfwd_tls_with_client_certificate(
     daemon = rsyslog(action)
     daemon.write(LINES)
     daemon.start()
-    messages = forwarded(intake, LINES, daemon)
+    messages = forwarded(intake, LINES, daemon, _line)
     _check_format(messages)
     assert {(p.protocol, p.certificate) for p, _ in intake.written} == {("tls", CLIENT_CN)}

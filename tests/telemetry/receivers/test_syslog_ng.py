@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -27,11 +26,15 @@ from qorgan.telemetry.receivers.tls import server_context
 from .conftest import (
     CLIENT_CN,
     DEADLINE,
+    FORWARDED,
+    Forwarder,
     Pki,
     RecordingIntake,
     Running,
+    forwarded,
     localise,
     snippet,
+    started_forwarders,
 )
 
 Serve = Callable[..., Running]
@@ -39,12 +42,7 @@ Serve = Callable[..., Running]
 UNPACKED = Path("/opt/syslog-ng")
 VERSION = "3.38"
 
-LINES = [
-    "sshd[4242]: Failed password for invalid user admin from 203.0.113.7 port 52144 ssh2",
-    "Қорған: пайдаланушы жүйеге кірді",
-    "message   with  several    spaces",
-    "long " + "x" * 6000,
-]
+LINES = FORWARDED
 
 
 def _program() -> tuple[list[str], dict[str, str]]:
@@ -70,14 +68,12 @@ def _program() -> tuple[list[str], dict[str, str]]:
     pytest.skip(message)
 
 
-class SyslogNg:
+class SyslogNg(Forwarder):
     """syslog-ng forwarding a file's lines with a doc snippet (localised)."""
 
     def __init__(self, folder: Path, snippet_text: str) -> None:
+        super().__init__(folder)
         self.command, self.env = _program()
-        self.folder = folder
-        self.input = folder / "input.log"
-        self.input.touch()
         self.output = folder / "syslog-ng.out"
         self.conf = folder / "syslog-ng.conf"
         self.conf.write_text(
@@ -87,22 +83,13 @@ class SyslogNg:
             "flags(no-parse) follow-freq(0.1)); };\n" + snippet_text,
             encoding="utf-8",
         )
-        self.process: subprocess.Popen[bytes] | None = None
 
     def _run(self, *args: str) -> list[str]:
         f = self.folder
         return [
             *self.command,
-            "-f",
-            str(self.conf),
-            "-R",
-            str(f / "persist"),
-            "-p",
-            str(f / "pid"),
-            "-c",
-            str(f / "ctl"),
-            "--no-caps",
-            *args,
+            *("-f", str(self.conf), "-R", str(f / "persist"), "-p", str(f / "pid")),
+            *("-c", str(f / "ctl"), "--no-caps", *args),
         ]
 
     def start(self) -> None:
@@ -119,36 +106,13 @@ class SyslogNg:
                 env=self.env,
             )
 
-    def write(self, lines: list[str]) -> None:
-        with self.input.open("a", encoding="utf-8") as out:
-            out.writelines(line + "\n" for line in lines)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(DEADLINE)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(DEADLINE)
-
     def said(self) -> str:
         return self.output.read_text(errors="replace")[-3000:] if self.output.exists() else ""
 
 
 @pytest.fixture
 def syslog_ng(tmp_path: Path) -> Iterator[Callable[[str], SyslogNg]]:
-    started: list[SyslogNg] = []
-
-    def make(text: str) -> SyslogNg:
-        daemon = SyslogNg(tmp_path, text)
-        started.append(daemon)
-        return daemon
-
-    yield make
-    for daemon in started:
-        daemon.stop()
+    yield from started_forwarders(lambda config: SyslogNg(tmp_path, config))
 
 
 def at(port: str, actual: int) -> dict[str, str]:
@@ -161,29 +125,26 @@ def _buffered(text: str, folder: Path) -> str:
     return localise(text, {"reliable(yes)": f'reliable(yes) dir("{folder}")'})
 
 
-def forwarded(intake: RecordingIntake, lines: list[str], daemon: SyslogNg) -> list[bytes]:
-    """Wait until every line arrived in a qorgan-test message; each line's message, once."""
-    wanted = {line.encode() for line in lines}
+def _tls_snippet(running: Running, pki: Pki, folder: Path) -> str:
+    """The doc's TLS destination, sending to ``running``'s TLS listener with the test PKI."""
+    text = localise(
+        snippet("syslog-ng-syslog-tls"),
+        {
+            **at("6514", running.port("tls")),
+            "/etc/syslog-ng/qorgan/ca.pem": str(pki.ca),
+            "/etc/syslog-ng/qorgan/client.pem": str(pki.client_cert),
+            "/etc/syslog-ng/qorgan/client-key.pem": str(pki.client_key),
+        },
+    )
+    return _buffered(text, folder)
 
-    def ours() -> dict[bytes, list[bytes]]:
-        found: dict[bytes, list[bytes]] = {}
-        for _, message in intake.written:
-            if b"qorgan-test" in message:
-                line = re.split(rb"qorgan-test(?:\[\d+\])?:? (?:- - (?:\[[^\]]*\]|-) )?", message)
-                found.setdefault(line[-1], []).append(message)
-        return found
 
-    with intake.cond:
-        arrived = intake.cond.wait_for(lambda: wanted <= ours().keys(), DEADLINE)
-        found = ours()
-    if not arrived:
-        pytest.fail(
-            f"{len(wanted & found.keys())} of {len(lines)} lines arrived; syslog-ng said:\n"
-            + daemon.said()
-        )
-    assert found.keys() == wanted, found.keys() - wanted
-    assert all(len(found[line]) == 1 for line in wanted)  # each once
-    return [found[line.encode()][0] for line in lines]
+OURS = re.compile(rb"qorgan-test(?:\[\d+\])?:? (?:- - (?:\[[^\]]*\]|-) )?")
+
+
+def _line(message: bytes) -> bytes | None:
+    """The line a syslog-ng message of the qorgan-test program carries."""
+    return OURS.split(message)[-1] if b"qorgan-test" in message else None
 
 
 #: What syslog-ng says when the collector's certificate does not verify.
@@ -206,7 +167,7 @@ def test_syslog_destination_over_tcp_octet_counted(
     lines = LINES + [f"event {i:04d}" for i in range(500)]
     daemon.write(lines)
     daemon.start()
-    messages = forwarded(intake, lines, daemon)
+    messages = forwarded(intake, lines, daemon, _line)
     for message in messages:
         assert RFC5424.match(message), message[:120]
         assert not message.endswith(b"\n")  # the LF syslog-ng puts inside each frame is dropped
@@ -224,20 +185,10 @@ def test_syslog_destination_over_tls_with_client_certificate(
     context = server_context(
         pki.server_cert, pki.server_key, ca=pki.ca, client_certificates="required"
     )
-    running = serve(Listen("tls", "127.0.0.1", 0, context))
-    text = localise(
-        snippet("syslog-ng-syslog-tls"),
-        {
-            **at("6514", running.port("tls")),
-            "/etc/syslog-ng/qorgan/ca.pem": str(pki.ca),
-            "/etc/syslog-ng/qorgan/client.pem": str(pki.client_cert),
-            "/etc/syslog-ng/qorgan/client-key.pem": str(pki.client_key),
-        },
-    )
-    daemon = syslog_ng(_buffered(text, tmp_path))
+    daemon = syslog_ng(_tls_snippet(serve(Listen("tls", "127.0.0.1", 0, context)), pki, tmp_path))
     daemon.write(LINES)
     daemon.start()
-    messages = forwarded(intake, LINES, daemon)
+    messages = forwarded(intake, LINES, daemon, _line)
     assert all(RFC5424.match(m) for m in messages)
     assert {(p.protocol, p.certificate) for p, _ in intake.written} == {("tls", CLIENT_CN)}
 
@@ -254,17 +205,7 @@ def test_syslog_tls_refuses_a_collector_its_ca_did_not_sign(
     context = server_context(
         pki.stranger_cert, pki.stranger_key, ca=pki.ca, client_certificates="optional"
     )
-    running = serve(Listen("tls", "127.0.0.1", 0, context))
-    text = localise(
-        snippet("syslog-ng-syslog-tls"),
-        {
-            **at("6514", running.port("tls")),
-            "/etc/syslog-ng/qorgan/ca.pem": str(pki.ca),
-            "/etc/syslog-ng/qorgan/client.pem": str(pki.client_cert),
-            "/etc/syslog-ng/qorgan/client-key.pem": str(pki.client_key),
-        },
-    )
-    daemon = syslog_ng(_buffered(text, tmp_path))
+    daemon = syslog_ng(_tls_snippet(serve(Listen("tls", "127.0.0.1", 0, context)), pki, tmp_path))
     daemon.write(LINES)
     daemon.start()
     deadline = time.monotonic() + DEADLINE
@@ -285,7 +226,7 @@ def test_network_destination_legacy_lf(
     daemon = syslog_ng(text)
     daemon.write(LINES)
     daemon.start()
-    messages = forwarded(intake, LINES, daemon)
+    messages = forwarded(intake, LINES, daemon, _line)
     for message in messages:
         # RFC 3164: <PRI>Mmm dd hh:mm:ss HOST TAG: message
         assert re.match(rb"<13>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ qorgan-test", message)
