@@ -118,6 +118,9 @@ def make_engine(settings: Settings, **kwargs: Any) -> Engine:
     # JSON columns (alert bodies, audit details) are written with orjson: several times faster
     # than the standard library's encoder, and it refuses what JSON cannot hold.
     kwargs.setdefault("json_serializer", _json_dumps)
+    # A database error's message leaves out the statement's values: they are alerts' events,
+    # users' names and addresses, and these messages end up in logs.
+    kwargs.setdefault("hide_parameters", True)
     if url.get_backend_name() == "sqlite":
         database = url.database or ""
         in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
