@@ -230,8 +230,28 @@ class Detector:
         stored by it (and the offset committed after them) while this thread reads and
         detects the next batch."""
         self.start()
-        if self.store_process is not None:
+        if self.store_process is None:
+            if not self._consume(stop):
+                return  # the windows may hold what was not stored: nothing is committed
+        else:
             self.store_process.start()  # its imports take a second: not on the first batch
+            try:
+                if not self._consume(stop):
+                    return
+                self._settle()
+                if self._gathered_to is not None:  # what gathered goes over before the end
+                    self._hand_over(None)
+                    self._settle()
+            except Exception:
+                log.exception("partition %d: the last batch was not stored", self.partition)
+                return
+            finally:
+                self.store_process.close()
+        if self._uncommitted():
+            self.commit()
+
+    def _consume(self, stop: threading.Event) -> bool:
+        """Steps until ``stop``; False when it came during a failed step (nothing to finish)."""
         delay = 0.1
         while not stop.is_set():
             try:
@@ -243,26 +263,12 @@ class Detector:
             except Exception:  # what was not committed is read again
                 self._abandon()
                 if stop.is_set():
-                    return
+                    return False
                 log.exception("partition %d: detection step failed; retrying", self.partition)
                 stop.wait(delay)
                 delay = min(delay * 2, 5.0)
                 self.start()  # back to the last commit, with its windows
-        try:
-            self._settle()
-            if self.store_process is not None and self._gathered_to is not None:
-                self.store_process.submit(Batch(self.partition, self._gathered, None))
-                self._handed = (self._gathered_to, False, self._gathered_alerts)
-                self._forget_gathered()
-                self._settle()
-        except Exception:
-            log.exception("partition %d: the last batch was not stored", self.partition)
-            return
-        finally:
-            if self.store_process is not None:
-                self.store_process.close()
-        if self._uncommitted():
-            self.commit()
+        return True
 
     def step(self, stop: threading.Event | None = None, *, wait: float = 0.0) -> int:
         """Read, detect, store, commit one batch; how many messages it took."""
@@ -309,6 +315,11 @@ class Detector:
         if time.monotonic() - self._committed >= COMMIT_EVERY:
             # The windows as they are now go with the offset reached, once it is stored.
             commit = (self._gathered_to, self._state())
+        self._hand_over(commit)
+
+    def _hand_over(self, commit: tuple[int, bytes | None] | None) -> None:
+        """Give the store process the alerts gathered (and the position to commit after)."""
+        assert self.store_process is not None and self._gathered_to is not None
         self.store_process.submit(Batch(self.partition, self._gathered, commit))
         self._handed = (self._gathered_to, commit is not None, self._gathered_alerts)
         self._forget_gathered()
