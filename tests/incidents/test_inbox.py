@@ -67,6 +67,16 @@ def test_observables_and_search_text() -> None:
     assert observables(alert(1, event={"src_ip": "not-an-ip"})).source_ip is None
     text = search_text(alert(1, host="WS-01", event={"a": {"b": ["Ключ", 7, None, True]}}))
     assert text.splitlines() == ["ssh password authentication failed", "ws-01", "ключ", "7"]
+    # A value the text holds already (the user in the message) is not repeated; its neighbour
+    # that the message does not hold is kept.
+    sshd = {"message": "Failed password for ROOT from 10.0.0.9", "user": "root", "port": "22"}
+    text = search_text(alert(1, host="web-01", event={**sshd, "host": "WEB-01"}))
+    assert text.splitlines() == [
+        "ssh password authentication failed",
+        "web-01",
+        "failed password for root from 10.0.0.9",
+        "22",
+    ]
 
 
 def test_search_is_partial_case_insensitive_and_indexed(

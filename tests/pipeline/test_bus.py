@@ -40,6 +40,7 @@ def test_offsets_are_per_partition_and_survive_reopening(tmp_path: Path) -> None
     assert again.position("detection", 1) == Position(2, b"windows")
     assert again.position("detection", 0) == Position(0, None)
     assert again.position("archive", 1) == Position(0, None)
+    assert [again.committed("detection", 1), again.committed("detection", 0)] == [2, 0]
     read = again.read(1, 0, 100)
     assert [(e.first, e.messages) for e in read] == [(0, [b"a", b"b"]), (2, [b"d", b"e", b"f"])]
     assert again.lag("detection") == 1 + 3

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
@@ -223,24 +224,71 @@ def ingest(
     )
 
 
+@dataclass(slots=True)
+class Prepared:
+    """Alert bodies made ready to store (:func:`prepare`): by fingerprint, each alert's
+    columns and body, an alert repeated in the input once; ``received`` counts the input."""
+
+    alerts: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = field(default_factory=dict)
+    received: int = 0
+
+    def add(self, bodies: Sequence[dict[str, Any]]) -> Prepared:
+        """Fingerprint, observables and search text of each body: the part of storing that
+        needs no database (live detection does it in its own thread while another process
+        stores)."""
+        alerts = self.alerts
+        for body in bodies:
+            digest = fingerprint(body)
+            if digest in alerts:
+                continue
+            rule = body["rule"]
+            classification = body.get("classification")
+            moment = parse_time(body["time"])
+            found = observables(body)
+            row = (
+                digest,
+                rule["id"],
+                rule["title"],
+                rule["level"],
+                LEVEL_RANK[rule["level"]],
+                classification.get("kz_cert") if classification else None,
+                body["host"],
+                found.user,
+                found.source_ip,
+                found.destination_ip,
+                moment.astimezone(UTC) if moment is not None else None,
+                search_text(body),
+            )
+            alerts[digest] = (row, body)
+        self.received += len(bodies)
+        return self
+
+
+def prepare(bodies: Sequence[dict[str, Any]]) -> Prepared:
+    """``bodies`` made ready to store (:meth:`Prepared.add`)."""
+    return Prepared().add(bodies)
+
+
 def store(
     *,
     session: Session,
     organisation_id: int,
-    bodies: Sequence[dict[str, Any]],
+    bodies: Sequence[dict[str, Any]] | Prepared,
     actor: str,
     hunt_id: int | None = None,
 ) -> IngestResult:
     """Store alert ``bodies`` for the organisation: each in the documented shape, as
     :meth:`AlertIn.body` gives it (validated; detection's alerts come through
-    :func:`qorgan.pipeline.alerting.stored_bodies`). An alert already stored there (same
-    fingerprint), or repeated in ``bodies``, is counted as a duplicate and not stored again.
+    :func:`qorgan.pipeline.alerting.stored_bodies`), or already :class:`Prepared`. An alert
+    already stored there (same fingerprint), or repeated in ``bodies``, is counted as a
+    duplicate and not stored again.
 
     Safe to repeat and to run concurrently: fingerprints already stored are looked up first,
     and the rest go in with ``INSERT ... ON CONFLICT DO NOTHING`` on the (organisation,
     fingerprint) unique constraint, one statement per few thousand alerts. One audit entry
     (``alerts.ingest``) records the counts.
     """
+    prepared = bodies if isinstance(bodies, Prepared) else prepare(bodies)
     writer = _writer(
         session,
         {
@@ -250,50 +298,23 @@ def store(
             "hunt_id": hunt_id,
         },
     )
-    seen: set[str] = set()
+    digests = list(prepared.alerts)
     created = 0
-    for start in range(0, len(bodies), INGEST_CHUNK):
-        chunk: dict[str, dict[str, Any]] = {}
-        for body in bodies[start : start + INGEST_CHUNK]:
-            digest = fingerprint(body)
-            if digest not in seen:
-                seen.add(digest)
-                chunk[digest] = body
-        if not chunk:
-            continue
+    for start in range(0, len(digests), INGEST_CHUNK):
+        chunk = digests[start : start + INGEST_CHUNK]
         # Skip what is already stored (a repeated upload costs a lookup, not a failed insert);
         # ON CONFLICT still settles a race with a concurrent ingestion.
-        for digest in writer.stored(organisation_id, list(chunk)):
-            del chunk[digest]
-        if not chunk:
+        stored = set(writer.stored(organisation_id, chunk))
+        fresh = [prepared.alerts[d] for d in chunk if d not in stored]
+        if not fresh:
             continue
-        rows = []
-        for digest, body in chunk.items():
-            rule = body["rule"]
-            classification = body.get("classification")
-            moment = parse_time(body["time"])
-            found = observables(body)
-            rows.append(
-                (
-                    digest,
-                    rule["id"],
-                    rule["title"],
-                    rule["level"],
-                    LEVEL_RANK[rule["level"]],
-                    classification.get("kz_cert") if classification else None,
-                    body["host"],
-                    found.user,
-                    found.source_ip,
-                    found.destination_ip,
-                    moment.astimezone(UTC) if moment is not None else None,
-                    search_text(body),
-                )
-            )
         # The append lock before the first write (the rows are built outside it): writers
         # take turns in the order they came, instead of racing for SQLite's write lock.
         audit.lock(session)
-        created += writer.insert(rows, list(chunk.values()))
-    result = IngestResult(received=len(bodies), created=created, duplicates=len(bodies) - created)
+        created += writer.insert([row for row, _ in fresh], [body for _, body in fresh])
+    result = IngestResult(
+        received=prepared.received, created=created, duplicates=prepared.received - created
+    )
     audit.record(
         "alerts.ingest",
         session=session,

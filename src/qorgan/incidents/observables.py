@@ -123,16 +123,18 @@ def _values(value: Any) -> Iterator[str]:
 def search_text(body: dict[str, Any]) -> str:
     """The text the search box matches, lower-cased (searches are case-insensitive, the same on
     every database whatever its locale): rule title, host, then the event's values, one a line,
-    at most :data:`MAX_SEARCH_TEXT` characters."""
+    at most :data:`MAX_SEARCH_TEXT` characters. A value already contained in the text is left
+    out (a syslog event's program, user and address are in its message too): a search finds
+    the same alerts, and every character left out is three trigrams fewer to index."""
     rule = body.get("rule") or {}
-    parts = [str(rule.get("title") or ""), str(body.get("host") or "")]
-    size = sum(len(p) + 1 for p in parts)
+    text = "\n".join((str(rule.get("title") or ""), str(body.get("host") or ""))).lower()
     for value in _values(body.get("event") or {}):
-        if size >= MAX_SEARCH_TEXT:
+        if len(text) >= MAX_SEARCH_TEXT:
             break
-        parts.append(value)
-        size += len(value) + 1
-    return "\n".join(parts)[:MAX_SEARCH_TEXT].lower()
+        value = value.lower()
+        if value not in text:
+            text += "\n" + value
+    return text[:MAX_SEARCH_TEXT]
 
 
 def identity(body: dict[str, Any]) -> dict[str, Any]:

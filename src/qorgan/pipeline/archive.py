@@ -77,7 +77,7 @@ class Archiver:
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         for partition in range(self.bus.partitions):
-            self.offsets[partition] = self.bus.position(ARCHIVE, partition).offset
+            self.offsets[partition] = self.bus.committed(ARCHIVE, partition)
         for path in self.root.glob("org=*/day=*/source=*/*.parquet"):
             found = _FILE.search(path.name)
             if found and int(found[2]) >= self.offsets[int(found[1]) % self.bus.partitions]:

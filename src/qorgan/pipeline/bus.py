@@ -101,6 +101,11 @@ class Bus(ABC):
     def position(self, consumer: str, partition: int) -> Position:
         """Where ``consumer`` resumes in ``partition`` (offset 0, no state, at first)."""
 
+    def committed(self, consumer: str, partition: int) -> int:
+        """The offset of :meth:`position` alone (a log may answer it without reading the
+        consumer's state, which for detection holds its correlation windows)."""
+        return self.position(consumer, partition).offset
+
     @abstractmethod
     def commit(self, consumer: str, partition: int, position: Position) -> None:
         """Record ``consumer``'s progress in ``partition``; durable on return."""
@@ -123,5 +128,5 @@ class Bus(ABC):
     def lag(self, consumer: str) -> int:
         """Messages appended that ``consumer`` has not committed, over all partitions."""
         return sum(
-            max(0, self.end(p) - self.position(consumer, p).offset) for p in range(self.partitions)
+            max(0, self.end(p) - self.committed(consumer, p)) for p in range(self.partitions)
         )

@@ -24,7 +24,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -35,7 +34,7 @@ from qorgan.detection.alerts import Alert
 from qorgan.detection.errors import DetectionError
 from qorgan.detection.hunt import Hunter
 from qorgan.detection.plan import Plan
-from qorgan.incidents.alerts import store
+from qorgan.incidents.alerts import Prepared, store
 from qorgan.pipeline.alerting import stored_bodies
 from qorgan.pipeline.bus import Bus, Entry, Position
 from qorgan.pipeline.intake import DETECTION, PROBLEMS_KEPT
@@ -295,7 +294,10 @@ class Detector:
             for organisation_id, alerted in alerts.items():
                 if alerted:
                     bodies = stored_bodies(alerted, _SourceQuarantine(self))
-                    self._gathered.setdefault(organisation_id, []).extend(bodies)
+                    gathered = self._gathered.get(organisation_id)
+                    if gathered is None:
+                        gathered = self._gathered[organisation_id] = Prepared()
+                    gathered.add(bodies)  # here, not in the store process: it has more to do
                     self._gathered_alerts += len(bodies)
             self._gathered_to = self.offset
         assert self.store_process is not None
@@ -325,7 +327,7 @@ class Detector:
         self._forget_gathered()
 
     def _forget_gathered(self) -> None:
-        self._gathered: dict[int, list[dict[str, Any]]] = {}
+        self._gathered: dict[int, Prepared] = {}
         self._gathered_alerts = 0
         self._gathered_to: int | None = None
 

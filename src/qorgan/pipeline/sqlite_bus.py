@@ -235,6 +235,17 @@ class SqliteBus(Bus):
         )
         return Position(0) if row is None else Position(int(row[0]), row[1])
 
+    def committed(self, consumer: str, partition: int) -> int:
+        row = (
+            self._connection()
+            .execute(
+                "SELECT offset FROM positions WHERE consumer = ? AND partition = ?",
+                (consumer, partition),
+            )
+            .fetchone()
+        )
+        return 0 if row is None else int(row[0])
+
     def commit(self, consumer: str, partition: int, position: Position) -> None:
         self._connection().execute(
             "INSERT INTO positions (consumer, partition, offset, state, updated) "
@@ -259,7 +270,7 @@ class SqliteBus(Bus):
         connection = self._connection()
         deleted = 0
         for partition in range(self.partitions):
-            done = min((self.position(c, partition).offset for c in consumers), default=0)
+            done = min((self.committed(c, partition) for c in consumers), default=0)
             cursor = connection.execute(
                 "DELETE FROM entries WHERE partition = ? AND first + count <= ?",
                 (partition, done),

@@ -2,9 +2,10 @@
 detection's time when many events alert: the inbox's indexes, its full-text index, the tallies)
 runs on another core while the detection thread reads and detects the next batch.
 
-The detector hands over a batch's alert bodies by organisation (already checked:
-:func:`qorgan.pipeline.alerting.stored_bodies`) and, when a commit is due, the offset stored up
-to with the correlation windows as they were there; the process stores the alerts
+The detector hands over a batch's alert bodies by organisation (checked by
+:func:`qorgan.pipeline.alerting.stored_bodies`, then given their fingerprints, observables and
+search texts: :class:`qorgan.incidents.alerts.Prepared`) and, when a commit is due, the offset
+stored up to with the correlation windows as they were there; the process stores the alerts
 (:func:`qorgan.incidents.alerts.store`, idempotent), *then* commits that position to the event
 log, and answers. One request is in flight at a time.
 
@@ -30,6 +31,8 @@ from typing import IO, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from qorgan.incidents.alerts import Prepared
+
 log = logging.getLogger(__name__)
 
 _LENGTH = struct.Struct("<Q")
@@ -47,7 +50,7 @@ class Batch:
     """One batch's alerts and, when due, the position to commit once they are stored."""
 
     partition: int
-    bodies: dict[int, list[dict[str, Any]]]  # by organisation
+    bodies: dict[int, Prepared]  # by organisation
     commit: tuple[int, bytes | None] | None = None  # (offset, correlation state)
 
 
