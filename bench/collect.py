@@ -538,6 +538,26 @@ def cpu_since(pid: int, before: dict[int, float]) -> dict[int, float]:
     return {tid: cpu - before.get(tid, 0.0) for tid, cpu in thread_cpu(pid).items()}
 
 
+def _spin(_: int) -> float:
+    began = time.perf_counter()
+    total = 0
+    for i in range(5_000_000):
+        total += i
+    return time.perf_counter() - began
+
+
+def core_scaling() -> str:
+    """How much work two CPU-bound processes at once get done, against one alone: what the
+    machine's cores give a collector whose detection and alert store run side by side."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2) as pool:
+        list(pool.map(_spin, [0, 0]))  # started and warm
+        alone = min(pool.submit(_spin, 0).result() for _ in range(3))
+        together = max(pool.map(_spin, [0, 0]))
+    return f"two CPU-bound processes at once do {2 * alone / together:.2f}x the work of one"
+
+
 def uptime() -> str:
     found = shutil.which("uptime")
     if found:
@@ -1389,7 +1409,7 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="qorgan-bench-collect-"))
     print(f"before: {uptime()}", flush=True)
-    print(f"{os.cpu_count()} cores; work folder {work}", flush=True)
+    print(f"{os.cpu_count()} cores ({core_scaling()}); work folder {work}", flush=True)
 
     results: list[Result] = []
     latencies: list[tuple[str, ...]] = []
