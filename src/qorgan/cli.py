@@ -857,10 +857,11 @@ def incidents_verify_export(
     """Check that a legal-referral package is intact and signed; list every problem.
 
     Exit 0 when intact, 1 when problems are found, 2 on usage errors."""
+    from qorgan.core.signing import load_public_key
     from qorgan.incidents import referral
 
     try:
-        pinned = referral.load_public_key(public_key) if public_key else None
+        pinned = load_public_key(public_key) if public_key else None
     except QorganError as exc:
         raise _fail(exc) from exc
     result = referral.verify_package(file, public_key=pinned)

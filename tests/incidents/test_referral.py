@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from qorgan.cli import app
+from qorgan.core import signing
+from qorgan.core.signing import SigningError
 from qorgan.incidents import referral
 from qorgan.incidents.referral import (
     Article,
@@ -156,7 +158,7 @@ def small(tmp_path_factory: pytest.TempPathFactory, key: Ed25519PrivateKey) -> b
 def test_a_full_package_verifies_and_lists_its_members(full: Path, key: Ed25519PrivateKey) -> None:
     result = verify_package(full)
     assert result.ok, result.problems
-    assert result.signer == referral.fingerprint(referral.public_key_bytes(key))
+    assert result.signer == signing.fingerprint(signing.public_key_bytes(key))
     assert len(result.signer) == 32
     assert result.manifest is not None
     with zipfile.ZipFile(full) as archive:
@@ -452,10 +454,10 @@ def test_an_appended_archive_signed_by_another_key_fails_when_pinned(
     other = Ed25519PrivateKey.generate()
     data = full.read_bytes()
     forged = _seal(data + _zip({"timeline.csv": b"nothing happened"}), other)
-    result = verify_bytes(forged, public_key=referral.public_key_bytes(key))
+    result = verify_bytes(forged, public_key=signing.public_key_bytes(key))
     assert not result.ok
     assert any("not by the expected key" in p for p in result.problems), result.problems
-    assert result.signer == referral.fingerprint(referral.public_key_bytes(other))
+    assert result.signer == signing.fingerprint(signing.public_key_bytes(other))
 
 
 @pytest.mark.parametrize("cut", [1, 100, referral.SEAL_LENGTH, referral.SEAL_LENGTH + 22, 5000])
@@ -494,7 +496,7 @@ def _seal(data: bytes, key: Ed25519PrivateKey, *, placeholder: bool = True) -> b
     everything before the comment."""
     prefix = data[: -referral.SEAL_LENGTH] if placeholder else data
     signature = key.sign(referral.SIGNED_CONTEXT + hashlib.sha512(prefix).digest())
-    public = referral.public_key_bytes(key)
+    public = signing.public_key_bytes(key)
     seal = b"QORGAN-SIGNATURE v1 %s %s" % (base64.b64encode(public), base64.b64encode(signature))
     assert len(seal) == referral.SEAL_LENGTH
     return prefix + seal
@@ -537,9 +539,9 @@ def test_a_repacked_package_resigned_by_another_key_fails_when_pinned(
     loose = verify_bytes(resigned)
     # Without a pin it is intact *as signed by the other key*, and says whose key that is; the
     # manifest still names the CERT's key, which betrays it.
-    assert loose.signer == referral.fingerprint(referral.public_key_bytes(other))
+    assert loose.signer == signing.fingerprint(signing.public_key_bytes(other))
     assert loose.problems == ["the manifest names a different signer than the signature"]
-    pinned = verify_bytes(resigned, public_key=referral.public_key_bytes(key))
+    pinned = verify_bytes(resigned, public_key=signing.public_key_bytes(key))
     assert not pinned.ok
     assert pinned.problems[0].startswith(f"signed by key {loose.signer}, not by the expected key")
 
@@ -550,11 +552,11 @@ def test_a_package_signed_by_another_key_fails_when_the_key_is_pinned(
     other = Ed25519PrivateKey.generate()
     package = _build(_input(tmp_path, entries=2, evidence=False), other)
     assert verify_bytes(package).ok
-    assert verify_bytes(package, public_key=referral.public_key_bytes(other)).ok
-    result = verify_bytes(package, public_key=referral.public_key_bytes(key))
+    assert verify_bytes(package, public_key=signing.public_key_bytes(other)).ok
+    result = verify_bytes(package, public_key=signing.public_key_bytes(key))
     assert not result.ok and len(result.problems) == 1
     assert "not by the expected key" in result.problems[0]
-    assert verify_bytes(small, public_key=referral.public_key_bytes(key)).ok
+    assert verify_bytes(small, public_key=signing.public_key_bytes(key)).ok
     with pytest.raises(ReferralError, match="32 bytes"):
         verify_bytes(small, public_key=b"short")
 
@@ -620,7 +622,7 @@ def test_a_manifest_listing_a_huge_number_of_members_is_refused(key: Ed25519Priv
         "generated_at": "2026-03-15T04:30:00+00:00",
         "generated_by": "x",
         "language": "kk",
-        "signature": {"public_key": base64.b64encode(referral.public_key_bytes(key)).decode()},
+        "signature": {"public_key": base64.b64encode(signing.public_key_bytes(key)).decode()},
         "members": members,
     }
     started = time.perf_counter()
@@ -650,7 +652,7 @@ def test_a_member_bigger_than_the_manifest_says_is_not_decompressed(
     key: Ed25519PrivateKey,
 ) -> None:
     """A bomb: 50 MB of zeros in 50 KB, listed as 1 byte. Refused from the sizes alone."""
-    public = base64.b64encode(referral.public_key_bytes(key)).decode()
+    public = base64.b64encode(signing.public_key_bytes(key)).decode()
     manifest = {
         "format": "qorgan-referral",
         "version": 1,
@@ -724,27 +726,41 @@ def test_evidence_names_are_made_safe() -> None:
 
 def test_signing_keys_are_saved_private_and_never_overwritten(tmp_path: Path) -> None:
     path = tmp_path / "keys" / "referral.pem"
-    key = referral.load_or_create_signing_key(path)
+    key = signing.load_or_create_signing_key(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert path.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
-    again = referral.load_or_create_signing_key(path)
-    assert referral.public_key_bytes(again) == referral.public_key_bytes(key)
-    with pytest.raises(ReferralError, match="already exists"):
-        referral.save_signing_key(referral.generate_signing_key(), path)
+    again = signing.load_or_create_signing_key(path)
+    assert signing.public_key_bytes(again) == signing.public_key_bytes(key)
+    with pytest.raises(SigningError, match="already exists"):
+        signing.save_signing_key(signing.generate_signing_key(), path)
     (tmp_path / "bad.pem").write_text("not a key")
-    with pytest.raises(ReferralError, match="not an unencrypted PEM private key"):
-        referral.load_signing_key(tmp_path / "bad.pem")
+    with pytest.raises(SigningError, match="not an unencrypted PEM private key"):
+        signing.load_signing_key(tmp_path / "bad.pem")
+
+
+def test_an_unusable_referral_key_fails_the_export_as_a_referral_error(tmp_path: Path) -> None:
+    """The console answers a failed export by catching ReferralError: a key file that cannot be
+    read must arrive as one, not as the key module's own SigningError."""
+    from qorgan.incidents import referral_export
+
+    (tmp_path / referral_export.KEY_FILE).write_text("not a key")
+    with pytest.raises(ReferralError, match="not an unencrypted PEM private key") as caught:
+        referral_export.signing_key(tmp_path)
+    assert caught.value.source == str(tmp_path / referral_export.KEY_FILE)
+    fresh = referral_export.signing_key(tmp_path / "new")
+    assert signing.load_signing_key(tmp_path / "new" / referral_export.KEY_FILE) is not None
+    assert isinstance(fresh, Ed25519PrivateKey)
 
 
 def test_public_keys_load_from_pem_or_base64(tmp_path: Path, key: Ed25519PrivateKey) -> None:
-    raw = referral.public_key_bytes(key)
-    (tmp_path / "k.pem").write_bytes(referral.public_key_pem(key))
+    raw = signing.public_key_bytes(key)
+    (tmp_path / "k.pem").write_bytes(signing.public_key_pem(key))
     (tmp_path / "k.txt").write_text(base64.b64encode(raw).decode() + "\n")
     (tmp_path / "bad.txt").write_text("hello")
-    assert referral.load_public_key(tmp_path / "k.pem") == raw
-    assert referral.load_public_key(tmp_path / "k.txt") == raw
-    with pytest.raises(ReferralError, match="expected a PEM public key"):
-        referral.load_public_key(tmp_path / "bad.txt")
+    assert signing.load_public_key(tmp_path / "k.pem") == raw
+    assert signing.load_public_key(tmp_path / "k.txt") == raw
+    with pytest.raises(SigningError, match="expected a PEM public key"):
+        signing.load_public_key(tmp_path / "bad.txt")
 
 
 # --- the command ------------------------------------------------------------------------------
@@ -754,9 +770,9 @@ def test_verify_export_command(tmp_path: Path, small: bytes, key: Ed25519Private
     runner = CliRunner()
     package = tmp_path / "package.zip"
     package.write_bytes(small)
-    (tmp_path / "cert.pem").write_bytes(referral.public_key_pem(key))
-    (tmp_path / "other.pem").write_bytes(referral.public_key_pem(Ed25519PrivateKey.generate()))
-    signer = referral.fingerprint(referral.public_key_bytes(key))
+    (tmp_path / "cert.pem").write_bytes(signing.public_key_pem(key))
+    (tmp_path / "other.pem").write_bytes(signing.public_key_pem(Ed25519PrivateKey.generate()))
+    signer = signing.fingerprint(signing.public_key_bytes(key))
 
     result = runner.invoke(app, ["incidents", "verify-export", str(package)])
     assert result.exit_code == 0, result.output

@@ -58,11 +58,11 @@ from zoneinfo import ZoneInfo
 
 import yaml
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fpdf import FPDF, FontFace
 
 from qorgan.core.errors import QorganError
+from qorgan.core.signing import decode_base64, fingerprint, public_key_bytes
 
 #: The manifest's ``format`` and ``version``; a reader refuses what it does not know.
 FORMAT = "qorgan-referral"
@@ -279,7 +279,7 @@ class Manifest:
         signature = document.get("signature")
         public = signature.get("public_key") if isinstance(signature, dict) else None
         try:
-            key = _b64(public.encode("ascii"), 32) if isinstance(public, str) else None
+            key = decode_base64(public.encode("ascii"), 32) if isinstance(public, str) else None
         except UnicodeEncodeError:
             key = None
         if key is None:
@@ -314,109 +314,6 @@ class Verification:
     problems: list[str] = field(default_factory=list)
     signer: str = ""
     manifest: Manifest | None = None
-
-
-# --- keys -------------------------------------------------------------------------------------
-
-
-def generate_signing_key() -> Ed25519PrivateKey:
-    """A new Ed25519 key for signing packages (keep one per installation: the fingerprint is
-    what recipients learn to trust)."""
-    return Ed25519PrivateKey.generate()
-
-
-def save_signing_key(key: Ed25519PrivateKey, path: Path) -> None:
-    """Write ``key`` as an unencrypted PKCS#8 PEM, readable by its owner only (mode 0600).
-
-    Refuses to overwrite: replacing the key silently would make every earlier package look
-    signed by a stranger."""
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as exc:
-        raise ReferralError("a signing key already exists; not replaced", source=str(path)) from exc
-    except OSError as exc:
-        raise ReferralError(
-            f"cannot write the signing key: {exc.strerror}", source=str(path)
-        ) from exc
-    with os.fdopen(fd, "wb") as handle:
-        os.fchmod(handle.fileno(), 0o600)  # whatever the umask
-        handle.write(pem)
-
-
-def load_signing_key(path: Path) -> Ed25519PrivateKey:
-    """Read a key written by :func:`save_signing_key` (PEM PKCS#8, Ed25519, unencrypted)."""
-    try:
-        pem = path.read_bytes()
-    except OSError as exc:
-        raise ReferralError(
-            f"cannot read the signing key: {exc.strerror}", source=str(path)
-        ) from exc
-    try:
-        key = serialization.load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError) as exc:
-        raise ReferralError("not an unencrypted PEM private key", source=str(path)) from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ReferralError("the signing key is not an Ed25519 key", source=str(path))
-    return key
-
-
-def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
-    """The installation's signing key: read from ``path``, or created there on first use (two
-    processes starting at once end with the same key: creation is exclusive)."""
-    if not path.exists():
-        try:
-            save_signing_key(generate_signing_key(), path)
-        except ReferralError:
-            if not path.exists():
-                raise
-    return load_signing_key(path)
-
-
-def public_key_bytes(key: Ed25519PrivateKey) -> bytes:
-    """The raw 32-byte public key, as the seal and the manifest carry it."""
-    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def public_key_pem(key: Ed25519PrivateKey) -> bytes:
-    """The public key as PEM, to hand to recipients for ``verify-export --public-key``."""
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def load_public_key(path: Path) -> bytes:
-    """A public key to pin, from a PEM file or a file holding the base64 raw key."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ReferralError(
-            f"cannot read the public key: {exc.strerror}", source=str(path)
-        ) from exc
-    if b"-----BEGIN PUBLIC KEY-----" in data:
-        try:
-            key = serialization.load_pem_public_key(data)
-        except ValueError as exc:
-            raise ReferralError("malformed PEM public key", source=str(path)) from exc
-        if not isinstance(key, Ed25519PublicKey):
-            raise ReferralError("the public key is not an Ed25519 key", source=str(path))
-        return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    raw = _b64(data.strip(), 32)
-    if raw is None:
-        raise ReferralError(
-            "expected a PEM public key or the base64 of a 32-byte Ed25519 key", source=str(path)
-        )
-    return raw
-
-
-def fingerprint(public_key: bytes) -> str:
-    """SHA-256 of the raw public key, first 16 bytes in hex: short enough to read aloud."""
-    return hashlib.sha256(public_key).hexdigest()[:32]
 
 
 # --- building ---------------------------------------------------------------------------------
@@ -946,8 +843,8 @@ def _read_seal(handle: BinaryIO, size: int, problems: list[str]) -> tuple[bytes,
         problems.append(_why_no_seal(handle, size))
         return None
     match = _SEAL.fullmatch(tail[_EOCD.size :])
-    public = _b64(match[1], 32) if match else None
-    signature = _b64(match[2], 64) if match else None
+    public = decode_base64(match[1], 32) if match else None
+    signature = decode_base64(match[2], 64) if match else None
     if public is None or signature is None:
         problems.append(
             "the signature comment is malformed "
@@ -1227,13 +1124,3 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(set(keys)) != len(keys):
         raise ValueError("a key appears twice in one object")
     return dict(pairs)
-
-
-def _b64(text: bytes, length: int) -> bytes | None:
-    """Decode canonical base64 of exactly ``length`` bytes, else None: two spellings of one value
-    would let a changed byte of the seal go unnoticed."""
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except ValueError:
-        return None
-    return raw if len(raw) == length and base64.b64encode(raw) == text else None

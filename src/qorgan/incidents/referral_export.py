@@ -16,10 +16,11 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from qorgan.core import signing
 from qorgan.core.db import utcnow
 from qorgan.core.models import Organisation, User
 from qorgan.incidents import evidence, referral, service, timeline
@@ -27,6 +28,7 @@ from qorgan.incidents.lifecycle import RANK_SEVERITY
 from qorgan.incidents.models import Asset, Incident, IncidentAsset
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from sqlalchemy.orm import Session
 
 #: The signing key's file under the data directory.
@@ -53,9 +55,15 @@ class Exported:
     file_name: str
 
 
-def signing_key(var_dir: Path) -> Any:
-    """The instance's referral signing key (made on first use, mode 0600)."""
-    return referral.load_or_create_signing_key(var_dir / KEY_FILE)
+def signing_key(var_dir: Path) -> Ed25519PrivateKey:
+    """The instance's referral signing key (made on first use, mode 0600).
+
+    A key that cannot be read or written is a :class:`~referral.ReferralError`, like every other
+    reason an export fails, so the console answers it as one."""
+    try:
+        return signing.load_or_create_signing_key(var_dir / KEY_FILE)
+    except signing.SigningError as exc:
+        raise referral.ReferralError(exc.message, source=exc.source) from exc
 
 
 def export(
