@@ -14,10 +14,13 @@ import pytest
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
+from privacy.examples import system_in
 from qorgan.core import accounts
 from qorgan.core.db import unit_of_work
 from qorgan.pipeline import hunts
 from qorgan.pipeline.sources import create_source
+from qorgan.privacy import registry
+from qorgan.privacy.protection import protection
 from qorgan.web.app import create_app
 
 from .conftest import EXAMPLES, World, alert_payload, sign_in
@@ -70,6 +73,7 @@ RECORD_ROUTES = {
     ("POST", "/api/v1/incidents/{incident_id}/evidence"),
     ("GET", "/api/v1/incidents/{incident_id}/evidence/{evidence_id}"),
     ("GET", "/incidents/settings/assets/{asset_id}"),
+    ("POST", "/api/v1/privacy/systems/{system_id}/token"),
     ("PUT", "/api/v1/assets/{asset_id}"),
     ("GET", "/incidents/{incident_id}"),
     ("POST", "/incidents/{incident_id}/status"),
@@ -124,6 +128,7 @@ LIST_ROUTES = {
     ("GET", "/sources"),
     ("GET", "/sources/live"),
     ("GET", "/api/v1/sources"),
+    ("GET", "/api/v1/privacy/systems"),
 }
 #: Routes that act only on the caller's own organisation or account, or hold no records.
 OWN_ONLY_ROUTES = {
@@ -175,6 +180,11 @@ OWN_ONLY_ROUTES = {
     ("POST", "/api/v1/sources"),
     # A live source's events, by the source's own token: no user, no organisation's records.
     ("POST", "/api/v1/ingest"),
+    ("POST", "/api/v1/privacy/systems"),  # registered in the caller's organisation
+    # An information system asks and reports with its own token, about itself only
+    # (tests/web/test_privacy_api.py).
+    ("POST", "/api/v1/privacy/decisions"),
+    ("POST", "/api/v1/privacy/accesses"),
     ("GET", "/api/v1/hunts/files"),  # the server's hunt folder, not an organisation's record
     ("GET", "/api/v1/audit/verify"),  # reports problems of the whole chain, no entries
     ("GET", "/api/v1/openapi.json"),
@@ -279,6 +289,13 @@ class Records:
                 transport="http",
                 format="json",
             )[0].id
+            self.b_system = registry.register(
+                session=session,
+                protection=protection(world.settings),
+                organisation_id=world["b.admin"].organisation_id,
+                system=system_in("b-secret-host registry"),
+                actor="test",
+            )[0].id
         a_token = world.token("a.analyst", ["alerts:write"])
         client.post(
             "/api/v1/alerts",
@@ -299,6 +316,7 @@ class Records:
             .replace("{evidence_id}", str(self.b_evidence))
             .replace("{asset_id}", str(self.b_asset))
             .replace("{source_id}", str(self.b_source))
+            .replace("{system_id}", str(self.b_system))
         )
 
 
@@ -409,6 +427,7 @@ def test_lists_show_only_the_own_organisation(client: TestClient, world: World) 
     assert export.content.count(b"\n") == 2
     assert client.get("/api/v1/hunts", headers=headers).json() == []
     assert client.get("/api/v1/sources", headers=headers).json() == []
+    assert client.get("/api/v1/privacy/systems", headers=headers).json() == []
     assert client.get("/api/v1/incidents?status=all", headers=headers).json()["total"] == 0
     for scope in ("own", "reported"):  # A's administrator may coordinate: nothing reported to A
         found = client.get(f"/api/v1/incidents/stats?scope={scope}", headers=headers).json()

@@ -1,8 +1,9 @@
 """What each role may do: permissions are ``resource:action`` strings, the same strings that
 API tokens carry as scopes, so a token never does more than its user's role allows.
 
-Roles whose work arrives with later parts of Qorgan (partners exchange intel, data-protection
-officers and citizens use the privacy service) hold no console permissions yet.
+Roles whose work arrives with later parts of Qorgan (partners exchange intel, citizens use the
+privacy service's portal) hold no console permissions yet; data-protection officers keep their
+organisation's registry of information systems.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class Permission(StrEnum):
     sources_read = "sources:read"  # live log sources and their figures
     sources_configure = "sources:configure"  # register and change sources, rotate tokens
     audit_read = "audit:read"
+    privacy_read = "privacy:read"  # the registry of information systems, the access log
+    privacy_manage = "privacy:manage"  # register systems, rotate their tokens
     users_manage = "users:manage"
 
 
@@ -67,7 +70,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         }
     ),
     Role.partner: frozenset(),
-    Role.dpo: frozenset(),
+    Role.dpo: frozenset({Permission.privacy_read, Permission.privacy_manage}),
     Role.citizen: frozenset(),
 }
 

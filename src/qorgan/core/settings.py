@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -59,6 +60,12 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///var/qorgan.db"
     #: Signs sessions and CSRF tokens; required (and not a placeholder) in production.
     secret_key: SecretStr = SecretStr("")
+    #: The privacy service's key for the keyed hashes (pseudonyms) of IINs: at least 32
+    #: characters, never rotated in place (docs/privacy.md); required in production.
+    privacy_hash_key: SecretStr = SecretStr("")
+    #: Fernet keys that encrypt personal contacts at rest, comma-separated: the first
+    #: encrypts, all decrypt (put a new one first to rotate); required in production.
+    privacy_data_keys: SecretStr = SecretStr("")
     #: How times are shown; they are always stored in UTC.
     timezone: str = "Asia/Almaty"
     #: Where Qorgan keeps its files (uploads, evidence, the development secret key).
@@ -74,6 +81,11 @@ class Settings(BaseSettings):
     #: The largest evidence file an incident takes, in MiB (an upload's body may be 1 MiB more,
     #: for the form around the file).
     evidence_max_mib: int = Field(default=100, ge=1)
+    #: The key that signs consent receipts (``QORGAN_PRIVACY_SIGNING_KEY``): an unencrypted PEM
+    #: PKCS#8 Ed25519 private key file, which must exist. Unset, ``var_dir/privacy_signing_key.pem``
+    #: is made on first use (mode 0600) and kept: replacing it makes earlier receipts look
+    #: signed by a stranger, so back it up with the database.
+    privacy_signing_key: Path | None = None
     #: Extra Sigma rule folders for console hunts, besides the built-in pack.
     rules: list[Path] = Field(default_factory=list)
     #: The address space a console hunt's process may use, in MiB; past it the hunt fails.
@@ -224,17 +236,23 @@ def secret_key(settings: Settings) -> bytes:
     value = settings.secret_key.get_secret_value()
     if value:
         return value.encode()
-    path = settings.var_dir / "secret_key"
+    return var_secret(settings, "secret_key", lambda: secrets.token_urlsafe(48)).encode()
+
+
+def var_secret(settings: Settings, name: str, make: Callable[[], str]) -> str:
+    """A development secret kept in ``var_dir/name`` (mode 0600): made by ``make`` the first
+    time, read back afterwards (two processes starting at once end with the same one)."""
+    path = settings.var_dir / name
     try:
-        return path.read_bytes().strip()
+        return path.read_text("ascii").strip()
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48).encode()
+    value = make()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process made it first
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "wb") as out:
-        out.write(key)
-    return key
+        return path.read_text("ascii").strip()
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(value)
+    return value

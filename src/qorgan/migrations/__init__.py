@@ -29,6 +29,7 @@ MODEL_MODULES = (
     "qorgan.incidents.models",
     "qorgan.incidents.notification_models",
     "qorgan.pipeline.models",
+    "qorgan.privacy.models",
 )
 
 

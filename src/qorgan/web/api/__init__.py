@@ -15,6 +15,7 @@ from qorgan.web.api import (
     ingest,
     me,
     notifications,
+    privacy,
     sources,
 )
 
@@ -31,5 +32,6 @@ for _module in (
     notifications,
     sources,
     ingest,
+    privacy,
 ):
     router.include_router(_module.router)

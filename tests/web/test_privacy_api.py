@@ -1,0 +1,100 @@
+"""The decision API as an information system uses it (its own token, never a user's), and the
+registry as the data-protection officer keeps it."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fastapi.testclient import TestClient
+
+from privacy.examples import bin_number, iin
+
+from .conftest import World
+
+SYSTEM = {
+    "name": "Clinic records",
+    "owner_name": "Министерство здравоохранения РК",
+    "owner_bin": bin_number(serial=1000),
+    "operator_name": "АО «НИТ»",
+    "operator_bin": bin_number(yy=8, month=11, serial=2000),
+    "responsible_person": "Ахметова Д. К.",
+    "contacts": "+7 701 000 00 00",
+    "categories": ["general", "special"],
+    "purposes": ["medical care"],
+    "legal_bases": ["consent", "legal_obligation"],
+}
+CITIZEN = iin(date(1990, 7, 1))
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _ask(client: TestClient, token: str, **changes: object):
+    body = {
+        "subject_iin": CITIZEN,
+        "categories": ["general"],
+        "purpose": "medical care",
+        "legal_basis": "consent",
+        "official": "registrar 17",
+        **changes,
+    }
+    return client.post("/api/v1/privacy/decisions", json=body, headers=_bearer(token))
+
+
+def test_a_system_asks_with_its_own_token_and_every_answer_is_recorded(
+    client: TestClient, world: World
+) -> None:
+    admin = _bearer(world.token("a.admin", ["*"]))
+    made = client.post("/api/v1/privacy/systems", json=SYSTEM, headers=admin)
+    assert made.status_code == 201, made.text
+    token = made.json()["token"]
+    assert token.startswith("qps_") and "contacts" not in made.json()
+    denied = _ask(client, token)
+    assert denied.status_code == 200, denied.text
+    assert (denied.json()["decision"], denied.json()["reason"]) == ("deny", "no_consent")
+    allowed = _ask(client, token, legal_basis="legal_obligation", request_id="r-1")
+    assert (allowed.json()["decision"], allowed.json()["reason"]) == ("allow", "legal_basis")
+    again = _ask(client, token, legal_basis="legal_obligation", request_id="r-1")
+    assert again.json()["record_id"] == allowed.json()["record_id"]
+    reported = client.post(
+        "/api/v1/privacy/accesses",
+        json={
+            "subject_iin": CITIZEN,
+            "categories": ["general"],
+            "purpose": "medical care",
+            "legal_basis": "legal_obligation",
+            "official": "registrar 17",
+        },
+        headers=_bearer(token),
+    )
+    assert reported.status_code == 201 and reported.json()["decision"] == "reported"
+    # A user's API token, no token, a bad IIN, a rotated token.
+    assert _ask(client, world.token("a.admin", ["*"])).status_code == 401
+    assert client.post("/api/v1/privacy/decisions", json={}).status_code in (401, 422)
+    bad = _ask(client, token, subject_iin=CITIZEN[:-1] + str((int(CITIZEN[-1]) + 1) % 10))
+    assert bad.status_code == 422 and CITIZEN[:-1] not in bad.text
+    system_id = made.json()["id"]
+    rotated = client.post(f"/api/v1/privacy/systems/{system_id}/token", headers=admin)
+    assert rotated.status_code == 200
+    assert _ask(client, token).status_code == 401
+    assert _ask(client, rotated.json()["token"]).status_code == 200
+
+
+def test_the_registry_is_the_dpos_and_checks_bins(client: TestClient, world: World) -> None:
+    analyst = _bearer(world.token("a.analyst", ["*"]))
+    assert client.post("/api/v1/privacy/systems", json=SYSTEM, headers=analyst).status_code == 403
+    assert client.get("/api/v1/privacy/systems", headers=analyst).status_code == 403
+    admin = _bearer(world.token("a.admin", ["*"]))
+    wrong = SYSTEM["owner_bin"][:-1] + str((int(SYSTEM["owner_bin"][-1]) + 1) % 10)
+    refused = client.post(
+        "/api/v1/privacy/systems", json={**SYSTEM, "owner_bin": wrong}, headers=admin
+    )
+    assert refused.status_code == 422 and "owner's BIN" in refused.text
+    assert client.post("/api/v1/privacy/systems", json=SYSTEM, headers=admin).status_code == 201
+    twice = client.post("/api/v1/privacy/systems", json=SYSTEM, headers=admin)
+    assert twice.status_code == 422 and "already has" in twice.text
+    listed = client.get("/api/v1/privacy/systems", headers=admin).json()
+    assert [s["name"] for s in listed] == ["Clinic records"]
+    other = _bearer(world.token("b.admin", ["*"]))
+    assert client.get("/api/v1/privacy/systems", headers=other).json() == []
