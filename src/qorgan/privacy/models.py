@@ -157,8 +157,16 @@ class AccessRecord(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     subject_id: Mapped[int] = mapped_column(ForeignKey("privacy_subjects.id", ondelete="CASCADE"))
-    system_id: Mapped[int] = mapped_column(
-        ForeignKey("privacy_systems.id", ondelete="RESTRICT"), index=True
+    #: The system that asked or read; None when a member of staff read the subject's record in
+    #: Qorgan itself (a complaint, a leak report): then ``staff_id`` and ``organisation_id``.
+    system_id: Mapped[int | None] = mapped_column(
+        ForeignKey("privacy_systems.id", ondelete="RESTRICT"), index=True, default=None
+    )
+    staff_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT"), default=None
     )
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     outcome: Mapped[Outcome] = mapped_column(_enum(Outcome, "privacy_outcome"))
@@ -177,3 +185,73 @@ class AccessRecord(Base):
     hidden_visible_to: Mapped[str | None] = mapped_column(String(300), default=None)
     #: The system's own id for the request, so a retried request is recorded once.
     request_id: Mapped[str | None] = mapped_column(String(100), default=None)
+
+
+class CitizenAccount(Base):
+    """How a citizen signs in to see their own record: a user (role ``citizen``) tied to one
+    subject. ``provider`` says how the identity was established: ``password`` (an IIN, a
+    password and a second factor, here) or, later, ``egov`` (eGov's OpenID Connect, whose
+    subject identifier goes in ``provider_subject``)."""
+
+    __tablename__ = "privacy_citizen_accounts"
+    __table_args__ = (UniqueConstraint("provider", "provider_subject"),)
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    subject_id: Mapped[int] = mapped_column(
+        ForeignKey("privacy_subjects.id", ondelete="CASCADE"), unique=True
+    )
+    provider: Mapped[str] = mapped_column(String(32), default="password")
+    provider_subject: Mapped[str | None] = mapped_column(String(200), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ComplaintKind(StrEnum):
+    complaint = "complaint"  # to the organisation's DPO about the handling of their data
+    objection = "objection"  # to automated processing of their data
+
+
+class ComplaintStatus(StrEnum):
+    open = "open"
+    answered = "answered"
+
+
+class Complaint(Base):
+    """A citizen's complaint with what the authorised body asks for: the organisation, the
+    period and dates concerned, a description and evidence; the organisation's DPO must
+    answer by ``due_at`` (Kazakh working days). An objection to automated processing is the
+    same record of another kind."""
+
+    __tablename__ = "privacy_complaints"
+    __table_args__ = (
+        Index("ix_privacy_complaints_organisation_status", "organisation_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[ComplaintKind] = mapped_column(_enum(ComplaintKind, "privacy_complaint_kind"))
+    subject_id: Mapped[int] = mapped_column(
+        ForeignKey("privacy_subjects.id", ondelete="CASCADE"), index=True
+    )
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT")
+    )
+    system_id: Mapped[int | None] = mapped_column(
+        ForeignKey("privacy_systems.id", ondelete="RESTRICT"), default=None
+    )
+    #: The complainant's name and contacts, encrypted (:mod:`qorgan.privacy.protection`).
+    contacts: Mapped[bytes] = mapped_column(LargeBinary)
+    period_from: Mapped[date | None] = mapped_column(Date, default=None)
+    period_to: Mapped[date | None] = mapped_column(Date, default=None)
+    description: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[str | None] = mapped_column(Text, default=None)
+    status: Mapped[ComplaintStatus] = mapped_column(
+        _enum(ComplaintStatus, "privacy_complaint_status"), default=ComplaintStatus.open
+    )
+    filed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    answer: Mapped[str | None] = mapped_column(Text, default=None)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    answered_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )

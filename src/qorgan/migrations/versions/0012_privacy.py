@@ -1,11 +1,12 @@
 """The personal-data service: information systems (owners, operators and their BINs, the
 responsible person's encrypted contacts, categories, purposes, legal bases, the SHA-256 of the
 decision-API token), data subjects by the keyed hash of their IIN, consents with their signed
-receipts, and the access log of decisions and reported accesses.
+receipts, the access log of decisions, reported accesses and staff reads, citizens' accounts,
+and complaints and objections with their deadlines.
 
 Revision ID: 0012
 Revises: 0011
-Create Date: 2026-11-30 15:19:50.398746
+Create Date: 2026-11-30 15:25:48.822526
 """
 
 from __future__ import annotations
@@ -29,6 +30,31 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_privacy_subjects")),
         sa.UniqueConstraint("iin_hash", name=op.f("uq_privacy_subjects_iin_hash")),
+    )
+    op.create_table(
+        "privacy_citizen_accounts",
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("subject_id", sa.Integer(), nullable=False),
+        sa.Column("provider", sa.String(length=32), nullable=False),
+        sa.Column("provider_subject", sa.String(length=200), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["subject_id"],
+            ["privacy_subjects.id"],
+            name=op.f("fk_privacy_citizen_accounts_subject_id_privacy_subjects"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_privacy_citizen_accounts_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_privacy_citizen_accounts")),
+        sa.UniqueConstraint(
+            "provider", "provider_subject", name=op.f("uq_privacy_citizen_accounts_provider")
+        ),
+        sa.UniqueConstraint("subject_id", name=op.f("uq_privacy_citizen_accounts_subject_id")),
     )
     op.create_table(
         "privacy_systems",
@@ -69,6 +95,80 @@ def upgrade() -> None:
     with op.batch_alter_table("privacy_systems", schema=None) as batch_op:
         batch_op.create_index(
             batch_op.f("ix_privacy_systems_organisation_id"), ["organisation_id"], unique=False
+        )
+
+    op.create_table(
+        "privacy_complaints",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum(
+                "complaint",
+                "objection",
+                name="privacy_complaint_kind",
+                native_enum=False,
+                create_constraint=True,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("subject_id", sa.Integer(), nullable=False),
+        sa.Column("organisation_id", sa.Integer(), nullable=False),
+        sa.Column("system_id", sa.Integer(), nullable=True),
+        sa.Column("contacts", sa.LargeBinary(), nullable=False),
+        sa.Column("period_from", sa.Date(), nullable=True),
+        sa.Column("period_to", sa.Date(), nullable=True),
+        sa.Column("description", sa.Text(), nullable=False),
+        sa.Column("evidence", sa.Text(), nullable=True),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "open",
+                "answered",
+                name="privacy_complaint_status",
+                native_enum=False,
+                create_constraint=True,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("filed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("answer", sa.Text(), nullable=True),
+        sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("answered_by", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["answered_by"],
+            ["users.id"],
+            name=op.f("fk_privacy_complaints_answered_by_users"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisations.id"],
+            name=op.f("fk_privacy_complaints_organisation_id_organisations"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["subject_id"],
+            ["privacy_subjects.id"],
+            name=op.f("fk_privacy_complaints_subject_id_privacy_subjects"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["system_id"],
+            ["privacy_systems.id"],
+            name=op.f("fk_privacy_complaints_system_id_privacy_systems"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_privacy_complaints")),
+    )
+    with op.batch_alter_table("privacy_complaints", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_privacy_complaints_organisation_status", ["organisation_id", "status"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_privacy_complaints_subject_id"), ["subject_id"], unique=False
         )
 
     op.create_table(
@@ -130,7 +230,9 @@ def upgrade() -> None:
         "privacy_access_log",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("subject_id", sa.Integer(), nullable=False),
-        sa.Column("system_id", sa.Integer(), nullable=False),
+        sa.Column("system_id", sa.Integer(), nullable=True),
+        sa.Column("staff_id", sa.Integer(), nullable=True),
+        sa.Column("organisation_id", sa.Integer(), nullable=True),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column(
             "outcome",
@@ -178,6 +280,18 @@ def upgrade() -> None:
             ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisations.id"],
+            name=op.f("fk_privacy_access_log_organisation_id_organisations"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["staff_id"],
+            ["users.id"],
+            name=op.f("fk_privacy_access_log_staff_id_users"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
             ["subject_id"],
             ["privacy_subjects.id"],
             name=op.f("fk_privacy_access_log_subject_id_privacy_subjects"),
@@ -214,8 +328,14 @@ def downgrade() -> None:
         batch_op.drop_index("ix_privacy_consents_subject_system")
 
     op.drop_table("privacy_consents")
+    with op.batch_alter_table("privacy_complaints", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_privacy_complaints_subject_id"))
+        batch_op.drop_index("ix_privacy_complaints_organisation_status")
+
+    op.drop_table("privacy_complaints")
     with op.batch_alter_table("privacy_systems", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_privacy_systems_organisation_id"))
 
     op.drop_table("privacy_systems")
+    op.drop_table("privacy_citizen_accounts")
     op.drop_table("privacy_subjects")
