@@ -142,9 +142,7 @@ def _request(request: AccessRequest, today: date) -> AccessRequest:
         official=_clean(request.official, "the official", 200),
         request_id=_clean(request.request_id, "a request id", 100) if request.request_id else None,
         hidden_until=hidden_until,
-        hidden_because=_clean(request.hidden_because, "the grounds", 500)
-        if hidden_until
-        else None,
+        hidden_because=_clean(request.hidden_because, "the grounds", 500) if hidden_until else None,
         hidden_visible_to=_clean(request.hidden_visible_to, "who may see it", 300)
         if hidden_until
         else None,

@@ -161,9 +161,7 @@ def system_by_token(*, session: Session, token: str) -> InformationSystem | None
     )
 
 
-def list_systems(
-    *, session: Session, organisation_ids: Collection[int]
-) -> list[InformationSystem]:
+def list_systems(*, session: Session, organisation_ids: Collection[int]) -> list[InformationSystem]:
     return list(
         session.scalars(
             select(InformationSystem)
