@@ -23,17 +23,18 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from fpdf import FPDF
 from fpdf.enums import MethodReturnValue
 
+from qorgan.core.pdf import FONT_DIR
+
 if TYPE_CHECKING:
     from qorgan.incidents.stats import Row
 
-_FONTS = Path(__file__).with_name("fonts")
+_FONTS = FONT_DIR
 #: The CSV's columns, in order.
 CSV_COLUMNS = (
     "reference",

@@ -62,6 +62,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from fpdf import FPDF, FontFace
 
 from qorgan.core.errors import QorganError
+from qorgan.core.pdf import FONT_DIR
 from qorgan.core.signing import decode_base64, fingerprint, public_key_bytes
 
 #: The manifest's ``format`` and ``version``; a reader refuses what it does not know.
@@ -91,7 +92,7 @@ _ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 _CHUNK = 1024 * 1024
 _IN_MEMORY = 16 * 1024 * 1024
-_FONTS = Path(__file__).with_name("fonts")
+_FONTS = FONT_DIR
 _LABELS = Path(__file__).with_name("referral_labels.yml")
 #: What reading a hostile or damaged archive may raise; each becomes a problem, never a crash.
 _ZIP_ERRORS = (
