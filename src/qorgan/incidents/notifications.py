@@ -23,9 +23,7 @@ and the :class:`Notifier` own their units of work, as they talk to an SMTP serve
 from __future__ import annotations
 
 import logging
-import re
 import smtplib
-import ssl
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +38,9 @@ from qorgan.core import audit
 from qorgan.core.db import queue_writer, unit_of_work, utcnow
 from qorgan.core.models import Organisation, User
 from qorgan.core.roles import ROLE_PERMISSIONS, Permission
+from qorgan.core.smtp import MAX_ERROR as MAX_ERROR  # the recorded error's size, for tests
+from qorgan.core.smtp import connect as _connect
+from qorgan.core.smtp import describe
 from qorgan.incidents import clocks
 from qorgan.incidents.lifecycle import IncidentError
 from qorgan.incidents.models import Incident
@@ -74,9 +75,6 @@ MAX_AGE = timedelta(days=3)
 BATCH = 100
 #: Ids per ``IN (...)`` list.
 CHUNK = 500
-MAX_ERROR = 500
-#: Anything that looks like an e-mail address, removed from recorded errors and logs.
-ADDRESS = re.compile(r"[^\s<>\"'(),;:\[\]]+@[^\s<>\"'(),;:\[\]]+")
 
 
 def reference(incident_id: int) -> str:
@@ -419,26 +417,6 @@ class Delivery:
     errors: list[str] = field(default_factory=list)
 
 
-def describe(exc: BaseException) -> str:
-    """An SMTP or network failure in a line for the record and the log, without addresses."""
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        answers = [_answer(code, text) for code, text in exc.recipients.values()]
-        message = "recipient refused: " + "; ".join(answers)
-    elif isinstance(exc, smtplib.SMTPResponseException):
-        message = _answer(exc.smtp_code, exc.smtp_error)
-    elif isinstance(exc, OSError) and exc.strerror:
-        message = f"{type(exc).__name__}: {exc.strerror}"
-    else:
-        message = f"{type(exc).__name__}: {exc}"
-    return ADDRESS.sub("<address>", message)[:MAX_ERROR]
-
-
-def _answer(code: int, text: bytes | str) -> str:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return f"{code} {' '.join(text.split())}"
-
-
 def _retry_at(attempts: int, now: datetime) -> datetime:
     return now + RETRY_DELAYS[min(max(attempts, 1), len(RETRY_DELAYS)) - 1]
 
@@ -526,22 +504,6 @@ def _message(
     message.set_content(body)
     message["Content-Language"] = user.language  # after the content, which resets Content-*
     return message
-
-
-def _connect(settings: Settings) -> smtplib.SMTP:
-    smtp = smtplib.SMTP(settings.smtp_host or "", settings.smtp_port, timeout=settings.smtp_timeout)
-    try:
-        smtp.ehlo()
-        if settings.smtp_starttls:
-            smtp.starttls(context=ssl.create_default_context())
-            smtp.ehlo()
-        if settings.smtp_user:
-            password = settings.smtp_password.get_secret_value() if settings.smtp_password else ""
-            smtp.login(settings.smtp_user, password)
-    except BaseException:
-        smtp.close()
-        raise
-    return smtp
 
 
 def _record(
