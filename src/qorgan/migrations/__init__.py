@@ -30,6 +30,7 @@ MODEL_MODULES = (
     "qorgan.incidents.notification_models",
     "qorgan.pipeline.models",
     "qorgan.privacy.models",
+    "qorgan.privacy.leak_models",
 )
 
 
