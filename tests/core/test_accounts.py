@@ -127,7 +127,7 @@ def test_sign_in_needs_totp_for_analysts_and_locks_out(factory: sessionmaker[Ses
 
 
 def test_password_change_refuses_reuse(factory: sessionmaker[Session]) -> None:
-    user_id = _user(factory, Role.citizen)
+    user_id = _user(factory, Role.partner)
     with unit_of_work(factory) as session:
         user = session.get(User, user_id)
         with pytest.raises(accounts.AccountError, match="current password"):
@@ -137,11 +137,24 @@ def test_password_change_refuses_reuse(factory: sessionmaker[Session]) -> None:
             accounts.change_password(
                 session=session, user=user, old="Zhetisu-Kolsai-8", new=PASSWORD
             )
-        # A citizen has no second factor to give: the password alone signs in.
+        # A partner has no second factor to give: the password alone signs in...
         result = accounts.sign_in(
             session=session, email=user.email, password="Zhetisu-Kolsai-8", now=NOW
         )
         assert result.outcome is accounts.Outcome.ok
+    # ...while a citizen, whose record says who read their data, must enrol one.
+    with unit_of_work(factory) as session:
+        citizen = accounts.create_user(
+            session=session,
+            actor="system",
+            organisation_id=session.get(User, user_id).organisation_id,
+            email="citizen@example.kz",
+            display_name="Dana Citizen",
+            role=Role.citizen,
+            password=PASSWORD,
+        )
+        result = accounts.sign_in(session=session, email=citizen.email, password=PASSWORD, now=NOW)
+        assert result.outcome is accounts.Outcome.enrolment_needed
 
 
 def test_api_tokens_are_scoped_and_expire(factory: sessionmaker[Session]) -> None:

@@ -42,7 +42,14 @@ from qorgan.core.roles import ROLE_PERMISSIONS
 
 #: Roles that handle incidents or personal data must sign in with a second factor.
 MFA_ROLES = frozenset(
-    {Role.administrator, Role.soc_analyst, Role.cert_coordinator, Role.dpo, Role.auditor}
+    {
+        Role.administrator,
+        Role.soc_analyst,
+        Role.cert_coordinator,
+        Role.dpo,
+        Role.auditor,
+        Role.citizen,  # a citizen's record holds who read their data, and their complaints
+    }
 )
 
 

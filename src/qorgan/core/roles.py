@@ -1,9 +1,9 @@
 """What each role may do: permissions are ``resource:action`` strings, the same strings that
 API tokens carry as scopes, so a token never does more than its user's role allows.
 
-Roles whose work arrives with later parts of Qorgan (partners exchange intel, citizens use the
-privacy service's portal) hold no console permissions yet; data-protection officers keep their
-organisation's registry of information systems.
+Partners (who exchange intel, a later part of Qorgan) hold no console permissions yet;
+data-protection officers keep their organisation's registry of information systems and answer
+complaints; citizens see their own record in the privacy service's portal, nothing else.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class Permission(StrEnum):
     audit_read = "audit:read"
     privacy_read = "privacy:read"  # the registry of information systems, the access log
     privacy_manage = "privacy:manage"  # register systems, rotate their tokens
+    privacy_self = "privacy:self"  # a citizen's own record: access log, consents, complaints
     users_manage = "users:manage"
 
 
@@ -71,7 +72,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     ),
     Role.partner: frozenset(),
     Role.dpo: frozenset({Permission.privacy_read, Permission.privacy_manage}),
-    Role.citizen: frozenset(),
+    Role.citizen: frozenset({Permission.privacy_self}),
 }
 
 

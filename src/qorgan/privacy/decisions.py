@@ -56,6 +56,7 @@ REASONS = {
     "basis_not_registered": "the legal basis is not registered for this system",
     "category_not_registered": "the system is not registered to hold these categories of data",
     "reported": "the system reported this access",
+    "staff_read": "a member of the organisation's staff read your record in this service",
 }
 
 
