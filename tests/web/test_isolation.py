@@ -6,20 +6,23 @@ organisation B, and lists never show them; sharing lets A read (never change) B'
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
-from privacy.examples import system_in
+from privacy.examples import iin, system_in
 from qorgan.core import accounts
 from qorgan.core.db import unit_of_work
 from qorgan.pipeline import hunts
 from qorgan.pipeline.sources import create_source
-from qorgan.privacy import registry
+from qorgan.privacy import consents, registry
+from qorgan.privacy.consents import ConsentIn
+from qorgan.privacy.models import Consent, ConsentStatus, InformationSystem
 from qorgan.privacy.protection import protection
 from qorgan.web.app import create_app
 
@@ -74,6 +77,7 @@ RECORD_ROUTES = {
     ("GET", "/api/v1/incidents/{incident_id}/evidence/{evidence_id}"),
     ("GET", "/incidents/settings/assets/{asset_id}"),
     ("POST", "/api/v1/privacy/systems/{system_id}/token"),
+    ("POST", "/api/v1/privacy/consents/{consent_id}/deletion"),
     ("PUT", "/api/v1/assets/{asset_id}"),
     ("GET", "/incidents/{incident_id}"),
     ("POST", "/incidents/{incident_id}/status"),
@@ -129,6 +133,7 @@ LIST_ROUTES = {
     ("GET", "/sources/live"),
     ("GET", "/api/v1/sources"),
     ("GET", "/api/v1/privacy/systems"),
+    ("GET", "/api/v1/privacy/consents/overdue"),
 }
 #: Routes that act only on the caller's own organisation or account, or hold no records.
 OWN_ONLY_ROUTES = {
@@ -185,6 +190,8 @@ OWN_ONLY_ROUTES = {
     # (tests/web/test_privacy_api.py).
     ("POST", "/api/v1/privacy/decisions"),
     ("POST", "/api/v1/privacy/accesses"),
+    ("POST", "/api/v1/privacy/consents"),
+    ("POST", "/api/v1/privacy/consents/{consent_id}/fulfil"),
     ("GET", "/api/v1/hunts/files"),  # the server's hunt folder, not an organisation's record
     ("GET", "/api/v1/audit/verify"),  # reports problems of the whole chain, no entries
     ("GET", "/api/v1/openapi.json"),
@@ -296,6 +303,15 @@ class Records:
                 system=system_in("b-secret-host registry"),
                 actor="test",
             )[0].id
+            self.b_consent = consents.give(
+                session=session,
+                protection=protection(world.settings),
+                key=Ed25519PrivateKey.generate(),
+                system=session.get(InformationSystem, self.b_system),
+                consent=ConsentIn(iin(date(1990, 1, 1)), ["medical care"], ["general"], []),
+            ).id
+            ended = session.get(Consent, self.b_consent)  # its data should be deleted by now
+            ended.status, ended.deletion_due = ConsentStatus.fulfilled, date(2026, 1, 1)
         a_token = world.token("a.analyst", ["alerts:write"])
         client.post(
             "/api/v1/alerts",
@@ -317,6 +333,7 @@ class Records:
             .replace("{asset_id}", str(self.b_asset))
             .replace("{source_id}", str(self.b_source))
             .replace("{system_id}", str(self.b_system))
+            .replace("{consent_id}", str(self.b_consent))
         )
 
 
@@ -428,6 +445,10 @@ def test_lists_show_only_the_own_organisation(client: TestClient, world: World) 
     assert client.get("/api/v1/hunts", headers=headers).json() == []
     assert client.get("/api/v1/sources", headers=headers).json() == []
     assert client.get("/api/v1/privacy/systems", headers=headers).json() == []
+    assert client.get("/api/v1/privacy/consents/overdue", headers=headers).json() == []
+    b_headers = {"Authorization": f"Bearer {world.token('b.admin', ['*'])}"}
+    b_overdue = client.get("/api/v1/privacy/consents/overdue", headers=b_headers).json()
+    assert [c["id"] for c in b_overdue] == [records.b_consent]  # there was one to show
     assert client.get("/api/v1/incidents?status=all", headers=headers).json()["total"] == 0
     for scope in ("own", "reported"):  # A's administrator may coordinate: nothing reported to A
         found = client.get(f"/api/v1/incidents/stats?scope={scope}", headers=headers).json()

@@ -98,3 +98,35 @@ def test_the_registry_is_the_dpos_and_checks_bins(client: TestClient, world: Wor
     assert [s["name"] for s in listed] == ["Clinic records"]
     other = _bearer(world.token("b.admin", ["*"]))
     assert client.get("/api/v1/privacy/systems", headers=other).json() == []
+
+
+def test_a_system_records_consents_and_ends_only_its_own(client: TestClient, world: World) -> None:
+    admin = _bearer(world.token("a.admin", ["*"]))
+    clinic = client.post("/api/v1/privacy/systems", json=SYSTEM, headers=admin).json()
+    other = client.post(
+        "/api/v1/privacy/systems", json={**SYSTEM, "name": "Lab"}, headers=admin
+    ).json()
+    body = {"subject_iin": CITIZEN, "purposes": ["medical care"], "categories": ["general"]}
+    given = client.post("/api/v1/privacy/consents", json=body, headers=_bearer(clinic["token"]))
+    assert given.status_code == 201, given.text
+    assert '"signature"' in given.json()["receipt"] and CITIZEN not in given.json()["receipt"]
+    assert _ask(client, clinic["token"]).json()["reason"] == "consent"
+    refused = client.post(
+        "/api/v1/privacy/consents",
+        json={**body, "purposes": ["marketing"]},
+        headers=_bearer(clinic["token"]),
+    )
+    assert refused.status_code == 422 and "purposes registered" in refused.text
+    consent_id = given.json()["id"]
+    path = f"/api/v1/privacy/consents/{consent_id}/fulfil"
+    assert client.post(path, headers=_bearer(other["token"])).status_code == 404
+    assert client.post(path, headers=admin).status_code == 401  # a user is not a system
+    ended = client.post(path, headers=_bearer(clinic["token"]))
+    assert ended.status_code == 200 and ended.json()["status"] == "fulfilled"
+    assert client.post(path, headers=_bearer(clinic["token"])).status_code == 409
+    assert _ask(client, clinic["token"]).json()["reason"] == "consent_expired"
+    assert client.get("/api/v1/privacy/consents/overdue", headers=admin).json() == []  # not yet
+    deleted = client.post(f"/api/v1/privacy/consents/{consent_id}/deletion", headers=admin)
+    assert deleted.status_code == 204
+    again = client.post(f"/api/v1/privacy/consents/{consent_id}/deletion", headers=admin)
+    assert again.status_code == 409

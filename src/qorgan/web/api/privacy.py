@@ -1,15 +1,19 @@
 """The personal-data service over the API.
 
 Information systems ask with their own token (``Authorization: Bearer qps_...``), never a
-user's: ``POST /privacy/decisions`` (may we read?) and ``POST /privacy/accesses`` (we read).
-Both answer only after the entry is committed to the subject's access log. The registry is
+user's: ``POST /privacy/decisions`` (may we read?), ``POST /privacy/accesses`` (we read),
+``POST /privacy/consents`` (the subject consented; answered with the signed receipt) and
+``POST /privacy/consents/{id}/fulfil`` (its purpose is achieved; a system's own consents only).
+Each answers only after its record is committed. Consents whose data should have been deleted
+are listed and confirmed deleted by the organisation (``/privacy/consents/overdue``,
+``/privacy/consents/{id}/deletion``). The registry is
 kept by the organisation's data-protection officer (``privacy:manage``; ``privacy:read`` to
 list); another organisation's system id is not found.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
@@ -19,10 +23,12 @@ from pydantic import BaseModel, Field
 from qorgan.core.db import unit_of_work
 from qorgan.core.roles import Permission
 from qorgan.incidents.schemas import CleanText
-from qorgan.privacy import decisions, registry
+from qorgan.privacy import consents, decisions, registry
+from qorgan.privacy.consents import ConsentError, ConsentIn
 from qorgan.privacy.decisions import AccessRequest, DecisionError
-from qorgan.privacy.models import DataCategory, InformationSystem, LegalBasis
+from qorgan.privacy.models import Consent, DataCategory, InformationSystem, LegalBasis
 from qorgan.privacy.protection import protection
+from qorgan.privacy.receipts import ReceiptError, receipt_key
 from qorgan.privacy.registry import RegistryError, SystemIn
 from qorgan.web.deps import Actor, Db, RecordId, api_actor, state
 
@@ -130,6 +136,150 @@ async def report_access(
 ) -> DecisionOut:
     """Record an access the system made (the subject sees it in their access log)."""
     return await run_in_threadpool(_record, request, _token(authorization), access, True)
+
+
+# --------------------------------------------------------------------------- consents
+
+
+class ConsentBody(BaseModel):
+    """A consent the subject gave the system (at its desk or in its own service)."""
+
+    subject_iin: Annotated[str, Field(min_length=12, max_length=12, pattern=r"^[0-9]{12}$")]
+    purposes: list[Annotated[CleanText, Field(min_length=1, max_length=200)]] = Field(
+        min_length=1, max_length=32
+    )
+    categories: list[DataCategory] = Field(min_length=1, max_length=4)
+    data_items: list[Annotated[CleanText, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=64, description="The data themselves: surname, address."
+    )
+    term_until: date | None = Field(default=None, description="The consent's last day.")
+    third_party_transfer: bool = False
+    cross_border_transfer: bool = False
+    publication: bool = Field(default=False, description="Publication in public sources.")
+    withdrawal_restriction: Annotated[CleanText, Field(max_length=500)] | None = Field(
+        default=None, description="Where the law forbids withdrawal: which law and why."
+    )
+    language: Literal["kk", "ru", "en"] = "ru"
+
+
+class ConsentOut(BaseModel):
+    id: int
+    status: str
+    given_at: datetime
+    receipt: str = Field(description="The signed receipt (JSON), for the subject to keep.")
+
+
+class OverdueOut(BaseModel):
+    id: int
+    system_id: int
+    status: str
+    ended_at: datetime | None
+    deletion_due: date | None
+
+
+def _give(request: Request, token: str, body: ConsentBody) -> ConsentOut:
+    app = state(request)
+    keys = protection(app.settings)
+    try:
+        key = receipt_key(app.settings)
+    except ReceiptError as exc:
+        raise HTTPException(503, str(exc)) from None
+    with unit_of_work(app.factory) as session:  # committed before the answer leaves
+        system = registry.system_by_token(session=session, token=token) if token else None
+        if system is None:
+            raise UNAUTHORISED
+        try:
+            row = consents.give(
+                session=session,
+                protection=keys,
+                key=key,
+                system=system,
+                consent=ConsentIn(
+                    subject_iin=body.subject_iin,
+                    purposes=body.purposes,
+                    categories=[c.value for c in body.categories],
+                    data_items=body.data_items,
+                    term_until=body.term_until,
+                    third_party_transfer=body.third_party_transfer,
+                    cross_border_transfer=body.cross_border_transfer,
+                    publication=body.publication,
+                    withdrawal_restriction=body.withdrawal_restriction,
+                    language=body.language,
+                ),
+            )
+        except (ConsentError, DecisionError) as exc:
+            raise HTTPException(422, str(exc)) from None
+        return ConsentOut(
+            id=row.id, status=row.status.value, given_at=row.given_at, receipt=row.given_receipt
+        )
+
+
+@router.post("/consents", response_model=ConsentOut, status_code=201, responses=ERRORS)
+async def give_consent(
+    request: Request, body: ConsentBody, authorization: Annotated[str | None, Header()] = None
+) -> ConsentOut:
+    """Record a consent the subject gave the system, with its signed receipt."""
+    return await run_in_threadpool(_give, request, _token(authorization), body)
+
+
+def _fulfil(request: Request, token: str, consent_id: int) -> ConsentOut:
+    app = state(request)
+    with unit_of_work(app.factory) as session:
+        system = registry.system_by_token(session=session, token=token) if token else None
+        if system is None:
+            raise UNAUTHORISED
+        row = session.get(Consent, consent_id)
+        if row is None or row.system_id != system.id:
+            raise HTTPException(404, "no such consent of this system")
+        try:
+            consents.fulfil(session=session, consent=row, actor=f"system:{system.id}")
+        except ConsentError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return ConsentOut(
+            id=row.id, status=row.status.value, given_at=row.given_at, receipt=row.given_receipt
+        )
+
+
+@router.post("/consents/{consent_id}/fulfil", response_model=ConsentOut, responses=ERRORS)
+async def fulfil_consent(
+    request: Request,
+    consent_id: RecordId,
+    authorization: Annotated[str | None, Header()] = None,
+) -> ConsentOut:
+    """The consent's purpose is achieved: it ends, and deleting the data becomes due."""
+    return await run_in_threadpool(_fulfil, request, _token(authorization), consent_id)
+
+
+@router.get("/consents/overdue", response_model=list[OverdueOut])
+def overdue_deletions(db: Db, actor: Reader) -> list[OverdueOut]:
+    """Ended consents of the organisation's systems whose data should be deleted by now."""
+    rows = consents.overdue(
+        session=db, organisation_ids=[actor.organisation_id], today=datetime.now(UTC).date()
+    )
+    return [
+        OverdueOut(
+            id=r.id,
+            system_id=r.system_id,
+            status=r.status.value,
+            ended_at=r.ended_at,
+            deletion_due=r.deletion_due,
+        )
+        for r in rows
+    ]
+
+
+@router.post("/consents/{consent_id}/deletion", status_code=204)
+def confirm_deletion(db: Db, actor: Manager, consent_id: RecordId) -> None:
+    """The organisation confirms it deleted the data of an ended consent."""
+    row = db.get(Consent, consent_id)
+    system = db.get(InformationSystem, row.system_id) if row is not None else None
+    if row is None or system is None or system.organisation_id != actor.organisation_id:
+        raise HTTPException(404, "no such consent")
+    try:
+        consents.confirm_deletion(session=db, consent=row, actor=actor.id)
+    except ConsentError as exc:
+        raise HTTPException(409, str(exc)) from None
+    db.commit()
 
 
 # --------------------------------------------------------------------------- the registry
