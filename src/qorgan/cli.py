@@ -1096,9 +1096,14 @@ def calendar_show(
 
 
 privacy_app = typer.Typer(
-    help="The personal-data protection service: consent receipts.", no_args_is_help=True
+    help="The personal-data protection service: consent receipts, the sweep, citizens.",
+    no_args_is_help=True,
 )
 app.add_typer(privacy_app, name="privacy")
+from qorgan import privacy_cli  # noqa: E402 - after the group it extends
+
+privacy_app.command("sweep")(privacy_cli.sweep)
+privacy_app.command("citizen-create")(privacy_cli.citizen_create)
 
 
 @privacy_app.command("verify-receipt")

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     #: Fernet keys that encrypt personal contacts at rest, comma-separated: the first
     #: encrypts, all decrypt (put a new one first to rotate); required in production.
     privacy_data_keys: SecretStr = SecretStr("")
+    #: Years the privacy service keeps its own records once they stop mattering (access-log
+    #: entries, answered complaints, ended consents whose data were deleted).
+    privacy_retention_years: int = Field(default=5, ge=1, le=100)
     #: How times are shown; they are always stored in UTC.
     timezone: str = "Asia/Almaty"
     #: Where Qorgan keeps its files (uploads, evidence, the development secret key).

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import threading
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -635,10 +635,14 @@ class Notifier:
         settings: Settings,
         compose: Composer,
         interval: float | None = None,
+        also: Sequence[Callable[[], object]] = (),
     ) -> None:
         self.factory = factory
         self.settings = settings
         self.compose = compose
+        #: Other scheduled work the console runs after each pass (the privacy service's
+        #: sweep): each on its own, a failure logged without stopping the others.
+        self.also = tuple(also)
         self.interval = interval if interval is not None else settings.notify_interval
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -683,6 +687,11 @@ class Notifier:
                 )
             except Exception:  # the next pass retries; the thread must not die
                 log.exception("notification pass failed")
+            for job in self.also:
+                try:
+                    job()
+                except Exception:
+                    log.exception("scheduled job %s failed", getattr(job, "__name__", job))
             with self.passed:
                 self.passes += 1
                 self.passed.notify_all()

@@ -7,6 +7,7 @@ and ``qorgan serve`` each get an application on their own database.
 
 from __future__ import annotations
 
+import functools
 import gc
 import hmac
 import logging
@@ -36,6 +37,7 @@ from qorgan.core.errors import QorganError
 from qorgan.core.settings import Environment, Settings, get_settings, secret_key
 from qorgan.incidents.notifications import Notifier
 from qorgan.pipeline.hunts import HuntRunner
+from qorgan.privacy.retention import housekeeping as privacy_housekeeping
 from qorgan.web import docs
 from qorgan.web.deps import PRE_SESSION_COOKIE, AppState, LoginRequired
 from qorgan.web.i18n import _l
@@ -150,8 +152,14 @@ def create_app(
     factory = session_factory(engine)
     # Console hunts compile the built-in pack and QORGAN_RULES, each in its own process.
     runner = HuntRunner(factory, settings=settings)
-    # Deadline notifications and e-mail, every QORGAN_NOTIFY_INTERVAL seconds.
-    notifier = Notifier(factory, settings=settings, compose=compose_mail)
+    # Deadline notifications and e-mail, every QORGAN_NOTIFY_INTERVAL seconds; after each
+    # pass, the privacy service's sweep (consents' terms, retention).
+    notifier = Notifier(
+        factory,
+        settings=settings,
+        compose=compose_mail,
+        also=[functools.partial(privacy_housekeeping, factory, settings)],
+    )
     metrics = Metrics()
 
     @asynccontextmanager
