@@ -130,3 +130,15 @@ def test_a_system_records_consents_and_ends_only_its_own(client: TestClient, wor
     assert deleted.status_code == 204
     again = client.post(f"/api/v1/privacy/consents/{consent_id}/deletion", headers=admin)
     assert again.status_code == 409
+
+
+def test_errors_never_echo_the_personal_data_sent(client: TestClient, world: World) -> None:
+    admin = _bearer(world.token("a.admin", ["*"]))
+    token = client.post("/api/v1/privacy/systems", json=SYSTEM, headers=admin).json()["token"]
+    for wrong in (CITIZEN[:-1], CITIZEN[:-1] + "X", CITIZEN + "7"):
+        answer = _ask(client, token, subject_iin=wrong)
+        assert answer.status_code == 422, wrong
+        assert "subject_iin" in answer.text and CITIZEN[:-1] not in answer.text, answer.text
+    # Elsewhere the API still says what it could not read (an alert's field, say).
+    other = client.post("/api/v1/alerts", json=[{"rule": 5}], headers=admin)
+    assert other.status_code == 422 and '"input"' in other.text

@@ -281,7 +281,12 @@ def create_app(
         if _is_api(request):
             # The errors echo the input, which may hold text JSON cannot encode (lone
             # surrogates): shown escaped, never a 500.
-            cleaned = RequestValidationError(printable(exc.errors()), body=None)
+            errors = exc.errors()
+            if request.url.path.startswith(f"{API_PREFIX}/privacy"):
+                # The privacy service's input is personal data (IINs, names, contacts): the
+                # error says which field and why, never what was sent.
+                errors = [{k: v for k, v in e.items() if k not in ("input", "ctx")} for e in errors]
+            cleaned = RequestValidationError(printable(errors), body=None)
             return await request_validation_exception_handler(request, cleaned)
         return render(
             request, "error.html", {"status": 400, "detail": _l("invalid form")}, status_code=400
