@@ -3,6 +3,7 @@ registry as the data-protection officer keeps it."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 from fastapi.testclient import TestClient
@@ -142,3 +143,24 @@ def test_errors_never_echo_the_personal_data_sent(client: TestClient, world: Wor
     # Elsewhere the API still says what it could not read (an alert's field, say).
     other = client.post("/api/v1/alerts", json=[{"rule": 5}], headers=admin)
     assert other.status_code == 422 and '"input"' in other.text
+
+
+def test_nul_and_lone_surrogates_are_refused_not_stored(client: TestClient, world: World) -> None:
+    admin = _bearer(world.token("a.admin", ["*"]))
+    token = client.post("/api/v1/privacy/systems", json=SYSTEM, headers=admin).json()["token"]
+    for bad in ("registrar\x0017", "registrar \ud800"):
+        answer = client.post(
+            "/api/v1/privacy/decisions",
+            content=json.dumps(
+                {
+                    "subject_iin": CITIZEN,
+                    "categories": ["general"],
+                    "purpose": "medical care",
+                    "legal_basis": "legal_obligation",
+                    "official": bad,
+                }
+            ),
+            headers={**_bearer(token), "Content-Type": "application/json"},
+        )
+        assert answer.status_code == 422, answer.text
+    assert _ask(client, token, legal_basis="legal_obligation").status_code == 200  # neighbour
