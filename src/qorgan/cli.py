@@ -1154,6 +1154,89 @@ def privacy_verify_receipt(
     print(f"signature valid (key fingerprint {verified.fingerprint})")
 
 
+@privacy_app.command("deliver-notices")
+def privacy_deliver_notices(
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write every notice (e-mail and SMS alike) as a JSON line to this file "
+            "instead of sending it (tests, dry runs); the file holds addresses: mode 0600."
+        ),
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Notices claimed at a time.")] = 100,
+    loop: Annotated[
+        bool, typer.Option("--loop", help="Keep delivering every --interval seconds.")
+    ] = False,
+    interval: Annotated[float, typer.Option(min=1.0, help="Seconds between passes.")] = 60.0,
+) -> None:
+    """Send the queued leak notices to data subjects: e-mail through QORGAN_SMTP_HOST, SMS
+    through QORGAN_SMS_GATEWAY_URL (or everything to --file), with retries; a notice whose
+    channel is not configured waits. Safe to run from cron beside another run.
+
+    Exit 0 when nothing failed this run, 1 when some notices failed (retried later, or given
+    up), 2 on usage errors."""
+    import signal
+    import threading
+
+    from qorgan.core.db import DatabaseError, make_engine, session_factory
+    from qorgan.core.settings import get_settings
+    from qorgan.migrations import current, head
+    from qorgan.privacy import channels as notice_channels
+    from qorgan.privacy import outbox
+    from qorgan.privacy.protection import protection
+
+    def configured(settings: Any) -> dict[str, Any]:
+        if file is not None:
+            sink = notice_channels.FileChannel(file)
+            return {"email": sink, "sms": sink}
+        found = notice_channels.from_settings(settings)
+        if not found:
+            raise QorganError(
+                "no channel is configured: set QORGAN_SMTP_HOST or QORGAN_SMS_GATEWAY_URL, "
+                "or pass --file"
+            )
+        return found
+
+    stop = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stop.set())
+    failed = 0
+    try:
+        settings = get_settings()
+        if current(settings) != head():
+            raise DatabaseError(
+                "the database schema is not the newest; run `qorgan db upgrade` first",
+                source=settings.database_url.rpartition("@")[2],
+            )
+        keys = protection(settings)
+        configured(settings)  # refused before anything is claimed
+        engine = make_engine(settings)
+        try:
+            while True:
+                done = outbox.deliver(
+                    session_factory(engine),
+                    configured(settings),
+                    protection=keys,
+                    batch=batch,
+                    stop=stop,
+                )
+                failed += done.retried + done.failed
+                err.print(
+                    f"notices sent: {done.sent}, to retry: {done.retried}, given up: {done.failed}",
+                    highlight=False,
+                )
+                for error in dict.fromkeys(done.errors):
+                    err.print(f"PROBLEM {error}", highlight=False, markup=False)
+                if not loop or stop.wait(interval):
+                    break
+        finally:
+            engine.dispose()
+    except QorganError as exc:
+        raise _fail(exc) from exc
+    if failed:
+        raise typer.Exit(1)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

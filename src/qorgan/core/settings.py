@@ -126,6 +126,14 @@ class Settings(BaseSettings):
     smtp_timeout: float = Field(default=30.0, gt=0)
     #: Seconds between the console's notification passes (deadline sweep, e-mail delivery).
     notify_interval: float = Field(default=60.0, ge=1)
+    #: Leak notices by SMS go through this HTTP gateway (``qorgan.privacy.channels.sms``):
+    #: a JSON POST with ``sms_gateway_token`` as a bearer token; unset, SMS notices wait.
+    sms_gateway_url: str | None = None
+    sms_gateway_token: SecretStr | None = None
+    #: The sender name the gateway shows (an alpha name registered with the operator).
+    sms_sender: str = "Qorgan"
+    #: Seconds a gateway request may take before the attempt counts as failed (and is retried).
+    sms_timeout: float = Field(default=10.0, gt=0)
 
     #: Live monitoring (``qorgan collect``, and ``qorgan serve`` in-process unless
     #: ``collect_in_serve`` is false): each listener as ``HOST:PORT``, empty to turn it off.
