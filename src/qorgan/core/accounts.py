@@ -311,7 +311,35 @@ def sign_in(
                 organisations=tuple((u.organisation_id, u.organisation.name) for u in matched),
             )
         matched = chosen
-    user = matched[0]
+    return _password_matched(session, matched[0], password, second_factor, now)
+
+
+def sign_in_account(
+    *, session: Session, user: User | None, password: str, now: datetime | None = None
+) -> SignIn:
+    """Check a sign-in to one account found by another identifier than the e-mail address (a
+    citizen's IIN): the same password check, lockout, second-factor stage and audit as
+    :func:`sign_in`. ``None`` (nobody has that identifier) costs one Argon2 check too and
+    gives the same answer as a wrong password."""
+    now = now or datetime.now(UTC)
+    if user is None:
+        security.verify_nobody(password)
+        audit.record(
+            "auth.failure",
+            session=session,
+            actor="anonymous",
+            details={"reason": "unknown account"},
+        )
+        return SignIn(Outcome.bad_credentials)
+    if not security.verify_password(user.password_hash, password):
+        return _failed(session, [user], now, "password")
+    return _password_matched(session, user, password, None, now)
+
+
+def _password_matched(
+    session: Session, user: User, password: str, second_factor: str | None, now: datetime
+) -> SignIn:
+    """The rest of a sign-in once ``password`` opened ``user``: lockout, second factor."""
     if _locked(user, now):
         _audit(session, "auth.refused_locked", user)
         return SignIn(Outcome.locked, locked_until=user.locked_until)
