@@ -16,13 +16,21 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
 from privacy.examples import iin, system_in
+from privacy.leak_examples import leak_in
 from qorgan.core import accounts
 from qorgan.core.db import unit_of_work
+from qorgan.core.workdays import default_calendar
 from qorgan.pipeline import hunts
 from qorgan.pipeline.sources import create_source
-from qorgan.privacy import consents, registry
+from qorgan.privacy import complaints, consents, leaks, registry
 from qorgan.privacy.consents import ConsentIn
-from qorgan.privacy.models import Consent, ConsentStatus, InformationSystem
+from qorgan.privacy.models import (
+    ComplaintKind,
+    Consent,
+    ConsentStatus,
+    InformationSystem,
+    Subject,
+)
 from qorgan.privacy.protection import protection
 from qorgan.web.app import create_app
 
@@ -77,6 +85,10 @@ RECORD_ROUTES = {
     ("GET", "/api/v1/incidents/{incident_id}/evidence/{evidence_id}"),
     ("GET", "/incidents/settings/assets/{asset_id}"),
     ("POST", "/api/v1/privacy/systems/{system_id}/token"),
+    ("GET", "/api/v1/privacy/leaks/{leak_id}"),
+    ("GET", "/api/v1/privacy/leaks/{leak_id}/report"),
+    ("POST", "/api/v1/privacy/leaks/{leak_id}/subjects"),
+    ("POST", "/api/v1/privacy/leaks/{leak_id}/submit"),
     ("POST", "/api/v1/privacy/consents/{consent_id}/deletion"),
     ("PUT", "/api/v1/assets/{asset_id}"),
     ("GET", "/incidents/{incident_id}"),
@@ -102,6 +114,13 @@ RECORD_ROUTES = {
     ("PATCH", "/api/v1/sources/{source_id}"),
     ("POST", "/api/v1/sources/{source_id}/token"),
     ("GET", "/api/v1/sources/{source_id}/rates"),
+    # The DPO's pages: complaints and consents of the caller's organisation only.
+    ("GET", "/privacy/complaints/{complaint_id}"),
+    ("POST", "/privacy/complaints/{complaint_id}/answer"),
+    ("POST", "/privacy/consents/{consent_id}/deletion-confirmed"),
+    # A citizen's own consent only: staff have no subject (404), another citizen's consent is
+    # not found (tests/web/test_citizen_portal.py).
+    ("POST", "/citizen/consents/{consent_id}/withdraw"),
 }
 #: Routes listing an organisation's records: B's must never appear in A's answer.
 LIST_ROUTES = {
@@ -133,7 +152,9 @@ LIST_ROUTES = {
     ("GET", "/sources/live"),
     ("GET", "/api/v1/sources"),
     ("GET", "/api/v1/privacy/systems"),
+    ("GET", "/api/v1/privacy/leaks"),
     ("GET", "/api/v1/privacy/consents/overdue"),
+    ("GET", "/privacy"),  # the organisation's systems, overdue deletions and complaints
 }
 #: Routes that act only on the caller's own organisation or account, or hold no records.
 OWN_ONLY_ROUTES = {
@@ -186,6 +207,9 @@ OWN_ONLY_ROUTES = {
     # A live source's events, by the source's own token: no user, no organisation's records.
     ("POST", "/api/v1/ingest"),
     ("POST", "/api/v1/privacy/systems"),  # registered in the caller's organisation
+    # Made in the caller's organisation; another's system id is refused
+    # (tests/web/test_privacy_leaks_api.py).
+    ("POST", "/api/v1/privacy/leaks"),
     # An information system asks and reports with its own token, about itself only
     # (tests/web/test_privacy_api.py).
     ("POST", "/api/v1/privacy/decisions"),
@@ -207,6 +231,16 @@ OWN_ONLY_ROUTES = {
     ("GET", "/report/challenge"),
     ("GET", "/report/status"),
     ("GET", "/report/status/{tracking}"),
+    # The citizen portal: every page works on the subject of the signed-in citizen's own
+    # account, found from the session, never from the request; staff have no subject (404)
+    # and another citizen's record is never reached (tests/web/test_citizen_portal.py).
+    ("GET", "/citizen/login"),
+    ("POST", "/citizen/login"),
+    ("GET", "/citizen"),
+    ("GET", "/citizen/record.json"),
+    ("GET", "/citizen/record.pdf"),
+    ("GET", "/citizen/complaints"),
+    ("POST", "/citizen/complaints"),
 }
 
 
@@ -303,6 +337,14 @@ class Records:
                 system=system_in("b-secret-host registry"),
                 actor="test",
             )[0].id
+            self.b_leak = leaks.create(
+                session=session,
+                protection=protection(world.settings),
+                calendar=default_calendar(),
+                organisation_id=world["b.admin"].organisation_id,
+                leak=leak_in(system_id=self.b_system, description="b-secret-host leak"),
+                actor="test",
+            ).id
             self.b_consent = consents.give(
                 session=session,
                 protection=protection(world.settings),
@@ -312,6 +354,23 @@ class Records:
             ).id
             ended = session.get(Consent, self.b_consent)  # its data should be deleted by now
             ended.status, ended.deletion_due = ConsentStatus.fulfilled, date(2026, 1, 1)
+            # A citizen's complaint to B, which A's DPO pages must not find.
+            self.b_complaint = complaints.file(
+                session=session,
+                protection=protection(world.settings),
+                calendar=default_calendar(),
+                subject=session.get(Subject, ended.subject_id),
+                complaint=complaints.ComplaintIn(
+                    kind=ComplaintKind.complaint,
+                    organisation_id=world["b.admin"].organisation_id,
+                    system_id=self.b_system,
+                    name="b-secret-host citizen",
+                    contacts="b-secret-host contacts",
+                    period_from=None,
+                    period_to=None,
+                    description="b-secret-host complaint",
+                ),
+            ).id
         a_token = world.token("a.analyst", ["alerts:write"])
         client.post(
             "/api/v1/alerts",
@@ -333,7 +392,9 @@ class Records:
             .replace("{asset_id}", str(self.b_asset))
             .replace("{source_id}", str(self.b_source))
             .replace("{system_id}", str(self.b_system))
+            .replace("{leak_id}", str(self.b_leak))
             .replace("{consent_id}", str(self.b_consent))
+            .replace("{complaint_id}", str(self.b_complaint))
         )
 
 
@@ -411,6 +472,10 @@ def test_records_of_another_organisation_are_not_found(client: TestClient, world
         headers={"Authorization": f"Bearer {b_admin}"},
     ).json()
     assert [e["name"] for e in evidence] == ["b-secret.pcap"]
+    leak = client.get(
+        f"/api/v1/privacy/leaks/{records.b_leak}", headers={"Authorization": f"Bearer {b_admin}"}
+    ).json()
+    assert (leak["status"], leak["subjects"], leak["incident_id"]) == ("draft", 0, None)
     # A cannot take B's alerts into an incident, nor add alerts to B's incident by number.
     a_alerts = client.post(
         "/incidents/from-alerts",
@@ -445,6 +510,7 @@ def test_lists_show_only_the_own_organisation(client: TestClient, world: World) 
     assert client.get("/api/v1/hunts", headers=headers).json() == []
     assert client.get("/api/v1/sources", headers=headers).json() == []
     assert client.get("/api/v1/privacy/systems", headers=headers).json() == []
+    assert client.get("/api/v1/privacy/leaks", headers=headers).json() == []
     assert client.get("/api/v1/privacy/consents/overdue", headers=headers).json() == []
     b_headers = {"Authorization": f"Bearer {world.token('b.admin', ['*'])}"}
     b_overdue = client.get("/api/v1/privacy/consents/overdue", headers=b_headers).json()
@@ -474,6 +540,7 @@ def test_lists_show_only_the_own_organisation(client: TestClient, world: World) 
         "/notifications",
         "/sources",
         "/sources/live",
+        "/privacy",
     ):
         page = client.get(path)
         assert page.status_code == 200, path

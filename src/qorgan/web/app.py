@@ -373,5 +373,9 @@ def create_app(
     from qorgan.web.routes import notifications as notification_pages
 
     app.include_router(notification_pages.router)
+    from qorgan.web.routes import citizen, privacy_pages
+
+    app.include_router(citizen.router)  # the citizen portal (its sign-in is in routes/auth.py)
+    app.include_router(privacy_pages.router)  # the data-protection officer's pages
     app.include_router(api_router, prefix=API_PREFIX)
     return app

@@ -1,5 +1,7 @@
 """Signing in (password, then a TOTP code or recovery code, or enrolling one), signing out,
-and choosing the interface language.
+and choosing the interface language. Citizens sign in to the personal-data portal with their
+IIN instead of an e-mail address (``/citizen/login``), then go through the same second-factor
+and enrolment stages.
 
 Every database write (and Argon2) runs in the thread pool; the event loop only checks CSRF
 tokens, which may need to read the form, and renders.
@@ -21,6 +23,9 @@ from qorgan.core.db import unit_of_work
 from qorgan.core.i18n import LANGUAGES
 from qorgan.core.models import SessionStage
 from qorgan.core.settings import Environment
+from qorgan.privacy import identity
+from qorgan.privacy.identifiers import IdentifierError
+from qorgan.privacy.protection import protection
 from qorgan.web.deps import (
     LANGUAGE_COOKIE,
     PRE_SESSION_COOKIE,
@@ -30,8 +35,9 @@ from qorgan.web.deps import (
     cookie_session,
     state,
 )
-from qorgan.web.i18n import _l
-from qorgan.web.templating import render
+from qorgan.web.i18n import _l, translations
+from qorgan.web.privacy_labels import refusal
+from qorgan.web.templating import render, request_language
 from qorgan.web.throttle import over_limit
 
 router = APIRouter(include_in_schema=False)
@@ -187,6 +193,85 @@ async def login(
         SessionStage.second_factor: "/login/second-factor",
         SessionStage.enrolment: "/login/enrol",
     }[stage]
+    response = RedirectResponse(target, status_code=303)
+    _set_session_cookie(request, response, token)
+    if result.user.language in LANGUAGES:
+        _set_language_cookie(request, response, result.user.language)
+    return response
+
+
+# --------------------------------------------------------------------------- citizens
+
+#: Where a citizen lands once signed in.
+CITIZEN_HOME = "/citizen"
+WRONG_IIN = _l("Wrong IIN or password.")
+
+
+@router.get("/citizen/login")
+def citizen_login_page(request: Request) -> Response:
+    return render(request, "citizen_login.html")
+
+
+def begin_citizen_session(db: Db, result: accounts.SignIn) -> str | None:
+    """Where every way a citizen proves who they are ends (:mod:`qorgan.privacy.identity`:
+    the IIN and password form now; eGov's OpenID Connect callback when it is added): a session
+    at the stage the outcome calls for (second factor, enrolment, or signed in), committed
+    with the failures counted. Returns the session's token, or None when refused."""
+    token = None
+    stage = STAGES.get(result.outcome)
+    if stage is not None:
+        assert result.user is not None
+        token = sessions.start(session=db, user=result.user, stage=stage)
+    db.commit()  # a failure counts towards the lockout
+    return token
+
+
+def _citizen_sign_in(
+    request: Request, db: Db, iin: str, password: str
+) -> tuple[accounts.SignIn | None, str | None, str | None]:
+    """Check the IIN, then the password (Argon2, also for an unknown IIN); blocking. Returns
+    the outcome, the session's token and, for a malformed IIN, the reason (nothing checked)."""
+    _purge_sessions(request)
+    keys = protection(state(request).settings)
+    try:
+        result = identity.PASSWORD.identify(
+            session=db, protection=keys, proof={"iin": iin, "password": password}
+        )
+    except IdentifierError as exc:
+        db.rollback()
+        return None, None, exc.message
+    return result, begin_citizen_session(db, result), None
+
+
+@router.post("/citizen/login")
+async def citizen_login(
+    request: Request,
+    db: Db,
+    iin: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=1024)],
+) -> Response:
+    await _check_pre_csrf(request)
+    iin = "".join(iin.split())  # 12 digits, often typed in groups
+    refused = _throttled(request, "citizen_login.html", iin=iin)
+    if refused is not None:
+        return refused
+    result, token, malformed = await run_in_threadpool(_citizen_sign_in, request, db, iin, password)
+    if result is None:
+        assert malformed is not None
+        gettext = translations(request_language(request)).gettext
+        context = {"error": refusal(malformed, gettext), "iin": iin}
+        return render(request, "citizen_login.html", context, status_code=400)
+    request.app.state.metrics.logins.labels(f"citizen_{result.outcome}").inc()
+    if token is None:
+        # An unknown IIN and a wrong password: the same answer, after the same Argon2 work.
+        error = LOCKED if result.outcome is accounts.Outcome.locked else WRONG_IIN
+        return render(request, "citizen_login.html", {"error": error, "iin": iin}, status_code=401)
+    assert result.user is not None
+    target = {
+        SessionStage.full: CITIZEN_HOME,
+        SessionStage.second_factor: "/login/second-factor",
+        SessionStage.enrolment: "/login/enrol",
+    }[STAGES[result.outcome]]
     response = RedirectResponse(target, status_code=303)
     _set_session_cookie(request, response, token)
     if result.user.language in LANGUAGES:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from qorgan.core import accounts, sessions
 from qorgan.core.errors import QorganError
-from qorgan.core.models import ApiToken
+from qorgan.core.models import ApiToken, Role
 from qorgan.core.roles import ROLE_PERMISSIONS, Permission
 from qorgan.web.deps import SESSION_COOKIE, Actor, Db, RecordId, page_actor
 from qorgan.web.i18n import _l
@@ -36,6 +36,10 @@ def home(request: Request, actor: SignedIn) -> Response:
         return RedirectResponse("/alerts", status_code=303)
     if actor.can(Permission.audit_read):
         return RedirectResponse("/audit", status_code=303)
+    if actor.user.role is Role.citizen:
+        return RedirectResponse("/citizen", status_code=303)
+    if actor.can(Permission.privacy_read):
+        return RedirectResponse("/privacy", status_code=303)
     return render(request, "home.html")
 
 
