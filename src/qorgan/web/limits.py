@@ -30,6 +30,9 @@ BULK_LIMIT = 4 * MIB
 #: The public report form: three supporting files of 4 MiB and the fields around them
 #: (``qorgan.incidents.reports``; the form's route refuses a larger file with a message).
 PUBLIC_REPORT_LIMIT = 12 * MIB + 256 * 1024
+#: A leak's affected subjects as a CSV: the file's own limit (``qorgan.privacy.leak_csv``, which
+#: refuses a larger file with a message) and the form around it.
+LEAK_SUBJECTS_LIMIT = 20 * MIB + 64 * 1024
 
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
@@ -50,6 +53,7 @@ def route_limits(upload_bytes: int, *, evidence_bytes: int) -> dict[tuple[str, s
         ("POST", "/api/v1/alerts/triage"): BULK_LIMIT,
         ("POST", "/alerts/triage"): BULK_LIMIT,
         ("POST", "/report"): PUBLIC_REPORT_LIMIT,
+        ("POST", "/api/v1/privacy/leaks/{leak_id}/subjects"): LEAK_SUBJECTS_LIMIT,
     }
 
 

@@ -16,6 +16,7 @@ from qorgan.web.api import (
     me,
     notifications,
     privacy,
+    privacy_leaks,
     sources,
 )
 
@@ -33,5 +34,6 @@ for _module in (
     sources,
     ingest,
     privacy,
+    privacy_leaks,
 ):
     router.include_router(_module.router)
