@@ -119,7 +119,7 @@ def test_records_past_their_term_go_and_their_neighbours_stay(privacy_registry: 
         assert session.scalar(select(func.count()).select_from(Complaint)) == 1
         assert session.scalar(select(func.count()).select_from(Consent)) == 1
         entries = session.scalars(
-            select(AuditEntry).where(AuditEntry.action == "privacy.retention.purge")
+            select(AuditEntry).where(AuditEntry.action == "privacy.retention_purge")
         ).all()
         assert [e.details["access_log"] for e in entries] == [1]
     with unit_of_work(reg.factory) as session:
@@ -128,7 +128,7 @@ def test_records_past_their_term_go_and_their_neighbours_stay(privacy_registry: 
             session.scalar(
                 select(func.count())
                 .select_from(AuditEntry)
-                .where(AuditEntry.action == "privacy.retention.purge")
+                .where(AuditEntry.action == "privacy.retention_purge")
             )
             == 1
         )  # nothing deleted, nothing recorded
@@ -198,8 +198,6 @@ def test_the_commands_sweep_and_open_a_citizens_account(
     try:
         with unit_of_work(session_factory(engine)) as session:
             assert session.scalar(select(func.count()).select_from(CitizenAccount)) == 1
-            assert citizens.CITIZENS in {
-                a.organisation.name for a in session.scalars(select(User))
-            }
+            assert citizens.CITIZENS in {a.organisation.name for a in session.scalars(select(User))}
     finally:
         engine.dispose()

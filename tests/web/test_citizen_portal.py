@@ -526,7 +526,7 @@ def test_a_complaint_is_answered_and_its_reading_is_in_the_citizens_log(
     with unit_of_work(world.factory) as session:
         reads = session.scalars(
             select(AuditEntry).where(
-                AuditEntry.action == "privacy.subject.read",
+                AuditEntry.action == "privacy.subject_read",
                 AuditEntry.actor == str(portal.dpo_a.id),
             )
         ).all()

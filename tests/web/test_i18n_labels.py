@@ -33,6 +33,7 @@ from qorgan.incidents.models import LEVELS, AlertStatus
 from qorgan.incidents.search import Search, SearchError
 from qorgan.pipeline import hunts
 from qorgan.pipeline.models import Hunt, HuntSource, HuntStatus
+from qorgan.privacy import complaints
 from qorgan.telemetry.errors import TelemetryError
 from qorgan.telemetry.formats import detect_format, get_format
 from qorgan.telemetry.options import MiB
@@ -93,6 +94,7 @@ def recorded_actions() -> set[str]:
     ``audit.record`` and ``audit.Entry`` (the second of ``accounts._audit``), and the triage
     service's table of actions."""
     found = set(triage.AUDIT_ACTION.values()) | incident_service.AUDIT_ACTIONS
+    found |= set(complaints.AUDIT_ACTIONS.values())
     for call in _calls():
         position = {"record": 0, "Entry": 0, "_audit": 1}.get(_name(call))
         if position is None or len(call.args) <= position:

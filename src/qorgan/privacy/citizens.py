@@ -230,7 +230,7 @@ def record_staff_read(
     session.add(row)
     session.flush()
     audit.record(
-        "privacy.subject.read",
+        "privacy.subject_read",
         session=session,
         actor=str(staff.id),
         organisation_id=staff.organisation_id,

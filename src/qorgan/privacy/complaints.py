@@ -27,6 +27,11 @@ from qorgan.privacy.models import (
 )
 from qorgan.privacy.protection import Protection
 
+#: What filing each kind records in the audit trail.
+AUDIT_ACTIONS = {
+    ComplaintKind.complaint: "privacy.complaint_file",
+    ComplaintKind.objection: "privacy.objection_file",
+}
 #: Working days an organisation has to answer (the Administrative Procedure Code's term for
 #: an appeal, 15 working days).
 ANSWER_DAYS = 15
@@ -116,7 +121,7 @@ def file(
     session.add(row)
     session.flush()
     audit.record(
-        f"privacy.{complaint.kind.value}.file",
+        AUDIT_ACTIONS[complaint.kind],
         session=session,
         actor="citizen",
         organisation_id=complaint.organisation_id,
@@ -149,7 +154,7 @@ def answer(
         raise ComplaintError("this complaint is already answered")
     session.refresh(complaint)
     audit.record(
-        "privacy.complaint.answer",
+        "privacy.complaint_answer",
         session=session,
         actor=str(staff.id),
         organisation_id=complaint.organisation_id,

@@ -148,7 +148,7 @@ def give(
     session.add(row)
     session.flush()
     audit.record(
-        "privacy.consent.give",
+        "privacy.consent_give",
         session=session,
         actor=ACTOR,
         organisation_id=system.organisation_id,
@@ -205,7 +205,7 @@ def withdraw(
         raise ConsentError("this consent is already withdrawn")
     session.refresh(row)
     audit.record(
-        "privacy.consent.withdraw",
+        "privacy.consent_withdraw",
         session=session,
         actor=ACTOR,
         organisation_id=system.organisation_id,
@@ -249,7 +249,7 @@ def fulfil(*, session: Session, consent: Consent, actor: str, now: datetime | No
     system = session.get(InformationSystem, consent.system_id)
     assert system is not None
     audit.record(
-        "privacy.consent.fulfil",
+        "privacy.consent_fulfil",
         session=session,
         actor=actor,
         organisation_id=system.organisation_id,
@@ -270,7 +270,7 @@ def confirm_deletion(
     system = session.get(InformationSystem, consent.system_id)
     assert system is not None
     audit.record(
-        "privacy.consent.deletion_confirmed",
+        "privacy.deletion_confirmed",
         session=session,
         actor=actor,
         organisation_id=system.organisation_id,

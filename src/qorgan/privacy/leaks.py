@@ -204,7 +204,7 @@ def create(
     session.add(row)
     session.flush()
     audit.record(
-        "privacy.leak.create",
+        "privacy.leak_create",
         session=session,
         actor=actor,
         organisation_id=organisation_id,
@@ -332,7 +332,7 @@ def add_subjects(
         )
     added = Added(added=len(new), already=len(by_hash) - len(new))
     audit.record(
-        "privacy.leak.subjects",
+        "privacy.leak_subjects",
         session=session,
         actor=actor,
         organisation_id=leak.organisation_id,
@@ -393,7 +393,7 @@ def submit(
         leak.submitted_at = now
     queued = _queue(session, leak.id, now)
     audit.record(
-        "privacy.leak.submit",
+        "privacy.leak_submit",
         session=session,
         actor=actor,
         organisation_id=leak.organisation_id,
@@ -411,7 +411,7 @@ def link_incident(*, session: Session, leak: LeakReport, incident_id: int, actor
         return
     leak.incident_id = incident_id
     audit.record(
-        "privacy.leak.incident",
+        "privacy.leak_incident",
         session=session,
         actor=actor,
         organisation_id=leak.organisation_id,

@@ -123,7 +123,7 @@ def register(
     session.add(row)
     session.flush()
     audit.record(
-        "privacy.system.register",
+        "privacy.system_register",
         session=session,
         actor=actor,
         organisation_id=organisation_id,
@@ -139,7 +139,7 @@ def rotate_token(*, session: Session, system: InformationSystem, actor: str) -> 
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     system.token_hash = digest(token)
     audit.record(
-        "privacy.system.rotate_token",
+        "privacy.system_token",
         session=session,
         actor=actor,
         organisation_id=system.organisation_id,

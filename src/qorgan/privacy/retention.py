@@ -78,7 +78,7 @@ def purge(*, session: Session, now: datetime, years: int) -> Purged:
     purged = Purged(log, complaints, ended, subjects)
     if purged.total:
         audit.record(
-            "privacy.retention.purge",
+            "privacy.retention_purge",
             session=session,
             actor="privacy",
             details={**asdict(purged), "before": cutoff.isoformat(), "years": years},

@@ -57,6 +57,9 @@ PERMISSION_LABELS = {
     "sources:configure": _l("Register and change log sources"),
     "audit:read": _l("Read the audit trail"),
     "users:manage": _l("Manage users"),
+    "privacy:read": _l("Read the personal-data registry and complaints"),
+    "privacy:manage": _l("Register information systems and answer complaints"),
+    "privacy:self": _l("See one's own personal-data record"),
 }
 #: Every action the audit trail records, as the audit page names it.
 AUDIT_ACTION_LABELS = {
@@ -115,6 +118,22 @@ AUDIT_ACTION_LABELS = {
     "user.recovery_codes": _l("New recovery codes issued"),
     "user.unlock": _l("Account unlocked"),
     "user.language": _l("Language changed"),
+    "privacy.system_register": _l("Information system registered"),
+    "privacy.system_token": _l("Information system's token replaced"),
+    "privacy.consent_give": _l("Consent recorded"),
+    "privacy.consent_withdraw": _l("Consent withdrawn"),
+    "privacy.consent_fulfil": _l("Consent ended: purpose achieved"),
+    "privacy.deletion_confirmed": _l("Deletion of personal data confirmed"),
+    "privacy.subject_read": _l("Citizen's record read by staff"),
+    "privacy.retention_purge": _l("Personal-data records deleted at the end of their term"),
+    "privacy.complaint_file": _l("Complaint filed by a citizen"),
+    "privacy.objection_file": _l("Objection to automated processing filed"),
+    "privacy.complaint_answer": _l("Complaint answered"),
+    "privacy.leak_create": _l("Personal-data leak report started"),
+    "privacy.leak_subjects": _l("Affected subjects added to a leak report"),
+    "privacy.leak_submit": _l("Personal-data leak report submitted"),
+    "privacy.leak_incident": _l("Leak report joined to an incident"),
+    "privacy.leak_report": _l("Leak report to the authorised body produced"),
 }
 #: The same actions in an alert's history, where the alert goes without saying.
 HISTORY_LABELS = {
@@ -138,6 +157,11 @@ TARGET_LABELS = {
     "log_source": _l("log source"),
     "organisation": _l("organisation"),
     "user": _l("user"),
+    "privacy_system": _l("information system"),
+    "privacy_consent": _l("consent"),
+    "privacy_subject": _l("data subject"),
+    "privacy_complaint": _l("complaint"),
+    "privacy_leak": _l("leak report"),
 }
 #: Who acted, when it was not a user: the hunts' background process, a sign-in with an
 #: unknown e-mail address, the command line, ``qorgan demo``.
@@ -146,6 +170,8 @@ ACTOR_LABELS = {
     "anonymous": _l("Unknown account"),
     "cli": _l("Command line"),
     "system:demo": _l("Demo set-up"),
+    "privacy": _l("Personal-data service"),
+    "citizen": _l("A citizen"),
 }
 SORT_LABELS = {
     "-time": _l("Newest first"),
