@@ -23,8 +23,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, Select, bindparam, select
+from sqlalchemy import insert as sa_insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -150,14 +153,24 @@ def _request(request: AccessRequest, today: date) -> AccessRequest:
     )
 
 
+def _registered(system: InformationSystem, request: AccessRequest) -> tuple[Outcome, str] | None:
+    """Rule 1 and rule 3: what the registry alone decides, or None when consent must."""
+    if request.purpose not in system.purposes:
+        return Outcome.deny, "purpose_not_registered"
+    if request.legal_basis not in system.legal_bases:
+        return Outcome.deny, "basis_not_registered"
+    if not set(request.categories) <= set(system.categories):
+        return Outcome.deny, "category_not_registered"
+    if request.legal_basis != LegalBasis.consent:
+        return Outcome.allow, "legal_basis"
+    return None
+
+
 def _consent_reason(
-    session: Session, subject: Subject, system: InformationSystem, request: AccessRequest, today
+    consents: Sequence[Row[Any]], request: AccessRequest, today: date
 ) -> tuple[str, int | None]:
-    consents = session.scalars(
-        select(Consent)
-        .where(Consent.subject_id == subject.id, Consent.system_id == system.id)
-        .order_by(Consent.given_at.desc(), Consent.id.desc())
-    ).all()
+    """Rule 2 over the subject's consents to the system, newest first (``id``, ``purposes``,
+    ``categories``, ``status``, ``term_until``)."""
     covering = [
         c
         for c in consents
@@ -175,21 +188,6 @@ def _consent_reason(
     return "consent_expired", newest.id
 
 
-def _decide(
-    session: Session, subject: Subject, system: InformationSystem, request: AccessRequest, today
-) -> tuple[Outcome, str, int | None]:
-    if request.purpose not in system.purposes:
-        return Outcome.deny, "purpose_not_registered", None
-    if request.legal_basis not in system.legal_bases:
-        return Outcome.deny, "basis_not_registered", None
-    if not set(request.categories) <= set(system.categories):
-        return Outcome.deny, "category_not_registered", None
-    if request.legal_basis != LegalBasis.consent:
-        return Outcome.allow, "legal_basis", None
-    reason, consent_id = _consent_reason(session, subject, system, request, today)
-    return (Outcome.allow if reason == "consent" else Outcome.deny), reason, consent_id
-
-
 def _recorded(session: Session, system: InformationSystem, request_id: str) -> Decision | None:
     row = session.scalar(
         select(AccessRecord).where(
@@ -199,6 +197,83 @@ def _recorded(session: Session, system: InformationSystem, request_id: str) -> D
     if row is None:
         return None
     return Decision(row.id, Outcome(row.outcome), row.reason, row.at, row.consent_id)
+
+
+def _lookup_statement(earlier: bool, consents: bool) -> Select[Any]:
+    columns: list[Any] = [Subject.id.label("subject_id")]
+    if earlier:
+        recorded = select(AccessRecord.id).where(
+            AccessRecord.system_id == bindparam("system_id"),
+            AccessRecord.request_id == bindparam("request_id"),
+        )
+        columns.append(recorded.scalar_subquery().label("earlier"))
+    if not consents:
+        return select(*columns).where(Subject.iin_hash == bindparam("pseudonym"))
+    return (
+        select(
+            *columns,
+            Consent.id,
+            Consent.purposes,
+            Consent.categories,
+            Consent.status,
+            Consent.term_until,
+        )
+        .select_from(Subject)
+        .outerjoin(
+            Consent,
+            (Consent.subject_id == Subject.id) & (Consent.system_id == bindparam("system_id")),
+        )
+        .where(Subject.iin_hash == bindparam("pseudonym"))
+        .order_by(Consent.given_at.desc(), Consent.id.desc())
+    )
+
+
+#: The lookup of every decision, by (request id given, consents needed): built once, so each
+#: decision only binds its values (building and keying a statement costs more than running it).
+_LOOKUPS = {(e, c): _lookup_statement(e, c) for e in (False, True) for c in (False, True)}
+_LOG = AccessRecord.__table__
+_INSERTS = {
+    "postgresql": postgresql.insert(_LOG)
+    .on_conflict_do_nothing(index_elements=["system_id", "request_id"])
+    .returning(_LOG.c.id),
+    "sqlite": sqlite.insert(_LOG)
+    .on_conflict_do_nothing(index_elements=["system_id", "request_id"])
+    .returning(_LOG.c.id),
+}
+_PLAIN_INSERT = sa_insert(_LOG).returning(_LOG.c.id)
+
+
+def _lookup(
+    session: Session,
+    system: InformationSystem,
+    pseudonym: str,
+    request_id: str | None,
+    consents: bool,
+) -> Sequence[Row[Any]]:
+    """In one round trip, on the session's connection (the ORM's per-statement work cost four
+    times the query, bench/decisions.py): the subject's id, whether the system's request id is
+    recorded already and, with ``consents``, the subject's consents to the system, newest
+    first (one row each, or one row of nulls). No row: the subject is seen for the first
+    time."""
+    statement = _LOOKUPS[request_id is not None, consents]
+    parameters = {"pseudonym": pseudonym, "system_id": system.id, "request_id": request_id}
+    return session.connection().execute(statement, parameters).all()
+
+
+def _insert(session: Session, values: dict[str, Any], request_id: str | None) -> int | None:
+    """Add the entry to the log; None when the system's request id is there already (a retry
+    that raced this one). One statement: the database settles the race, no savepoint."""
+    connection = session.connection()
+    if request_id is None:
+        return connection.execute(_PLAIN_INSERT, values).scalar_one()
+    statement = _INSERTS.get(connection.dialect.name)
+    if statement is not None:
+        return connection.execute(statement, values).scalar()
+    try:  # another database: the unique constraint, behind a savepoint
+        with session.begin_nested():
+            return connection.execute(_PLAIN_INSERT, values).scalar_one()
+    except IntegrityError:
+        return None
 
 
 def record(
@@ -215,41 +290,60 @@ def record(
     now = now or datetime.now(UTC)
     today = now.date()
     request = _request(request, today)
-    if request.request_id is not None:
-        earlier = _recorded(session, system, request.request_id)
+    request_id = request.request_id
+    try:
+        pseudonym = protection.pseudonym(parse_iin(request.subject_iin).value)
+    except IdentifierError as exc:
+        earlier = _recorded(session, system, request_id) if request_id else None
+        if earlier is not None:  # a retry is answered as it was, whatever it now says
+            return earlier
+        raise DecisionError(str(exc)) from exc
+    decided = (Outcome.reported, "reported") if reported else _registered(system, request)
+    rows = _lookup(session, system, pseudonym, request_id, consents=decided is None)
+    if rows and request_id is not None and rows[0].earlier is not None:
+        earlier = _recorded(session, system, request_id)
+        assert earlier is not None
+        return earlier
+    if rows:
+        subject_id = rows[0].subject_id
+    else:
+        earlier = _recorded(session, system, request_id) if request_id else None
         if earlier is not None:
             return earlier
-    subject = subject_for(session=session, protection=protection, iin=request.subject_iin)
-    if reported:
-        outcome, reason, consent_id = Outcome.reported, "reported", None
+        subject_id = subject_for(session=session, protection=protection, iin=request.subject_iin).id
+    consent_id = None
+    if decided is not None:
+        outcome, reason = decided
     else:
-        outcome, reason, consent_id = _decide(session, subject, system, request, today)
-    row = AccessRecord(
-        subject_id=subject.id,
-        system_id=system.id,
-        at=now,
-        outcome=outcome,
-        reason=reason,
-        official=request.official,
-        purpose=request.purpose,
-        legal_basis=LegalBasis(request.legal_basis),
-        categories=list(request.categories),
-        consent_id=consent_id,
-        hidden_until=request.hidden_until,
-        hidden_because=request.hidden_because,
-        hidden_visible_to=request.hidden_visible_to,
-        request_id=request.request_id,
+        consents = [r for r in rows if r.id is not None]
+        reason, consent_id = _consent_reason(consents, request, today)
+        outcome = Outcome.allow if reason == "consent" else Outcome.deny
+    record_id = _insert(
+        session,
+        {
+            "subject_id": subject_id,
+            "system_id": system.id,
+            "at": now,
+            "outcome": outcome,
+            "reason": reason,
+            "official": request.official,
+            "purpose": request.purpose,
+            "legal_basis": LegalBasis(request.legal_basis),
+            "categories": list(request.categories),
+            "consent_id": consent_id,
+            "hidden_until": request.hidden_until,
+            "hidden_because": request.hidden_because,
+            "hidden_visible_to": request.hidden_visible_to,
+            "request_id": request_id,
+        },
+        request_id,
     )
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
+    if record_id is None:
         # The same request_id, recorded by a concurrent retry: its decision is the answer.
-        earlier = _recorded(session, system, request.request_id or "")
-        if earlier is None:
-            raise
+        earlier = _recorded(session, system, request_id or "")
+        assert earlier is not None
         return earlier
-    return Decision(row.id, outcome, reason, now, consent_id)
+    return Decision(record_id, outcome, reason, now, consent_id)
 
 
 def subject_log(*, session: Session, subject_id: int, today: date) -> list[AccessRecord]:
