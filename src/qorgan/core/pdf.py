@@ -19,10 +19,14 @@ BOLD = FONT_DIR / "DejaVuSans-Bold.ttf"
 class UnicodePdf(FPDF):
     """An A4 document with DejaVu Sans (family :attr:`FONT`, styles "" and "B") embedded.
 
-    Subclasses draw their own header and footer; :meth:`visible` is for every text they print.
+    Every page carries :attr:`head` at its top and :attr:`foot` at its bottom, small and grey
+    (``{page}`` and ``{pages}`` in the foot are filled in); :meth:`visible` is for every text a
+    document prints.
     """
 
     FONT = "DejaVu"
+    head = ""
+    foot = ""
 
     def __init__(self) -> None:
         super().__init__(format="A4")
@@ -33,6 +37,22 @@ class UnicodePdf(FPDF):
         self.glyphs: frozenset[int] = frozenset(fonts[0].cmap).intersection(fonts[1].cmap)
         self.set_margins(14, 16, 14)
         self.set_auto_page_break(True, margin=16)
+
+    def header(self) -> None:
+        self.set_font(self.FONT, "", 7.5)
+        self.set_text_color(110)
+        self.set_y(7)
+        self.cell(0, 4, self.visible(self.head))
+        self.set_text_color(0)
+        self.set_y(self.t_margin)
+
+    def footer(self) -> None:
+        self.set_y(-11)
+        self.set_font(self.FONT, "", 7.5)
+        self.set_text_color(110)
+        text = self.visible(self.foot).replace("{page}", str(self.page_no()))
+        self.cell(0, 4, text.replace("{pages}", "{nb}"))
+        self.set_text_color(0)
 
     def visible(self, text: str) -> str:
         """``text`` with what would print as nothing or mislead shown as ``<U+XXXX>``: control

@@ -19,22 +19,19 @@ from __future__ import annotations
 
 import csv
 import io
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from fpdf import FPDF
 from fpdf.enums import MethodReturnValue
 
-from qorgan.core.pdf import FONT_DIR
+from qorgan.core.pdf import UnicodePdf
 
 if TYPE_CHECKING:
     from qorgan.incidents.stats import Row
 
-_FONTS = FONT_DIR
 #: The CSV's columns, in order.
 CSV_COLUMNS = (
     "reference",
@@ -144,44 +141,12 @@ class Document:
     notes: list[str] = field(default_factory=list)
 
 
-class _ReportPdf(FPDF):
-    FONT = "DejaVu"
-
+class _ReportPdf(UnicodePdf):
     def __init__(self, document: Document) -> None:
-        super().__init__(format="A4")
+        super().__init__()
         self.document = document
-        self.add_font(self.FONT, "", _FONTS / "DejaVuSans.ttf")
-        self.add_font(self.FONT, "B", _FONTS / "DejaVuSans-Bold.ttf")
-        fonts = (self.fonts["dejavu"], self.fonts["dejavuB"])
-        self.glyphs: frozenset[int] = frozenset(fonts[0].cmap).intersection(fonts[1].cmap)
-        self.set_margins(14, 16, 14)
-        self.set_auto_page_break(True, margin=16)
-
-    def header(self) -> None:
-        self.set_font(self.FONT, "", 7.5)
-        self.set_text_color(110)
-        self.set_y(7)
-        self.cell(0, 4, self.visible(f"{self.document.title} · {self.document.subtitle}"))
-        self.set_text_color(0)
-        self.set_y(self.t_margin)
-
-    def footer(self) -> None:
-        self.set_y(-11)
-        self.set_font(self.FONT, "", 7.5)
-        self.set_text_color(110)
-        footer = self.visible(self.document.footer)
-        self.cell(0, 4, footer.replace("{page}", str(self.page_no())).replace("{pages}", "{nb}"))
-        self.set_text_color(0)
-
-    def visible(self, text: str) -> str:
-        """Control and format characters, and letters the font lacks, as ``<U+XXXX>``."""
-        out = []
-        for char in text:
-            if char == "\n" or (unicodedata.category(char)[0] != "C" and ord(char) in self.glyphs):
-                out.append(char)
-            else:
-                out.append(f"<U+{ord(char):04X}>")
-        return "".join(out)
+        self.head = f"{document.title} · {document.subtitle}"
+        self.foot = document.footer
 
     def paragraph(self, text: str, size: float = 9, style: str = "") -> None:
         self.set_font(self.FONT, style, size)

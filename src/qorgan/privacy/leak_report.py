@@ -91,22 +91,8 @@ class _LeakPdf(UnicodePdf):
     def __init__(self, labels: dict[str, str], reference: str) -> None:
         super().__init__()
         self.labels = labels
-        self.reference = reference
-
-    def header(self) -> None:
-        self.set_font(self.FONT, "", 7.5)
-        self.set_text_color(110)
-        self.set_y(7)
-        self.cell(0, 4, self.visible(f"{self.reference} · {self.labels['title']}"))
-        self.set_text_color(0)
-        self.set_y(self.t_margin)
-
-    def footer(self) -> None:
-        self.set_y(-11)
-        self.set_font(self.FONT, "", 7.5)
-        self.set_text_color(110)
-        self.cell(0, 4, self.labels["page"].format(page=self.page_no(), pages="{nb}"))
-        self.set_text_color(0)
+        self.head = f"{reference} · {labels['title']}"
+        self.foot = labels["page"]
 
     def paragraph(self, text: str, size: float = 9.5, style: str = "") -> None:
         self.set_font(self.FONT, style, size)

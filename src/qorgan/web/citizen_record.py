@@ -189,22 +189,8 @@ class _RecordPdf(UnicodePdf):
     def __init__(self, label: Callable[[str], str], title: str) -> None:
         super().__init__()
         self.label = label
-        self.title_text = title
-
-    def header(self) -> None:
-        self.set_font(self.FONT, "", 7.5)
-        self.set_text_color(110)
-        self.set_y(7)
-        self.cell(0, 4, self.visible(f"Qorgan · {self.title_text}"))
-        self.set_text_color(0)
-        self.set_y(self.t_margin)
-
-    def footer(self) -> None:
-        self.set_y(-11)
-        self.set_font(self.FONT, "", 7.5)
-        self.set_text_color(110)
-        self.cell(0, 4, self.label("page") % {"page": self.page_no(), "pages": "{nb}"})
-        self.set_text_color(0)
+        self.head = f"Qorgan · {title}"
+        self.foot = label("page") % {"page": "{page}", "pages": "{pages}"}
 
     def paragraph(self, text: str, size: float = 9, style: str = "") -> None:
         self.set_font(self.FONT, style, size)
