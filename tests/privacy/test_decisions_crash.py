@@ -33,6 +33,7 @@ from qorgan.core.settings import Settings
 from qorgan.privacy import decisions
 from qorgan.privacy.models import AccessRecord, Consent
 from qorgan.testing import free_port
+from serving import wait_until_answering
 
 from .conftest import Registry
 from .examples import iin
@@ -66,15 +67,7 @@ def serve(settings: Settings, var_dir: Path, log: Path) -> Iterator[tuple[str, s
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, log.read_text(errors="replace")
-            assert time.monotonic() < deadline, "qorgan serve did not answer /readyz in 30 s"
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)  # not listening yet: nothing to wait on but the port
+        wait_until_answering(process, f"{url}/readyz", log, timeout=30)
         yield url, process
     finally:
         if process.poll() is None:

@@ -31,6 +31,7 @@ from qorgan.incidents import evidence
 from qorgan.incidents.models import Evidence, Incident, IncidentEvent, PublicReport
 from qorgan.testing import free_port
 from qorgan.web.proof_of_work import solve
+from serving import wait_until_answering
 
 #: Reports sent at most, by how many threads; the server is killed once KILL_AFTER of them
 #: were acknowledged, with the others still on their way.
@@ -80,15 +81,7 @@ def _server(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text(errors="replace")
-            assert time.monotonic() < deadline, "the server did not answer /healthz in 60 s"
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)  # not listening yet: nothing to wait on but the port
+        wait_until_answering(process, f"{url}/healthz", log, timeout=60)
         yield url, process
     finally:
         if process.poll() is None:
