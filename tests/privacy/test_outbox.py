@@ -73,6 +73,11 @@ def _lines(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
 
 
+def _complete_lines(path: Path) -> int:
+    """Lines written in full so far: a writer may be half-way through the last one."""
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
 def _statuses(registry: Registry) -> Counter[str]:
     with unit_of_work(registry.factory) as session:
         return Counter(str(s) for s in session.scalars(select(LeakNotice.status)))
@@ -435,14 +440,20 @@ def test_deliver_notices_killed_with_sigkill_resumes_without_a_duplicate(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 20
-    while len(_lines(sink)) < 120 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    process.send_signal(signal.SIGKILL)
-    process.wait(10)
-    assert process.returncode == -signal.SIGKILL, process.stderr.read()  # type: ignore[union-attr]
-    process.stderr.close()  # type: ignore[union-attr]
-    written = len(_lines(sink))
+    try:
+        deadline = time.monotonic() + 20
+        while (
+            _complete_lines(sink) < 120 and process.poll() is None and time.monotonic() < deadline
+        ):
+            time.sleep(0.005)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        assert process.returncode == -signal.SIGKILL, process.stderr.read()  # type: ignore[union-attr]
+    finally:
+        process.kill()
+        process.wait(10)
+        process.stderr.close()  # type: ignore[union-attr]
+    written = _complete_lines(sink)  # the kill may have torn the last line: the next run mends it
     assert 120 <= written < 1_000
     statuses = _statuses(privacy_registry)
     assert statuses["sent"] <= written and statuses["sending"] >= 1
