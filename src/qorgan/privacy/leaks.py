@@ -53,6 +53,8 @@ CHUNK = 500
 #: A detection time this far in the future is a typo, not a clock skew.
 CLOCK_SKEW = timedelta(minutes=5)
 TEXT_MAX = 20_000
+#: The largest record id the databases' integer keys hold (a larger one is no system's).
+ID_MAX = 2**31 - 1
 
 
 class LeakError(QorganError):
@@ -102,6 +104,15 @@ class Deadline:
     met_at: datetime | None
     overdue: bool  # not submitted, and the deadline has passed
     late: bool  # submitted after the deadline
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Where a report stands, as the API and the pages show it."""
+
+    deadline: Deadline
+    subjects: int
+    notices: dict[str, int]  # by delivery status
 
 
 def check_text(value: str, what: str, size: int = TEXT_MAX) -> str:
@@ -173,7 +184,9 @@ def create(
         raise LeakError("the leak cannot have happened after it was detected")
     system = None
     if leak.system_id is not None:
-        system = session.get(InformationSystem, leak.system_id)
+        # An id beyond the key's range would overflow in the driver: it is nobody's system.
+        if 1 <= leak.system_id <= ID_MAX:
+            system = session.get(InformationSystem, leak.system_id)
         if system is None or system.organisation_id != organisation_id:
             raise LeakError("no such information system in your organisation")
     holder_name = leak.holder_name or (system.owner_name if system else "")
@@ -238,6 +251,15 @@ def subject_count(*, session: Session, leak_id: int) -> int:
     return int(session.scalar(select(func.count()).where(LeakSubject.leak_id == leak_id)) or 0)
 
 
+def figures(*, session: Session, leak: LeakReport, now: datetime | None = None) -> Figures:
+    """The report's deadline, its subjects and its notices by delivery status."""
+    return Figures(
+        deadline=deadline(leak, now),
+        subjects=subject_count(session=session, leak_id=leak.id),
+        notices=notice_counts(session=session, leak_id=leak.id),
+    )
+
+
 def load_subjects_csv(
     stream: BinaryIO,
     *,
@@ -249,6 +271,15 @@ def load_subjects_csv(
     CsvRejected` lists each bad row (number and reason, never its values) and nothing is
     kept. Pass the result to :func:`add_subjects`."""
     return leak_csv.parse_subjects(stream, max_bytes=max_bytes, max_rows=max_rows, today=today)
+
+
+def upload_subjects(
+    *, session: Session, protection: Protection, leak: LeakReport, stream: BinaryIO, actor: str
+) -> Added:
+    """Check the uploaded CSV (:func:`load_subjects_csv`) and add its subjects to the report
+    (:func:`add_subjects`); :class:`~qorgan.privacy.leak_csv.CsvRejected` keeps nothing."""
+    rows = load_subjects_csv(stream)
+    return add_subjects(session=session, protection=protection, leak=leak, rows=rows, actor=actor)
 
 
 def _insert(session: Session, model: type) -> object:

@@ -10,8 +10,8 @@ detection and met by this submission; ``GET /privacy/leaks/{id}/report`` is the 
 authorised body as JSON or as a Kazakh or Russian PDF. Writing needs ``privacy:manage``,
 reading ``privacy:read``; another organisation's report is not found.
 
-This module joins two packages that may not import each other (privacy and incidents): the
-leak is the privacy service's, the incident the incident service's, both in one unit of work.
+Submitting joins two packages that may not import each other (privacy and incidents) in one
+unit of work: :mod:`qorgan.web.leak_incident` does it, for this API and the DPO's pages.
 """
 
 from __future__ import annotations
@@ -29,9 +29,7 @@ from starlette.datastructures import UploadFile
 from qorgan.core import audit
 from qorgan.core.roles import Permission
 from qorgan.core.workdays import WorkCalendar
-from qorgan.incidents import clocks, service
-from qorgan.incidents.lifecycle import NotFound
-from qorgan.incidents.models import Incident
+from qorgan.incidents import service
 from qorgan.incidents.schemas import CleanText
 from qorgan.privacy import leak_csv, leak_report, leaks
 from qorgan.privacy.leak_models import LeakReport
@@ -39,6 +37,7 @@ from qorgan.privacy.leak_words import leak_reference
 from qorgan.privacy.leaks import LeakError, LeakIn, LeakNotFound
 from qorgan.privacy.models import DataCategory
 from qorgan.privacy.protection import protection
+from qorgan.web import leak_incident
 from qorgan.web.deps import Actor, Db, RecordId, api_actor, state, work_calendar
 
 router = APIRouter(prefix="/privacy/leaks", tags=["privacy"])
@@ -126,7 +125,8 @@ class SubmitOut(BaseModel):
 
 
 def _out(db: Db, row: LeakReport) -> LeakOut:
-    shown = leaks.deadline(row)
+    figures = leaks.figures(session=db, leak=row)
+    shown = figures.deadline
     return LeakOut(
         id=row.id,
         reference=leak_reference(row.id),
@@ -143,8 +143,8 @@ def _out(db: Db, row: LeakReport) -> LeakOut:
         deadline=DeadlineOut(due_at=shown.due_at, overdue=shown.overdue, late=shown.late),
         submitted_at=row.submitted_at,
         incident_id=row.incident_id,
-        subjects=leaks.subject_count(session=db, leak_id=row.id),
-        notices=leaks.notice_counts(session=db, leak_id=row.id),
+        subjects=figures.subjects,
+        notices=figures.notices,
         created_at=row.created_at,
     )
 
@@ -257,7 +257,13 @@ async def upload_subjects(request: Request, db: Db, actor: Manager, leak_id: Rec
         def add() -> Any:
             leak = _leak(db, actor, leak_id)
             try:
-                rows = leaks.load_subjects_csv(upload.file)
+                added = leaks.upload_subjects(
+                    session=db,
+                    protection=protection(settings),
+                    leak=leak,
+                    stream=upload.file,
+                    actor=actor.id,
+                )
             except leak_csv.CsvRejected as exc:
                 problems = [Problem(row=p.row, reason=p.reason).model_dump() for p in exc.problems]
                 return Response(
@@ -267,13 +273,6 @@ async def upload_subjects(request: Request, db: Db, actor: Manager, leak_id: Rec
                     status_code=422,
                     media_type="application/json",
                 )
-            added = leaks.add_subjects(
-                session=db,
-                protection=protection(settings),
-                leak=leak,
-                rows=rows,
-                actor=actor.id,
-            )
             db.commit()
             return UploadOut(
                 added=added.added,
@@ -284,49 +283,6 @@ async def upload_subjects(request: Request, db: Db, actor: Manager, leak_id: Rec
         return await run_in_threadpool(add)
     finally:
         await request.close()
-
-
-def _incident_for(
-    db: Db, actor: Actor, leak: LeakReport, incident_id: int | None, calendar: WorkCalendar
-) -> Incident:
-    """The incident the leak goes with: the one it has, the one named (the caller's
-    organisation's), or a new one of the personal-data class. Its breach-report clock runs
-    from detection, as the report's deadline does, and this submission meets it."""
-    if leak.incident_id is not None and incident_id not in (None, leak.incident_id):
-        raise HTTPException(
-            409, f"the report is linked to {service.reference(leak.incident_id)} already"
-        )
-    wanted = incident_id or leak.incident_id
-    if wanted is not None:
-        try:
-            incident = service.owned(db, wanted, actor.organisation_id)
-        except NotFound:
-            raise HTTPException(404, "no such incident in your organisation") from None
-    else:
-        incident, _ = service.create(
-            session=db,
-            organisation_id=actor.organisation_id,
-            actor_id=actor.user.id,
-            draft=service.Draft(
-                title=f"Personal-data leak {leak_reference(leak.id)}",
-                description=leak.description,
-                rsit_class="information-content-security",
-                rsit_type="data-leak",
-            ),
-            calendar=calendar,
-            origin="privacy_leak",
-            started_at=leak.occurred_at or leak.detected_at,
-        )
-    if not incident.personal_data or incident.breach_reported_at is None:
-        before = incident.personal_data
-        clocks.flag_personal_data(incident, leak.detected_at, calendar)
-        incident.breach_reported_at = leak.submitted_at
-        clocks.next_due(incident)
-        changes: dict[str, Any] = {"leak": leak_reference(leak.id), "breach_reported": True}
-        if not before:
-            changes["personal_data"] = {"from": False, "to": True}
-        service.event(db, incident, actor.user.id, "updated", changes)
-    return incident
 
 
 @router.post(
@@ -346,16 +302,13 @@ def submit_leak(
     again after more subjects were uploaded notifies only them), and the leak opens an
     incident with personal data in your organisation, or links the one named."""
     leak = _leak(db, actor, leak_id)
-    incident_id = body.incident_id if body else None
-    submitted = leaks.submit(session=db, leak=leak, actor=actor.id)
-    incident = _incident_for(db, actor, leak, incident_id, calendar)
-    leaks.link_incident(session=db, leak=leak, incident_id=incident.id, actor=actor.id)
+    done = leak_incident.submit(db, actor, leak, calendar, body.incident_id if body else None)
     db.commit()
     return SubmitOut(
-        queued=submitted.queued,
-        first=submitted.first,
-        incident_id=incident.id,
-        incident=service.reference(incident.id),
+        queued=done.submitted.queued,
+        first=done.submitted.first,
+        incident_id=done.incident.id,
+        incident=service.reference(done.incident.id),
         leak=_out(db, leak),
     )
 
