@@ -43,6 +43,8 @@ class AppState:
     secret: bytes
     runner: Any  # qorgan.pipeline.hunts.HuntRunner
     throttle: Any  # qorgan.web.throttle.Throttle
+    #: Access decisions, committed in shared transactions (qorgan.privacy.batches).
+    decisions: Any = None
     #: When expired sessions were last purged (``time.monotonic``; see routes/auth.py).
     sessions_purged_at: float = field(default=float("-inf"))
 
@@ -118,6 +120,7 @@ async def check_csrf(request: Request, session_token: str) -> None:
         value = form.get("csrf_token")
         offered = value if isinstance(value, str) else None
     if not sessions.csrf_valid(state(request).secret, session_token, offered):
+        await request.close()  # a multipart form's files, which no route will read now
         raise HTTPException(403, _l("missing or invalid CSRF token; reload the page and try again"))
 
 
