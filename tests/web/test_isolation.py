@@ -16,9 +16,10 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
 from privacy.examples import iin, system_in
-from privacy.leak_examples import leak_in
+from privacy.leak_examples import leak_in, subjects_csv
 from qorgan.core import accounts
 from qorgan.core.db import unit_of_work
+from qorgan.core.models import Role
 from qorgan.core.workdays import default_calendar
 from qorgan.pipeline import hunts
 from qorgan.pipeline.sources import create_source
@@ -35,6 +36,7 @@ from qorgan.privacy.protection import protection
 from qorgan.web.app import create_app
 
 from .conftest import EXAMPLES, World, alert_payload, sign_in
+from .test_citizen_portal import _citizen, _staff
 
 #: Routes that take the id of an organisation's record, with how to fill the path in.
 RECORD_ROUTES = {
@@ -118,6 +120,9 @@ RECORD_ROUTES = {
     ("GET", "/privacy/complaints/{complaint_id}"),
     ("POST", "/privacy/complaints/{complaint_id}/answer"),
     ("POST", "/privacy/consents/{consent_id}/deletion-confirmed"),
+    ("GET", "/privacy/leaks/{leak_id}"),
+    ("POST", "/privacy/leaks/{leak_id}/subjects"),
+    ("POST", "/privacy/leaks/{leak_id}/submit"),
     # A citizen's own consent only: staff have no subject (404), another citizen's consent is
     # not found (tests/web/test_citizen_portal.py).
     ("POST", "/citizen/consents/{consent_id}/withdraw"),
@@ -155,6 +160,7 @@ LIST_ROUTES = {
     ("GET", "/api/v1/privacy/leaks"),
     ("GET", "/api/v1/privacy/consents/overdue"),
     ("GET", "/privacy"),  # the organisation's systems, overdue deletions and complaints
+    ("GET", "/privacy/leaks"),
 }
 #: Routes that act only on the caller's own organisation or account, or hold no records.
 OWN_ONLY_ROUTES = {
@@ -210,6 +216,8 @@ OWN_ONLY_ROUTES = {
     # Made in the caller's organisation; another's system id is refused
     # (tests/web/test_privacy_leaks_api.py).
     ("POST", "/api/v1/privacy/leaks"),
+    ("GET", "/privacy/leaks/new"),  # the form: the caller's organisation's systems to choose
+    ("POST", "/privacy/leaks"),  # likewise, through the form
     # An information system asks and reports with its own token, about itself only
     # (tests/web/test_privacy_api.py).
     ("POST", "/api/v1/privacy/decisions"),
@@ -541,6 +549,8 @@ def test_lists_show_only_the_own_organisation(client: TestClient, world: World) 
         "/sources",
         "/sources/live",
         "/privacy",
+        "/privacy/leaks",
+        "/privacy/leaks/new",
     ):
         page = client.get(path)
         assert page.status_code == 200, path
@@ -576,3 +586,57 @@ def test_shared_alerts_can_be_read_but_not_changed(client: TestClient, world: Wo
     assert changed.status_code == 404
     # Sharing alerts does not share hunts.
     assert client.get(f"/api/v1/hunts/{records.b_hunt}", headers=headers).status_code == 404
+
+
+#: Every route that reads or changes one leak report, pages and API.
+LEAK_ROUTES = sorted(r for r in RECORD_ROUTES if "{leak_id}" in r[1])
+
+
+def test_a_leak_is_not_reached_by_another_dpo_a_citizen_or_a_system(
+    client: TestClient, world: World
+) -> None:
+    """B's leak report, tried by A's data-protection officer (signed in, and with a token of
+    every scope), a citizen (signed in) and an information system's token: nobody reads or
+    changes it, whether through the pages or the API."""
+    records = Records(world, client)
+    with unit_of_work(world.factory) as session:
+        dpo = _staff(session, world["a.admin"].organisation_id, "dpo@a.example.kz", Role.dpo)
+        citizen = _citizen(
+            session, protection(world.settings), iin(date(1985, 5, 5)), "c@example.kz", "C"
+        )
+        system_token = registry.register(
+            session=session,
+            protection=protection(world.settings),
+            organisation_id=world["a.admin"].organisation_id,
+            system=system_in("A's clinic"),
+            actor="test",
+        )[1]
+    world.people["a.dpo"] = dpo
+    dpo_token = world.token("a.dpo", ["*"])
+
+    def attempt(method: str, template: str, **kwargs: Any) -> int:
+        path = records.path(template)
+        if method == "GET":
+            return client.get(path, follow_redirects=False, **kwargs).status_code
+        files = {"file": ("s.csv", subjects_csv(3), "text/csv")} if "subjects" in path else None
+        return client.post(path, files=files, follow_redirects=False, **kwargs).status_code
+
+    for name, person in (("dpo", dpo), ("citizen", citizen)):
+        csrf = sign_in(client, person)
+        for method, template in LEAK_ROUTES:
+            extra: dict[str, Any] = {}
+            if method == "POST":
+                extra = {"headers": {"X-CSRF-Token": csrf}}
+            status = attempt(method, template, **extra)
+            assert status in (403, 404), (name, method, template, status)
+        client.post("/logout", data={"csrf_token": csrf})
+        client.cookies.clear()
+    for name, token in (("system", system_token), ("dpo token", dpo_token)):
+        for method, template in LEAK_ROUTES:
+            status = attempt(method, template, headers={"Authorization": f"Bearer {token}"})
+            # A page never takes a token (to the sign-in page); the API refuses it or finds
+            # no such report.
+            assert status in (303, 401, 403, 404), (name, method, template, status)
+    b_admin = {"Authorization": f"Bearer {world.token('b.admin', ['*'])}"}
+    leak = client.get(f"/api/v1/privacy/leaks/{records.b_leak}", headers=b_admin).json()
+    assert (leak["status"], leak["subjects"], leak["incident_id"]) == ("draft", 0, None)

@@ -1,7 +1,8 @@
-"""The data-protection officer's pages: the organisation's information systems (a read-only
-summary; registration is through the API), consents whose data should have been deleted by
-now with a "deletion confirmed" button, and complaints and objections with their deadlines,
-each answered on its own page.
+"""The data-protection officer's pages: leak reports not submitted yet, with their deadlines
+(the leak pages themselves are in :mod:`.privacy_leak_pages`), the organisation's information
+systems (a read-only summary; registration is through the API), consents whose data should
+have been deleted by now with a "deletion confirmed" button, and complaints and objections
+with their deadlines, each answered on its own page.
 
 A complaint's page shows the citizen's name and contacts: opening it puts a staff read in that
 citizen's access log and the audit trail (:func:`citizens.record_staff_read`) before the page
@@ -28,9 +29,11 @@ from qorgan.privacy.protection import protection
 from qorgan.web.deps import Actor, Db, RecordId, page_actor, state
 from qorgan.web.i18n import _l, translations
 from qorgan.web.privacy_labels import as_typed, not_text, refusal, template_values
+from qorgan.web.routes import privacy_leak_pages
 from qorgan.web.templating import render, request_language
 
 router = APIRouter(include_in_schema=False)
+router.include_router(privacy_leak_pages.router)
 Reader = Annotated[Actor, Depends(page_actor(Permission.privacy_read))]
 Manager = Annotated[Actor, Depends(page_actor(Permission.privacy_manage))]
 #: Answered complaints listed below the open ones, newest first.
@@ -64,6 +67,9 @@ def _overview(
             ),
             "open_complaints": [c for c in every if c.status is ComplaintStatus.open],
             "answered_complaints": answered[:ANSWERED_SHOWN],
+            "draft_leaks": privacy_leak_pages.leak_rows(
+                db, actor.organisation_id, drafts_only=True
+            ),
             "is_overdue": complaints.overdue,
             "now": datetime.now(UTC),
             **extra,
