@@ -164,3 +164,36 @@ def test_nul_and_lone_surrogates_are_refused_not_stored(client: TestClient, worl
         )
         assert answer.status_code == 422, answer.text
     assert _ask(client, token, legal_basis="legal_obligation").status_code == 200  # neighbour
+
+
+def test_the_decision_path_answers_as_the_rest_of_the_api(client: TestClient, world: World) -> None:
+    """Decisions skip FastAPI's routing (web/decision_path.py), not its guarantees: the
+    console's headers, the metrics, the JSON media type, and other methods routed as usual."""
+    admin = _bearer(world.token("a.admin", ["*"]))
+    token = client.post("/api/v1/privacy/systems", json=SYSTEM, headers=admin).json()["token"]
+    answer = _ask(client, token, legal_basis="legal_obligation")
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+    for name in ("x-content-type-options", "content-security-policy", "cache-control"):
+        assert name in answer.headers, name
+    assert "set-cookie" not in answer.headers  # no pre-session for the API
+    body = json.dumps({"subject_iin": CITIZEN, "categories": ["general"], "purpose": "medical care",
+                       "legal_basis": "legal_obligation", "official": "registrar 17"})  # fmt: skip
+    as_text = client.post(
+        "/api/v1/privacy/decisions",
+        content=body,
+        headers={**_bearer(token), "Content-Type": "text/plain"},
+    )
+    assert as_text.status_code == 422 and "application/json" in as_text.text
+    as_json = client.post(
+        "/api/v1/privacy/decisions",
+        content=body,
+        headers={**_bearer(token), "Content-Type": "application/json; charset=utf-8"},
+    )
+    assert as_json.status_code == 200, as_json.text
+    assert client.get("/api/v1/privacy/decisions", headers=_bearer(token)).status_code == 405
+    scraped = bytes(client.app.state.metrics.exposition().body).decode()  # type: ignore[attr-defined]
+    assert 'route="/api/v1/privacy/decisions"' in scraped
+    assert (
+        'qorgan_http_requests_total{method="POST",route="/api/v1/privacy/decisions",status="422"}'
+        in scraped
+    )

@@ -20,12 +20,12 @@ the recorded decision is returned, not made twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, select
+from sqlalchemy import Row, Select, any_, bindparam, select
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -188,30 +188,51 @@ def _consent_reason(
     return "consent_expired", newest.id
 
 
-def _recorded(session: Session, system: InformationSystem, request_id: str) -> Decision | None:
-    row = session.scalar(
-        select(AccessRecord).where(
-            AccessRecord.system_id == system.id, AccessRecord.request_id == request_id
-        )
+@dataclass(frozen=True)
+class Ask:
+    """One request of a batch: ``system`` asks ``request`` (or, ``reported``, reports it)."""
+
+    system: InformationSystem
+    request: AccessRequest
+    reported: bool = False
+
+
+_LOG = AccessRecord.__table__
+
+
+def _among(column: Any, name: str, postgres: bool) -> Any:
+    """``column`` is one of the list bound as ``name``: ``= ANY(array)`` on PostgreSQL (one
+    statement text whatever the list's length, so the server prepares it once), an expanding
+    ``IN`` elsewhere."""
+    if postgres:
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+def _earlier_statement(postgres: bool) -> Select[Any]:
+    return select(
+        _LOG.c.system_id,
+        _LOG.c.request_id,
+        _LOG.c.id,
+        _LOG.c.outcome,
+        _LOG.c.reason,
+        _LOG.c.at,
+        _LOG.c.consent_id,
+    ).where(
+        _among(_LOG.c.system_id, "systems", postgres),
+        _among(_LOG.c.request_id, "requests", postgres),
     )
-    if row is None:
-        return None
-    return Decision(row.id, Outcome(row.outcome), row.reason, row.at, row.consent_id)
 
 
-def _lookup_statement(earlier: bool, consents: bool) -> Select[Any]:
-    columns: list[Any] = [Subject.id.label("subject_id")]
-    if earlier:
-        recorded = select(AccessRecord.id).where(
-            AccessRecord.system_id == bindparam("system_id"),
-            AccessRecord.request_id == bindparam("request_id"),
-        )
-        columns.append(recorded.scalar_subquery().label("earlier"))
-    if not consents:
-        return select(*columns).where(Subject.iin_hash == bindparam("pseudonym"))
+def _subjects_statement(postgres: bool) -> Select[Any]:
+    """The subjects of a batch and their consents to the systems that must ask for consent
+    (one row per consent, newest first, or one row of nulls); a subject without a row is
+    new."""
     return (
         select(
-            *columns,
+            Subject.id.label("subject_id"),
+            Subject.iin_hash,
+            Consent.system_id,
             Consent.id,
             Consent.purposes,
             Consent.categories,
@@ -221,106 +242,168 @@ def _lookup_statement(earlier: bool, consents: bool) -> Select[Any]:
         .select_from(Subject)
         .outerjoin(
             Consent,
-            (Consent.subject_id == Subject.id) & (Consent.system_id == bindparam("system_id")),
+            (Consent.subject_id == Subject.id) & _among(Consent.system_id, "systems", postgres),
         )
-        .where(Subject.iin_hash == bindparam("pseudonym"))
+        .where(_among(Subject.iin_hash, "pseudonyms", postgres))
         .order_by(Consent.given_at.desc(), Consent.id.desc())
     )
 
 
-#: The lookup of every decision, by (request id given, consents needed): built once, so each
-#: decision only binds its values (building and keying a statement costs more than running it).
-_LOOKUPS = {(e, c): _lookup_statement(e, c) for e in (False, True) for c in (False, True)}
-_LOG = AccessRecord.__table__
-_INSERTS = {
+#: Built once (building and keying a statement costs more than running it), by dialect.
+_EARLIER = {postgres: _earlier_statement(postgres) for postgres in (False, True)}
+_SUBJECTS = {postgres: _subjects_statement(postgres) for postgres in (False, True)}
+_KEYED_INSERTS = {
     "postgresql": postgresql.insert(_LOG)
     .on_conflict_do_nothing(index_elements=["system_id", "request_id"])
-    .returning(_LOG.c.id),
+    .returning(_LOG.c.system_id, _LOG.c.request_id, _LOG.c.id),
     "sqlite": sqlite.insert(_LOG)
     .on_conflict_do_nothing(index_elements=["system_id", "request_id"])
-    .returning(_LOG.c.id),
+    .returning(_LOG.c.system_id, _LOG.c.request_id, _LOG.c.id),
 }
-_PLAIN_INSERT = sa_insert(_LOG).returning(_LOG.c.id)
+_PLAIN_INSERT = sa_insert(_LOG).returning(_LOG.c.id, sort_by_parameter_order=True)
 
 
-def _lookup(
-    session: Session,
-    system: InformationSystem,
-    pseudonym: str,
-    request_id: str | None,
-    consents: bool,
-) -> Sequence[Row[Any]]:
-    """In one round trip, on the session's connection (the ORM's per-statement work cost four
-    times the query, bench/decisions.py): the subject's id, whether the system's request id is
-    recorded already and, with ``consents``, the subject's consents to the system, newest
-    first (one row each, or one row of nulls). No row: the subject is seen for the first
-    time."""
-    statement = _LOOKUPS[request_id is not None, consents]
-    parameters = {"pseudonym": pseudonym, "system_id": system.id, "request_id": request_id}
-    return session.connection().execute(statement, parameters).all()
+def _postgres(session: Session) -> bool:
+    return session.connection().dialect.name == "postgresql"
 
 
-def _insert(session: Session, values: dict[str, Any], request_id: str | None) -> int | None:
-    """Add the entry to the log; None when the system's request id is there already (a retry
-    that raced this one). One statement: the database settles the race, no savepoint."""
+def _earlier(
+    session: Session, keys: Collection[tuple[int, str]]
+) -> dict[tuple[int, str], Decision]:
+    """The recorded decisions of these (system id, request id) pairs."""
+    if not keys:
+        return {}
+    parameters = {"systems": sorted({k[0] for k in keys}), "requests": sorted({k[1] for k in keys})}
+    return {
+        (row.system_id, row.request_id): Decision(
+            row.id, Outcome(row.outcome), row.reason, row.at, row.consent_id
+        )
+        for row in session.connection().execute(_EARLIER[_postgres(session)], parameters)
+        if (row.system_id, row.request_id) in keys
+    }
+
+
+def _subjects(
+    session: Session, pseudonyms: Collection[str], systems: Collection[int]
+) -> tuple[dict[str, int], dict[tuple[int, int], list[Row[Any]]]]:
+    """In one round trip: each known subject's id by pseudonym, and the consents of those
+    subjects to ``systems``, newest first, by (subject id, system id)."""
+    ids: dict[str, int] = {}
+    consents: dict[tuple[int, int], list[Row[Any]]] = {}
+    parameters = {"pseudonyms": sorted(pseudonyms), "systems": sorted(systems) or [-1]}
+    statement = _SUBJECTS[_postgres(session)]
+    for row in session.connection().execute(statement, parameters):
+        ids[row.iin_hash] = row.subject_id
+        if row.id is not None:
+            consents.setdefault((row.subject_id, row.system_id), []).append(row)
+    return ids, consents
+
+
+def _insert(
+    session: Session, keyed: list[dict[str, Any]], plain: list[dict[str, Any]]
+) -> tuple[dict[tuple[int, str], int], list[int]]:
+    """Add the entries to the log, a statement for those with a request id and one for the
+    others; an entry whose system's request id is there already (a retry that raced this
+    one) is left out of the first answer. The database settles the race, no savepoint."""
     connection = session.connection()
-    if request_id is None:
-        return connection.execute(_PLAIN_INSERT, values).scalar_one()
-    statement = _INSERTS.get(connection.dialect.name)
-    if statement is not None:
-        return connection.execute(statement, values).scalar()
-    try:  # another database: the unique constraint, behind a savepoint
-        with session.begin_nested():
-            return connection.execute(_PLAIN_INSERT, values).scalar_one()
-    except IntegrityError:
-        return None
+    added: dict[tuple[int, str], int] = {}
+    if keyed:
+        statement = _KEYED_INSERTS.get(connection.dialect.name)
+        if statement is not None:
+            rows = connection.execute(statement, keyed)
+            added = {(r.system_id, r.request_id): r.id for r in rows}
+        else:  # another database: the unique constraint, behind a savepoint per entry
+            for values in keyed:
+                try:
+                    with session.begin_nested():
+                        found = connection.execute(_PLAIN_INSERT, values).scalar_one()
+                    added[values["system_id"], values["request_id"]] = found
+                except IntegrityError:
+                    pass
+    ids = list(connection.execute(_PLAIN_INSERT, plain).scalars()) if plain else []
+    return added, ids
 
 
-def record(
+@dataclass
+class _Item:
+    """An ask on its way through :func:`record_many`."""
+
+    ask: Ask
+    request: AccessRequest
+    pseudonym: str = ""
+    decided: tuple[Outcome, str] | None = None
+    values: dict[str, Any] | None = None
+    result: Decision | DecisionError | None = None
+
+
+def _checked(ask: Ask, today: date) -> _Item | DecisionError:
+    try:
+        request = _request(ask.request, today)
+    except DecisionError as exc:
+        return exc
+    item = _Item(ask, request)
+    try:
+        item.pseudonym = parse_iin(request.subject_iin).value
+    except IdentifierError as exc:
+        item.result = DecisionError(str(exc))
+    return item
+
+
+def record_many(
     *,
     session: Session,
     protection: Protection,
-    system: InformationSystem,
-    request: AccessRequest,
-    reported: bool = False,
+    asks: Sequence[Ask],
     now: datetime | None = None,
-) -> Decision:
-    """Decide ``request`` for ``system`` (or, ``reported``, record an access it made) and add
-    it to the subject's access log; the caller commits before answering."""
+) -> list[Decision | DecisionError]:
+    """Decide each ask (or record the access it reports) and add it to its subject's access
+    log, in the session's transaction: a batch of concurrent requests costs a handful of
+    round trips, not a few per request. Answers in the order of ``asks``: the decision, or
+    the error that request alone gets. A request id asked again (a retry, or twice in the
+    batch) is answered with the recorded decision, whatever the request now says."""
     now = now or datetime.now(UTC)
     today = now.date()
-    request = _request(request, today)
-    request_id = request.request_id
-    try:
-        pseudonym = protection.pseudonym(parse_iin(request.subject_iin).value)
-    except IdentifierError as exc:
-        earlier = _recorded(session, system, request_id) if request_id else None
-        if earlier is not None:  # a retry is answered as it was, whatever it now says
-            return earlier
-        raise DecisionError(str(exc)) from exc
-    decided = (Outcome.reported, "reported") if reported else _registered(system, request)
-    rows = _lookup(session, system, pseudonym, request_id, consents=decided is None)
-    if rows and request_id is not None and rows[0].earlier is not None:
-        earlier = _recorded(session, system, request_id)
-        assert earlier is not None
-        return earlier
-    if rows:
-        subject_id = rows[0].subject_id
-    else:
-        earlier = _recorded(session, system, request_id) if request_id else None
-        if earlier is not None:
-            return earlier
-        subject_id = subject_for(session=session, protection=protection, iin=request.subject_iin).id
-    consent_id = None
-    if decided is not None:
-        outcome, reason = decided
-    else:
-        consents = [r for r in rows if r.id is not None]
-        reason, consent_id = _consent_reason(consents, request, today)
-        outcome = Outcome.allow if reason == "consent" else Outcome.deny
-    record_id = _insert(
-        session,
-        {
+    checked = [_checked(ask, today) for ask in asks]
+    items = [c for c in checked if isinstance(c, _Item)]
+    keys = {(i.ask.system.id, i.request.request_id) for i in items if i.request.request_id}
+    earlier = _earlier(session, keys)
+    live: list[_Item] = []
+    for item in items:
+        key = (item.ask.system.id, item.request.request_id or "")
+        if key in earlier:
+            item.result = earlier[key]
+        elif item.result is None:
+            item.pseudonym = protection.pseudonym(item.pseudonym)
+            item.decided = (
+                (Outcome.reported, "reported")
+                if item.ask.reported
+                else _registered(item.ask.system, item.request)
+            )
+            live.append(item)
+    asking = {i.ask.system.id for i in live if i.decided is None}
+    subject_ids, consents = _subjects(session, {i.pseudonym for i in live}, asking)
+    for item in live:
+        if item.pseudonym not in subject_ids:
+            subject_ids[item.pseudonym] = subject_for(
+                session=session, protection=protection, iin=item.request.subject_iin
+            ).id
+    firsts: dict[tuple[int, str], _Item] = {}
+    for item in live:
+        system, request = item.ask.system, item.request
+        if request.request_id:
+            first = firsts.setdefault((system.id, request.request_id), item)
+            if first is not item:  # asked twice in this batch: answered as the first is
+                continue
+        subject_id = subject_ids[item.pseudonym]
+        consent_id = None
+        if item.decided is not None:
+            outcome, reason = item.decided
+        else:
+            found = consents.get((subject_id, system.id), [])
+            reason, consent_id = _consent_reason(found, request, today)
+            outcome = Outcome.allow if reason == "consent" else Outcome.deny
+        item.decided = (outcome, reason)
+        item.values = {
             "subject_id": subject_id,
             "system_id": system.id,
             "at": now,
@@ -334,16 +417,56 @@ def record(
             "hidden_until": request.hidden_until,
             "hidden_because": request.hidden_because,
             "hidden_visible_to": request.hidden_visible_to,
-            "request_id": request_id,
-        },
-        request_id,
+            "request_id": request.request_id,
+        }
+    writing = [i for i in live if i.values is not None]
+    keyed = [i.values for i in writing if i.request.request_id and i.values]
+    plain = [i.values for i in writing if not i.request.request_id and i.values]
+    added, ids = _insert(session, keyed, plain)
+    raced = {
+        k
+        for k in ((i.ask.system.id, i.request.request_id) for i in writing)
+        if k[1] and k not in added
+    }
+    earlier = _earlier(session, raced)  # the same request ids, recorded by concurrent retries
+    plain_ids = iter(ids)
+    for item in writing:
+        assert item.values is not None and item.decided is not None
+        key = (item.ask.system.id, item.request.request_id or "")
+        if key in raced:
+            item.result = earlier[key]
+            continue
+        record_id = added[key] if item.request.request_id else next(plain_ids)
+        item.result = Decision(record_id, *item.decided, now, item.values["consent_id"])
+    for item in live:
+        if item.result is None:  # the second of a request id asked twice in the batch
+            first = firsts[item.ask.system.id, item.request.request_id or ""]
+            item.result = first.result
+    answers: list[Decision | DecisionError] = []
+    for found in checked:
+        result = found if isinstance(found, DecisionError) else found.result
+        assert result is not None
+        answers.append(result)
+    return answers
+
+
+def record(
+    *,
+    session: Session,
+    protection: Protection,
+    system: InformationSystem,
+    request: AccessRequest,
+    reported: bool = False,
+    now: datetime | None = None,
+) -> Decision:
+    """Decide ``request`` for ``system`` (or, ``reported``, record an access it made) and add
+    it to the subject's access log; the caller commits before answering."""
+    (found,) = record_many(
+        session=session, protection=protection, asks=[Ask(system, request, reported)], now=now
     )
-    if record_id is None:
-        # The same request_id, recorded by a concurrent retry: its decision is the answer.
-        earlier = _recorded(session, system, request_id or "")
-        assert earlier is not None
-        return earlier
-    return Decision(record_id, outcome, reason, now, consent_id)
+    if isinstance(found, DecisionError):
+        raise found
+    return found
 
 
 def subject_log(*, session: Session, subject_id: int, today: date) -> list[AccessRecord]:

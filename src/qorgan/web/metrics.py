@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import Response
 from fastapi.routing import iter_route_contexts
 from prometheus_client import (
     CollectorRegistry,
@@ -63,31 +63,24 @@ class Metrics:
         )
 
         self._templates: list[tuple[re.Pattern[str], str]] | None = None
+        self._seen: dict[str, str] = {}
 
-    def _template(self, request: Request) -> str:
+    def template(self, app: Any, path: str) -> str:
         """The route template a path matched (``/api/v1/alerts/{alert_id}``), so labels stay
-        few whatever ids are requested."""
+        few whatever ids are requested; the last few thousand paths are remembered."""
         if self._templates is None:
             self._templates = []
-            for context in iter_route_contexts(request.app.routes):
+            for context in iter_route_contexts(app.routes):
                 if context.path:
                     regex, _format, _convertors = compile_path(str(context.path))
                     self._templates.append((regex, str(context.path)))
-        path = request.url.path
-        for regex, template in self._templates:
-            if regex.match(path):
-                return template
-        return "unmatched"
-
-    async def middleware(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        template = self._template(request)
-        self.latency.labels(template).observe(time.perf_counter() - started)
-        self.requests.labels(template, request.method, str(response.status_code)).inc()
-        return response
+        found = self._seen.get(path)
+        if found is None:
+            found = next((t for regex, t in self._templates if regex.match(path)), "unmatched")
+            if len(self._seen) >= 4096:
+                self._seen.clear()
+            self._seen[path] = found
+        return found
 
     def watch_sources(
         self, factory: sessionmaker[Session], collector: Callable[[], Any | None]
@@ -107,6 +100,34 @@ class Metrics:
             int(port), addr=host.strip("[]"), registry=self.registry
         )
         return server
+
+
+class RequestMetrics:
+    """A plain ASGI middleware counting and timing every HTTP answer by route template
+    (Starlette's ``BaseHTTPMiddleware`` cost more than a small API request's own work)."""
+
+    def __init__(self, app: Any, *, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def noting(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noting)
+        finally:
+            metrics = self.metrics
+            template = metrics.template(scope["app"], scope["path"])
+            metrics.latency.labels(template).observe(time.perf_counter() - started)
+            metrics.requests.labels(template, scope["method"], str(status[0])).inc()
 
 
 SOURCE_LABELS = ["organisation", "source"]

@@ -13,6 +13,7 @@ list); another organisation's system id is not found.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
@@ -23,14 +24,15 @@ from pydantic import BaseModel, Field
 from qorgan.core.db import unit_of_work
 from qorgan.core.roles import Permission
 from qorgan.incidents.schemas import CleanText
-from qorgan.privacy import consents, decisions, registry
+from qorgan.privacy import consents, registry
+from qorgan.privacy.batches import UnknownToken
 from qorgan.privacy.consents import ConsentError, ConsentIn
 from qorgan.privacy.decisions import AccessRequest, DecisionError
 from qorgan.privacy.models import Consent, DataCategory, InformationSystem, LegalBasis
 from qorgan.privacy.protection import protection
 from qorgan.privacy.receipts import ReceiptError, receipt_key
 from qorgan.privacy.registry import RegistryError, SystemIn
-from qorgan.web.deps import Actor, Db, RecordId, api_actor, state
+from qorgan.web.deps import Actor, AppState, Db, RecordId, api_actor, state
 
 router = APIRouter(prefix="/privacy", tags=["privacy"])
 Reader = Annotated[Actor, Depends(api_actor(Permission.privacy_read))]
@@ -88,23 +90,21 @@ def _token(authorization: str | None) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def _record(request: Request, token: str, access: AccessIn, reported: bool) -> DecisionOut:
-    app = state(request)
-    keys = protection(app.settings)
-    with unit_of_work(app.factory) as session:  # committed before the answer leaves
-        system = registry.system_by_token(session=session, token=token) if token else None
-        if system is None:
-            raise UNAUTHORISED
-        try:
-            found = decisions.record(
-                session=session,
-                protection=keys,
-                system=system,
-                request=access.request(),
-                reported=reported,
-            )
-        except DecisionError as exc:
-            raise HTTPException(422, str(exc)) from None
+async def record(
+    app: AppState, authorization: str | None, access: AccessIn, reported: bool
+) -> DecisionOut:
+    """Decided with the requests of the same moment in one transaction (privacy.batches),
+    answered once that transaction has committed. ``qorgan.web.decision_path`` calls this
+    before routing; the routes below give the API's description and the same answers."""
+    token = _token(authorization)
+    if not token:
+        raise UNAUTHORISED
+    try:
+        found = await asyncio.wrap_future(app.decisions.submit(token, access.request(), reported))
+    except UnknownToken:
+        raise UNAUTHORISED from None
+    except DecisionError as exc:
+        raise HTTPException(422, str(exc)) from None
     return DecisionOut(
         decision=found.outcome.value,
         reason=found.reason,
@@ -127,7 +127,7 @@ async def decide(
 ) -> DecisionOut:
     """May the system read these categories of the subject's data for this purpose under this
     basis? Allow or deny with the reason, recorded in the subject's access log first."""
-    return await run_in_threadpool(_record, request, _token(authorization), access, False)
+    return await record(state(request), authorization, access, False)
 
 
 @router.post("/accesses", response_model=DecisionOut, status_code=201, responses=ERRORS)
@@ -135,7 +135,7 @@ async def report_access(
     request: Request, access: AccessIn, authorization: Annotated[str | None, Header()] = None
 ) -> DecisionOut:
     """Record an access the system made (the subject sees it in their access log)."""
-    return await run_in_threadpool(_record, request, _token(authorization), access, True)
+    return await record(state(request), authorization, access, True)
 
 
 # --------------------------------------------------------------------------- consents
