@@ -176,6 +176,7 @@ def test_a_csv_with_bad_rows_is_refused_row_by_row_and_thousands_are_taken(
     assert "Rows that cannot be used: 2." in refused.text
     assert wrong not in refused.text and number not in refused.text
     assert 'data-subjects="0"' in refused.text
+    assert "data-added" not in refused.text and "data-queued" not in refused.text  # not done
     # No file chosen: said so.
     empty = client.post(
         f"/privacy/leaks/{leak_id}/subjects",

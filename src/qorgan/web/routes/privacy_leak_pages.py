@@ -247,6 +247,7 @@ def _leak_page(
             "incident": incident_reference(leak.incident_id) if leak.incident_id else None,
             "max_mib": leak_csv.MAX_BYTES >> 20,
             "max_rows": leak_csv.MAX_ROWS,
+            **dict.fromkeys(("created", "added", "already", "queued", "problems")),
             **extra,
         },
         status_code=status,
