@@ -16,6 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from fastapi import HTTPException, Request
+from starlette.datastructures import FormData
+
+from qorgan.web.i18n import _l
 
 MIB = 1 << 20
 #: Every route not named in the table below.
@@ -159,3 +163,18 @@ async def _refuse(send: Send, limit: int) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def read_form(
+    request: Request, *, max_files: int, max_fields: int, refusal: str = _l("invalid form")
+) -> FormData:
+    """The request's multipart form, with at most ``max_files`` files and ``max_fields``
+    fields; a malformed body, or one with more, is a 400 with ``refusal`` (a body over the
+    limit stays the limit's 413). A page's form has been read by the CSRF check already, with
+    the parser's defaults: the counts bound the API's, read here first."""
+    try:
+        return await request.form(max_files=max_files, max_fields=max_fields)
+    except HTTPException:
+        raise
+    except Exception:  # the parser's refusals are of several kinds
+        raise HTTPException(400, refusal) from None

@@ -43,6 +43,7 @@ from qorgan.incidents.task_templates import PHASES
 from qorgan.web.deps import Actor, Db, RecordId, api_actor, state, work_calendar
 from qorgan.web.filters import alert_filter
 from qorgan.web.i18n import _l
+from qorgan.web.limits import read_form
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 Reader = Annotated[Actor, Depends(api_actor(Permission.incidents_read))]
@@ -814,12 +815,7 @@ async def receive_evidence(request: Request, db: Db, actor: Actor, incident_id: 
 
     try:
         await run_in_threadpool(writable)
-        try:
-            form = await request.form(max_files=1, max_fields=10)
-        except HTTPException:
-            raise
-        except Exception:  # a malformed multipart body, or one with more files or fields
-            raise HTTPException(400, _l("invalid form")) from None
+        form = await read_form(request, max_files=1, max_fields=10)
         upload = form.get("file")
         if not isinstance(upload, UploadFile) or not upload.filename:
             raise HTTPException(400, _l("choose a file to add as evidence"))

@@ -39,12 +39,14 @@ from qorgan.privacy.models import DataCategory
 from qorgan.privacy.protection import protection
 from qorgan.web import leak_incident
 from qorgan.web.deps import Actor, Db, RecordId, api_actor, state, work_calendar
+from qorgan.web.limits import read_form
 
 router = APIRouter(prefix="/privacy/leaks", tags=["privacy"])
 Reader = Annotated[Actor, Depends(api_actor(Permission.privacy_read))]
 Manager = Annotated[Actor, Depends(api_actor(Permission.privacy_manage))]
 Calendar = Annotated[WorkCalendar, Depends(work_calendar)]
 
+NO_CSV = "send the CSV as the multipart field file"
 NOT_FOUND = {404: {"description": "No such leak report in your organisation."}}
 
 
@@ -244,15 +246,10 @@ async def upload_subjects(request: Request, db: Db, actor: Manager, leak_id: Rec
     settings = state(request).settings
     await run_in_threadpool(_leak, db, actor, leak_id)
     try:
-        try:
-            form = await request.form(max_files=1, max_fields=5)
-        except HTTPException:
-            raise
-        except Exception:  # a malformed multipart body, or one with more files or fields
-            raise HTTPException(400, "send the CSV as the multipart field file") from None
+        form = await read_form(request, max_files=1, max_fields=5, refusal=NO_CSV)
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
-            raise HTTPException(400, "send the CSV as the multipart field file")
+            raise HTTPException(400, NO_CSV)
 
         def add() -> Any:
             leak = _leak(db, actor, leak_id)

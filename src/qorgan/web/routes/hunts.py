@@ -20,6 +20,7 @@ from qorgan.web.files import (
     save_uploads,
 )
 from qorgan.web.i18n import _l
+from qorgan.web.limits import read_form
 from qorgan.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -65,12 +66,7 @@ async def start_hunt(request: Request, db: Db, actor: Runner) -> Response:
     here, after the caller is known: an anonymous upload is refused before a byte of it is
     stored (the body limit bounds it in any case)."""
     settings = state(request).settings
-    try:
-        form = await request.form(max_files=MAX_FILES, max_fields=MAX_PATHS + 10)
-    except HTTPException:
-        raise
-    except Exception:  # a malformed multipart body
-        raise HTTPException(400, _l("invalid form")) from None
+    form = await read_form(request, max_files=MAX_FILES, max_fields=MAX_PATHS + 10)
     try:
         uploads = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
         server_paths = [v for v in form.getlist("server_paths") if isinstance(v, str)]

@@ -37,6 +37,7 @@ from qorgan.privacy.protection import protection
 from qorgan.web import leak_incident
 from qorgan.web.deps import Actor, Db, RecordId, page_actor, state, work_calendar
 from qorgan.web.i18n import _l, translations
+from qorgan.web.limits import read_form
 from qorgan.web.privacy_labels import (
     BAD_TIME,
     LEAK_FIELD_LABELS,
@@ -285,13 +286,7 @@ async def upload_subjects(request: Request, db: Db, actor: Manager, leak_id: Rec
     gettext = translations(request_language(request)).gettext
     try:  # the CSRF check has read the form already: its file is closed whatever happens
         await run_in_threadpool(_own_leak, db, actor, leak_id)
-        try:
-            form = await request.form(max_files=1, max_fields=5)
-        except HTTPException:
-            raise
-        except Exception:  # a malformed multipart body, or one with more files or fields
-            raise HTTPException(400, _l("invalid form")) from None
-        upload = form.get("file")
+        upload = (await read_form(request, max_files=1, max_fields=5)).get("file")
 
         def add() -> Response:
             leak = _own_leak(db, actor, leak_id)
