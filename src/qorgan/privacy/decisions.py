@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Select, any_, bindparam, select
+import orjson
+from sqlalchemy import Row, Select, any_, bindparam, select, text
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -253,9 +254,6 @@ def _subjects_statement(postgres: bool) -> Select[Any]:
 _EARLIER = {postgres: _earlier_statement(postgres) for postgres in (False, True)}
 _SUBJECTS = {postgres: _subjects_statement(postgres) for postgres in (False, True)}
 _KEYED_INSERTS = {
-    "postgresql": postgresql.insert(_LOG)
-    .on_conflict_do_nothing(index_elements=["system_id", "request_id"])
-    .returning(_LOG.c.system_id, _LOG.c.request_id, _LOG.c.id),
     "sqlite": sqlite.insert(_LOG)
     .on_conflict_do_nothing(index_elements=["system_id", "request_id"])
     .returning(_LOG.c.system_id, _LOG.c.request_id, _LOG.c.id),
@@ -278,7 +276,7 @@ def _earlier(
         (row.system_id, row.request_id): Decision(
             row.id, Outcome(row.outcome), row.reason, row.at, row.consent_id
         )
-        for row in session.connection().execute(_EARLIER[_postgres(session)], parameters)
+        for row in session.connection().execute(_EARLIER[_postgres(session)], parameters).all()
         if (row.system_id, row.request_id) in keys
     }
 
@@ -292,19 +290,63 @@ def _subjects(
     consents: dict[tuple[int, int], list[Row[Any]]] = {}
     parameters = {"pseudonyms": sorted(pseudonyms), "systems": sorted(systems) or [-1]}
     statement = _SUBJECTS[_postgres(session)]
-    for row in session.connection().execute(statement, parameters):
+    for row in session.connection().execute(statement, parameters).all():
         ids[row.iin_hash] = row.subject_id
         if row.id is not None:
             consents.setdefault((row.subject_id, row.system_id), []).append(row)
     return ids, consents
 
 
+#: The log's columns an entry gives, and their types as PostgreSQL arrays.
+_COLUMNS = {
+    "subject_id": "integer", "system_id": "integer", "at": "timestamptz",
+    "outcome": "varchar", "reason": "varchar", "official": "varchar", "purpose": "varchar",
+    "legal_basis": "varchar", "categories": "text", "consent_id": "integer",
+    "hidden_until": "date", "hidden_because": "varchar", "hidden_visible_to": "varchar",
+    "request_id": "varchar",
+}  # fmt: skip
+#: A batch's entries in one statement of one text whatever their number (so the server
+#: prepares it once): the columns as arrays, unnested in the batch's order, which the new
+#: ids follow (the sequence is drawn in that order; SQLAlchemy's insertmanyvalues relies on
+#: the same for its sentinels).
+_UNNEST_INSERT = text(
+    f"INSERT INTO {_LOG.name} ({', '.join(_COLUMNS)}) "
+    f"SELECT {', '.join(f'u.{c}::json' if c == 'categories' else f'u.{c}' for c in _COLUMNS)} "
+    f"FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _COLUMNS.items())}) "
+    f"WITH ORDINALITY AS u({', '.join(_COLUMNS)}, n) ORDER BY u.n "
+    "ON CONFLICT (system_id, request_id) DO NOTHING RETURNING id, system_id, request_id"
+)
+
+
+def _unnest_insert(
+    session: Session, entries: list[dict[str, Any]]
+) -> tuple[dict[tuple[int, str], int], list[int]]:
+    arrays: dict[str, list[Any]] = {c: [] for c in _COLUMNS}
+    for entry in entries:
+        for column, values in arrays.items():
+            values.append(entry[column])
+    arrays["categories"] = [orjson.dumps(c).decode() for c in arrays["categories"]]
+    arrays["outcome"] = [str(o) for o in arrays["outcome"]]  # StrEnums: their values
+    arrays["legal_basis"] = [str(b) for b in arrays["legal_basis"]]
+    added: dict[tuple[int, str], int] = {}
+    plain: list[int] = []
+    for row in session.connection().execute(_UNNEST_INSERT, arrays).all():
+        if row.request_id is None:
+            plain.append(row.id)
+        else:
+            added[row.system_id, row.request_id] = row.id
+    return added, sorted(plain)
+
+
 def _insert(
     session: Session, keyed: list[dict[str, Any]], plain: list[dict[str, Any]]
 ) -> tuple[dict[tuple[int, str], int], list[int]]:
-    """Add the entries to the log, a statement for those with a request id and one for the
-    others; an entry whose system's request id is there already (a retry that raced this
-    one) is left out of the first answer. The database settles the race, no savepoint."""
+    """Add the entries to the log; an entry whose system's request id is there already (a
+    retry that raced this one) is left out of the answer, which gives the new ids by
+    (system id, request id) and, for the entries without a request id, in their order. The
+    database settles the race, no savepoint."""
+    if _postgres(session):
+        return _unnest_insert(session, [*keyed, *plain])
     connection = session.connection()
     added: dict[tuple[int, str], int] = {}
     if keyed:
