@@ -3,7 +3,7 @@ written wait for the next one and share it, so that a busy service pays for one 
 a few round trips) per batch instead of per decision, and still answers each request only
 after the transaction holding its decision has committed.
 
-One writer thread per process takes whatever is queued (up to ``most``), looks up the
+Each of a few writer threads per process takes whatever is queued (up to ``most``), looks up the
 systems by token, decides the batch with :func:`qorgan.privacy.decisions.record_many` and
 commits; then it answers every request of the batch. Under light load a batch is a single
 request and nothing waits; under heavy load batches grow by themselves.
@@ -41,14 +41,21 @@ class DecisionBatcher:
     """Decides requests in shared transactions on a thread of its own (see the module)."""
 
     def __init__(
-        self, factory: sessionmaker[Session], keys: Callable[[], Protection], *, most: int = 256
+        self,
+        factory: sessionmaker[Session],
+        keys: Callable[[], Protection],
+        *,
+        most: int = 256,
+        writers: int = 2,
     ) -> None:
         """``keys`` gives the service's keys when a batch needs them (reading them may make
-        them, or refuse to run without them in production: not before the first request)."""
-        self.factory, self.keys, self.most = factory, keys, most
+        them, or refuse to run without them in production: not before the first request).
+        ``writers`` threads each write a batch, so that one is decided while another waits
+        for its commit to reach the disk."""
+        self.factory, self.keys, self.most, self.writers = factory, keys, most, writers
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self.batches = 0  # how many transactions were written (for tests and figures)
 
     def submit(
@@ -58,22 +65,24 @@ class DecisionBatcher:
         :class:`UnknownToken`, :class:`DecisionError` or the database's error."""
         pending = _Pending(token, request, reported)
         with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="privacy-decisions", daemon=True
-                )
-                self._thread.start()
+            if not self._threads:
+                self._threads = [
+                    threading.Thread(target=self._run, name=f"privacy-decisions-{n}", daemon=True)
+                    for n in range(self.writers)
+                ]
+                for thread in self._threads:
+                    thread.start()
             self._queue.put(pending)
         return pending.future
 
     def close(self, timeout: float = 30) -> None:
-        """Decide what is queued, then stop the thread."""
+        """Decide what is queued, then stop the threads."""
         with self._lock:
-            thread, self._thread = self._thread, None
-            if thread is None:
-                return
-            self._queue.put(None)
-        thread.join(timeout)
+            threads, self._threads = self._threads, []
+            for _thread in threads:
+                self._queue.put(None)
+        for thread in threads:
+            thread.join(timeout)
 
     def _run(self) -> None:
         while True:
@@ -109,7 +118,8 @@ class DecisionBatcher:
             if not isinstance(exc, Exception):
                 raise
             return
-        self.batches += 1
+        with self._lock:
+            self.batches += 1
         answered = dict(zip((id(p) for p in known), answers, strict=True))
         for pending in batch:
             found = answered.get(id(pending), UnknownToken("unknown token"))
