@@ -57,7 +57,8 @@ def sweep() -> None:
     print(
         f"consents ended: {expired}; deleted past their term: {purged.access_log} access-log "
         f"entries, {purged.complaints} complaints, {purged.consents} consents, "
-        f"{purged.subjects} subjects"
+        f"{purged.subjects} subjects, {purged.leak_subjects} leak-list entries and "
+        f"{purged.leak_notices} leak notices"
     )
 
 

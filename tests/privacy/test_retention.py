@@ -4,6 +4,8 @@ sweep` and `citizen-create` work on a real database."""
 
 from __future__ import annotations
 
+import io
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -15,9 +17,11 @@ from qorgan.cli import app
 from qorgan.core.db import make_engine, session_factory, unit_of_work
 from qorgan.core.models import AuditEntry, User
 from qorgan.core.settings import Settings
+from qorgan.core.workdays import default_calendar
 from qorgan.incidents.notifications import Notifier
 from qorgan.migrations import upgrade
-from qorgan.privacy import citizens, decisions, retention
+from qorgan.privacy import citizens, decisions, leaks, retention
+from qorgan.privacy.leak_models import LeakNotice, LeakReport, LeakSubject, NoticeStatus
 from qorgan.privacy.models import (
     AccessRecord,
     CitizenAccount,
@@ -34,6 +38,7 @@ from qorgan.web.mail import compose
 
 from .conftest import Registry
 from .examples import iin
+from .leak_examples import leak_in, subjects_csv
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=6 * 366)
@@ -201,3 +206,51 @@ def test_the_commands_sweep_and_open_a_citizens_account(
             assert citizens.CITIZENS in {a.organisation.name for a in session.scalars(select(User))}
     finally:
         engine.dispose()
+
+
+def _leak(reg: Registry, start: int, count: int, submitted: datetime) -> int:
+    """A report of ``count`` subjects (from the ``start``-th example person), submitted at
+    ``submitted``, its notices sent."""
+    with unit_of_work(reg.factory) as session:
+        leak = leaks.create(
+            session=session,
+            protection=reg.keys,
+            calendar=default_calendar(),
+            organisation_id=reg.organisation_id,
+            leak=leak_in(system_id=reg.clinic.id),
+            actor="test",
+        )
+        rows = leaks.load_subjects_csv(io.BytesIO(subjects_csv(count, start=start)))
+        leaks.add_subjects(session=session, protection=reg.keys, leak=leak, rows=rows, actor="t")
+        assert leaks.submit(session=session, leak=leak, actor="test").queued == count
+        leak.submitted_at = submitted
+        for notice in session.scalars(select(LeakNotice).where(LeakNotice.leak_id == leak.id)):
+            notice.status = NoticeStatus.sent
+        for subject in session.scalars(select(Subject)):
+            subject.created_at = OLD
+        return leak.id
+
+
+def test_a_leaks_list_and_notices_go_after_the_term_once_nothing_waits(
+    privacy_registry: Registry,
+) -> None:
+    reg = privacy_registry
+    old = _leak(reg, 0, 3, OLD)
+    waiting = _leak(reg, 10, 2, OLD)
+    recent = _leak(reg, 20, 2, RECENT)
+    with unit_of_work(reg.factory) as session:
+        first = session.scalars(select(LeakNotice).where(LeakNotice.leak_id == waiting)).first()
+        assert first is not None
+        first.status = NoticeStatus.pending  # still to be sent: the list stays
+    with unit_of_work(reg.factory) as session:
+        purged = retention.purge(session=session, now=NOW, years=5)
+    assert (purged.leak_subjects, purged.leak_notices) == (3, 3)
+    # The old report's three subjects had nothing else: they go; the others' stay, although
+    # they too were first seen before the cutoff.
+    assert purged.subjects == 3
+    with unit_of_work(reg.factory) as session:
+        left = Counter(session.scalars(select(LeakSubject.leak_id)))
+        assert left == {waiting: 2, recent: 2}
+        assert Counter(session.scalars(select(LeakNotice.leak_id))) == {waiting: 2, recent: 2}
+        assert session.get(LeakReport, old) is not None  # the organisation's record stays
+        assert session.scalar(select(func.count()).select_from(Subject)) == 4
