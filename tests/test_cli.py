@@ -182,3 +182,29 @@ def test_hunt_state_continues_correlation_windows(tmp_path: Path) -> None:
     assert split == expected
     again = correlated(second, "--state", state)  # the same events again are late: no alert
     assert again == []
+
+
+def test_hunt_workers_give_one_workers_output(tmp_path: Path) -> None:
+    """--workers 2 (small batches, so that windows span them) writes the bytes --workers 1
+    writes: the same alerts in the same order, correlations included."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for name in ("a", "b", "c"):
+        (logs / f"{name}.log").write_text(
+            "".join(
+                f"Nov 20 08:{n // 60:02d}:{n % 60:02d} gov-web-01 sshd[{n}]: Failed password "
+                f"for root from 203.0.113.{7 + n % 2} port {40000 + n} ssh2\n"
+                for n in range(ord(name) * 7, ord(name) * 7 + 300)
+            )
+        )
+    outputs = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"{workers}.jsonl"
+        proc = qorgan(
+            "hunt", logs, "--workers", workers, "--batch-size", "40", "-o", out, tmp_path=tmp_path
+        )
+        assert proc.returncode == 1, proc.stderr
+        assert "events from 3 files" in proc.stderr
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    assert outputs[0].count(b'"correlation"') >= 10

@@ -23,9 +23,10 @@ from rich.table import Table
 
 from qorgan.core.errors import QorganError
 from qorgan.detection.alerts import LEVELS, Alert, CsvWriter, JsonLinesWriter
-from qorgan.detection.hunt import HuntSummary, run_hunt
+from qorgan.detection.hunt import HUNT_BATCH_SIZE, HuntSummary, run_hunt
 from qorgan.detection.loader import BUILTIN_RULES, default_cache_dir, load_plan
 from qorgan.detection.logsources import LogsourceMap
+from qorgan.detection.workers import default_workers
 from qorgan.telemetry.formats import FORMATS
 from qorgan.telemetry.options import ReadOptions
 from qorgan.telemetry.quarantine import Quarantine
@@ -191,6 +192,15 @@ def hunt(
     organisation: Annotated[
         list[int] | None, typer.Option(help="With --archive: only this organisation's events.")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Processes reading and matching files (default: the cores available); the "
+            "alerts are those of one process, in the same order.",
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, hidden=True)] = HUNT_BATCH_SIZE,
 ) -> None:
     """Run Sigma rules and correlations over log files (or the live archive); print alerts and
     a summary.
@@ -267,6 +277,8 @@ def hunt(
             state=state.read_bytes() if state is not None and state.exists() else None,
             options=options,
             batches=archived,
+            workers=workers or default_workers(),
+            batch_size=batch_size,
         )
         if state is not None:
             tmp = state.with_name(state.name + ".tmp")

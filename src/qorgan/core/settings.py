@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     rules: list[Path] = Field(default_factory=list)
     #: The address space a console hunt's process may use, in MiB; past it the hunt fails.
     hunt_memory_mib: int = Field(default=2048, ge=32)
+    #: Processes a console hunt reads and matches files in (each with that address space);
+    #: unset, the cores the hunt may run on.
+    hunt_workers: int | None = Field(default=None, ge=1)
     #: The longest record (line, JSON document) a hunt reads, in MiB; longer ones are
     #: quarantined unread.
     hunt_max_record_mib: int = Field(default=4, ge=1)

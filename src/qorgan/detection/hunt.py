@@ -9,12 +9,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from qorgan.detection.alerts import LEVEL_RANK, Alert, correlation_alert
 from qorgan.detection.classification import classify
 from qorgan.detection.correlation import CorrelationAlert, Correlator, epoch
 from qorgan.detection.engine import Engine
 from qorgan.detection.plan import Plan, RuleMeta
+from qorgan.detection.workers import Matches, hunt_in_workers
 from qorgan.telemetry.batch import EventBatch
 from qorgan.telemetry.formats import DEFAULT_BATCH_SIZE
 from qorgan.telemetry.options import DEFAULT_OPTIONS, ReadOptions
@@ -97,13 +99,19 @@ class Hunter:
         return found
 
     def batch(self, batch: EventBatch) -> list[Alert]:
+        return self.matched(batch, ((r, rows.tolist()) for r, rows in self.engine.match(batch)))
+
+    def matched(self, batch: EventBatch, matches: Iterable[tuple[int, list[int]]]) -> list[Alert]:
+        """Alerts of ``batch`` given which of its rows each rule matched (in the engine's
+        order): single-event alerts, and correlation alerts whose windows this batch closes.
+        A worker's sparse batch (:mod:`qorgan.detection.workers`) gives the same alerts as the
+        whole one."""
         out: list[Alert] = []
         rules = self.plan.rules
         correlator = self.correlator
         emitted = self.emission.rules
-        for r, rows in self.engine.match(batch):
+        for r, indexes in matches:
             meta = rules[r].meta
-            indexes = rows.tolist()
             if r in correlator.by_rule:
                 times = batch.times
                 correlator.observe_many(
@@ -161,13 +169,17 @@ def run_hunt(
     options: ReadOptions = DEFAULT_OPTIONS,
     root: Path | None = None,
     batches: Iterable[EventBatch] | None = None,
+    workers: int = 1,
 ) -> tuple[HuntSummary, Hunter]:
     """Stream ``paths`` through ``plan``; alerts go to ``sink`` batch by batch, in input order,
     correlation alerts as their windows close. ``lateness=None`` correlates all input in time
     order at the end; ``state`` continues correlations saved by an earlier hunt. ``options``
     say how sources are read (time zone, limits); with ``root``, nothing outside that folder
     is read. ``batches``, when given, are hunted instead of reading ``paths`` (the live
-    archive: :func:`qorgan.pipeline.archive.read_archive`)."""
+    archive: :func:`qorgan.pipeline.archive.read_archive`). With ``workers`` above 1, files
+    are read and matched in that many processes and correlated here, with the alerts of one
+    process in the same order (:mod:`qorgan.detection.workers`); ``progress`` is then told of
+    each batch as soon as a worker has read it."""
     summary = HuntSummary(
         rules_loaded=len(plan.rules),
         rules_failed=len(plan.failures),
@@ -190,24 +202,26 @@ def run_hunt(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        source = batches
-        if source is None:
-            source = read_paths(
-                paths,
-                quarantine,
-                format_name=format_name,
-                batch_size=batch_size,
-                logsource=logsource,
-                options=options,
-                root=root,
+        read: dict[str, Any] = {
+            "format_name": format_name,
+            "batch_size": batch_size,
+            "logsource": logsource,
+            "options": options,
+            "root": root,
+        }
+        if batches is None and workers > 1:
+            _hunt_in_workers(
+                list(paths), hunter, summary, deliver, quarantine, workers, progress, read
             )
-        for batch in source:
-            summary.events += len(batch)
-            summary.files.add(batch.path)
-            deliver(hunter.batch(batch))
-            if progress is not None:
-                progress(batch, summary)
-            del batch
+        else:
+            source = batches if batches is not None else read_paths(paths, quarantine, **read)
+            for batch in source:
+                summary.events += len(batch)
+                summary.files.add(batch.path)
+                deliver(hunter.batch(batch))
+                if progress is not None:
+                    progress(batch, summary)
+                del batch
         deliver(hunter.finish())
     finally:
         if gc_was_enabled:
@@ -217,3 +231,28 @@ def run_hunt(
     summary.late = hunter.correlator.late
     summary.untimed = hunter.correlator.untimed
     return summary, hunter
+
+
+def _hunt_in_workers(
+    paths: list[Path],
+    hunter: Hunter,
+    summary: HuntSummary,
+    deliver: Callable[[list[Alert]], None],
+    quarantine: Quarantine,
+    workers: int,
+    progress: Callable[[EventBatch, HuntSummary], None] | None,
+    read: dict[str, Any],
+) -> None:
+    """Matches from worker processes, correlated and delivered here in the input's order."""
+
+    def arrived(matches: Matches) -> None:
+        # Counted as read (not as correlated) so that progress covers every worker's work.
+        summary.events += matches.events
+        summary.files.add(matches.batch.path)
+        if progress is not None:
+            progress(matches.batch, summary)
+
+    for matches in hunt_in_workers(
+        paths, hunter.plan, quarantine, workers=workers, arrived=arrived, **read
+    ):
+        deliver(hunter.matched(matches.batch, matches.rules))

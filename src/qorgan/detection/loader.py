@@ -39,6 +39,11 @@ def default_cache_dir() -> Path:
     return (root / "qorgan" / "plans") if not os.environ.get("QORGAN_CACHE_DIR") else root
 
 
+def cache_file(cache_dir: Path, key: str) -> Path:
+    """Where the plan of ``key`` is cached under ``cache_dir``."""
+    return cache_dir / f"{key}.pickle"
+
+
 def rule_files(paths: Iterable[Path]) -> Iterator[Path]:
     for path in paths:
         if path.is_dir():
@@ -68,7 +73,7 @@ def load_plan(
     for path, data in texts:
         digest.update(str(path).encode() + b"\0" + hashlib.sha256(data).digest())
     key = digest.hexdigest()
-    cached = cache_dir / f"{key}.pickle" if cache_dir else None
+    cached = cache_file(cache_dir, key) if cache_dir else None
     if cached is not None and cached.exists():
         try:
             with cached.open("rb") as fh:

@@ -391,13 +391,15 @@ def execute(
     options: ReadOptions = DEFAULT_OPTIONS,
     hunt_root: Path | None = None,
     memory_limit_mib: int | None = None,
+    workers: int = 1,
 ) -> None:
     """Run a queued hunt to the end: status running, then done, or failed with the reason.
 
     ``plan`` is a compiled plan or a function giving one (called here, so a plan that fails to
     load fails the hunt). ``options`` say how files are read; with ``hunt_root``, a server
     hunt reads nothing outside its organisation's folder. A hunt that runs out of memory
-    fails with :func:`memory_error` of ``memory_limit_mib``. Never raises for a hunt's sake:
+    fails with :func:`memory_error` of ``memory_limit_mib``. ``workers`` processes read and
+    match the files (:mod:`qorgan.detection.workers`). Never raises for a hunt's sake:
     its process (or thread) must survive any hunt.
     """
     try:
@@ -423,6 +425,7 @@ def execute(
             min_level=min_level,
             options=options,
             root=job.root,
+            workers=workers,
         )
         progress.events = summary.events
         if summary.events == 0 and quarantine.count:
@@ -551,6 +554,7 @@ class HuntRunner:
             "plan": self.plan.to_json(),
             "hunt_root": str(settings.hunt_root),
             "memory_mib": settings.hunt_memory_mib,
+            "workers": settings.hunt_workers,
             "timezone": settings.timezone,
             "max_record_mib": settings.hunt_max_record_mib,
             "max_decompressed_mib": settings.hunt_max_decompressed_mib,

@@ -11,19 +11,17 @@ runs out before (or while recording), the process exits with
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import resource
-import signal
 import sys
 from typing import Any
 
 import orjson
 
+from qorgan.core.processes import end_with_parent
+
 MiB = 1 << 20
-#: ``prctl`` option: the signal sent to this process when its parent ends (Linux).
-PR_SET_PDEATHSIG = 1
 #: The exit code of a hunt process that ran out of memory outside the hunt itself.
 MEMORY_EXIT = 3
 
@@ -37,23 +35,12 @@ def limit_memory(mib: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (size, hard))
 
 
-def end_with_parent(parent: int) -> None:
-    """Be killed when the serving process ends, rather than go on writing for a hunt that
-    its next start marks interrupted. Linux only; elsewhere nothing is done."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # it ended before the request was made
-        os._exit(1)
-
-
 def run(job: dict[str, Any]) -> None:
     from pathlib import Path
 
     from qorgan.core.db import make_engine, session_factory
     from qorgan.core.settings import Settings
+    from qorgan.detection.workers import default_workers
     from qorgan.pipeline.hunts import PlanSpec, execute, read_options
 
     # Only what the job names: the environment may describe another deployment.
@@ -74,6 +61,7 @@ def run(job: dict[str, Any]) -> None:
             options=read_options(settings),
             hunt_root=Path(job["hunt_root"]),
             memory_limit_mib=job["memory_mib"],
+            workers=job.get("workers") or default_workers(),
         )
     finally:
         engine.dispose()
