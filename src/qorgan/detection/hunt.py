@@ -81,11 +81,18 @@ class Hunter:
         self, plan: Plan, *, min_level: str | None = None, lateness: float | None = None
     ) -> None:
         self.plan = plan
-        self.engine = Engine(plan)
+        self._engine: Engine | None = None
         self.correlator = Correlator(plan, lateness=lateness)
         self.emission = Emission.of(plan, min_level)
         self._classes: dict[int, dict] = {}
         self._correlation_index = {id(c): i for i, c in enumerate(plan.correlations)}
+
+    @property
+    def engine(self) -> Engine:
+        """Built when first matching here: a hunt in worker processes never needs it."""
+        if self._engine is None:
+            self._engine = Engine(self.plan)
+        return self._engine
 
     def classes(self, meta: RuleMeta, fallback: RuleMeta | None = None) -> dict:
         """The alert's classification (cached per rule); a correlation that names no technique
