@@ -3,9 +3,12 @@ their deadline in Kazakh working days."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy import event, select
 
 from qorgan.core import accounts
 from qorgan.core.db import unit_of_work
@@ -15,7 +18,7 @@ from qorgan.privacy import citizens, complaints, decisions
 from qorgan.privacy.citizens import CitizenError
 from qorgan.privacy.complaints import ComplaintError, ComplaintIn
 from qorgan.privacy.decisions import AccessRequest
-from qorgan.privacy.models import ComplaintKind, ComplaintStatus, InformationSystem
+from qorgan.privacy.models import Complaint, ComplaintKind, ComplaintStatus, InformationSystem
 
 from .conftest import Registry
 from .examples import iin
@@ -197,3 +200,92 @@ def test_a_complaint_without_what_it_needs_is_refused(
     with pytest.raises(ComplaintError, match=message):
         file(reg, user_id, **changes)
     assert file(reg, user_id, kind=ComplaintKind.objection) > 0  # its neighbour is filed
+
+
+def _file_at(reg: Registry, user_id: int, now: datetime) -> int | str:
+    try:
+        with unit_of_work(reg.factory) as session:
+            subject = citizens.subject_of(session=session, user=session.get(User, user_id))
+            return complaints.file(
+                session=session,
+                protection=reg.keys,
+                calendar=default_calendar(),
+                subject=subject,
+                complaint=complaint(reg),
+                now=now,
+            ).id
+    except ComplaintError as exc:
+        return exc.message
+
+
+def test_a_citizen_files_a_few_complaints_a_day_and_has_a_few_open(
+    privacy_registry: Registry,
+) -> None:
+    reg = privacy_registry
+    user_id = register(reg)
+    filed = [_file_at(reg, user_id, FRIDAY + timedelta(minutes=n)) for n in range(6)]
+    assert all(isinstance(f, int) for f in filed[: complaints.MAX_PER_DAY])
+    assert filed[-1] == "you filed 5 complaints in the last day: try tomorrow"
+    assert isinstance(_file_at(reg, user_id, FRIDAY + timedelta(days=1, minutes=1)), int)
+    # Up to MAX_OPEN open ones, a few a day; answering one makes room for the next.
+    day = FRIDAY + timedelta(days=2)
+    while len(opened := _open(reg)) < complaints.MAX_OPEN:
+        assert isinstance(_file_at(reg, user_id, day), int)
+        day += timedelta(hours=6)
+    refused = _file_at(reg, user_id, day)
+    assert refused == "you have 20 complaints open: wait for their answers"
+    with unit_of_work(reg.factory) as session:
+        complaints.answer(
+            session=session,
+            complaint=session.get(Complaint, opened[0]),
+            staff=session.get(User, dpo(reg)),
+            text="Checked: the read was by your doctor, under your consent.",
+            now=day,
+        )
+    assert isinstance(_file_at(reg, user_id, day), int)
+
+
+def _open(reg: Registry) -> list[int]:
+    with unit_of_work(reg.factory) as session:
+        return list(
+            session.scalars(
+                select(Complaint.id)
+                .where(Complaint.status == ComplaintStatus.open)
+                .order_by(Complaint.id)
+            )
+        )
+
+
+def test_two_complaints_at_the_same_instant_are_counted_one_after_the_other(
+    privacy_registry: Registry,
+) -> None:
+    reg = privacy_registry
+    user_id = register(reg)
+    for n in range(complaints.MAX_PER_DAY - 1):
+        assert isinstance(_file_at(reg, user_id, FRIDAY + timedelta(minutes=n)), int)
+    barrier, inserting = threading.Barrier(2), threading.Barrier(2)
+    outcomes: list[int | str] = []
+
+    def hold(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        """Each complaint's INSERT waits (up to a second) for the other's: without the
+        lock both would have counted four and both be inserting now, every time."""
+        if statement.startswith("INSERT INTO privacy_complaints"):
+            with contextlib.suppress(threading.BrokenBarrierError):
+                inserting.wait(timeout=1)
+
+    def attempt() -> None:
+        barrier.wait()
+        outcomes.append(_file_at(reg, user_id, FRIDAY + timedelta(hours=1)))
+
+    engine = reg.factory.kw["bind"]
+    event.listen(engine, "before_cursor_execute", hold)
+    try:
+        threads = [threading.Thread(target=attempt) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        event.remove(engine, "before_cursor_execute", hold)
+    assert sorted(map(type, outcomes), key=str) == [int, str]
+    assert "in the last day" in str([o for o in outcomes if isinstance(o, str)])

@@ -667,6 +667,12 @@ def test_every_refusal_a_page_can_show_is_translated() -> None:
             f"{f} cannot contain NUL or unpaired surrogate characters" for f in FIELD_LABELS
         ],
         "this consent cannot be withdrawn: {}": ["this consent cannot be withdrawn: a law"],
+        "you have {} complaints open: wait for their answers": [
+            "you have 20 complaints open: wait for their answers"
+        ],
+        "you filed {} complaints in the last day: try tomorrow": [
+            "you filed 5 complaints in the last day: try tomorrow"
+        ],
         "this consent is already {}": [
             f"this consent is already {s.value}" for s in ConsentStatus if s.value != "active"
         ],

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from qorgan.core import audit
@@ -36,6 +36,10 @@ AUDIT_ACTIONS = {
 #: an appeal, 15 working days).
 ANSWER_DAYS = 15
 MAX_TEXT = 10_000
+#: A citizen may have this many complaints and objections open at once, and file this many in
+#: a day: room for any real grievance, not for burying a data-protection officer.
+MAX_OPEN = 20
+MAX_PER_DAY = 5
 
 
 class ComplaintError(QorganError):
@@ -80,6 +84,20 @@ def holders(*, session: Session) -> list[tuple[int, str]]:
     ]
 
 
+def _within_limits(session: Session, subject: Subject, now: datetime) -> None:
+    """Refuse a complaint over :data:`MAX_OPEN` or :data:`MAX_PER_DAY`. The subject's row is
+    written first (an update that changes nothing: PostgreSQL locks the row, SQLite takes its
+    write lock), so that two complaints sent at the same instant are counted one after the
+    other, not both against the same count."""
+    session.execute(update(Subject).where(Subject.id == subject.id).values(id=Subject.id))
+    mine = select(func.count()).select_from(Complaint).where(Complaint.subject_id == subject.id)
+    if (session.scalar(mine.where(Complaint.status == ComplaintStatus.open)) or 0) >= MAX_OPEN:
+        raise ComplaintError(f"you have {MAX_OPEN} complaints open: wait for their answers")
+    today = session.scalar(mine.where(Complaint.filed_at > now - timedelta(days=1))) or 0
+    if today >= MAX_PER_DAY:
+        raise ComplaintError(f"you filed {MAX_PER_DAY} complaints in the last day: try tomorrow")
+
+
 def file(
     *,
     session: Session,
@@ -105,6 +123,7 @@ def file(
         raise ComplaintError("the period cannot end in the future")
     name = _text(complaint.name, "your name", required=True, size=200)
     contacts = _text(complaint.contacts, "your contacts", required=True, size=300)
+    _within_limits(session, subject, now)
     row = Complaint(
         kind=complaint.kind,
         subject_id=subject.id,

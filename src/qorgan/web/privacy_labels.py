@@ -140,6 +140,14 @@ REFUSALS = IIN_REFUSALS + _patterns(
     ),
     (r"the period ends before it starts", _l("The period ends before it starts.")),
     (r"the period cannot end in the future", _l("The period cannot end in the future.")),
+    (
+        r"you have (?P<count>\d+) complaints open: wait for their answers",
+        _l("You have %(count)s complaints open: please wait for their answers."),
+    ),
+    (
+        r"you filed (?P<count>\d+) complaints in the last day: try tomorrow",
+        _l("You filed %(count)s complaints in the last day: please try again tomorrow."),
+    ),
     (r"(?P<field>.+) is required", _l("Fill in the field “%(field)s”.")),
     (
         r"(?P<field>.+) has at most (?P<size>\d+) characters",
