@@ -196,8 +196,8 @@ def hunt(
         int | None,
         typer.Option(
             min=1,
-            help="Processes reading and matching files (default: the cores available); the "
-            "alerts are those of one process, in the same order.",
+            help="Processes reading and matching files (default: the cores available, at most "
+            "one per file and per 32 MiB); the alerts are those of one process, in the same order.",
         ),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, hidden=True)] = HUNT_BATCH_SIZE,
@@ -277,7 +277,7 @@ def hunt(
             state=state.read_bytes() if state is not None and state.exists() else None,
             options=options,
             batches=archived,
-            workers=workers or default_workers(),
+            workers=workers or default_workers(paths),
             batch_size=batch_size,
         )
         if state is not None:

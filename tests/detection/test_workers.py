@@ -15,6 +15,7 @@ from qorgan.detection.alerts import Alert
 from qorgan.detection.hunt import run_hunt
 from qorgan.detection.loader import BUILTIN_RULES, load_plan
 from qorgan.detection.plan import Plan
+from qorgan.detection.workers import BYTES_PER_WORKER, default_workers
 from qorgan.telemetry.batch import EventBatch
 from qorgan.telemetry.quarantine import Quarantine
 from qorgan.telemetry.sources import read_paths
@@ -165,3 +166,21 @@ def test_order_matters_and_is_kept(tmp_path: Path, plan: Plan) -> None:
     # Progress: every byte of every file read, and every event, whichever worker read it.
     assert progress == {str(p): p.stat().st_size for p in sorted(logs.iterdir())}
     assert events[-1] == summary.events == 1202
+
+
+def test_default_workers_leave_small_hunts_in_one_process(tmp_path: Path) -> None:
+    """A worker costs seconds to start: by default, one per file and per 32 MiB at most."""
+    cores = default_workers()
+    small = tmp_path / "small"
+    small.mkdir()
+    for n in range(4):
+        (small / f"{n}.log").write_text("x\n")
+    assert default_workers([small]) == 1
+    large = tmp_path / "large"
+    large.mkdir()
+    for n in range(3):
+        with (large / f"{n}.log").open("wb") as fh:
+            fh.truncate(BYTES_PER_WORKER + 1)  # sparse: nothing written
+    assert default_workers([large]) == min(cores, 3)
+    assert default_workers([large / "0.log"]) == 1
+    assert default_workers([tmp_path / "absent"]) == 1

@@ -44,6 +44,7 @@ from qorgan.detection.hunt import HuntSummary, run_hunt
 from qorgan.detection.loader import BUILTIN_RULES, default_cache_dir, load_plan
 from qorgan.detection.logsources import LogsourceMap
 from qorgan.detection.plan import Plan
+from qorgan.detection.workers import default_workers
 from qorgan.incidents.alerts import store
 from qorgan.pipeline.alerting import stored_bodies
 from qorgan.pipeline.models import Hunt, HuntSource, HuntStatus
@@ -391,7 +392,7 @@ def execute(
     options: ReadOptions = DEFAULT_OPTIONS,
     hunt_root: Path | None = None,
     memory_limit_mib: int | None = None,
-    workers: int = 1,
+    workers: int = 0,
 ) -> None:
     """Run a queued hunt to the end: status running, then done, or failed with the reason.
 
@@ -399,8 +400,8 @@ def execute(
     load fails the hunt). ``options`` say how files are read; with ``hunt_root``, a server
     hunt reads nothing outside its organisation's folder. A hunt that runs out of memory
     fails with :func:`memory_error` of ``memory_limit_mib``. ``workers`` processes read and
-    match the files (:mod:`qorgan.detection.workers`). Never raises for a hunt's sake:
-    its process (or thread) must survive any hunt.
+    match the files (:mod:`qorgan.detection.workers`); 0 chooses by the cores and the input.
+    Never raises for a hunt's sake: its process (or thread) must survive any hunt.
     """
     try:
         job = _start(factory, hunt_id, hunt_root)
@@ -425,7 +426,7 @@ def execute(
             min_level=min_level,
             options=options,
             root=job.root,
-            workers=workers,
+            workers=workers or default_workers(job.paths),
         )
         progress.events = summary.events
         if summary.events == 0 and quarantine.count:

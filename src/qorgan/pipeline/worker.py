@@ -40,7 +40,6 @@ def run(job: dict[str, Any]) -> None:
 
     from qorgan.core.db import make_engine, session_factory
     from qorgan.core.settings import Settings
-    from qorgan.detection.workers import default_workers
     from qorgan.pipeline.hunts import PlanSpec, execute, read_options
 
     # Only what the job names: the environment may describe another deployment.
@@ -61,7 +60,7 @@ def run(job: dict[str, Any]) -> None:
             options=read_options(settings),
             hunt_root=Path(job["hunt_root"]),
             memory_limit_mib=job["memory_mib"],
-            workers=job.get("workers") or default_workers(),
+            workers=job.get("workers") or 0,
         )
     finally:
         engine.dispose()
