@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, date, datetime, timedelta
 
+from sqlalchemy.orm import Session
+
+from qorgan.core.workdays import default_calendar
+from qorgan.privacy import leaks
+from qorgan.privacy.leak_models import LeakReport
 from qorgan.privacy.leaks import LeakIn
 
+from .conftest import Registry
 from .examples import bin_number, iin
 
 #: A Friday afternoon in Almaty (15:00, UTC+5), just before a weekend and a Monday holiday.
@@ -45,3 +52,20 @@ def subjects_csv(count: int, *, start: int = 0, delimiter: str = ",", bom: bool 
         lines.append(delimiter.join((name, number, email, phone)))
     text = "\r\n".join(lines) + "\r\n"
     return (b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8")
+
+
+def submitted(session: Session, registry: Registry, count: int, *, start: int = 0) -> LeakReport:
+    """A report of ``count`` subjects (from the ``start``-th example person: even ones by
+    e-mail, odd ones by SMS), submitted, its notices queued."""
+    leak = leaks.create(
+        session=session,
+        protection=registry.keys,
+        calendar=default_calendar(),
+        organisation_id=registry.organisation_id,
+        leak=leak_in(system_id=registry.clinic.id),
+        actor="test",
+    )
+    rows = leaks.load_subjects_csv(io.BytesIO(subjects_csv(count, start=start)))
+    leaks.add_subjects(session=session, protection=registry.keys, leak=leak, rows=rows, actor="t")
+    assert leaks.submit(session=session, leak=leak, actor="test").queued == count
+    return leak

@@ -135,6 +135,8 @@ def complaint(reg: Registry, **changes: object) -> ComplaintIn:
 
 
 def file(reg: Registry, user_id: int, **changes: object) -> int:
+    """File a complaint (on :data:`FRIDAY` unless ``now`` says); a refusal raises."""
+    now = changes.pop("now", FRIDAY)
     with unit_of_work(reg.factory) as session:
         subject = citizens.subject_of(session=session, user=session.get(User, user_id))
         return complaints.file(
@@ -143,7 +145,7 @@ def file(reg: Registry, user_id: int, **changes: object) -> int:
             calendar=default_calendar(),
             subject=subject,
             complaint=complaint(reg, **changes),
-            now=FRIDAY,
+            now=now,  # type: ignore[arg-type]
         ).id
 
 
@@ -203,17 +205,9 @@ def test_a_complaint_without_what_it_needs_is_refused(
 
 
 def _file_at(reg: Registry, user_id: int, now: datetime) -> int | str:
+    """The new complaint's id, or the refusal."""
     try:
-        with unit_of_work(reg.factory) as session:
-            subject = citizens.subject_of(session=session, user=session.get(User, user_id))
-            return complaints.file(
-                session=session,
-                protection=reg.keys,
-                calendar=default_calendar(),
-                subject=subject,
-                complaint=complaint(reg),
-                now=now,
-            ).id
+        return file(reg, user_id, now=now)
     except ComplaintError as exc:
         return exc.message
 

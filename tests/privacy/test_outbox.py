@@ -8,7 +8,6 @@ on every attempt; a notice names what leaked in Kazakh, Russian and English, nev
 from __future__ import annotations
 
 import email
-import io
 import os
 import re
 import signal
@@ -30,7 +29,6 @@ from sqlalchemy import select
 
 from qorgan.core.db import unit_of_work, utcnow
 from qorgan.core.settings import Settings, get_settings
-from qorgan.core.workdays import default_calendar
 from qorgan.privacy import leaks, outbox
 from qorgan.privacy.channels import (
     Channel,
@@ -45,28 +43,14 @@ from qorgan.privacy.notices import NoticeFacts, email_text, sms_text
 from qorgan.testing import free_port
 
 from .conftest import Registry
-from .leak_examples import DETECTED, leak_in, person, subjects_csv
+from .leak_examples import DETECTED, person, submitted
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _submitted(registry: Registry, count: int) -> int:
-    """A submitted report of ``count`` subjects (even ones by e-mail, odd ones by SMS)."""
     with unit_of_work(registry.factory) as session:
-        leak = leaks.create(
-            session=session,
-            protection=registry.keys,
-            calendar=default_calendar(),
-            organisation_id=registry.organisation_id,
-            leak=leak_in(system_id=registry.clinic.id),
-            actor="test",
-        )
-        rows = leaks.load_subjects_csv(io.BytesIO(subjects_csv(count)))
-        leaks.add_subjects(
-            session=session, protection=registry.keys, leak=leak, rows=rows, actor="test"
-        )
-        assert leaks.submit(session=session, leak=leak, actor="test").queued == count
-        return leak.id
+        return submitted(session, registry, count).id
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:

@@ -4,7 +4,6 @@ sweep` and `citizen-create` work on a real database."""
 
 from __future__ import annotations
 
-import io
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -17,10 +16,9 @@ from qorgan.cli import app
 from qorgan.core.db import make_engine, session_factory, unit_of_work
 from qorgan.core.models import AuditEntry, User
 from qorgan.core.settings import Settings
-from qorgan.core.workdays import default_calendar
 from qorgan.incidents.notifications import Notifier
 from qorgan.migrations import upgrade
-from qorgan.privacy import citizens, decisions, leaks, retention
+from qorgan.privacy import citizens, decisions, retention
 from qorgan.privacy.leak_models import LeakNotice, LeakReport, LeakSubject, NoticeStatus
 from qorgan.privacy.models import (
     AccessRecord,
@@ -38,7 +36,7 @@ from qorgan.web.mail import compose
 
 from .conftest import Registry
 from .examples import iin
-from .leak_examples import leak_in, subjects_csv
+from .leak_examples import submitted as submitted_leak
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=6 * 366)
@@ -212,17 +210,7 @@ def _leak(reg: Registry, start: int, count: int, submitted: datetime) -> int:
     """A report of ``count`` subjects (from the ``start``-th example person), submitted at
     ``submitted``, its notices sent."""
     with unit_of_work(reg.factory) as session:
-        leak = leaks.create(
-            session=session,
-            protection=reg.keys,
-            calendar=default_calendar(),
-            organisation_id=reg.organisation_id,
-            leak=leak_in(system_id=reg.clinic.id),
-            actor="test",
-        )
-        rows = leaks.load_subjects_csv(io.BytesIO(subjects_csv(count, start=start)))
-        leaks.add_subjects(session=session, protection=reg.keys, leak=leak, rows=rows, actor="t")
-        assert leaks.submit(session=session, leak=leak, actor="test").queued == count
+        leak = submitted_leak(session, reg, count, start=start)
         leak.submitted_at = submitted
         for notice in session.scalars(select(LeakNotice).where(LeakNotice.leak_id == leak.id)):
             notice.status = NoticeStatus.sent
