@@ -4,6 +4,7 @@ single-event alerts per file, and correlations whose windows span batches and fi
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 from collections import Counter
 from pathlib import Path
@@ -17,8 +18,10 @@ from qorgan.detection.loader import BUILTIN_RULES, load_plan
 from qorgan.detection.plan import Plan
 from qorgan.detection.workers import BYTES_PER_WORKER, default_workers
 from qorgan.telemetry.batch import EventBatch
+from qorgan.telemetry.options import ReadOptions
 from qorgan.telemetry.quarantine import Quarantine
 from qorgan.telemetry.sources import read_paths
+from qorgan.telemetry.sources import spans as file_spans
 
 #: Small batches, so that correlation windows span many of them.
 BATCH = 97
@@ -166,6 +169,127 @@ def test_order_matters_and_is_kept(tmp_path: Path, plan: Plan) -> None:
     # Progress: every byte of every file read, and every event, whichever worker read it.
     assert progress == {str(p): p.stat().st_size for p in sorted(logs.iterdir())}
     assert events[-1] == summary.events == 1202
+
+
+def attack_lines(shared_data: Path, out: Path) -> int:
+    """The EVTX attack samples of two tactics as one file of JSON lines (the ``evtx``
+    parser's documents), with what a real export holds besides: other JSON between them (so
+    batches change kind), blank and broken lines, and lines longer than the record limit,
+    one of them longer than several spans. Returns how many Windows events it holds."""
+    evtx = pytest.importorskip("evtx")
+    folders = [shared_data / "evtx-attack-samples" / t for t in ("Lateral Movement", "Execution")]
+    for folder in folders:
+        if not folder.exists():
+            pytest.skip(f"{folder} is absent from the shared corpora")
+    events = 0
+    with out.open("w", encoding="utf-8") as fh:
+        for folder in folders:
+            for path in sorted(folder.glob("*.evtx")):
+                for n, record in enumerate(evtx.PyEvtxParser(str(path)).records_json()):
+                    fh.write(json.dumps(json.loads(record["data"]), separators=(",", ":")))
+                    fh.write("\n")
+                    events += 1
+                    if n % 41 == 7:
+                        fh.write(f'{{"ts": "2019-04-27T16:00:00Z", "msg": "proxy", "n": {n}}}\n')
+                    if n % 97 == 3:
+                        fh.write("\n{not json\n")
+                    if n % 211 == 5:
+                        fh.write('{"pad": "' + "x" * (5_000 + 60_000 * (n % 2)) + '"}\n')
+    return events
+
+
+@pytest.fixture(scope="module")
+def windows_plan(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Plan:
+    """SigmaHQ's Windows rules and a correlation of one of them whose windows span spans."""
+    rules = shared_data / "sigma" / "rules" / "windows"
+    if not rules.exists():
+        pytest.skip(f"{rules} is absent from the shared corpora")
+    ours = tmp_path_factory.mktemp("correlations") / "tricks.yml"
+    ours.write_text(TRICKS_PER_HOST)
+    return load_plan([rules, ours], cache_dir=tmp_path_factory.mktemp("plans"))
+
+
+#: Three SigmaHQ rules that fire often on the samples, three times on a host within an hour.
+TRICKS_PER_HOST = """\
+title: Registry, rundll32 or remote-thread tricks again and again on one host
+name: tricks_per_host
+correlation:
+    type: event_count
+    rules:
+        - 3a9b8c1e-5b2e-4f7a-9d1c-2a7f3b6e1c55
+        - e593cf51-88db-4ee1-b920-37e89012a3c9
+        - a1a144b7-5c9b-4853-a559-2172be8d4a03
+    group-by:
+        - Computer
+    timespan: 1h
+    condition:
+        gte: 3
+    generate: true
+level: high
+"""
+
+
+@pytest.mark.parametrize("lateness", [None, 3600.0], ids=["all-at-end", "lateness-1h"])
+def test_a_file_of_json_lines_is_split_across_workers(
+    shared_data: Path, tmp_path: Path, windows_plan: Plan, lateness: float | None
+) -> None:
+    """One big file of JSON lines keeps two workers busy: it is read in spans, whose lines are
+    numbered as a whole file's would be, with the same batches, alerts, quarantine (a line
+    longer than the limit, even across spans, quarantined once) and progress."""
+    path = tmp_path / "attacks.jsonl"
+    events = attack_lines(shared_data, path)
+    options = ReadOptions(max_record_bytes=4096, span_bytes=16_384)
+    parts = file_spans(path, options)
+    assert parts is not None and len(parts) > 50
+    assert file_spans(path, ReadOptions(max_record_bytes=4096)) is None  # one span: whole
+    packed = tmp_path / "attacks.jsonl.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes(), 1))
+    array = tmp_path / "attacks.json"
+    array.write_text("[\n" + ",\n".join(path.read_text().split("\n")[:2000:97]) + "\n]\n")
+    assert file_spans(packed, options) is None  # gzip cannot be entered midway
+    assert file_spans(array, ReadOptions(span_bytes=1024)) is None  # nor an array
+    assert file_spans(tmp_path / "absent.jsonl", options) is None
+    data = path.read_bytes()
+    starts = [0] + [i + 1 for i, c in enumerate(data) if c == 10]  # line n starts at [n - 1]
+    batches = list(read_paths([path], Quarantine(), options=options, batch_size=BATCH))
+    in_span = {
+        starts[b.records[0] - 1] // 16_384 == starts[b.records[-1] - 1] // 16_384 for b in batches
+    }
+    assert in_span == {True}  # batches end at every span's end
+    assert len({starts[b.records[0] - 1] // 16_384 for b in batches}) > 50
+
+    plan = windows_plan
+    one, q1 = hunt([path], plan, 1, lateness=lateness, options=options)
+    progress: dict[str, int] = {}
+
+    def tick(batch: EventBatch, summary: Any) -> None:
+        assert batch.offset >= progress.get(batch.path, 0)
+        progress[batch.path] = batch.offset
+
+    two, q2 = hunt([path], plan, 2, lateness=lateness, options=options, progress=tick)
+    assert len(one) > 100
+    found = [a for a in one if "correlation" in a]
+    assert len(found) >= 5
+    # Some correlation's events lie in different spans, read by different workers.
+    assert any(
+        len({starts[e["record"] - 1] // 16_384 for e in a["correlation"]["events"]}) > 1
+        for a in found
+    )
+    assert two == one
+    assert [dataclasses.astuple(r) for r in q2.records] == [
+        dataclasses.astuple(r) for r in q1.records
+    ]
+    reasons = Counter(r.reason.split(":")[0] for r in q1.records)
+    assert reasons == {"json": Counter(r.reason.split(":")[0] for r in q1.records)["json"]}
+    assert sum("longer than" in r.reason for r in q1.records) > 10
+    assert progress == {str(path): path.stat().st_size}
+    # Each alert's record is its event's line in the file.
+    lines = data.split(b"\n")
+    for alert in two:
+        if "correlation" not in alert:
+            record = alert["source"]["record"]
+            assert b'"EventRecordID"' in lines[record - 1]
+    assert sum("correlation" not in a for a in two) <= events
 
 
 def test_default_workers_leave_small_hunts_in_one_process(tmp_path: Path) -> None:

@@ -2,12 +2,17 @@
 expensive part); the parent takes their matches back in the input's order and correlates them,
 so that its alerts are those of a one-worker hunt, in the same order.
 
-Each worker loads the compiled plan once (unpickled, never recompiled) and takes the next file
-from a shared queue. For every batch it sends back only the events some rule matched, with which
-rules matched them: the parent hands them to :meth:`Hunter.matched`, which emits alerts and
-feeds correlations exactly as :meth:`Hunter.batch` would have. A worker has at most
+Each worker loads the compiled plan once (unpickled, never recompiled) and takes the next task
+from a shared queue: a file, or a span of a file of JSON lines (:func:`~qorgan.telemetry.
+sources.spans`, so that one big export keeps every worker busy). A span's lines are numbered
+from its start; the parent, which merges spans in order, adds the lines of the spans before.
+Batches end at span ends in a one-process hunt too, so the batches are the same either way.
+
+For every batch a worker sends back only the events some rule matched, with which rules matched
+them: the parent hands them to :meth:`Hunter.matched`, which emits alerts and feeds
+correlations exactly as :meth:`Hunter.batch` would have. A worker has at most
 :data:`IN_FLIGHT` batches sent and not yet taken by the parent, so memory stays bounded however
-far it runs ahead; the parent keeps those out-of-order results until their turn comes. The file
+far it runs ahead; the parent keeps those out-of-order results until their turn comes. The task
 the parent waits for is always the oldest of its worker's, so its batches are never held back.
 """
 
@@ -30,9 +35,10 @@ from qorgan.detection.loader import cache_file, default_cache_dir
 from qorgan.detection.plan import Plan
 from qorgan.telemetry.batch import EventBatch
 from qorgan.telemetry.errors import TelemetryError
+from qorgan.telemetry.formats.base import Span
 from qorgan.telemetry.options import ReadOptions
 from qorgan.telemetry.quarantine import Quarantine
-from qorgan.telemetry.sources import expand_paths, read_file
+from qorgan.telemetry.sources import expand_paths, read_file, spans
 
 #: Batches a worker may have sent that the parent has not taken yet.
 IN_FLIGHT = 4
@@ -49,15 +55,16 @@ BYTES_PER_WORKER = 32 << 20
 
 
 def default_workers(paths: list[Path] | None = None) -> int:
-    """The cores this process may run on; given the hunt's ``paths``, no more than their
-    files, and one per :data:`BYTES_PER_WORKER` of them (a small hunt stays in one process)."""
+    """The cores this process may run on; given the hunt's ``paths``, no more than the parts
+    they are read in (files, or spans of a file of JSON lines), and one per
+    :data:`BYTES_PER_WORKER` of them (a small hunt stays in one process)."""
     cores = len(os.sched_getaffinity(0))
     if paths is None:
         return cores
     files = sizes = 0
     try:
         for path in expand_paths(paths):
-            files += 1
+            files += len(spans(path) or [None])
             sizes += path.stat().st_size
     except (OSError, TelemetryError):
         return 1  # the hunt itself reports what cannot be read
@@ -82,6 +89,8 @@ class _Message:
     quarantined: list[tuple[str, int, str, str]] = field(default_factory=list)
     done: bool = False
     error: str | None = None
+    #: With ``done``, for a task of a :class:`Span`: how many lines it held.
+    lines: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +167,7 @@ def _work(
         del plan
         quarantine = Quarantine(keep=_KEEP_ALL)
         while (item := tasks.get()) is not None:
-            task, path = item
+            task, path, span = item
             for batch in read_file(
                 path,
                 quarantine,
@@ -167,17 +176,33 @@ def _work(
                 logsource=read.logsource,
                 options=read.options,
                 root=read.root,
+                span=span,
             ):
                 matches = _sparse(batch, list(engine.match(batch)))
                 del batch
                 slots.acquire()
                 results.put(_Message(task, worker, matches, _drain(quarantine)))
             slots.acquire()
-            results.put(_Message(task, worker, quarantined=_drain(quarantine), done=True))
+            lines = span.lines if span is not None else 0
+            results.put(
+                _Message(task, worker, quarantined=_drain(quarantine), done=True, lines=lines)
+            )
     except MemoryError:
         results.put(_Message(task, worker, done=True, error=_OUT_OF_MEMORY))
     except BaseException:
         results.put(_Message(task, worker, done=True, error=traceback.format_exc()))
+
+
+def _tasks(
+    paths: list[Path], options: ReadOptions, format_name: str | None, root: Path | None
+) -> list[tuple[Path, Span | None] | tuple[str, str]]:
+    """What workers read, in the input's order: files, or the :class:`Span` s of a file of
+    JSON lines; and, as ``(path, reason)``, a path refused before reading."""
+    out: list[tuple[Path, Span | None] | tuple[str, str]] = []
+    for path in expand_paths(paths, root=root, refused=lambda p, why: out.append((str(p), why))):
+        parts = spans(path, options, format_name) or [None]
+        out.extend((path, span) for span in parts)
+    return out
 
 
 class WorkerError(RuntimeError):
@@ -215,12 +240,8 @@ def hunt_in_workers(
     from ``workers`` processes. Quarantined records reach ``quarantine`` in that order too.
     ``arrived`` is told of each batch as soon as any worker has read it (for progress: bytes
     read across all workers), whatever its turn."""
-    order: list[Path | tuple[Path, str]] = []
-    for path in expand_paths(
-        paths, root=root, refused=lambda p, why: order.append((p, f"io: {why}"))
-    ):
-        order.append(path)
-    files = [(i, p) for i, p in enumerate(order) if isinstance(p, Path)]
+    order = _tasks(paths, options, format_name, root)
+    files = [(i, p, span) for i, (p, span) in enumerate(order) if isinstance(p, Path)]
     context = multiprocessing.get_context("forkserver")
     # The main module too: each worker would import it again (for the CLI, all of qorgan.cli).
     context.set_forkserver_preload(["__main__", __name__])
@@ -229,6 +250,9 @@ def hunt_in_workers(
     for item in files:
         tasks.put(item)
     count = max(1, min(workers, len(files)))
+    lines_before: dict[Path, int] = {}  # lines of a file's spans already merged
+    read_to: dict[int, int] = {}  # per task, the offset of its last batch
+    read_bytes: dict[str, int] = {}  # per file, bytes read by every worker
     for _ in range(count):
         tasks.put(None)
     read = _Read(format_name, batch_size, logsource, options, root)
@@ -246,13 +270,36 @@ def hunt_in_workers(
     del shipped
     for process in processes:
         process.start()
+
+    def progressed(task: int, span: Span | None, matches: Matches) -> None:
+        # Bytes read of the file across its spans, whichever worker read them.
+        batch = matches.batch
+        begun = read_to.get(task, span.start if span is not None else 0)
+        now = batch.offset if span is None else min(batch.offset, span.end)
+        read_to[task] = now
+        batch.offset = read_bytes[batch.path] = read_bytes.get(batch.path, 0) + now - begun
+        if arrived is not None:
+            arrived(matches)
+
+    def spanned(task: int, path: Path, span: Span) -> None:
+        # A span read to its end: the bytes after its last batch (lines quarantined, or a
+        # long line's tail) count too, and a span without a batch at all.
+        try:
+            end = min(span.end, path.stat().st_size)
+        except OSError:
+            return
+        if end > read_to.get(task, span.start):
+            empty = EventBatch(str(path), "", {}, offset=end)
+            progressed(task, span, Matches(empty, [], 0))
+
     waiting: dict[int, list[_Message]] = {}
     finished = False
     try:
-        for task, item in enumerate(order):
-            if isinstance(item, tuple):
-                quarantine.add(str(item[0]), 0, item[1])
+        for task, (item, span) in enumerate(order):
+            if isinstance(item, str):
+                quarantine.add(item, 0, f"io: {span}")
                 continue
+            base = lines_before.get(item, 0) if span is not None else 0
             while True:
                 queue = waiting.get(task)
                 while not queue:
@@ -261,18 +308,24 @@ def hunt_in_workers(
                         raise MemoryError("a hunt worker ran out of memory")
                     if message.error is not None:
                         raise WorkerError(message.error)
-                    if message.matches is not None and arrived is not None:
-                        arrived(message.matches)
+                    if message.matches is not None:
+                        progressed(message.task, order[message.task][1], message.matches)
                     waiting.setdefault(message.task, []).append(message)
                     queue = waiting.get(task)
                 message = queue.pop(0)
                 slots[message.worker].release()
-                for record in message.quarantined:
-                    quarantine.add(*record)
+                for path, record, reason, excerpt in message.quarantined:
+                    quarantine.add(path, record + base if record else 0, reason, excerpt)
                 if message.done:
                     del waiting[task]
+                    if span is not None:
+                        lines_before[item] = base + message.lines
+                        spanned(task, item, span)
                     break
                 assert message.matches is not None
+                if base:
+                    records = message.matches.batch.records
+                    records[:] = [r + base for r in records]
                 yield message.matches
         finished = True
     finally:

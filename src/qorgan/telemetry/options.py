@@ -20,6 +20,8 @@ KiB = 1 << 10
 DEFAULT_MAX_RECORD_BYTES = 4 * MiB
 DEFAULT_MAX_DECOMPRESSED_BYTES = 8192 * MiB
 DEFAULT_MAX_COMPRESSION_RATIO = 100.0
+#: Bytes of a file of lines that one worker of a hunt reads at a time (a span).
+DEFAULT_SPAN_BYTES = 64 * MiB
 #: Uncompressed output before the compression ratio is judged.
 RATIO_GRACE_BYTES = 16 * MiB
 
@@ -33,9 +35,12 @@ class ReadOptions:
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES
     max_compression_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO
+    #: A file of JSON lines is read in spans of this many bytes, and its batches end at each
+    #: span's end however it is read, so that hunts split it across workers (tests shrink it).
+    span_bytes: int = DEFAULT_SPAN_BYTES
 
     def __post_init__(self) -> None:
-        if self.max_record_bytes < 1 or self.max_decompressed_bytes < 1:
+        if self.max_record_bytes < 1 or self.max_decompressed_bytes < 1 or self.span_bytes < 1:
             raise ValueError("read limits must be positive")
         if self.max_compression_ratio < 1:
             raise ValueError("the compression ratio limit must be at least 1")

@@ -20,6 +20,8 @@ from typing import IO, Any
 from qorgan.telemetry.batch import EventBatch
 from qorgan.telemetry.errors import TelemetryError
 from qorgan.telemetry.formats import DEFAULT_BATCH_SIZE, detect_format, get_format
+from qorgan.telemetry.formats.base import Span
+from qorgan.telemetry.formats.json import JsonFormat
 from qorgan.telemetry.options import DEFAULT_OPTIONS, RATIO_GRACE_BYTES, ReadOptions, size_text
 from qorgan.telemetry.quarantine import Quarantine
 
@@ -189,9 +191,11 @@ def read_file(
     logsource: dict[str, str] | None = None,
     options: ReadOptions = DEFAULT_OPTIONS,
     root: Path | None = None,
+    span: Span | None = None,
 ) -> Iterator[EventBatch]:
     """Batches of one file, its format detected unless named. Unreadable files are
-    quarantined, and so is a file outside ``root`` when one is given."""
+    quarantined, and so is a file outside ``root`` when one is given. With ``span`` (one of
+    :func:`spans`), only the lines that start in it."""
     try:
         stream = open_source(path, options)
     except OSError as exc:
@@ -207,7 +211,7 @@ def read_file(
         except (OSError, EOFError) as exc:
             quarantine.add(str(path), 0, f"io: cannot read: {exc}")
             return
-        fmt_options = {"tz": options.tz, "max_record_bytes": options.max_record_bytes}
+        fmt_options = _format_options(options)
         if format_name:
             fmt = get_format(format_name, **fmt_options)
         else:
@@ -217,8 +221,9 @@ def read_file(
                 quarantine.add(str(path), 0, f"format: {exc.message}", head[:200])
                 return
         compressed = _compressed(stream)
+        spanned = {} if span is None else {"span": span}
         try:
-            for batch in fmt.read(stream, str(path), quarantine, batch_size):
+            for batch in fmt.read(stream, str(path), quarantine, batch_size, **spanned):
                 if logsource:
                     batch.logsource.update(logsource)
                 batch.offset = _tell(compressed)
@@ -231,6 +236,46 @@ def read_file(
             quarantine.add(
                 str(path), 0, f"gzip: {inflated.error}; the rest of the file is not read"
             )
+
+
+def spans(
+    path: Path, options: ReadOptions = DEFAULT_OPTIONS, format_name: str | None = None
+) -> list[Span] | None:
+    """The :class:`Span` s a hunt's workers may read ``path`` in, or ``None`` when it is read
+    whole: it is compressed, not JSON lines, no larger than one span, or cannot be read (its
+    reading reports why)."""
+    try:
+        size = path.stat().st_size
+        every = options.span_bytes
+        if size <= every:
+            return None
+        with path.open("rb") as stream:
+            head = stream.read(SNIFF_BYTES)
+            if head[:2] == GZIP_MAGIC:
+                return None
+            fmt_options = _format_options(options)
+            if format_name:
+                fmt = get_format(format_name, **fmt_options)
+            else:
+                fmt = detect_format(head, str(path), **fmt_options)
+            if not isinstance(fmt, JsonFormat):
+                return None
+            stream.seek(0)
+            if not fmt.in_lines(stream.readline(options.max_record_bytes + 1)):
+                return None
+    except (OSError, TelemetryError):
+        return None
+    out = [Span(start, start + every) for start in range(0, size, every)]
+    out[-1].end = 1 << 62  # to the end, should the file have grown
+    return out
+
+
+def _format_options(options: ReadOptions) -> dict[str, Any]:
+    return {
+        "tz": options.tz,
+        "max_record_bytes": options.max_record_bytes,
+        "span_bytes": options.span_bytes,
+    }
 
 
 def _tell(raw: IO[bytes]) -> int:

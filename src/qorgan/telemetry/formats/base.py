@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, tzinfo
 from functools import partial
 from typing import IO, Any, ClassVar
 
 from qorgan.telemetry.batch import EventBatch
-from qorgan.telemetry.options import DEFAULT_MAX_RECORD_BYTES, size_text
+from qorgan.telemetry.options import DEFAULT_MAX_RECORD_BYTES, DEFAULT_SPAN_BYTES, size_text
 from qorgan.telemetry.quarantine import Quarantine
 
 DEFAULT_BATCH_SIZE = 20_000
@@ -34,6 +35,21 @@ MONTHS = {
         ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
     )
 }
+
+
+@dataclass(slots=True)
+class Span:
+    """Part of a file of lines: the lines that start in ``[start, end)`` (``start`` and ``end``
+    multiples of the format's ``span_bytes``; the last span ends nowhere). A format that can be
+    read in spans also ends its batches where a span ends, so that a file's batches are the
+    same read whole or in spans. Their
+    record numbers count from 1 at the span's first line; the reader sets ``lines`` to how
+    many lines the span held, so that the numbers of the next span can be put right."""
+
+    start: int
+    end: int
+    lines: int = 0
+
 
 #: One event as a format reads it: ``(fields, record number, time, host)``.
 Record = tuple[dict[str, Any], int, str | None, str | None]
@@ -53,10 +69,15 @@ class Format(ABC):
     schema: ClassVar[dict[str, str]]
 
     def __init__(
-        self, *, tz: tzinfo = UTC, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+        self,
+        *,
+        tz: tzinfo = UTC,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        span_bytes: int = DEFAULT_SPAN_BYTES,
     ) -> None:
         self.tz = tz
         self.max_record_bytes = max_record_bytes
+        self.span_bytes = span_bytes
 
     @classmethod
     @abstractmethod
@@ -120,11 +141,12 @@ class Format(ABC):
 
     def skip_long_line(
         self, stream: IO[bytes], path: str, quarantine: Quarantine, lineno: int, head: bytes
-    ) -> None:
+    ) -> int:
         """Quarantine the too-long line ``lineno`` (``head`` is its start) and read on to its
-        end, keeping nothing of it."""
-        skip_line(stream.readline, self.max_record_bytes + 1)
+        end, keeping nothing of it; the bytes read past ``head``."""
+        skipped = skip_line(stream.readline, self.max_record_bytes + 1)
         quarantine.add(path, lineno, self.too_long(), head)
+        return skipped
 
     def text_lines(
         self, stream: IO[bytes], path: str, quarantine: Quarantine
@@ -144,12 +166,15 @@ class Format(ABC):
         return f"{self.name}: {what} longer than {size_text(self.max_record_bytes)}"
 
 
-def skip_line(readline: Any, cap: int) -> None:
-    """Read on to the end of the current line, ``cap`` bytes at a time, keeping nothing."""
+def skip_line(readline: Any, cap: int) -> int:
+    """Read on to the end of the current line, ``cap`` bytes at a time, keeping nothing; the
+    bytes read."""
+    read = 0
     while True:
         chunk = readline(cap)
+        read += len(chunk)
         if not chunk or chunk[-1] == 10:
-            return
+            return read
 
 
 def head_lines(head: bytes, limit: int) -> list[str]:

@@ -41,7 +41,7 @@ import orjson
 
 from qorgan.telemetry import windows
 from qorgan.telemetry.batch import EventBatch
-from qorgan.telemetry.formats.base import DEFAULT_BATCH_SIZE, Format
+from qorgan.telemetry.formats.base import DEFAULT_BATCH_SIZE, Format, Span, skip_line
 from qorgan.telemetry.options import size_text
 from qorgan.telemetry.quarantine import Quarantine
 
@@ -121,22 +121,41 @@ class JsonFormat(Format):
         path: str,
         quarantine: Quarantine,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        span: Span | None = None,
     ) -> Iterator[EventBatch]:
+        """The file's batches; with ``span`` (JSON lines only: :meth:`in_lines`), those of the
+        lines that start in it, numbered from the span's start, ``span.lines`` set at the end.
+        Batches end at every multiple of ``span_bytes`` either way."""
         cap = self.max_record_bytes + 1
+        if span is not None and span.start > 0:
+            stream.seek(span.start - 1)  # a line starts at span.start if this byte ends one
+            pos = span.start - 1 + skip_line(stream.readline, cap)
+            yield from self._read_lines(b"", stream, path, quarantine, batch_size, 0, pos, span)
+            return
         first = stream.readline(cap)
         whole = len(first) < cap or first[-1] == 10
+        pos = 0
         if first.startswith(BOM):
-            first = first[len(BOM) :]
+            first, pos = first[len(BOM) :], len(BOM)
         head = first.strip()
         if head.startswith(b"[") or head == b"{":
             # An array, or pretty-printed documents (jq, evtx_dump): "{" alone on its line.
+            if span is not None:
+                raise ValueError("only JSON lines can be read in spans")
             yield from self._read_documents(first, stream, path, quarantine, batch_size)
             return
         lineno = 0
         if not whole:
-            self.skip_long_line(stream, path, quarantine, 1, first)
+            pos += len(first) + self.skip_long_line(stream, path, quarantine, 1, first)
             first, lineno = b"", 1
-        yield from self._read_lines(first, stream, path, quarantine, batch_size, lineno)
+        yield from self._read_lines(first, stream, path, quarantine, batch_size, lineno, pos, span)
+
+    @staticmethod
+    def in_lines(first: bytes) -> bool:
+        """Whether a file whose first line is ``first`` is JSON lines (not an array or
+        pretty-printed documents), and so can be read in spans."""
+        head = first.removeprefix(BOM).strip()
+        return not (head.startswith(b"[") or head == b"{")
 
     def _read_lines(
         self,
@@ -146,8 +165,12 @@ class JsonFormat(Format):
         quarantine: Quarantine,
         batch_size: int,
         lineno: int = 0,
+        pos: int = 0,
+        span: Span | None = None,
     ) -> Iterator[EventBatch]:
-        """JSON lines, after ``lineno`` lines already read; ``first`` is the next one."""
+        """JSON lines, after ``lineno`` lines already read; ``first`` is the next one, at byte
+        ``pos``. A batch ends where a line starts in the next span (``span_bytes``); with
+        ``span``, reading ends there too."""
         normalise = Normaliser(self.tz)
         loads = orjson.loads
         batch: EventBatch | None = None
@@ -157,12 +180,25 @@ class JsonFormat(Format):
         times: list[Any] = []
         hosts: list[Any] = []
         limit = self.max_record_bytes
+        end = span.end if span is not None else 1 << 62
+        every = self.span_bytes
+        cut = min((pos // every + 1) * every, end)
         lines: Iterator[tuple[int, bytes]] = self.numbered_lines(stream, lineno + 1)
         if first:
             lines = itertools.chain(((lineno + 1, first),), self.numbered_lines(stream, lineno + 2))
         for lineno, line in lines:
+            start = pos
+            pos += len(line)
+            if start >= cut:
+                if start >= end:
+                    lineno -= 1  # the next span's first line
+                    break
+                cut = (start // every + 1) * every
+                if batch is not None:
+                    yield batch
+                    batch = None
             if len(line) > limit and line[-1] != 10:
-                self.skip_long_line(stream, path, quarantine, lineno, line)
+                pos += self.skip_long_line(stream, path, quarantine, lineno, line)
                 continue
             try:
                 fields, time, host = normalise(loads(line))
@@ -196,6 +232,8 @@ class JsonFormat(Format):
                 batch = None
         if batch is not None:
             yield batch
+        if span is not None:
+            span.lines = lineno
 
     def _read_documents(
         self,
