@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -157,6 +159,14 @@ def test_plan_cache_is_keyed_by_rule_content(tmp_path: Path) -> None:
     assert Atom("CommandLine", "contains", "hostname") in changed.atoms
     (cache / f"{changed.key}.pickle").write_bytes(b"not a pickle")
     assert load_plan([rules], cache_dir=cache).atoms == changed.atoms
+    # The same size, and the same modification time set back: the change time still differs.
+    before = (rules / "a.yml").stat()
+    (rules / "a.yml").write_text(RULE.replace("whoami", "hostnam3"), encoding="utf-8")
+    os.utime(rules / "a.yml", ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (rules / "a.yml").stat().st_size == before.st_size
+    edited = load_plan([rules], cache_dir=cache)
+    assert Atom("CommandLine", "contains", "hostnam3") in edited.atoms
+    assert pickle.loads(pickle.dumps(edited)) == edited  # every part of a plan pickles whole
 
 
 @pytest.mark.corpus

@@ -29,6 +29,11 @@ class LogsourceEntry:
         return all(logsource.get(k) == v for k, v in self.logsource)
 
 
+#: libyaml's safe loader where PyYAML was built with it: seven times faster, and the map is read
+#: by every hunt as it starts.
+_YAML = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 @dataclass(frozen=True, slots=True)
 class LogsourceMap:
     entries: tuple[LogsourceEntry, ...]
@@ -42,7 +47,7 @@ class LogsourceMap:
             text = path.read_text(encoding="utf-8")
             texts.append(text)
             try:
-                items = yaml.safe_load(text) or []
+                items = yaml.load(text, Loader=_YAML) or []
                 entries.extend(_entry(item) for item in items)
             except (yaml.YAMLError, TypeError, KeyError, AttributeError) as exc:
                 raise DetectionError(f"invalid logsource map: {exc}", source=str(path)) from exc

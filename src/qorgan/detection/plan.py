@@ -7,8 +7,31 @@ engine evaluates each distinct field condition once per batch whatever the numbe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
+from typing import Any, Literal, TypeVar
+
+_T = TypeVar("_T", bound=type)
+
+
+def _by_fields(cls: _T) -> _T:
+    """Pickle instances as their class called with their fields: a plan holds tens of thousands
+    of them, and the slotted dataclasses' own state restore took four fifths of the time of
+    loading a cached plan (0.34 s of a hunt's start-up, 0.07 s this way)."""
+    names = [f.name for f in fields(cls)]
+    get = attrgetter(*names)
+    if len(names) == 1:
+
+        def __reduce__(self: Any) -> tuple[type, tuple[Any, ...]]:
+            return (type(self), (get(self),))
+    else:
+
+        def __reduce__(self: Any) -> tuple[type, tuple[Any, ...]]:
+            return (type(self), get(self))
+
+    cls.__reduce__ = __reduce__  # type: ignore[method-assign]
+    return cls
+
 
 #: Atom operations.
 #:   eq / prefix / suffix / contains: literal text (case-folded with str.casefold unless ``cased``)
@@ -40,6 +63,7 @@ Op = Literal[
 ]
 
 
+@_by_fields
 @dataclass(frozen=True, slots=True)
 class Atom:
     """One test of one field. ``field`` is None for a keyword (any field's value)."""
@@ -51,26 +75,31 @@ class Atom:
     prefilter: str | None = None
 
 
+@_by_fields
 @dataclass(frozen=True, slots=True)
 class Ref:
     atom: int
 
 
+@_by_fields
 @dataclass(frozen=True, slots=True)
 class And:
     args: tuple[Expr, ...]
 
 
+@_by_fields
 @dataclass(frozen=True, slots=True)
 class Or:
     args: tuple[Expr, ...]
 
 
+@_by_fields
 @dataclass(frozen=True, slots=True)
 class Not:
     arg: Expr
 
 
+@_by_fields
 @dataclass(frozen=True, slots=True)
 class Const:
     value: bool
@@ -79,6 +108,7 @@ class Const:
 Expr = Ref | And | Or | Not | Const
 
 
+@_by_fields
 @dataclass(frozen=True, slots=True)
 class Selection:
     """Which events a logsource covers: batch tags that must all be present, then ``expr``."""
@@ -87,6 +117,7 @@ class Selection:
     expr: Expr
 
 
+@_by_fields
 @dataclass(frozen=True, slots=True)
 class RuleMeta:
     id: str
@@ -103,6 +134,7 @@ class RuleMeta:
     author: str | None = None
 
 
+@_by_fields
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
     meta: RuleMeta
@@ -110,6 +142,7 @@ class CompiledRule:
     condition: Expr
 
 
+@_by_fields
 @dataclass(frozen=True, slots=True)
 class Threshold:
     """A correlation condition: ``op`` and ``value``, optionally a second bound (a range)."""
@@ -138,6 +171,7 @@ def _compare(op: str, x: float, bound: float) -> bool:
     return x != bound
 
 
+@_by_fields
 @dataclass(frozen=True, slots=True)
 class CompiledCorrelation:
     """A Sigma correlation rule over base rules of the plan (indexes into ``Plan.rules``).
@@ -160,6 +194,7 @@ class CompiledCorrelation:
     expression: Any = None
 
 
+@_by_fields
 @dataclass(frozen=True, slots=True)
 class RuleFailure:
     """A rule that could not be compiled, and why."""
@@ -170,6 +205,7 @@ class RuleFailure:
     reason: str
 
 
+@_by_fields
 @dataclass(frozen=True, slots=True)
 class RuleWarning:
     path: str
