@@ -143,25 +143,74 @@ def check_copies(
     return ok, sum(original.values())
 
 
-#: Runs a command as its child; reports the child's wall time and its own peak RSS.
+#: Runs a command as its child; reports the child's wall time and the peak of the memory of
+#: its whole process tree (the hunt, its forkserver and workers), sampled ten times a second:
+#: the sum of their RSS, and of their PSS (pages shared between processes counted once).
 _MEASURE = """
-import resource, subprocess, sys, time
+import os, subprocess, sys, time
+
+def tree(root):
+    children = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+def memory(pids):
+    rss = pss = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as fh:
+                for line in fh:
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1]) * 1024
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return rss, pss
+
+import threading
+peak = [0, 0]
+done = threading.Event()
+
+def sample(pid):
+    while not done.wait(0.1):
+        for i, value in enumerate(memory(tree(pid))):
+            peak[i] = max(peak[i], value)
+
 started = time.perf_counter()
-proc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+sampler = threading.Thread(target=sample, args=(proc.pid,))
+sampler.start()
+_, err = proc.communicate()
 seconds = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-sys.stderr.buffer.write(proc.stderr)
-print(proc.returncode, seconds, peak * 1024)
+done.set()
+sampler.join()
+peak_rss, peak_pss = peak
+sys.stderr.buffer.write(err)
+print(proc.returncode, seconds, peak_rss, peak_pss)
 """
 
 
 def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, int, str]:
-    """(wall seconds, peak RSS bytes, exit code, stderr) of ``cmd`` run as a child process."""
+    """(wall seconds, peak PSS bytes of the whole process tree, exit code, stderr) of ``cmd``
+    run as a child process."""
     proc = subprocess.run(
         [sys.executable, "-c", _MEASURE, *cmd], capture_output=True, check=False, env=env
     )
-    code, seconds, peak = proc.stdout.split()
-    return float(seconds), int(peak), int(code), proc.stderr.decode(errors="replace")
+    code, seconds, _rss, pss = proc.stdout.split()
+    return float(seconds), int(pss), int(code), proc.stderr.decode(errors="replace")
 
 
 PARSE_ONLY = """
@@ -213,8 +262,8 @@ def hunt_figures(
             ratio = f", {rate / parse_rate:.1%} of parse-only" if parse_rate else ""
             print(
                 f"{label}, {count} worker{'s' if count > 1 else ''} ({count} core), run "
-                f"{attempt + 1}: {seconds:.2f} s, {rate:,.0f} events/s{ratio}, peak RSS "
-                f"{peak / 2**20:.0f} MiB, {alerts:,} alerts"
+                f"{attempt + 1}: {seconds:.2f} s, {rate:,.0f} events/s{ratio}, peak PSS of its "
+                f"processes {peak / 2**20:.0f} MiB, {alerts:,} alerts"
             )
             print(f"    hunt's summary: {own} (reading to writing, no start-up) [{before}]")
             if expect_alerts is not None and alerts != expect_alerts:
@@ -288,7 +337,8 @@ def main() -> int:
         startup.append(seconds)
     print(
         f"start-up (hunt of an empty file, warm plan, 1 core): best {min(startup):.2f} s, "
-        f"runs {', '.join(f'{s:.2f}' for s in startup)}, peak RSS {peak / 2**20:.0f} MiB [{load()}]"
+        f"runs {', '.join(f'{s:.2f}' for s in startup)}, "
+        f"peak PSS of its processes {peak / 2**20:.0f} MiB [{load()}]"
     )
 
     print(
