@@ -203,3 +203,32 @@ def test_keyword_matcher_match_checks_every_atom() -> None:
         keyword(plan, "truncate"): [1, 2],
         keyword(plan, "-s"): [1, 2],
     }
+
+
+MIMIKATZ = """
+title: Tool words
+id: 33333333-0000-0000-0000-000000000004
+level: high
+logsource: {product: windows}
+detection:
+    keywords: ['sekurlsa::', 'kerberos::ptt', 'strasse', 'Қазақ', '\\mimilib.dll']
+    condition: keywords
+"""
+
+
+def test_keywords_are_found_whatever_the_case_ascii_or_not() -> None:
+    """ASCII texts are scanned as they are, caselessly; other texts case-folded first. A text in
+    capitals, the Kelvin sign (folds to ``k``), ``ß`` (folds to ``ss``) and Kazakh capitals are
+    all found; a near miss of each is not."""
+    plan = compile_texts([MIMIKATZ])
+    engine = Engine(plan)
+    events = [
+        {"CommandLine": "mimikatz SEKURLSA::LogonPasswords exit"},  # ASCII capitals
+        {"CommandLine": "\u212aERBEROS::PTT ticket.kirbi"},  # Kelvin sign, then ASCII
+        {"Address": "STRAßE 5"},
+        {"Comment": "ҚАЗАҚ тілі"},
+        {"ImageLoaded": "C:\\Windows\\MIMILIB.DLL"},  # JSON escapes the backslash
+        {"CommandLine": "sekurlsa:logonpasswords", "User": "kerberos::pt"},  # near misses
+        {"Address": "strase", "Comment": "Қазах", "ImageLoaded": "C:\\mimilib.dl"},
+    ]
+    assert run(engine, batch(events, product="windows")) == {"Tool words": [0, 1, 2, 3, 4]}
