@@ -196,8 +196,9 @@ def hunt(
         int | None,
         typer.Option(
             min=1,
-            help="Processes reading and matching files (default: the cores available, at most "
-            "one per file and per 32 MiB); the alerts are those of one process, in the same order.",
+            help="Processes reading and matching files, a large file of JSON lines in 64 MiB spans "
+            "(default: the cores available, at most one per file or span and per 32 MiB); the "
+            "alerts are those of one process, in the same order.",
         ),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, hidden=True)] = HUNT_BATCH_SIZE,
