@@ -73,8 +73,8 @@ def citizen_create(
     where the shell's history and the process list would keep them); the citizen adds a second
     factor at first sign-in."""
     from qorgan.core.db import unit_of_work
+    from qorgan.core.identifiers import mask_iin
     from qorgan.privacy import citizens
-    from qorgan.privacy.identifiers import mask_iin
     from qorgan.privacy.protection import protection
 
     iin = getpass.getpass("IIN: ").strip()

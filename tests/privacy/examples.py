@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from qorgan.privacy.identifiers import check_digit
+from qorgan.core.identifiers import check_digit
 from qorgan.privacy.registry import SystemIn
 
 

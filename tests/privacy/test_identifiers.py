@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from qorgan.privacy.identifiers import (
+from qorgan.core.identifiers import (
     Bin,
     BinKind,
     EntityType,

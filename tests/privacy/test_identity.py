@@ -10,9 +10,9 @@ import pytest
 
 from qorgan.core import accounts, security
 from qorgan.core.db import unit_of_work
+from qorgan.core.identifiers import IdentifierError
 from qorgan.core.models import User
 from qorgan.privacy import citizens, identity
-from qorgan.privacy.identifiers import IdentifierError
 from qorgan.privacy.models import CitizenAccount
 
 from .conftest import Registry

@@ -22,10 +22,10 @@ from sqlalchemy import select
 
 from incidents.test_referral import _pdf_text
 from privacy.examples import iin, system_in
-from qorgan.core import security
+from qorgan.core import identifiers, security
 from qorgan.core.db import unit_of_work
 from qorgan.core.models import AuditEntry, Role, User
-from qorgan.privacy import citizens, complaints, consents, decisions, identifiers, registry
+from qorgan.privacy import citizens, complaints, consents, decisions, registry
 from qorgan.privacy.consents import ConsentIn
 from qorgan.privacy.models import (
     ComplaintKind,

@@ -17,10 +17,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from privacy.leak_examples import HOLDER_BIN, leak_in, person, subjects_csv
+from qorgan.core import identifiers
 from qorgan.core.db import unit_of_work
 from qorgan.core.models import Role
 from qorgan.core.workdays import default_calendar
-from qorgan.privacy import identifiers, leak_csv, leaks
+from qorgan.privacy import leak_csv, leaks
 from qorgan.privacy.leak_models import LeakNotice, LeakReport
 from qorgan.privacy.protection import protection
 from qorgan.web.i18n import translations

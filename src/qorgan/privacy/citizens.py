@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session
 
 from qorgan.core import accounts, audit
 from qorgan.core.errors import QorganError
+from qorgan.core.identifiers import IdentifierError, parse_iin
 from qorgan.core.models import Organisation, OrganisationKind, Role, User
 from qorgan.privacy import consents as consent_service
 from qorgan.privacy.decisions import subject_for, subject_log
-from qorgan.privacy.identifiers import IdentifierError, parse_iin
 from qorgan.privacy.models import (
     AccessRecord,
     CitizenAccount,

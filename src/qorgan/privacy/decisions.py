@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from qorgan.core.errors import QorganError
-from qorgan.privacy.identifiers import IdentifierError, parse_iin
+from qorgan.core.identifiers import IdentifierError, parse_iin
 from qorgan.privacy.models import (
     AccessRecord,
     Consent,

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 from sqlalchemy import select
 
 from qorgan.core import accounts
+from qorgan.core.identifiers import parse_iin
 from qorgan.core.models import Role, User
 from qorgan.privacy import citizens
-from qorgan.privacy.identifiers import parse_iin
 from qorgan.privacy.models import CitizenAccount
 
 if TYPE_CHECKING:

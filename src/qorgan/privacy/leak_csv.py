@@ -34,7 +34,7 @@ from datetime import date
 from typing import BinaryIO
 
 from qorgan.core.errors import QorganError
-from qorgan.privacy.identifiers import IdentifierError, parse_iin
+from qorgan.core.identifiers import IdentifierError, parse_iin
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 100_000

@@ -27,8 +27,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from qorgan.core import audit
 from qorgan.core.db import utcnow
 from qorgan.core.errors import QorganError
+from qorgan.core.identifiers import IdentifierError, mask_iin, parse_bin
 from qorgan.privacy import leak_csv
-from qorgan.privacy.identifiers import IdentifierError, mask_iin, parse_bin
 from qorgan.privacy.leak_models import (
     ContactChannel,
     LeakNotice,

@@ -57,7 +57,7 @@ from pydantic import (
 
 from qorgan.core import signing
 from qorgan.core.errors import QorganError
-from qorgan.privacy.identifiers import is_valid_bin
+from qorgan.core.identifiers import is_valid_bin
 
 if TYPE_CHECKING:
     from qorgan.core.settings import Settings

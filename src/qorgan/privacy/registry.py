@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from qorgan.core import audit
 from qorgan.core.errors import QorganError
+from qorgan.core.identifiers import IdentifierError, parse_bin
 from qorgan.core.security import digest
-from qorgan.privacy.identifiers import IdentifierError, parse_bin
 from qorgan.privacy.models import DataCategory, InformationSystem, LegalBasis
 from qorgan.privacy.protection import Protection
 

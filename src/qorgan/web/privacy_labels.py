@@ -90,7 +90,7 @@ def _patterns(*pairs: tuple[str, str]) -> tuple[tuple[re.Pattern[str], str], ...
     return tuple((re.compile(pattern, re.DOTALL), message) for pattern, message in pairs)
 
 
-#: The IIN's refusals (qorgan.privacy.identifiers): the number itself is never repeated.
+#: The IIN's refusals (qorgan.core.identifiers): the number itself is never repeated.
 IIN_REFUSALS = _patterns(
     (r"an IIN is text of 12 digits", _l("An IIN has 12 digits.")),
     (r"an IIN has only the digits 0-9", _l("An IIN has only the digits 0-9.")),

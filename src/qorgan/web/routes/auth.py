@@ -21,10 +21,10 @@ from fastapi.responses import RedirectResponse, Response
 from qorgan.core import accounts, audit, security, sessions
 from qorgan.core.db import unit_of_work
 from qorgan.core.i18n import LANGUAGES
+from qorgan.core.identifiers import IdentifierError
 from qorgan.core.models import SessionStage
 from qorgan.core.settings import Environment
 from qorgan.privacy import identity
-from qorgan.privacy.identifiers import IdentifierError
 from qorgan.privacy.protection import protection
 from qorgan.web.deps import (
     LANGUAGE_COOKIE,

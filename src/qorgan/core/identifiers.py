@@ -2,7 +2,9 @@
 
 Whatever takes an IIN or a BIN from a form, a file or an API is to parse it here first, so a
 typo is refused with a reason the user can act on before it reaches a registry lookup or a
-consent record. Pure Python, no I/O: the rules are the published layout and check digit.
+consent record. Pure Python, no I/O: the rules are the published layout and check digit. It
+lives in ``core`` because more than one package needs the one rule: privacy (forms, registry,
+leak reports) and intel (finding IINs to redact before sharing).
 
 An IIN is personal data (it encodes the birth date and sex), so no message, ``repr`` or log line
 made here ever holds the number: errors say what is wrong, not what was typed, and
