@@ -220,8 +220,13 @@ def test_a_person_name_is_redacted(name: str) -> None:
 
 
 def test_a_surname_after_a_cue_is_a_person() -> None:
-    text = "Пользователь Иванов сообщил; Mr Smith and г-н Абенов confirmed."
-    assert [s for s, _ in kinds(text)] == ["Иванов", "Smith", "Абенов"]
+    text = "Пользователь Иванов сообщил; Mr Smith, user Abenova and г-н Абенов confirmed."
+    assert [s for s, _ in kinds(text)] == ["Иванов", "Smith", "Abenova", "Абенов"]
+
+
+def test_a_role_before_an_ordinary_word_is_no_person() -> None:
+    text = "The user Administrator, engineer Support and пользователь Windows were seen."
+    assert redact_text(text, POLICY).marks == ()
 
 
 @pytest.mark.parametrize(
@@ -412,13 +417,29 @@ def test_an_indicator_pattern_keeps_its_syntax() -> None:
     assert result.marks == (PathMark(("pattern",), Mark(21, 33, Kind.email, "[e-mail]")),)
 
 
-def test_a_pattern_with_an_escaped_account_stays_valid() -> None:
+def unescaped_quotes(pattern: str) -> int:
+    return len(re.findall(r"(?<!\\)'", pattern.replace("\\\\", "")))
+
+
+def test_pattern_strings_of_accounts_and_display_names_are_redacted_whole() -> None:
     obj = {
         "type": "indicator",
-        "pattern": "[user-account:account_login = 'CORP\\\\jdoe' AND x:y = 'it''s']",
+        "pattern": (
+            "[user-account:account_login = 'CORP\\\\jdoe' OR user-account:account_login = 'nabenov'"
+            " OR user-account:account_login = 'SYSTEM'] AND [email-message:from_ref.display_name"
+            " = 'Seitkali' AND file:name = 'it\\'s from ivan@mail.kz']"
+        ),
     }
     pattern = redact_object(obj, POLICY).object["pattern"]
-    assert pattern == "[user-account:account_login = '[account]' AND x:y = 'it''s']"
+    assert pattern == (
+        "[user-account:account_login = '[account]' OR user-account:account_login = '[account]'"
+        " OR user-account:account_login = 'SYSTEM'] AND [email-message:from_ref.display_name"
+        " = '[person]' AND file:name = 'it\\'s from [e-mail]']"
+    )
+    assert unescaped_quotes(pattern) == unescaped_quotes(obj["pattern"])
+    pseudo = redact_object(obj, PSEUDO).object["pattern"]
+    assert unescaped_quotes(pseudo) == unescaped_quotes(obj["pattern"])
+    assert "jdoe" not in pseudo and "nabenov" not in pseudo and "Seitkali" not in pseudo
 
 
 REPORT = {

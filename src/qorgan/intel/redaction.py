@@ -191,9 +191,6 @@ class RedactionPolicy:
             not isinstance(self.key, bytes) or len(self.key) < _MIN_KEY_BYTES
         ):
             raise RedactionError(f"pseudonymise needs a key of at least {_MIN_KEY_BYTES} bytes")
-        if Kind.victim in self.kinds and self.victim is None:
-            # Allowed: GREEN enables every kind; with no victim named there is nothing to find.
-            pass
 
     @classmethod
     def green(
@@ -204,12 +201,19 @@ class RedactionPolicy:
         mode: Mode = Mode.remove,
         key: bytes | None = None,
     ) -> RedactionPolicy:
-        """The default policy: every kind of personal data is taken out."""
+        """The default policy: every kind of personal data is taken out.
+
+        ``internal_networks`` may be CIDR strings ("10.0.0.0/8"); a bad one is refused.
+        """
+        try:
+            networks = tuple(ipaddress.ip_network(n, strict=False) for n in internal_networks)
+        except ValueError:
+            raise RedactionError("an internal network is not a valid CIDR") from None
         return cls(
             kinds=frozenset(Kind),
             mode=mode,
             key=key,
-            internal_networks=tuple(internal_networks),  # type: ignore[arg-type]
+            internal_networks=networks,
             victim=victim,
         )
 
@@ -336,10 +340,13 @@ _NOT_NAMES = frozenset(
     банк сервер центр отдел служба республики казахстан алматы астана
     """.split()  # noqa: SIM905 (a word list reads better as text)
 )
-_PERSON_CUES = re.compile(
-    r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof)\.?|г-н|г-жа|гражданин[а-я]*|гражданк[а-я]+|пользовател[ьяюем]+"
-    r"|сотрудни[кцаыуом]+|инженер[а-я]*|администратор[а-я]*|қызметкер[іге]*|азамат[тың]*"
-    r"|employee|user|analyst|engineer)\s+$",
+#: A title before any capitalised word makes it a person ("Mr Smith", "г-н Абенов").
+_TITLE_CUES = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof)\.?|\bг-н|\bг-жа)\s+$")
+#: A role before a surname-shaped word makes it a person ("пользователь Иванов"), not before
+#: any word ("user Administrator", "пользователь Windows").
+_ROLE_CUES = re.compile(
+    r"(?:гражданин[а-я]*|гражданк[а-я]+|пользовател[ьяюем]+|сотрудни[кцаыуом]+|инженер[а-я]*"
+    r"|администратор[а-я]*|қызметкер[іге]*|азамат[тың]*|employee|user|analyst|engineer)\s+$",
     re.IGNORECASE,
 )
 
@@ -487,10 +494,9 @@ def _persons(text: str) -> Iterator[_Finding]:
             if _is_name(classes) and not (initial_c and classes[:2] in {"CS", "CP"}):
                 found = length
                 break
-        if not found and tokens[i][2] in "SC" and _PERSON_CUES.search(text[: tokens[i][0]]):
-            cue = _PERSON_CUES.search(text[: tokens[i][0]])
-            latin_cue = cue is not None and cue.group(0)[:1].isascii()
-            if tokens[i][2] == "S" or (latin_cue and tokens[i][2] == "C"):
+        if not found and tokens[i][2] in "SC":
+            before = text[: tokens[i][0]]
+            if _TITLE_CUES.search(before) or (tokens[i][2] == "S" and _ROLE_CUES.search(before)):
                 found = 1
         if found:
             start, end = tokens[i][0], tokens[i + found - 1][1]
@@ -620,9 +626,38 @@ def _whole(value: str, kind: Kind, norm: str, policy: RedactionPolicy) -> Mark:
     return Mark(0, len(value), kind, _replacement(kind, norm, policy))
 
 
+#: The object path compared with a pattern string: ``user-account:account_login = '...'``.
+_PATTERN_PATH = re.compile(r"([a-z0-9-]+):([a-z0-9_.]+)[^\[\]']*$")
+
+
+def _whole_in_pattern(object_type: str, object_path: str) -> Kind | None:
+    """The kind of a pattern string that is personal data whatever it looks like, or None."""
+    last = object_path.rsplit(".", 1)[-1]
+    if object_type == "user-account" and last in _ACCOUNT_FIELDS:
+        return Kind.account
+    if last == "display_name":  # email-addr:display_name, email-message:from_ref.display_name
+        return Kind.person_name
+    return None
+
+
 def _redact_pattern(pattern: str, policy: RedactionPolicy) -> Redacted:
     marks: list[Mark] = []
     for m in _PATTERN_STRING.finditer(pattern):
+        path = _PATTERN_PATH.search(pattern[: m.start()])
+        kind = _whole_in_pattern(path.group(1), path.group(2)) if path else None
+        value = m.group(1)
+        if (
+            kind is not None
+            and kind in policy.kinds
+            and value
+            and value.casefold() not in policy.kept_accounts
+        ):
+            norm = value.replace("\\\\", "\\").casefold()  # as in the object itself
+            if kind is Kind.person_name:
+                norm = " ".join(norm.split())
+            replacement = _replacement(kind, norm, policy).replace("'", "").replace("\\", "")
+            marks.append(Mark(m.start(1), m.end(1), kind, replacement))
+            continue
         inner = redact_text(m.group(1), policy)
         for mark in inner.marks:
             safe = mark.replacement.replace("'", "").replace("\\", "")
