@@ -203,6 +203,8 @@ def test_without_internal_networks_no_address_is_redacted() -> None:
     [
         "Nurlan Abenov",
         "A. Abenova",
+        "A. Smith",
+        "J.R. Abenov",
         "Aigerim Nurlanovna Seitkali",
         "Aigerim S.",
         "John Smith",
@@ -238,6 +240,7 @@ def test_a_role_before_an_ordinary_word_is_no_person() -> None:
         "Пользователь Windows сообщил. Сообщила Айгерим, что Active Directory недоступен.",
         "Сервер Казахстан Банк в Алматы; Threat Report Appendix A. Table B.",
         "Злоумышленники использовали Mimikatz и Cobalt Strike.",
+        "Sanctions by the U.S. Treasury and the E.U. Council.",
     ],
 )
 def test_tools_products_and_sentence_starts_are_not_persons(text: str) -> None:

@@ -456,9 +456,10 @@ def _persons(text: str) -> Iterator[_Finding]:
     tokens: list[tuple[int, int, str]] = []  # start, end, class
     for m in _TOKEN.finditer(text):
         if m.group("initials"):
-            if all(c.isupper() for c in m.group("initials") if c.isalpha()):
+            letters = [c for c in m.group("initials") if c.isalpha()]
+            if all(c.isupper() for c in letters):
                 end = m.start() + len(m.group("initials").rstrip())
-                tokens.append((m.start(), end, "I"))
+                tokens.append((m.start(), end, "I" if len(letters) == 1 else "J"))
             else:
                 tokens.append((m.start(), m.end(), "-"))
             continue
@@ -507,7 +508,8 @@ def _persons(text: str) -> Iterator[_Finding]:
 
 
 #: Class strings of 2-3 adjacent tokens that name a person: G given name, S surname-shaped,
-#: P patronymic, I initials, C another capitalised word.
+#: P patronymic, I initials (J two initials, read as I but never before C), C another
+#: capitalised word.
 _NAME_SHAPES = frozenset(
     {"GS", "GC", "GG", "SG", "GI", "IS", "SI", "IC", "CS", "GP", "SP", "CP"}
     | {"GPS", "GPC", "SGP", "CGP", "GSP", "GCP", "GGS", "IIS", "SGG", "SGC", "GSI"}
@@ -515,6 +517,11 @@ _NAME_SHAPES = frozenset(
 
 
 def _is_name(classes: str) -> bool:
+    # Two initials (J) name a person as one initial does, but not before any capitalised word:
+    # "А.Б. Абенов" is a person, "U.S. Treasury" is not.
+    if "JC" in classes:
+        return False
+    classes = classes.replace("J", "I")
     if classes in _NAME_SHAPES:
         return True
     return len(classes) == 3 and "-" not in classes and "P" in classes[1:]
