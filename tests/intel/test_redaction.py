@@ -172,7 +172,8 @@ def test_accounts_are_redacted_in_their_usual_forms() -> None:
 def test_built_in_accounts_are_kept() -> None:
     text = (
         "Run as NT AUTHORITY\\SYSTEM and NT AUTHORITY\\LOCAL SERVICE; brute force of "
-        "Administrator (user: Administrator), CORP\\krbtgt, machine CORP\\WS01$, C:\\Users\\Public."
+        "Administrator (user: Administrator), CORP\\krbtgt, machine CORP\\WS01$, "
+        "C:\\Users\\Public; Account Name: -, Logon ID: 0x3E7."
     )
     assert redact_text(text, POLICY).marks == ()
 

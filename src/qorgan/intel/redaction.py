@@ -42,6 +42,7 @@ the last check):
 
 from __future__ import annotations
 
+import bisect
 import copy
 import hashlib
 import hmac
@@ -267,7 +268,7 @@ _Finding = tuple[int, int, Kind, str]  # start, end, kind, normalised value (for
 _IIN = re.compile(
     r"""
     (?<!\w)(?<!\d[.,/:-])     # not the tail of a word, hash, longer number or version
-    (\d{6})[ -]?(\d{3})[ -]?(\d{3})  # 12 digits, or 6-3-3 groups
+    ([0-9]{6})[ -]?([0-9]{3})[ -]?([0-9]{3})  # 12 digits, or 6-3-3 groups
     (?![\w]|[.,/:-]\d)      # not followed by more of a number
     """,
     re.VERBOSE,
@@ -302,14 +303,13 @@ _DOMAIN_USER = re.compile(
 _PROFILE_DIR = re.compile(r"(?i)(?:\\{1,2}Users\\{1,2}|/home/|/Users/)([\w.-]{1,64})(?![\w-])")
 _USER_MENTION = re.compile(
     r"""
-    (?i)
     \b(?:(?:target|subject)\s+)?
     (?:user\s?name|account\s?name|user|login|логин|пользователь|учётная\s+запись
        |учетная\s+запись|пайдаланушы|тіркелгі)
     \s*[:=]\s*["']?
     ([\w.$@\\-]{1,64})
     """,
-    re.VERBOSE,
+    re.VERBOSE | re.IGNORECASE,
 )
 
 _IPV4 = re.compile(r"(?<![\w.])(\d{1,3}(?:\.\d{1,3}){3})(/\d{1,2})?(?!\.?\d)(?![\w])")
@@ -403,7 +403,8 @@ def _emails(text: str) -> Iterator[_Finding]:
 def _accounts(text: str, kept: frozenset[str]) -> Iterator[_Finding]:
     def keep(user: str) -> bool:
         u = user.casefold().rstrip("$")
-        return u in kept or user.endswith("$") or not u or u.isdigit()
+        # "-" and "0" are what Windows logs write when there is no account
+        return u in kept or user.endswith("$") or u.isdigit() or not any(c.isalnum() for c in u)
 
     for m in _DOMAIN_USER.finditer(text):
         # NT AUTHORITY\... and NT SERVICE\... are Windows' own principals, never a person
@@ -546,11 +547,11 @@ def _findings(text: str, policy: RedactionPolicy) -> list[_Finding]:
         found += _persons(text)
     # Longer first, then the more specific kind: an e-mail with digits stays one e-mail.
     found.sort(key=lambda f: (f[0] - f[1], _PRIORITY.index(f[2]), f[0]))
-    chosen: list[_Finding] = []
+    chosen: list[_Finding] = []  # kept sorted by start, non-overlapping: check the neighbours
     for f in found:
-        if all(f[1] <= c[0] or c[1] <= f[0] for c in chosen):
-            chosen.append(f)
-    chosen.sort()
+        i = bisect.bisect_left(chosen, f[0], key=lambda c: c[0])
+        if (i == 0 or chosen[i - 1][1] <= f[0]) and (i == len(chosen) or f[1] <= chosen[i][0]):
+            chosen.insert(i, f)
     return chosen
 
 
