@@ -33,8 +33,13 @@ the last check):
   list, ``given_names.txt``) with a surname, an initial or a patronymic; an initial with a
   surname-shaped word (-ov/-ev/-in/-ova/-bay/-bek/-uly..., Cyrillic or Latin); a patronymic
   (-ович/-овна/-ұлы/-қызы/-ovich/-uly...); a cue (Mr, Dr, г-н, пользователь, сотрудник) before
-  a surname. Not found: a given name alone, a surname alone with no cue, names in lower case,
-  inflected Kazakh forms of given names, names not in the list with a surname of another shape.
+  a surname; a capitalised word before a surname-shaped one, except at a sentence start. Not
+  found: a given name alone, a surname alone with no cue, "Smith A." (surname not of a listed
+  shape before an initial), names in lower case, inflected Kazakh forms of given names, names not
+  in the list with a surname of another shape. Kept: tool, product and malware names
+  (a stop list), sentence-initial capitals, "U.S. Treasury"-style initials.
+- In a STIX pattern, a ``user-account`` login, name or id and any ``display_name`` string are
+  personal data whatever they look like, and are replaced whole.
 - Internal address: IPv4/IPv6 addresses and CIDRs inside the policy's networks; all others are
   kept (attacker infrastructure is the point of sharing).
 - Victim: the policy's names and aliases as written (list inflected forms as aliases).
