@@ -93,31 +93,37 @@ class MarkingError(QorganError):
 
 
 class _Ranked(StrEnum):
-    """A StrEnum ordered by declaration (least restrictive first), not alphabetically."""
+    """A StrEnum ordered by declaration (least restrictive first), not alphabetically.
+
+    Ordering against anything but the same enum (a plain string, the other protocol) is a
+    ``TypeError``; equality with the value string still holds, as for any StrEnum.
+    """
 
     @property
     def rank(self) -> int:
         """The position from the least restrictive level, 0 first."""
         return list(type(self)).index(self)
 
-    def __lt__(self, other: object) -> bool:
+    def _same_kind(self, other: object) -> None:
+        # Refuse rather than return NotImplemented: str's reflected comparison would then order
+        # the values alphabetically ("red" < "amber" is False, "amber" < "green" by chance).
         if type(other) is not type(self):
-            return NotImplemented
+            raise TypeError(f"cannot order {type(self).__name__} against {type(other).__name__}")
+
+    def __lt__(self, other: object) -> bool:
+        self._same_kind(other)
         return self.rank < other.rank  # type: ignore[attr-defined]
 
     def __le__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
+        self._same_kind(other)
         return self.rank <= other.rank  # type: ignore[attr-defined]
 
     def __gt__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
+        self._same_kind(other)
         return self.rank > other.rank  # type: ignore[attr-defined]
 
     def __ge__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
+        self._same_kind(other)
         return self.rank >= other.rank  # type: ignore[attr-defined]
 
 
@@ -391,20 +397,25 @@ def may_receive(level: Tlp, *, sender: str, recipient: str, audience: Audience) 
 def filter_for(
     objects: Iterable[Mapping[str, Any]],
     recipient: str,
-    audience: Audience,
+    audience: Audience | Callable[[str], Audience],
     sender_of: Callable[[Mapping[str, Any]], str],
     *,
     default: Tlp,
 ) -> list[Mapping[str, Any]]:
     """The objects ``recipient`` may receive, in order.
 
-    ``sender_of`` names the organisation that shared each object. An object with no TLP marking
-    is treated as the collection's ``default`` level, which the caller must pass: there is no
-    built-in default, so an unmarked object is never shared wider than its collection allows.
-    An object with malformed markings raises :class:`MarkingError` rather than being dropped or
-    sent.
+    ``sender_of`` names the organisation that shared each object. ``audience`` is one
+    :class:`Audience` for every object, or a function from a sender's id to that sender's
+    audience: pass the function when a collection holds several senders' objects, since
+    ``named`` is one sender's list and must not open another sender's RED objects.
+
+    An object with no TLP marking is treated as the collection's ``default`` level, which the
+    caller must pass: there is no built-in default, so an unmarked object is never shared wider
+    than its collection allows. An object with malformed markings raises :class:`MarkingError`
+    rather than being dropped or sent.
     """
     default = Tlp(default)
+    audience_of = audience if callable(audience) else (lambda _sender: audience)
     chosen: list[Mapping[str, Any]] = []
     for obj in objects:
         level = tlp_of(obj)
@@ -413,7 +424,7 @@ def filter_for(
             default if level is None else level,
             sender=sender,
             recipient=recipient,
-            audience=audience,
+            audience=audience_of(sender),
         ):
             chosen.append(obj)
     return chosen
