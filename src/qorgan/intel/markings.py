@@ -34,18 +34,19 @@ wins. A granular TLP:RED on one property therefore makes the whole object RED fo
 share whole objects, so the strictest part decides (strip or redact the part to share the rest).
 Marking references we do not know (statements, copyrights, other extensions) are ignored.
 
-Who may receive (:func:`may_receive`) is the rule the TAXII server applies per object; it reads
-each TLP 2.0 level (FIRST, "Traffic Light Protocol (TLP) FIRST Standards Definitions and Usage
-Guidance, Version 2.0") as follows, with the sender always receiving its own objects:
+Who may receive (:func:`may_receive`) is the rule the TAXII server applies per object. It reads
+each TLP 2.0 level by FIRST's definition ("Traffic Light Protocol (TLP) FIRST Standards
+Definitions and Usage Guidance, Version 2.0"; the one-line forms at https://www.first.org/tlp/),
+and the sender always receives its own objects:
 
 - CLEAR: "Recipients can spread this to the world, there is no limit on disclosure."
   Anyone receives it.
-- GREEN: "Recipients can spread this within their community." The sender's community
-  (``Audience.community``) receives it, and so does everyone who may receive AMBER (the
-  organisation and its clients are within its community).
-- AMBER: "Recipients can only spread this on a need-to-know basis within their organization and
-  its clients." The sender's organisation and the sender's clients (``Audience.clients``)
-  receive it, and so does everyone who may receive AMBER+STRICT.
+- GREEN: "Limited disclosure, recipients can spread this within their community." The sender's
+  community (``Audience.community``) receives it, and so does everyone who may receive AMBER
+  (the organisation and its clients are within its community).
+- AMBER: "Limited disclosure, recipients can only spread this on a need-to-know basis within
+  their organization and its clients." The sender's organisation and the sender's clients
+  (``Audience.clients``) receive it, and so does everyone who may receive AMBER+STRICT.
 - AMBER+STRICT: "Restricts sharing to the organization only." Only the sender's organisation.
 - RED: "For the eyes and ears of individual recipients only, no further disclosure." Only the
   recipients the sender named (``Audience.named``) and the sender itself.
@@ -183,7 +184,8 @@ _TLP_BY_ID: dict[str, Tlp] = {**{v: k for k, v in _TLP2_IDS.items()}, **_TLP1_ID
 
 #: The OASIS PAP property extension (cti-stix-common-objects, pap-marking-definition-f8d).
 PAP_EXTENSION_ID = "extension-definition--f8d78575-edfd-406e-8e84-6162a8450f5b"
-#: Each PAP marking's id and ``created`` as published (the objects do not share one date).
+#: Each PAP marking's id and ``created`` as published (the objects do not share one date; the
+#: ids are in the extension's schema, the dates in its examples/pap-*.json).
 _PAP_OBJECTS: dict[Pap, tuple[str, str]] = {
     Pap.clear: ("marking-definition--ad15a0cd-55b6-4588-a14c-a66105329b92", "2022-10-01"),
     Pap.green: ("marking-definition--c43594d1-4b11-4c59-93ab-1c9b14d53ce9", "2022-10-09"),
@@ -360,7 +362,7 @@ class Audience:
     """
 
     named: frozenset[str] = field(default_factory=frozenset)
-    clients: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    clients: Mapping[str, frozenset[str]] = field(default_factory=dict, hash=False)
     community: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
