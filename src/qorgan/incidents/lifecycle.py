@@ -49,25 +49,6 @@ class Resolution(StrEnum):
     duplicate = "duplicate"
 
 
-class Tlp(StrEnum):
-    """Traffic Light Protocol 2.0, least restrictive first."""
-
-    clear = "clear"
-    green = "green"
-    amber = "amber"
-    amber_strict = "amber+strict"
-    red = "red"
-
-
-class Pap(StrEnum):
-    """Permissible Actions Protocol, least restrictive first."""
-
-    clear = "clear"
-    green = "green"
-    amber = "amber"
-    red = "red"
-
-
 class Severity(StrEnum):
     """An incident's severity, lowest first (alert levels map onto it)."""
 

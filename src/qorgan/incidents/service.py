@@ -22,6 +22,7 @@ from qorgan.core import audit
 from qorgan.core.db import utcnow
 from qorgan.core.models import User
 from qorgan.core.roles import ROLE_PERMISSIONS, Permission
+from qorgan.core.tlp import Pap, Tlp
 from qorgan.incidents import clocks, similar
 from qorgan.incidents.inbox import NO_FILTER, AlertFilter, filtered
 from qorgan.incidents.lifecycle import (
@@ -29,11 +30,9 @@ from qorgan.incidents.lifecycle import (
     SEVERITY_RANK,
     IncidentError,
     NotFound,
-    Pap,
     Resolution,
     Severity,
     Status,
-    Tlp,
     check_move,
     contains,
     derive_severity,

@@ -64,10 +64,10 @@ import copy
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Self, TypeVar
 
 from qorgan.core.errors import QorganError
+from qorgan.core.tlp import Pap, Tlp
 
 __all__ = [
     "PAP_EXTENSION_ID",
@@ -91,76 +91,6 @@ __all__ = [
 
 class MarkingError(QorganError):
     """A marking that cannot be read or applied; the message never repeats the input."""
-
-
-class _Ranked(StrEnum):
-    """A StrEnum ordered by declaration (least restrictive first), not alphabetically.
-
-    Ordering against anything but the same enum (a plain string, the other protocol) is a
-    ``TypeError``; equality with the value string still holds, as for any StrEnum.
-    """
-
-    @property
-    def rank(self) -> int:
-        """The position from the least restrictive level, 0 first."""
-        return list(type(self)).index(self)
-
-    def _same_kind(self, other: object) -> None:
-        # Refuse rather than return NotImplemented: str's reflected comparison would then order
-        # the values alphabetically ("red" < "amber" is False, "amber" < "green" by chance).
-        if type(other) is not type(self):
-            raise TypeError(f"cannot order {type(self).__name__} against {type(other).__name__}")
-
-    def __lt__(self, other: object) -> bool:
-        self._same_kind(other)
-        return self.rank < other.rank  # type: ignore[attr-defined]
-
-    def __le__(self, other: object) -> bool:
-        self._same_kind(other)
-        return self.rank <= other.rank  # type: ignore[attr-defined]
-
-    def __gt__(self, other: object) -> bool:
-        self._same_kind(other)
-        return self.rank > other.rank  # type: ignore[attr-defined]
-
-    def __ge__(self, other: object) -> bool:
-        self._same_kind(other)
-        return self.rank >= other.rank  # type: ignore[attr-defined]
-
-
-class Tlp(_Ranked):
-    """Traffic Light Protocol 2.0, least restrictive first; values are the extension's ``tlp_2_0``.
-
-    The values match :class:`qorgan.incidents.lifecycle.Tlp`, so ``Tlp(incident.tlp)`` works.
-    """
-
-    clear = "clear"
-    green = "green"
-    amber = "amber"
-    amber_strict = "amber+strict"
-    red = "red"
-
-    @property
-    def label(self) -> str:
-        """The printed form, also the marking-definition's ``name``: ``TLP:AMBER+STRICT``."""
-        return f"TLP:{self.value.upper()}"
-
-
-class Pap(_Ranked):
-    """Permissible Actions Protocol, least restrictive first; values are the extension's ``pap``.
-
-    The values match :class:`qorgan.incidents.lifecycle.Pap`.
-    """
-
-    clear = "clear"
-    green = "green"
-    amber = "amber"
-    red = "red"
-
-    @property
-    def label(self) -> str:
-        """The printed form, also the marking-definition's ``name``: ``PAP:AMBER``."""
-        return f"PAP:{self.value.upper()}"
 
 
 #: The OASIS TLP 2.0 property extension (cti-stix-common-objects, tlp-2.0).

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
 from qorgan.core.roles import Permission
+from qorgan.core.tlp import Pap, Tlp
 from qorgan.core.workdays import WorkCalendar
 from qorgan.incidents import clocks, evidence, listing, reporting, service, tasks, timeline
 from qorgan.incidents.inbox import AlertFilter
@@ -30,11 +31,9 @@ from qorgan.incidents.lifecycle import (
     SEVERITY_RANK,
     IncidentError,
     NotFound,
-    Pap,
     Resolution,
     Severity,
     Status,
-    Tlp,
 )
 from qorgan.incidents.models import Evidence, Incident
 from qorgan.incidents.observables import KINDS

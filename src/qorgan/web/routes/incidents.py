@@ -22,6 +22,7 @@ from starlette.background import BackgroundTask
 from qorgan.core.db import utcnow
 from qorgan.core.models import Organisation, User
 from qorgan.core.roles import Permission
+from qorgan.core.tlp import Pap, Tlp
 from qorgan.core.workdays import WorkCalendar
 from qorgan.detection.classification import load_taxonomy
 from qorgan.incidents import (
@@ -43,11 +44,9 @@ from qorgan.incidents.lifecycle import (
     SEVERITY_RANK,
     IncidentError,
     NotFound,
-    Pap,
     Resolution,
     Severity,
     Status,
-    Tlp,
 )
 from qorgan.incidents.models import Asset, IncidentAsset
 from qorgan.incidents.observables import KINDS
