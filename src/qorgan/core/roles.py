@@ -1,7 +1,7 @@
 """What each role may do: permissions are ``resource:action`` strings, the same strings that
 API tokens carry as scopes, so a token never does more than its user's role allows.
 
-Partners (who exchange intel, a later part of Qorgan) hold no console permissions yet;
+Partners (banks, telecoms, private SOCs) read and write threat intelligence and nothing else;
 data-protection officers keep their organisation's registry of information systems and answer
 complaints; citizens see their own record in the privacy service's portal, nothing else.
 """
@@ -32,6 +32,9 @@ class Permission(StrEnum):
     privacy_manage = "privacy:manage"  # register systems, rotate their tokens
     privacy_self = "privacy:self"  # a citizen's own record: access log, consents, complaints
     users_manage = "users:manage"
+    intel_read = "intel:read"  # TAXII collections and the intel pages, as TLP allows
+    intel_write = "intel:write"  # add objects and sightings to collections one may write
+    intel_manage = "intel:manage"  # collections, their grants and redaction policies, feeds
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -46,6 +49,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.incidents_read,
             Permission.incidents_write,
             Permission.sources_read,
+            Permission.intel_read,
+            Permission.intel_write,
         }
     ),
     Role.cert_coordinator: frozenset(
@@ -59,6 +64,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.incidents_coordinate,
             Permission.sources_read,
             Permission.sources_configure,
+            Permission.intel_read,
+            Permission.intel_write,
+            Permission.intel_manage,
         }
     ),
     Role.auditor: frozenset(
@@ -68,9 +76,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.audit_read,
             Permission.incidents_read,
             Permission.sources_read,
+            Permission.intel_read,
         }
     ),
-    Role.partner: frozenset(),
+    Role.partner: frozenset({Permission.intel_read, Permission.intel_write}),
     Role.dpo: frozenset({Permission.privacy_read, Permission.privacy_manage}),
     Role.citizen: frozenset({Permission.privacy_self}),
 }
