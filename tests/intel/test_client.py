@@ -1,0 +1,381 @@
+"""Our TAXII 2.1 client against the OASIS reference server, medallion, run as a real process.
+
+Medallion 3.0.0 is started by each test on a loopback port with its memory backend and a data
+file of a few hundred indicators over several pages. A group of ten objects shares one
+``date_added`` across a page boundary, as a bulk write does, to prove resuming loses nothing
+there. Neighbours: wrong credentials, a collection that does not exist, a server answering HTML,
+invalid JSON, oversized answers.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from stix2validator import ValidationOptions, validate_instance
+
+from qorgan.core.tlp import Tlp
+from qorgan.intel.client import (
+    MEDIA_TYPE_STIX,
+    MEDIA_TYPE_TAXII,
+    Cursor,
+    TaxiiClient,
+    TaxiiError,
+    pull_taxii,
+)
+from qorgan.intel.feeds import FeedKind, FeedSettings
+from qorgan.intel.markings import mark, tlp_of
+from qorgan.intel.patterns import Observable, indicator
+
+COLLECTION = "91a7b528-80eb-42ed-a74d-c6fbd5a26116"
+LOCKED = "52892447-4d7e-4f70-b94d-d7f22742ff63"
+ROOT = "trustgroup1"
+USER, PASSWORD = "partner", "correct horse battery staple"
+SOURCE = "identity--c8d2fa1c-5d8e-4b3a-9a0f-111111111111"
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+PAGE = 50
+COUNT = 320
+TIE = range(95, 105)  # these share one date_added, straddling the page boundary at 100
+
+
+def _objects() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``COUNT`` objects in date_added order, and medallion's manifest for them."""
+    objects, manifest = [], []
+    for i in range(COUNT):
+        value = Observable.of("ipv4-addr", f"198.51.{100 + i // 250}.{i % 250}")
+        made = indicator(value, created_by_ref=SOURCE, confidence=90, valid_from=T0, tlp=Tlp.green)
+        if i % 3 == 0:  # a third arrive unmarked and without confidence: the feed's defaults
+            made = {k: v for k, v in made.items() if k not in ("object_marking_refs", "confidence")}
+        added = T0 + timedelta(seconds=95 if i in TIE else i, microseconds=0)
+        objects.append(made)
+        manifest.append(
+            {
+                "id": made["id"],
+                "date_added": added.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "version": made["modified"],
+                "media_type": MEDIA_TYPE_STIX,
+            }
+        )
+    return objects, manifest
+
+
+OBJECTS, MANIFEST = _objects()
+ORDER = [m["id"] for m in sorted(MANIFEST, key=lambda m: m["date_added"])]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def medallion(tmp_path: Path) -> Iterator[str]:
+    """A medallion server on loopback; yields its base URL."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    data = {
+        "/discovery": {
+            "title": "Test TAXII server",
+            "description": "medallion for qorgan's client tests",
+            "contact": "soc@example.kz",
+            "default": f"{base}/{ROOT}/",
+            "api_roots": [f"{base}/{ROOT}/"],
+        },
+        ROOT: {
+            "information": {
+                "title": "Trust group 1",
+                "description": "indicators",
+                "versions": [MEDIA_TYPE_TAXII],
+                "max_content_length": 9765625,
+            },
+            "status": [],
+            "collections": [
+                {
+                    "id": COLLECTION,
+                    "title": "Indicators",
+                    "description": "IPv4 indicators",
+                    "can_read": True,
+                    "can_write": True,
+                    "media_types": [MEDIA_TYPE_STIX],
+                    "objects": OBJECTS,
+                    "manifest": MANIFEST,
+                },
+                {
+                    "id": LOCKED,
+                    "title": "Write only",
+                    "can_read": False,
+                    "can_write": True,
+                    "media_types": [MEDIA_TYPE_STIX],
+                    "objects": [],
+                    "manifest": [],
+                },
+            ],
+        },
+    }
+    (tmp_path / "data.json").write_text(json.dumps(data))
+    config = {
+        "backend": {
+            "module": "medallion.backends.memory_backend",
+            "module_class": "MemoryBackend",
+            "filename": str(tmp_path / "data.json"),
+        },
+        "users": {USER: PASSWORD},
+        "taxii": {"max_page_size": PAGE},
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    log = (tmp_path / "medallion.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "medallion.scripts.run", "--port", str(port), "config.json"],
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        for _ in range(200):  # wait until it listens (readiness, not a timing assertion)
+            if process.poll() is not None:
+                pytest.fail(f"medallion exited: {(tmp_path / 'medallion.log').read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            pytest.fail("medallion did not start listening")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+def feed(base: str, **changes: Any) -> FeedSettings:
+    args: dict[str, Any] = {
+        "name": "partner-taxii",
+        "kind": FeedKind.taxii,
+        "url": f"{base}/{ROOT}/",
+        "collection": COLLECTION,
+        "confidence": 65,
+        "tlp": Tlp.amber,
+        "username": USER,
+        "password": PASSWORD,
+    }
+    return FeedSettings(**{**args, **changes})
+
+
+class Collected:
+    def __init__(self) -> None:
+        self.objects: list[dict[str, Any]] = []
+        self.batches = 0
+
+    def __call__(self, batch: list[dict[str, Any]]) -> None:
+        self.batches += 1
+        self.objects.extend(batch)
+
+
+def auth() -> httpx.BasicAuth:
+    return httpx.BasicAuth(USER, PASSWORD)
+
+
+def test_discovery_api_root_and_collections(medallion: str) -> None:
+    with TaxiiClient(auth=auth()) as client:
+        discovery = client.discover(medallion)
+        assert discovery["api_roots"] == [f"{medallion}/{ROOT}/"]
+        root = client.api_root(discovery["default"])
+        assert root["title"] == "Trust group 1"
+        collections = {c.id: c for c in client.collections(discovery["api_roots"][0])}
+        assert set(collections) == {COLLECTION, LOCKED}
+        assert collections[COLLECTION].can_read and not collections[LOCKED].can_read
+        assert client.collection(f"{medallion}/{ROOT}/", COLLECTION).title == "Indicators"
+
+
+def test_every_object_arrives_once_in_order_across_pages_with_the_feed_defaults(
+    medallion: str,
+) -> None:
+    sink, cursors = Collected(), []
+    report = pull_taxii(feed(medallion), sink, on_page=cursors.append, limit=PAGE)
+
+    assert [o["id"] for o in sink.objects] == ORDER
+    assert report.pages == len(cursors) == -(-COUNT // PAGE)
+    assert report.objects == COUNT
+    unmarked = {o["id"] for o in OBJECTS[::3]}
+    for obj in sink.objects:
+        if obj["id"] in unmarked:
+            assert tlp_of(obj) is Tlp.amber and obj["confidence"] == 65
+        else:
+            assert tlp_of(obj) is Tlp.green and obj["confidence"] == 90
+        result = validate_instance(obj, ValidationOptions(version="2.1"))
+        assert result.is_valid, [str(e) for e in result.errors]
+    assert report.marked == report.confidence_set == len(unmarked)
+    assert report.cursor.added_after == max(m["date_added"] for m in MANIFEST)
+
+    again = Collected()
+    nothing = pull_taxii(feed(medallion), again, cursor=report.cursor, limit=PAGE)
+    assert again.objects == [] and nothing.cursor == report.cursor
+
+
+@pytest.mark.parametrize("stop_after", [1, 2, 3, 5])
+def test_resuming_from_a_saved_cursor_gets_exactly_the_rest(
+    medallion: str, stop_after: int
+) -> None:
+    """Pages end at 50, 100 (inside the tie 95..104), 150, 250: each resume is exact."""
+    first = Collected()
+    saved: list[dict[str, Any]] = []
+    pull_taxii(
+        feed(medallion),
+        first,
+        on_page=lambda c: saved.append(c.to_json()),
+        max_pages=stop_after,
+        limit=PAGE,
+    )
+    assert len(first.objects) == stop_after * PAGE
+
+    stored = json.loads(json.dumps(saved[-1]))  # as a database would keep it
+    rest = Collected()
+    pull_taxii(feed(medallion), rest, cursor=Cursor.from_json(stored), limit=PAGE)
+    assert [o["id"] for o in first.objects + rest.objects] == ORDER
+
+
+def test_an_object_added_after_a_poll_arrives_on_the_next_poll_and_nothing_else(
+    medallion: str,
+) -> None:
+    first = pull_taxii(feed(medallion), Collected(), limit=PAGE)
+    new = mark(
+        indicator(
+            Observable.of("domain-name", "new-c2.example.kz"),
+            created_by_ref=SOURCE,
+            confidence=80,
+            valid_from=T0,
+            tlp=Tlp.clear,
+        ),
+        Tlp.clear,
+    )
+    body = json.dumps({"objects": [new]}).encode()
+    reply = httpx.post(
+        f"{medallion}/{ROOT}/collections/{COLLECTION}/objects/",
+        content=body,
+        headers={
+            "Content-Type": MEDIA_TYPE_TAXII,
+            "Accept": MEDIA_TYPE_TAXII,
+            "Content-Length": str(len(body)),
+        },
+        auth=auth(),
+    )
+    assert reply.status_code == 202, reply.text
+
+    second = Collected()
+    report = pull_taxii(feed(medallion), second, cursor=first.cursor, limit=PAGE)
+    assert second.objects == [new]
+    assert report.cursor.added_after > first.cursor.added_after
+
+    third = Collected()
+    pull_taxii(feed(medallion), third, cursor=report.cursor, limit=PAGE)
+    assert third.objects == []
+
+
+def test_wrong_credentials_are_a_clear_error(medallion: str) -> None:
+    with pytest.raises(TaxiiError, match=r"authentication failed \(HTTP 401") as caught:
+        pull_taxii(feed(medallion, password="wrong"), Collected(), limit=PAGE)
+    assert caught.value.status == 401
+    assert "wrong" not in str(caught.value)
+
+
+def test_a_missing_or_unreadable_collection_is_a_clear_error(medallion: str) -> None:
+    missing = "00000000-0000-4000-8000-000000000000"
+    with pytest.raises(TaxiiError, match=r"not found \(HTTP 404") as caught:
+        pull_taxii(feed(medallion, collection=missing), Collected(), limit=PAGE)
+    assert caught.value.status == 404
+    with pytest.raises(TaxiiError, match=r"not allowed \(HTTP 403"):
+        pull_taxii(feed(medallion, collection=LOCKED), Collected(), limit=PAGE)
+    with pytest.raises(TaxiiError, match="letters, digits"):
+        pull_taxii(feed(medallion, collection="../../taxii2"), Collected(), limit=PAGE)
+
+
+def test_an_oversized_answer_is_refused(medallion: str) -> None:
+    with pytest.raises(TaxiiError, match="larger than 2000 bytes"):
+        pull_taxii(feed(medallion, max_bytes=2000), Collected(), limit=PAGE)
+
+
+def test_a_stored_cursor_that_is_not_one_is_refused() -> None:
+    for stored in ({"added_after": 5}, {"added_after": "yesterday"}, {"recent": "x"}):
+        with pytest.raises(TaxiiError):
+            Cursor.from_json(stored)
+
+
+# --- Servers that do not speak TAXII -------------------------------------------------------
+
+
+def _server(answer: Callable[[BaseHTTPRequestHandler], None]) -> Iterator[tuple[str, list[str]]]:
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization", ""))
+            answer(self)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def _reply(content_type: str, body: bytes, status: int = 200) -> Callable[[Any], None]:
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(status)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    return answer
+
+
+HTML = b"<!doctype html><html><body><h1>Welcome to nginx!</h1></body></html>"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "status", "message"),
+    [
+        ("text/html; charset=utf-8", HTML, 200, "answered with text/html, not application/taxii"),
+        ("text/html", HTML, 502, r"request failed \(HTTP 502 Bad Gateway\)$"),
+        (MEDIA_TYPE_TAXII, b'{"objects": [', 200, "answered with invalid JSON"),
+        (MEDIA_TYPE_TAXII, b"[]", 200, "JSON that is not an object"),
+        ("application/taxii+json;version=2.0", b"{}", 200, "version other than 2.1"),
+        (MEDIA_TYPE_TAXII, b'{"objects": {}}', 200, "objects must be a list"),
+        (MEDIA_TYPE_TAXII, b'{"more": true, "objects": []}', 200, "without a next token"),
+        (MEDIA_TYPE_TAXII, b'{"objects": [{"type": "x", "id": "x--1"}]}', 200, "X-TAXII-Date"),
+    ],
+)
+def test_answers_that_are_not_taxii_are_clear_errors_and_tokens_are_sent(
+    content_type: str, body: bytes, status: int, message: str
+) -> None:
+    for base, seen in _server(_reply(content_type, body, status)):
+        settings = feed(base, username=None, password=None, token="feed-token")
+        with pytest.raises(TaxiiError, match=message) as caught:
+            pull_taxii(settings, Collected())
+        assert "nginx" not in str(caught.value)
+        assert seen == ["Bearer feed-token"]
+
+
+def test_an_unreachable_server_is_a_clear_error() -> None:
+    with pytest.raises(TaxiiError, match="cannot reach the server"):
+        pull_taxii(feed(f"http://127.0.0.1:{_free_port()}"), Collected())
