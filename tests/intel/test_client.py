@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 import pytest
 from stix2validator import ValidationOptions, validate_instance
+from taxii2client.v21 import Collection as JudgeCollection
+from taxii2client.v21 import as_pages
 
 from qorgan.core.tlp import Tlp
 from qorgan.intel.client import (
@@ -223,6 +225,20 @@ def test_every_object_arrives_once_in_order_across_pages_with_the_feed_defaults(
     again = Collected()
     nothing = pull_taxii(feed(medallion), again, cursor=report.cursor, limit=PAGE)
     assert again.objects == [] and nothing.cursor == report.cursor
+
+
+def test_taxii2_client_as_judge_reads_the_same_objects_in_the_same_order(medallion: str) -> None:
+    """The OASIS client paging the same collection sees what ours delivered, before defaults."""
+    judge = JudgeCollection(
+        f"{medallion}/{ROOT}/collections/{COLLECTION}/", user=USER, password=PASSWORD
+    )
+    theirs = [o for page in as_pages(judge.get_objects, per_request=PAGE) for o in page["objects"]]
+    ours: list[dict[str, Any]] = []
+    with TaxiiClient(auth=auth()) as client:
+        for page in client.pages(f"{medallion}/{ROOT}/", COLLECTION, limit=PAGE):
+            ours.extend(page.objects)
+    assert ours == theirs
+    assert [o["id"] for o in ours] == ORDER
 
 
 @pytest.mark.parametrize("stop_after", [1, 2, 3, 5])

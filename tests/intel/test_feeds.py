@@ -413,3 +413,15 @@ def test_detect_names_the_kind_of_a_list_entry(text: str, kind: Kind | None, val
             detect(text)
     else:
         assert detect(text) == Observable.of(kind, value, "MD5" if kind is Kind.file_hash else None)
+
+
+def test_a_list_over_http_reads_as_from_disk(served: tuple[str, Path]) -> None:
+    url, root = served
+    shutil.copy(LISTS / "blocklist.txt", root / "blocklist.txt")
+    from_disk, over_http = Collected(), Collected()
+    disk = pull_list(listing(LISTS / "blocklist.txt"), from_disk, now=NOW)
+    http = pull_list(listing(url + "blocklist.txt"), over_http, now=NOW)
+    assert over_http.objects == from_disk.objects
+    assert http.problems == disk.problems
+    with pytest.raises(FeedError, match="list: HTTP 404 Not Found"):
+        pull_list(listing(url + "missing.txt"), Collected(), now=NOW)
