@@ -16,6 +16,8 @@ from qorgan.intel.markings import tlp_of
 from qorgan.intel.patterns import (
     Observable,
     PatternError,
+    _fast,
+    _grammar,
     indicator,
     indicator_id,
     observables_of,
@@ -183,6 +185,42 @@ def test_pattern_for_round_trips_through_the_oasis_grammar(items: list[Observabl
     pattern = pattern_for(items)
     assert run_validator(pattern, stix_version="2.1") == []
     assert observables_of(pattern) == items
+
+
+_PIECES = st.sampled_from(
+    [
+        "[",
+        "]",
+        "ipv4-addr",
+        "url",
+        "file",
+        ":value",
+        ":hashes.",
+        "'SHA-256'",
+        "MD5",
+        " = ",
+        "=",
+        " ISSUBSET ",
+        "'",
+        "\\",
+        "\\'",
+        "192.0.2.1",
+        "10.0.0.0/8",
+        "a" * 32,
+        "x",
+        " OR ",
+        "ё",
+    ]
+)
+
+
+@settings(derandomize=True, max_examples=500, deadline=None)
+@given(st.one_of(st.lists(_PIECES, max_size=12).map("".join), OBSERVABLES.map(pattern_for)))
+def test_the_fast_path_agrees_with_the_grammar(pattern: str) -> None:
+    """Whatever the regular-expression shortcut reads, the OASIS grammar reads the same way."""
+    fast = _fast(pattern)
+    if fast is not None:
+        assert _grammar(pattern) == fast
 
 
 def test_pattern_for_quotes_quotes_and_backslashes() -> None:

@@ -20,6 +20,7 @@ timestamp, so it is retried on the next pull instead of being lost.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import ipaddress
 import json
@@ -133,7 +134,7 @@ class FeedSettings:
     @property
     def identity_id(self) -> str:
         """The id of the feed's STIX identity (:func:`feed_identity`)."""
-        return f"identity--{uuid.uuid5(_FEED_NAMESPACE, self.name)}"
+        return _identity_id(self.name)
 
     @property
     def auth(self) -> httpx.Auth | None:
@@ -143,6 +144,11 @@ class FeedSettings:
         if self.username is not None:
             return httpx.BasicAuth(self.username, self.password or "")
         return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _identity_id(name: str) -> str:
+    return f"identity--{uuid.uuid5(_FEED_NAMESPACE, name)}"
 
 
 class _Bearer(httpx.Auth):
