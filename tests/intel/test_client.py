@@ -392,6 +392,39 @@ def test_answers_that_are_not_taxii_are_clear_errors_and_tokens_are_sent(
         assert seen == ["Bearer feed-token"]
 
 
+def test_unusable_objects_are_counted_and_the_rest_delivered() -> None:
+    good = OBJECTS[1]
+    page = {
+        "more": False,
+        "objects": [
+            good,
+            "not an object",
+            {"type": "indicator"},
+            {**OBJECTS[2], "object_marking_refs": "tlp:red"},
+        ],
+    }
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        body = json.dumps(page).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", MEDIA_TYPE_TAXII)
+        handler.send_header("X-TAXII-Date-Added-First", "2026-11-01T00:00:01.000000Z")
+        handler.send_header("X-TAXII-Date-Added-Last", "2026-11-01T00:00:02.000000Z")
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    for base, _ in _server(answer):
+        sink = Collected()
+        report = pull_taxii(feed(base), sink)
+        assert sink.objects == [good]
+        assert report.refused == {
+            "not a JSON object": 1,
+            "object without type or id": 1,
+            "malformed markings": 1,
+        }
+        assert report.cursor.added_after == "2026-11-01T00:00:02.000000Z"
+
+
 def test_an_unreachable_server_is_a_clear_error() -> None:
     with pytest.raises(TaxiiError, match="cannot reach the server"):
         pull_taxii(feed(f"http://127.0.0.1:{_free_port()}"), Collected())

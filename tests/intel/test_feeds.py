@@ -240,6 +240,31 @@ def test_a_bad_event_is_reported_and_retried_while_the_rest_is_read(tmp_path: Pa
 
 
 @pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        ({"Attribute": {"type": "ip-dst"}}, "Attribute and Object must be lists"),
+        ({"Object": [5]}, "an object without a list of attributes"),
+        ({"Object": [{"Attribute": "x"}]}, "an object without a list of attributes"),
+        ({"Attribute": ["ip-dst"]}, "an attribute is not a JSON object"),
+        (
+            {"Attribute": [{"type": "ip-dst", "to_ids": True, "value": 7}]},
+            "ip-dst attribute without a text value",
+        ),
+        ([], 'event file has no "Event" object'),
+    ],
+)
+def test_a_misshapen_event_is_reported_not_fatal(
+    tmp_path: Path, event: object, reason: str
+) -> None:
+    feed = copy_feed(tmp_path)
+    document = {"Event": event} if isinstance(event, dict) else event
+    (feed / f"{SCAN}.json").write_text(json.dumps(document))
+    report = pull_misp(misp(feed), Collected(), now=NOW)
+    assert reason in [p.reason for p in report.problems if p.where.startswith(SCAN)]
+    assert report.events_read >= 2
+
+
+@pytest.mark.parametrize(
     ("manifest", "message"),
     [
         (b"<html>Not Found</html>", "manifest.json is not valid JSON"),

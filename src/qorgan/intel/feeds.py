@@ -393,15 +393,25 @@ def _truthy(value: object) -> bool:
     return bool(value)
 
 
-def _event_attributes(event: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any], str]]:
+def _event_attributes(
+    event: Mapping[str, Any], report: FeedReport, where: str
+) -> Iterator[tuple[object, str]]:
     """Each attribute of an event, its own and its objects', with the object's name."""
-    for attribute in event.get("Attribute") or []:
+    attributes = event.get("Attribute") or []
+    objects = event.get("Object") or []
+    if not isinstance(attributes, list) or not isinstance(objects, list):
+        report.problem(where, "Attribute and Object must be lists")
+        return
+    for attribute in attributes:
         yield attribute, ""
-    for obj in event.get("Object") or []:
-        if isinstance(obj, Mapping):
-            name = obj.get("name") if isinstance(obj.get("name"), str) else "object"
-            for attribute in obj.get("Attribute") or []:
-                yield attribute, name
+    for obj in objects:
+        inner = (obj.get("Attribute") or []) if isinstance(obj, Mapping) else None
+        if not isinstance(inner, list):
+            report.problem(where, "an object without a list of attributes")
+            continue
+        name = obj.get("name") if isinstance(obj.get("name"), str) else "object"
+        for attribute in inner:
+            yield attribute, name
 
 
 def _read_event(
@@ -423,7 +433,7 @@ def _read_event(
     event_tlp = _misp_tlp(event.get("Tag")) or settings.tlp
     event_day = _misp_date(event) or _epoch(event.get("timestamp")) or now
     info = event.get("info") if isinstance(event.get("info"), str) else ""
-    for attribute, object_name in _event_attributes(event):
+    for attribute, object_name in _event_attributes(event, report, event_uuid):
         if not isinstance(attribute, Mapping):
             report.problem(event_uuid, "an attribute is not a JSON object")
             continue
@@ -619,9 +629,12 @@ def read_list(
     """Turn a list (one value a line, or ``settings.column`` of a CSV) into indicators.
 
     Each value's kind is detected (:func:`detect`); a line that names nothing is recorded with
-    its number and reason and the rest of the list goes on. A value repeated in the list makes
-    one indicator. The list has no dates, so each indicator is valid from ``now`` for the feed's
-    lifetime (``created`` is ``now`` too: the store keeps the first ``created`` of an id).
+    its number and reason and the rest of the list goes on. A CSV read by column *index* has no
+    header: a header line there is refused like any other line (lists such as abuse.ch's write
+    their header as a ``#`` comment); a column *name* is looked up in the first row. A value
+    repeated in the list makes one indicator. The list has no dates, so each indicator is valid
+    from ``now`` for the feed's lifetime (``created`` is ``now`` too: the store keeps the first
+    ``created`` of an id).
     """
     now = now or datetime.now(UTC)
     report = FeedReport(feed=settings.name)
