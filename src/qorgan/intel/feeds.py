@@ -25,7 +25,6 @@ import io
 import ipaddress
 import json
 import re
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -38,8 +37,9 @@ import httpx
 
 from qorgan.core.errors import QorganError
 from qorgan.core.tlp import Tlp
+from qorgan.intel.ids import derived_id, stix_time
 from qorgan.intel.markings import MarkingError, parse_tlp
-from qorgan.intel.patterns import Kind, Observable, PatternError, indicator, stix_time
+from qorgan.intel.patterns import Kind, Observable, PatternError, indicator
 
 __all__ = [
     "MISP_TYPES",
@@ -59,7 +59,6 @@ __all__ = [
 #: Where pulled objects go: called with each batch of STIX objects (JSON dicts), in order.
 Sink = Callable[[list[dict[str, Any]]], None]
 
-_FEED_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://qorgan.kz/ns/intel/feed")
 _IDENTITY_CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 _BATCH = 1000
 _MAX_PROBLEMS = 1000
@@ -148,7 +147,7 @@ class FeedSettings:
 
 @functools.lru_cache(maxsize=1024)
 def _identity_id(name: str) -> str:
-    return f"identity--{uuid.uuid5(_FEED_NAMESPACE, name)}"
+    return derived_id("identity", "feed", name)
 
 
 class _Bearer(httpx.Auth):

@@ -30,16 +30,15 @@ The mapping, one documented choice per field:
 
 from __future__ import annotations
 
-import hashlib
 import json
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from qorgan.core.errors import QorganError
 from qorgan.core.tlp import Pap, Tlp
+from qorgan.intel.ids import IdError, derived_id, stix_time
 from qorgan.intel.markings import mark, mark_pap
 from qorgan.intel.redaction import PathMark, RedactionPolicy, redact_object
 
@@ -115,11 +114,11 @@ class SharedIncident:
 
 
 def stix_timestamp(at: datetime) -> str:
-    """A STIX timestamp (UTC, millisecond precision, ``Z``); a naive time is refused."""
-    if at.tzinfo is None:
-        raise IncidentShareError("a time without a zone cannot be shared")
-    at = at.astimezone(UTC)
-    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+    """A STIX timestamp; a naive time is refused (:class:`IncidentShareError`)."""
+    try:
+        return stix_time(at)
+    except IdError:
+        raise IncidentShareError("a time without a zone cannot be shared") from None
 
 
 def _sco(observable: SharedObservable) -> dict[str, Any] | None:
@@ -249,10 +248,8 @@ def incident_objects(incident: SharedIncident, producer: Producer) -> list[dict[
 
 def _derived_id(object_type: str, share_id: str) -> str:
     """A stable id for an object that belongs to one shared incident, so a re-share is a new
-    version of the same objects. STIX asks SDOs and SROs for UUIDv4 ids: a version-4 UUID is
-    122 random-looking bits, and these are the first bits of a SHA-256 of the incident's id."""
-    digest = hashlib.sha256(f"{object_type}|{share_id}".encode()).digest()
-    return f"{object_type}--{uuid.UUID(bytes=digest[:16], version=4)}"
+    version of the same objects."""
+    return derived_id(object_type, "incident", share_id)
 
 
 def _unique_scos(observables: Sequence[SharedObservable]) -> list[dict[str, Any]]:

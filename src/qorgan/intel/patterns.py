@@ -17,12 +17,12 @@ Patterns are parsed with the OASIS grammar (``stix2patterns``, its ANTLR parse t
 here); the package's own inspector flattens AND and OR into one list, which would turn
 ``[a AND b]`` into two simple indicators, so it is not used.
 
-:func:`indicator` builds a STIX 2.1 indicator dict with a deterministic id: uuid5 over the
-producer (``created_by_ref``) and the pattern in :data:`INDICATOR_NAMESPACE`, so the same value
-from the same feed always gets the same id (a newer sighting in the feed is a new *version*:
-same id and ``created``, later ``modified``). The producer is part of the name because a STIX id
-belongs to its creator: two feeds naming the same address are two claims with their own
-confidence, and merging them under one id would lose which feed said what.
+:func:`indicator` builds a STIX 2.1 indicator dict with a deterministic id derived from the
+producer (``created_by_ref``) and the pattern (:func:`qorgan.intel.ids.derived_id`), so the
+same value from the same feed always gets the same id (a newer sighting in the feed is a new
+*version*: same id and ``created``, later ``modified``). The producer is part of the name
+because a STIX id belongs to its creator: two feeds naming the same address are two claims with
+their own confidence, and merging them under one id would lose which feed said what.
 """
 
 from __future__ import annotations
@@ -30,10 +30,9 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -43,11 +42,11 @@ from stix2patterns.v21.pattern import Pattern
 
 from qorgan.core.errors import QorganError
 from qorgan.core.tlp import Tlp
+from qorgan.intel.ids import IdError, derived_id, stix_time
 from qorgan.intel.markings import mark
 
 __all__ = [
     "HASH_ALGORITHMS",
-    "INDICATOR_NAMESPACE",
     "Kind",
     "Observable",
     "PatternError",
@@ -55,7 +54,6 @@ __all__ = [
     "indicator_id",
     "observables_of",
     "pattern_for",
-    "stix_time",
 ]
 
 
@@ -451,22 +449,9 @@ def pattern_for(observable: Observable | Iterable[Observable]) -> str:
     return " OR ".join(parts)
 
 
-#: The namespace of our indicator ids (uuid5 of "qorgan.intel.indicator" in the URL namespace).
-INDICATOR_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://qorgan.kz/ns/intel/indicator")
-
-
-def stix_time(moment: datetime) -> str:
-    """A STIX timestamp (UTC, millisecond precision, ``Z``); naive datetimes are refused."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise PatternError("timestamps must be timezone-aware")
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-
-
 def indicator_id(pattern: str, created_by_ref: str) -> str:
     """The deterministic id of the indicator ``created_by_ref`` makes for ``pattern``."""
-    name = created_by_ref + "\n" + pattern
-    return f"indicator--{uuid.uuid5(INDICATOR_NAMESPACE, name)}"
+    return derived_id("indicator", created_by_ref, pattern)
 
 
 _NAMES = {
@@ -523,7 +508,10 @@ def indicator(
 
     def when(moment: datetime) -> str:
         if moment not in times:
-            times[moment] = stix_time(moment)
+            try:
+                times[moment] = stix_time(moment)
+            except IdError as error:
+                raise PatternError(str(error)) from None
         return times[moment]
 
     obj: dict[str, Any] = {

@@ -12,9 +12,7 @@ a later ``last_seen``, is a new version of one object rather than a second objec
 
 from __future__ import annotations
 
-import hashlib
 import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +20,7 @@ from typing import Any
 
 from qorgan.core.errors import QorganError
 from qorgan.core.tlp import Tlp
+from qorgan.intel.ids import derived_id
 from qorgan.intel.incident_share import stix_timestamp
 from qorgan.intel.markings import mark
 
@@ -86,12 +85,11 @@ def sighting(
         raise SightingError(f"a sighting's count is 1 to {_MAX_COUNT}")
     if last_seen < first_seen:
         raise SightingError("last_seen is before first_seen")
-    digest = hashlib.sha256(f"sighting|{of_ref}|{sighted_by}|{about}".encode()).digest()
     stamp = stix_timestamp(created)
     obj: dict[str, Any] = {
         "type": "sighting",
         "spec_version": "2.1",
-        "id": f"sighting--{uuid.UUID(bytes=digest[:16], version=4)}",
+        "id": derived_id("sighting", of_ref, sighted_by, about),
         "created_by_ref": sighted_by,
         "created": stamp,
         "modified": stix_timestamp(max(modified or created, created)),
