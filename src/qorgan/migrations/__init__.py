@@ -31,6 +31,7 @@ MODEL_MODULES = (
     "qorgan.pipeline.models",
     "qorgan.privacy.models",
     "qorgan.privacy.leak_models",
+    "qorgan.intel.models",
 )
 
 
