@@ -20,7 +20,8 @@ absent for that reader, in counts and pages alike.
 Documented choices:
 
 - An object without a TLP marking takes its collection's ``default_tlp`` (AMBER unless the
-  collection says otherwise) when it is stored.
+  collection says otherwise) when it is stored; the published TLP 2.0 and PAP
+  marking-definition objects themselves are CLEAR (a reader needs them to read markings).
 - ``match[version]=last`` is the newest version of an object *whatever its marking*: if the
   sender tightened the newest version beyond the reader, the reader receives nothing rather
   than the older, wider version.
@@ -42,8 +43,14 @@ from sqlalchemy import and_, delete, exists, false, func, or_, select, true
 from sqlalchemy.orm import aliased
 
 from qorgan.core import audit
-from qorgan.core.tlp import Tlp
-from qorgan.intel.markings import MarkingError, pap_of, tlp_of
+from qorgan.core.tlp import Pap, Tlp
+from qorgan.intel.markings import (
+    MarkingError,
+    pap_marking_definition,
+    pap_of,
+    tlp_marking_definition,
+    tlp_of,
+)
 from qorgan.intel.models import (
     ApiRoot,
     Client,
@@ -116,6 +123,12 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z\Z")
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z")
 _ONE_MICROSECOND = timedelta(microseconds=1)
+#: The published TLP 2.0 and PAP marking definitions: public by nature (every reader needs them
+#: to read the markings), so stored as CLEAR whatever the collection's default.
+PUBLIC_MARKINGS = frozenset(
+    [tlp_marking_definition(level)["id"] for level in Tlp]
+    + [pap_marking_definition(level)["id"] for level in Pap]
+)
 
 
 # --- constituencies, audiences, collections ------------------------------------------------
@@ -353,7 +366,13 @@ def _row(obj: dict[str, Any], kind: str, collection: Collection) -> dict[str, An
         "spec_version": "2.1",
         "version": None if version is None else version[0],
         "version_at": None if version is None else version[1],
-        "tlp": collection.default_tlp if level is None else level.rank,
+        "tlp": (
+            level.rank
+            if level is not None
+            else Tlp.clear.rank
+            if obj["id"] in PUBLIC_MARKINGS
+            else collection.default_tlp
+        ),
         "pap": None if pap is None else pap.rank,
         "confidence": confidence,
         "valid_until": None if valid_until is None else valid_until[1],
@@ -375,6 +394,26 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> None:
     connection = session.connection()
     for start in range(0, len(rows), CHUNK):
         connection.execute(statement, rows[start : start + CHUNK])
+
+
+def _stored_observables(
+    session: Session, collection: Collection, rows: list[dict[str, Any]]
+) -> dict[str, str]:
+    """The versions of the unversioned SCOs among ``rows`` that the collection already has."""
+    wanted = list({r["stix_id"] for r in rows if r["version_at"] is None})
+    found: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):
+        found.update(
+            session.execute(
+                select(StixObject.stix_id, func.min(StixObject.version))
+                .where(
+                    StixObject.collection_id == collection.id,
+                    StixObject.stix_id.in_(wanted[start : start + 500]),
+                )
+                .group_by(StixObject.stix_id)
+            ).all()
+        )
+    return found
 
 
 def add_objects(
@@ -416,14 +455,23 @@ def add_objects(
         select(func.max(StixObject.date_added)).where(StixObject.collection_id == collection.id)
     )
     added = now if last is None or last < now else last + _ONE_MICROSECOND
+    kept_observables = _stored_observables(session, collection, rows)
+    stored: list[dict[str, Any]] = []
     for row in rows:
-        row["date_added"] = added
-        if row["version_at"] is None:  # an SCO: its version is its date added
+        if row["version_at"] is None:
+            # An SCO without created/modified has no versions: its first date added is its
+            # version, and adding it again is a success that stores nothing.
+            known = kept_observables.get(row["stix_id"])
+            if known is not None:
+                successes.append({"id": row["stix_id"], "version": known})
+                continue
             row["version_at"] = added
-            row["version"] = format_timestamp(added)
+            row["version"] = kept_observables[row["stix_id"]] = format_timestamp(added)
+        row["date_added"] = added
         successes.append({"id": row["stix_id"], "version": row["version"]})
+        stored.append(row)
         added += _ONE_MICROSECOND
-    _insert(session, rows)
+    _insert(session, stored)
     status = WriteStatus(
         id=str(uuid.uuid4()),
         collection_id=collection.id,

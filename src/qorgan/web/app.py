@@ -357,4 +357,7 @@ def create_app(
     app.include_router(citizen.router)  # the citizen portal (its sign-in is in routes/auth.py)
     app.include_router(privacy_pages.router)  # the data-protection officer's pages
     app.include_router(api_router, prefix=API_PREFIX)
+    from qorgan.web import taxii
+
+    taxii.install(app)  # the TAXII 2.1 server under /taxii2/
     return app
