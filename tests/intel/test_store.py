@@ -371,3 +371,20 @@ def test_tlp_in_the_query_agrees_with_may_receive_for_every_pair(intel: Intel) -
     for level in Tlp:
         marked = [o for o in everything if mark(o, level) == o]
         assert marked
+
+
+def test_tlp_and_pap_are_stored_as_their_ranks(intel: Intel) -> None:
+    """Tlp.red == Pap.red == "red" as strings: the ranks must not be mixed up."""
+    from qorgan.core.tlp import Pap
+    from qorgan.intel.markings import mark_pap
+
+    intel.add(
+        [
+            mark_pap(indicator(1, level=Tlp.red), Pap.red),
+            mark_pap(indicator(2, level=Tlp.clear), Pap.green),
+            indicator(3),
+        ]
+    )
+    with intel.factory() as session:
+        ranks = session.execute(select(StixObject.tlp, StixObject.pap).order_by(StixObject.id))
+        assert ranks.all() == [(4, 3), (0, 1), (Tlp.amber.rank, None)]
