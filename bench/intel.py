@@ -214,6 +214,9 @@ def main() -> None:
         times: dict[str, list[float]] = {"sender": [], "member": []}
         sizes: dict[str, list[int]] = {"sender": [], "member": []}
         with httpx.Client(timeout=60) as client:
+            for who in ("sender", "member"):  # warm up (connections, caches): not timed
+                auth = {"Authorization": f"Bearer {tokens[who]}", "Accept": TAXII}
+                client.get(objects_url, params={"limit": "1000"}, headers=auth)
             for i in range(args.pages):
                 who = "sender" if i % 2 == 0 else "member"
                 after = bounds[0] + timedelta(seconds=rng.random() * span * 0.9)
