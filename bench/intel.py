@@ -236,7 +236,7 @@ def main() -> None:
             print(
                 f"GET objects, pages of up to 1,000 {label}: {len(ms)} requests, "
                 f"{statistics.mean(sizes[who]):,.0f} objects a page on average, "
-                f"p50 {statistics.median(ms):.0f} ms, p95 {p95:.0f} ms"
+                f"p50 {statistics.median(ms):.0f} ms, p95 {p95:.0f} ms, max {ms[-1]:.0f} ms"
             )
     finally:
         process.kill()
