@@ -359,6 +359,14 @@ def test_neighbours_that_must_not_work(hub: Hub) -> None:
     assert _post(hub, hub.tokens["a"], good, content_type="text/plain").status_code == 415
     stix = _post(hub, hub.tokens["a"], good, content_type="application/stix+json;version=2.1")
     assert stix.status_code == 202
+    # the date-added headers bracket the page, as the manifest says
+    page = _get(hub, objects, hub.tokens["a"])
+    manifest = _get(hub, f"{base}manifest/", hub.tokens["a"]).json()["objects"]
+    assert page.headers["content-type"] == taxii
+    assert page.headers["x-taxii-date-added-first"] == manifest[0]["date_added"]
+    assert page.headers["x-taxii-date-added-last"] == manifest[-1]["date_added"]
+    moved = httpx.get(hub.url + objects.rstrip("/") + "?limit=1", follow_redirects=False)
+    assert moved.status_code == 308 and moved.headers["location"].endswith("objects/?limit=1")
     # a forged next
     for token in ("AAAAAAAAAAAAAAAAAAAAAAAAAAA", "not base64!", "x" * 500):
         answer = _get(hub, f"{objects}?next={token}", hub.tokens["a"])
