@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import glob
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -243,6 +244,7 @@ def main() -> None:
         process.wait(timeout=30)
         if server is not None:
             server.stop()
+        shutil.rmtree(folder, ignore_errors=True)  # a million indicators take about 1 GB
 
 
 if __name__ == "__main__":
