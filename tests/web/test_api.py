@@ -163,7 +163,11 @@ def test_unauthenticated_and_bad_tokens(client: TestClient, world: World) -> Non
     assert bad.status_code == 401 and bad.headers["www-authenticate"] == "Bearer"
     partner = _bearer(world, "a.partner", ["*"])
     assert client.get("/api/v1/alerts", headers=partner).status_code == 403
-    assert client.get("/api/v1/me", headers=partner).json()["permissions"] == []
+    # A partner exchanges intel and sees nothing else of the console.
+    assert client.get("/api/v1/me", headers=partner).json()["permissions"] == [
+        "intel:read",
+        "intel:write",
+    ]
 
 
 def test_browser_session_on_the_api_needs_csrf_for_writes(client: TestClient, world: World) -> None:

@@ -165,6 +165,25 @@ LIST_ROUTES = {
 #: Routes that act only on the caller's own organisation or account, or hold no records.
 OWN_ONLY_ROUTES = {
     ("GET", "/"),
+    # TAXII 2.1: what a reader receives is the intel store's TLP rule, tested for every level
+    # and every pair of organisations in tests/web/test_taxii_tlp.py; another organisation's
+    # collection answers 404 (tests/web/test_taxii_interop.py).
+    ("GET", "/taxii2/"),
+    ("GET", "/taxii2/{root}/"),
+    ("GET", "/taxii2/{root}/status/{status_id}/"),
+    ("GET", "/taxii2/{root}/collections/"),
+    ("GET", "/taxii2/{root}/collections/{collection}/"),
+    ("GET", "/taxii2/{root}/collections/{collection}/objects/"),
+    ("POST", "/taxii2/{root}/collections/{collection}/objects/"),
+    ("GET", "/taxii2/{root}/collections/{collection}/manifest/"),
+    ("GET", "/taxii2/{root}/collections/{collection}/objects/{object_id}/"),
+    ("DELETE", "/taxii2/{root}/collections/{collection}/objects/{object_id}/"),
+    ("GET", "/taxii2/{root}/collections/{collection}/objects/{object_id}/versions/"),
+    ("GET", "/taxii2/{rest:path}"),
+    ("POST", "/taxii2/{rest:path}"),
+    ("PUT", "/taxii2/{rest:path}"),
+    ("PATCH", "/taxii2/{rest:path}"),
+    ("DELETE", "/taxii2/{rest:path}"),
     ("GET", "/login"),
     # Bulk triage changes the caller's organisation's alerts only; another organisation's ids
     # are not touched (tests/web/test_inbox.py, tests/incidents/test_inbox.py).
