@@ -1256,3 +1256,7 @@ def main() -> None:  # pragma: no cover - console entry point
 
 if __name__ == "__main__":
     main()
+
+from qorgan.intel_cli import intel_app  # noqa: E402 - a group of its own module
+
+app.add_typer(intel_app, name="intel")

@@ -4,41 +4,12 @@ accounts (registered in :mod:`qorgan.cli` on its ``privacy`` group)."""
 from __future__ import annotations
 
 import getpass
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from qorgan.cli_support import database, fail
 from qorgan.core.errors import QorganError
-
-err = Console(stderr=True)
-
-
-@contextmanager
-def _factory() -> Iterator[tuple[Any, Any]]:
-    """The settings and a session factory on the newest schema (refused otherwise)."""
-    from qorgan.core.db import DatabaseError, make_engine, session_factory
-    from qorgan.core.settings import get_settings
-    from qorgan.migrations import current, head
-
-    settings = get_settings()
-    if current(settings) != head():
-        raise DatabaseError(
-            "the database schema is not the newest; run `qorgan db upgrade` first",
-            source=settings.database_url.rpartition("@")[2],
-        )
-    engine = make_engine(settings)
-    try:
-        yield settings, session_factory(engine)
-    finally:
-        engine.dispose()
-
-
-def _fail(exc: QorganError) -> typer.Exit:
-    err.print(f"error: {exc}", markup=False, highlight=False)
-    return typer.Exit(2)
 
 
 def sweep() -> None:
@@ -50,10 +21,10 @@ def sweep() -> None:
     from qorgan.privacy.retention import housekeeping
 
     try:
-        with _factory() as (settings, factory):
+        with database() as (settings, factory):
             expired, purged = housekeeping(factory, settings)
     except QorganError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     print(
         f"consents ended: {expired}; deleted past their term: {purged.access_log} access-log "
         f"entries, {purged.complaints} complaints, {purged.consents} consents, "
@@ -80,7 +51,7 @@ def citizen_create(
     iin = getpass.getpass("IIN: ").strip()
     password = getpass.getpass("First password: ")
     try:
-        with _factory() as (settings, factory), unit_of_work(factory) as session:
+        with database() as (settings, factory), unit_of_work(factory) as session:
             user = citizens.register(
                 session=session,
                 protection=protection(settings),
@@ -93,5 +64,5 @@ def citizen_create(
             )
             user_id = user.id
     except QorganError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     print(f"citizen account {user_id} opened for IIN {mask_iin(iin)}")

@@ -182,3 +182,45 @@ class WriteStatus(Base):
     successes: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     failures: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     pending: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+
+
+class Feed(Base):
+    """An external source an organisation subscribes to (a TAXII collection, a MISP feed, a
+    list of addresses, domains or hashes), polled on a schedule into one of its collections.
+
+    Credentials are never stored: ``credential_env`` names the environment variable holding the
+    token (or ``user:password`` for HTTP Basic). ``state`` is where the last poll stopped (the
+    TAXII cursor, or the MISP manifest timestamps seen), saved with the objects it delivered, so
+    a restart neither loses nor repeats. ``default_tlp`` is a rank; ``confidence`` the trust
+    given to indicators that state none."""
+
+    __tablename__ = "intel_feeds"
+    __table_args__ = (UniqueConstraint("organisation_id", "name", name="uq_intel_feeds_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
+    )
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("intel_collections.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str] = mapped_column(String(2000))
+    remote_collection: Mapped[str | None] = mapped_column(String(100), default=None)
+    credential_env: Mapped[str | None] = mapped_column(String(100), default=None)
+    confidence: Mapped[int] = mapped_column(SmallInteger)
+    default_tlp: Mapped[int] = mapped_column(SmallInteger)
+    lifetime_days: Mapped[int] = mapped_column(Integer)
+    poll_minutes: Mapped[int] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    state: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    next_poll_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    #: The last poll's error, in the feed's own words (never a credential), or None.
+    last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    last_objects: Mapped[int] = mapped_column(Integer, default=0)
+    last_refused: Mapped[int] = mapped_column(Integer, default=0)
+    objects_total: Mapped[int] = mapped_column(BigId, default=0)

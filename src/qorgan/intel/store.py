@@ -168,6 +168,22 @@ def name_red_recipient(*, session: Session, sender_id: int, recipient_id: int) -
     session.flush()
 
 
+def root_by_slug(*, session: Session, slug: str) -> ApiRoot:
+    """A constituency by its slug, for its operator (no reader's rights apply)."""
+    root = session.scalar(select(ApiRoot).where(ApiRoot.slug == slug))
+    if root is None:
+        raise NotFound("no such constituency")
+    return root
+
+
+def collection_by_id(*, session: Session, taxii_id: str) -> Collection:
+    """A collection by its TAXII id, for its operator (no reader's rights apply)."""
+    found = session.scalar(select(Collection).where(Collection.taxii_id == taxii_id))
+    if found is None:
+        raise NotFound("no such collection")
+    return found
+
+
 def create_collection(
     *,
     session: Session,
@@ -444,6 +460,46 @@ def _stored_observables(
                 .group_by(StixObject.stix_id)
             ).all()
         )
+    return found
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Latest:
+    """The newest stored version of an object: its instant, ``created`` and ``valid_until``."""
+
+    version_at: datetime | None
+    created: str | None
+    valid_until: datetime | None
+
+
+def latest_versions(
+    *, session: Session, collection: Collection, stix_ids: Sequence[str]
+) -> dict[str, Latest]:
+    """The newest stored version of each of ``stix_ids`` that the collection holds (for a feed
+    deciding what is new: see :mod:`qorgan.intel.subscriptions`)."""
+    found: dict[str, Latest] = {}
+    bodies: dict[str, str] = {}
+    wanted = list(dict.fromkeys(stix_ids))
+    for start in range(0, len(wanted), 500):
+        for stix_id, version_at, valid_until, body in session.execute(
+            select(
+                StixObject.stix_id, StixObject.version_at, StixObject.valid_until, StixObject.body
+            ).where(
+                StixObject.collection_id == collection.id,
+                StixObject.stix_id.in_(wanted[start : start + 500]),
+            )
+        ):
+            known = found.get(stix_id)
+            if known is None or (version_at or _EPOCH) > (known.version_at or _EPOCH):
+                found[stix_id] = Latest(version_at, None, valid_until)
+                bodies[stix_id] = body
+    for stix_id, body in bodies.items():
+        created = orjson.loads(body).get("created")
+        if isinstance(created, str):
+            found[stix_id] = Latest(found[stix_id].version_at, created, found[stix_id].valid_until)
     return found
 
 
