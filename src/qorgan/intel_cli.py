@@ -5,6 +5,7 @@ or :mod:`qorgan.intel.subscriptions`; organisations are given by id, as ``qorgan
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -245,3 +246,33 @@ def poll(
         raise fail(exc) from exc
     if failed:
         raise typer.Exit(1)
+
+
+@intel_app.command("indicators")
+def indicators(
+    organisation: Organisation,
+    output: Annotated[Path, typer.Argument(help="The file to write (JSON lines).")],
+) -> None:
+    """Write the organisation's active indicators for `qorgan hunt --indicators FILE`."""
+    from qorgan.intel.indicator_export import export_indicators
+
+    partial = output.with_name(output.name + ".partial")
+    try:
+        with (
+            database() as (_settings, factory),
+            unit_of_work(factory) as session,
+            partial.open("w", encoding="utf-8") as out,
+        ):
+            report = export_indicators(out, session=session, organisation_id=organisation)
+        partial.replace(output)  # a reader never sees half a file
+    except QorganError as exc:
+        partial.unlink(missing_ok=True)
+        raise fail(exc) from exc
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise fail(QorganError(f"cannot write {output}: {exc.strerror}")) from exc
+    left = ", ".join(f"{n} {reason}" for reason, n in report.left_out.most_common())
+    print(
+        f"{report.lines} indicator values written from {report.indicators} active indicators"
+        + (f"; left out: {left}" if left else "")
+    )
