@@ -202,6 +202,15 @@ def hunt(
         ),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, hidden=True)] = HUNT_BATCH_SIZE,
+    indicators: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also match these indicators: JSON lines of {kind, value, ref, source, "
+            "confidence, valid_until}, or CSV with those columns when named *.csv; kinds "
+            "ipv4-addr, ipv6-addr, domain-name, url, file-hash, email-addr. Bad lines are "
+            "quarantined with their line number."
+        ),
+    ] = None,
 ) -> None:
     """Run Sigma rules and correlations over log files (or the live archive); print alerts and
     a summary.
@@ -245,6 +254,7 @@ def hunt(
             writer.write(alerts)
 
     quarantine_sink = Quarantine.to_file(quarantine) if quarantine else Quarantine()
+    known = _indicators(indicators, quarantine_sink) if indicators is not None else None
     archived = _archive_batches(since, organisation, quarantine_sink) if archive else None
     paths = paths or []
     bar = _progress_bar() if progress and not archive else None
@@ -280,6 +290,7 @@ def hunt(
             batches=archived,
             workers=workers or default_workers(paths),
             batch_size=batch_size,
+            indicators=known,
         )
         if state is not None:
             tmp = state.with_name(state.name + ".tmp")
@@ -306,6 +317,20 @@ def hunt(
         _print_table(table_rows, output)
     _print_summary(summary, plan, quarantine_sink)
     raise typer.Exit(EXIT_ALERTS if summary.alerts else 0)
+
+
+def _indicators(path: Path, quarantine: Quarantine) -> Any:
+    """The indicator set of ``--indicators``, its count told on stderr."""
+    from qorgan.detection.indicator_files import load_indicators
+
+    try:
+        found = load_indicators(path, quarantine)
+    except QorganError as exc:
+        quarantine.close()
+        raise _fail(exc) from exc
+    refused = sum(found.refused.values())
+    err.print(f"indicators: {len(found):,} loaded, {refused:,} refused", highlight=False)
+    return found
 
 
 class _NoWriter:

@@ -15,6 +15,7 @@ from qorgan.detection.alerts import LEVEL_RANK, Alert, correlation_alert
 from qorgan.detection.classification import classify
 from qorgan.detection.correlation import CorrelationAlert, Correlator, epoch
 from qorgan.detection.engine import Engine
+from qorgan.detection.indicators import IndicatorSet, rule_of
 from qorgan.detection.plan import Plan, RuleMeta
 from qorgan.detection.workers import Matches, hunt_in_workers
 from qorgan.telemetry.batch import EventBatch
@@ -81,9 +82,18 @@ class Hunter:
     """Runs rules and correlations batch by batch; keeps correlation state between batches."""
 
     def __init__(
-        self, plan: Plan, *, min_level: str | None = None, lateness: float | None = None
+        self,
+        plan: Plan,
+        *,
+        min_level: str | None = None,
+        lateness: float | None = None,
+        indicators: IndicatorSet | None = None,
     ) -> None:
         self.plan = plan
+        #: Indicators matched in every batch besides the rules (None: none).
+        self.indicators = indicators if indicators else None
+        self._floor = LEVEL_RANK[min_level] if min_level else 0
+        self._indicator_rules: dict[tuple[int, str], RuleMeta] = {}
         self._engine: Engine | None = None
         self.correlator = Correlator(plan, lateness=lateness)
         self.emission = Emission.of(plan, min_level)
@@ -109,11 +119,26 @@ class Hunter:
         return found
 
     def batch(self, batch: EventBatch) -> list[Alert]:
-        return self.matched(batch, ((r, rows.tolist()) for r, rows in self.engine.match(batch)))
+        rules = ((r, rows.tolist()) for r, rows in self.engine.match(batch))
+        return self.matched(batch, rules, self.indicator_hits(batch))
 
-    def matched(self, batch: EventBatch, matches: Iterable[tuple[int, list[int]]]) -> list[Alert]:
+    def indicator_hits(self, batch: EventBatch) -> list[tuple[int, int, str]]:
+        """(row, indicator, field) of every indicator ``batch`` holds, in the set's order."""
+        if self.indicators is None:
+            return []
+        return [
+            (h.row, h.indicator, h.field) for h in self.indicators.match(batch.events, batch.times)
+        ]
+
+    def matched(
+        self,
+        batch: EventBatch,
+        matches: Iterable[tuple[int, list[int]]],
+        hits: Iterable[tuple[int, int, str]] = (),
+    ) -> list[Alert]:
         """Alerts of ``batch`` given which of its rows each rule matched (in the engine's
-        order): single-event alerts, and correlation alerts whose windows this batch closes.
+        order) and which indicators its rows hold (``hits``): single-event alerts (the rules',
+        then the indicators'), and correlation alerts whose windows this batch closes.
         A worker's sparse batch (:mod:`qorgan.detection.workers`) gives the same alerts as the
         whole one."""
         out: list[Alert] = []
@@ -145,7 +170,33 @@ class Hunter:
                             classification=classes,
                         )
                     )
+        out.extend(self._indicator_alerts(batch, hits))
         out.extend(self._correlated(correlator.advance()))
+        return out
+
+    def _indicator_alerts(
+        self, batch: EventBatch, hits: Iterable[tuple[int, int, str]]
+    ) -> list[Alert]:
+        out: list[Alert] = []
+        if self.indicators is None:
+            return out
+        for row, index, name in hits:
+            meta = self._indicator_rules.get((index, name))
+            if meta is None:
+                meta = self._indicator_rules[(index, name)] = rule_of(self.indicators, index, name)
+            if LEVEL_RANK[meta.level] < self._floor:
+                continue
+            out.append(
+                Alert(
+                    meta,
+                    batch.times[row],
+                    batch.hosts[row],
+                    batch.path,
+                    batch.records[row],
+                    batch.format,
+                    batch.events[row],
+                )
+            )
         return out
 
     def finish(self) -> list[Alert]:
@@ -180,6 +231,7 @@ def run_hunt(
     root: Path | None = None,
     batches: Iterable[EventBatch] | None = None,
     workers: int = 1,
+    indicators: IndicatorSet | None = None,
 ) -> tuple[HuntSummary, Hunter]:
     """Stream ``paths`` through ``plan``; alerts go to ``sink`` batch by batch, in input order,
     correlation alerts as their windows close. ``lateness=None`` correlates all input in time
@@ -189,13 +241,14 @@ def run_hunt(
     archive: :func:`qorgan.pipeline.archive.read_archive`). With ``workers`` above 1, files
     are read and matched in that many processes and correlated here, with the alerts of one
     process in the same order (:mod:`qorgan.detection.workers`); ``progress`` is then told of
-    each batch as soon as a worker has read it."""
+    each batch as soon as a worker has read it. ``indicators``, when given, are matched in
+    every batch too (:mod:`qorgan.detection.indicators`), their alerts after the rules'."""
     summary = HuntSummary(
         rules_loaded=len(plan.rules),
         rules_failed=len(plan.failures),
         correlations_loaded=len(plan.correlations),
     )
-    hunter = Hunter(plan, min_level=min_level, lateness=lateness)
+    hunter = Hunter(plan, min_level=min_level, lateness=lateness, indicators=indicators)
     if state is not None:
         hunter.correlator.load(state)
     started = time.perf_counter()
@@ -263,6 +316,12 @@ def _hunt_in_workers(
             progress(matches.batch, summary)
 
     for matches in hunt_in_workers(
-        paths, hunter.plan, quarantine, workers=workers, arrived=arrived, **read
+        paths,
+        hunter.plan,
+        quarantine,
+        workers=workers,
+        arrived=arrived,
+        indicators=hunter.indicators,
+        **read,
     ):
-        deliver(hunter.matched(matches.batch, matches.rules))
+        deliver(hunter.matched(matches.batch, matches.rules, matches.indicators))

@@ -31,6 +31,7 @@ from typing import Any
 
 from qorgan.core.processes import end_with_parent
 from qorgan.detection.engine import Engine
+from qorgan.detection.indicators import IndicatorSet
 from qorgan.detection.loader import cache_file, default_cache_dir
 from qorgan.detection.plan import Plan
 from qorgan.telemetry.batch import EventBatch
@@ -79,6 +80,8 @@ class Matches:
     batch: EventBatch
     rules: list[tuple[int, list[int]]]
     events: int
+    #: (row, indicator, field) of the indicators the batch held, rows renumbered likewise.
+    indicators: list[tuple[int, int, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -102,10 +105,16 @@ class _Read:
     root: Path | None
 
 
-def _sparse(batch: EventBatch, found: list[tuple[int, Any]]) -> Matches:
-    """The batch cut down to the rows some rule matched, with the rules' rows renumbered."""
+def _sparse(
+    batch: EventBatch,
+    found: list[tuple[int, Any]],
+    hits: list[tuple[int, int, str]] | None = None,
+) -> Matches:
+    """The batch cut down to the rows some rule or indicator matched, with their rows
+    renumbered."""
     rules = [(r, rows.tolist()) for r, rows in found]
-    keep = sorted({i for _, rows in rules for i in rows})
+    hits = hits or []
+    keep = sorted({i for _, rows in rules for i in rows}.union(h[0] for h in hits))
     where = {old: new for new, old in enumerate(keep)}
     sparse = EventBatch(
         batch.path,
@@ -117,7 +126,12 @@ def _sparse(batch: EventBatch, found: list[tuple[int, Any]]) -> Matches:
         [batch.hosts[i] for i in keep],
         batch.offset,
     )
-    return Matches(sparse, [(r, [where[i] for i in rows]) for r, rows in rules], len(batch))
+    return Matches(
+        sparse,
+        [(r, [where[i] for i in rows]) for r, rows in rules],
+        len(batch),
+        [(where[row], index, name) for row, index, name in hits],
+    )
 
 
 def _drain(quarantine: Quarantine) -> list[tuple[str, int, str, str]]:
@@ -155,6 +169,7 @@ def _work(
     tasks: Any,
     results: Any,
     slots: Any,
+    indicators: bytes | None = None,
 ) -> None:
     """One worker: files from ``tasks`` until ``None``; a message per batch and per file end."""
     # The forkserver, this process's parent, ends with the hunt: so does this worker, even
@@ -165,6 +180,8 @@ def _work(
     try:
         engine = Engine(_load(plan))
         del plan
+        known: IndicatorSet | None = pickle.loads(indicators) if indicators else None
+        del indicators
         quarantine = Quarantine(keep=_KEEP_ALL)
         while (item := tasks.get()) is not None:
             task, path, span = item
@@ -178,7 +195,12 @@ def _work(
                 root=read.root,
                 span=span,
             ):
-                matches = _sparse(batch, list(engine.match(batch)))
+                hits = (
+                    [(h.row, h.indicator, h.field) for h in known.match(batch.events, batch.times)]
+                    if known is not None
+                    else []
+                )
+                matches = _sparse(batch, list(engine.match(batch)), hits)
                 del batch
                 slots.acquire()
                 results.put(_Message(task, worker, matches, _drain(quarantine)))
@@ -235,11 +257,13 @@ def hunt_in_workers(
     options: ReadOptions,
     root: Path | None,
     arrived: Callable[[Matches], None] | None = None,
+    indicators: IndicatorSet | None = None,
 ) -> Iterator[Matches]:
     """The matches of every batch of ``paths``, in the order one process would read them,
     from ``workers`` processes. Quarantined records reach ``quarantine`` in that order too.
     ``arrived`` is told of each batch as soon as any worker has read it (for progress: bytes
-    read across all workers), whatever its turn."""
+    read across all workers), whatever its turn. ``indicators`` are matched by the workers
+    too (each unpickles its own copy of the set)."""
     order = _tasks(paths, options, format_name, root)
     files = [(i, p, span) for i, (p, span) in enumerate(order) if isinstance(p, Path)]
     context = multiprocessing.get_context("forkserver")
@@ -257,17 +281,18 @@ def hunt_in_workers(
         tasks.put(None)
     read = _Read(format_name, batch_size, logsource, options, root)
     shipped = _shipped(plan)
+    packed = pickle.dumps(indicators, protocol=pickle.HIGHEST_PROTOCOL) if indicators else None
     slots = [context.BoundedSemaphore(IN_FLIGHT) for _ in range(count)]
     processes = [
         context.Process(
             target=_work,
-            args=(w, shipped, read, tasks, results, slots[w]),
+            args=(w, shipped, read, tasks, results, slots[w], packed),
             name=f"qorgan-hunt-{w}",
             daemon=True,
         )
         for w in range(count)
     ]
-    del shipped
+    del shipped, packed
     for process in processes:
         process.start()
 
