@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,8 +54,14 @@ class _Profile:
 class Engine:
     """Evaluates a :class:`Plan` over batches. Build once; ``match`` is not thread-safe."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, *, extra_fields: Iterable[str] = ()) -> None:
         self.plan = plan
+        #: Fields encoded with the rules' in the same pass, for others to read in
+        #: :attr:`columns` (the indicators' fields: :mod:`qorgan.detection.indicators`).
+        self.extra_fields = frozenset(extra_fields)
+        #: The last batch's encoded columns, once :meth:`match` has run through it (None when
+        #: nothing was encoded).
+        self.columns: dict[str | None, Column] | None = None
         by_field: dict[str | None, list[tuple[int, Atom]]] = defaultdict(list)
         self.row_atoms: dict[int, Atom] = {}
         for index, atom in enumerate(plan.atoms):
@@ -121,13 +127,20 @@ class Engine:
 
     def match(self, batch: EventBatch) -> Iterator[tuple[int, np.ndarray]]:
         """Yield (rule index, matching row indexes) for every rule that matched in the batch."""
+        self.columns = None
         n = len(batch.events)
         if n == 0:
             return
         profile = self._profile(batch.logsource)
         if not profile.rules:
+            if self.extra_fields:
+                self.columns = encode(batch.events, self.extra_fields)
             return
-        columns = encode(batch.events, profile.fields)
+        columns = encode(
+            batch.events,
+            profile.fields | self.extra_fields if self.extra_fields else profile.fields,
+        )
+        self.columns = columns
         state = _BatchState(self, batch, columns, n)
         selection_masks = {i: state.eval(self.plan.selections[i].expr) for i in profile.selections}
         if profile.keyword_rules:

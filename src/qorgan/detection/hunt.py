@@ -15,7 +15,7 @@ from qorgan.detection.alerts import LEVEL_RANK, Alert, correlation_alert
 from qorgan.detection.classification import classify
 from qorgan.detection.correlation import CorrelationAlert, Correlator, epoch
 from qorgan.detection.engine import Engine
-from qorgan.detection.indicators import IndicatorSet, rule_of
+from qorgan.detection.indicators import IndicatorSet, indicator_hits, rule_of
 from qorgan.detection.plan import Plan, RuleMeta
 from qorgan.detection.workers import Matches, hunt_in_workers
 from qorgan.telemetry.batch import EventBatch
@@ -104,7 +104,8 @@ class Hunter:
     def engine(self) -> Engine:
         """Built when first matching here: a hunt in worker processes never needs it."""
         if self._engine is None:
-            self._engine = Engine(self.plan)
+            extra = self.indicators.fields if self.indicators is not None else ()
+            self._engine = Engine(self.plan, extra_fields=extra)
         return self._engine
 
     def classes(self, meta: RuleMeta, fallback: RuleMeta | None = None) -> dict:
@@ -119,16 +120,8 @@ class Hunter:
         return found
 
     def batch(self, batch: EventBatch) -> list[Alert]:
-        rules = ((r, rows.tolist()) for r, rows in self.engine.match(batch))
-        return self.matched(batch, rules, self.indicator_hits(batch))
-
-    def indicator_hits(self, batch: EventBatch) -> list[tuple[int, int, str]]:
-        """(row, indicator, field) of every indicator ``batch`` holds, in the set's order."""
-        if self.indicators is None:
-            return []
-        return [
-            (h.row, h.indicator, h.field) for h in self.indicators.match(batch.events, batch.times)
-        ]
+        rules = [(r, rows.tolist()) for r, rows in self.engine.match(batch)]
+        return self.matched(batch, rules, indicator_hits(self.indicators, self.engine, batch))
 
     def matched(
         self,

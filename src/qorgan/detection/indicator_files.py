@@ -35,6 +35,7 @@ from qorgan.detection.indicators import (
 from qorgan.telemetry.quarantine import Quarantine
 
 COLUMNS = ("kind", "value", "ref", "source", "confidence", "valid_until")
+_KNOWN = frozenset(COLUMNS)
 #: The confidence of an indicator whose line gives none: STIX's "Med" (30-69), neither
 #: dismissed nor trusted.
 DEFAULT_CONFIDENCE = 50
@@ -118,8 +119,7 @@ def _csv(stream: Any) -> Iterator[tuple[int, bytes, dict[str, Any] | str]]:
 
 
 def _indicator(fields: dict[str, Any], name: str, line: int) -> Indicator:
-    unknown = set(fields) - set(COLUMNS)
-    if unknown:
+    if not _KNOWN.issuperset(fields):
         raise IndicatorError(f"unknown keys (known: {', '.join(COLUMNS)})")
     confidence = fields.get("confidence", DEFAULT_CONFIDENCE)
     if isinstance(confidence, str) and confidence.strip().isdigit():
@@ -131,19 +131,15 @@ def _indicator(fields: dict[str, Any], name: str, line: int) -> Indicator:
         if not isinstance(until, str):
             raise IndicatorError("valid_until must be ISO 8601 text")
         try:
-            until = datetime.fromisoformat(until.strip().replace("Z", "+00:00"))
+            until = datetime.fromisoformat(until.strip())  # Python 3.11 takes "Z" too
         except ValueError:
             raise IndicatorError("valid_until is not an ISO 8601 time") from None
         if until.tzinfo is None:
             raise IndicatorError("valid_until needs a time zone (Z or +hh:mm)")
-    for key in ("kind", "value", "ref", "source"):
-        if key in fields and not isinstance(fields[key], str):
-            raise IndicatorError(f"{key} must be text")
-    return Indicator(
-        kind=fields.get("kind", ""),
-        value=fields.get("value", ""),
-        ref=fields.get("ref") or f"{name}:{line}",
-        source=fields.get("source") or name,
-        confidence=confidence,
-        valid_until=until,
-    )
+    kind, value = fields.get("kind", ""), fields.get("value", "")
+    ref, source = fields.get("ref") or f"{name}:{line}", fields.get("source") or name
+    if type(kind) is not str or type(value) is not str:
+        raise IndicatorError("kind and value must be text")
+    if type(ref) is not str or type(source) is not str:
+        raise IndicatorError("ref and source must be text")
+    return Indicator(kind, value, ref, source, confidence, until)

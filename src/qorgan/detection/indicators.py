@@ -46,14 +46,18 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from qorgan.detection.correlation import epoch
-from qorgan.detection.engine import encode
+from qorgan.detection.engine import Column, encode
 from qorgan.detection.errors import DetectionError
 from qorgan.detection.plan import RuleMeta
+
+if TYPE_CHECKING:
+    from qorgan.detection.engine import Engine
+    from qorgan.telemetry.batch import EventBatch
 
 KINDS = ("ipv4-addr", "ipv6-addr", "domain-name", "url", "file-hash", "email-addr")
 
@@ -117,6 +121,8 @@ ROLES_OF_KIND: dict[str, tuple[str, ...]] = {
 LEVEL_BOUNDS = ((70, "high"), (30, "medium"), (1, "low"), (0, "informational"))
 DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21, "ws": 80, "wss": 443}
 HASH_LENGTHS = {32: "md5", 40: "sha1", 64: "sha256"}
+#: Field values remembered per role between batches (then forgotten all at once).
+MEMO_SIZE = 1 << 16
 #: Longest indicator value kept (a URL); longer ones are refused.
 MAX_VALUE = 2048
 
@@ -124,7 +130,9 @@ _IPV4 = re.compile(
     r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 )
 _HEX = re.compile(r"[0-9a-fA-F]+")
-_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
+_LABEL = r"(?!-)[a-z0-9_-]{1,63}(?<!-)"  # a DNS label (underscores: _dmarc, SRV names)
+#: A host name of two labels or more, the last not all digits (that would be an address).
+_DOMAIN = re.compile(rf"(?:{_LABEL}\.)+(?![0-9]+$){_LABEL}")
 _EMAIL_LOCAL = re.compile(r"[^\s@<>()\[\],;:\"]{1,64}")
 _BRACKETED = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
@@ -160,10 +168,13 @@ class Indicator:
 def _clean(text: str, what: str) -> str:
     if "\x00" in text:
         raise IndicatorError(f"{what} holds a NUL character")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise IndicatorError(f"{what} holds a lone surrogate (not valid Unicode text)") from None
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise IndicatorError(
+                f"{what} holds a lone surrogate (not valid Unicode text)"
+            ) from None
     return text
 
 
@@ -190,14 +201,13 @@ def canonical_domain(text: str) -> str:
             raise IndicatorError("not a valid internationalised domain name") from None
     if len(name) > 253:
         raise IndicatorError("a domain name is at most 253 characters")
-    labels = name.split(".")
-    if len(labels) < 2:
+    if _DOMAIN.fullmatch(name):
+        return name
+    if "." not in name:
         raise IndicatorError("a domain needs at least two labels (a bare TLD matches a zone)")
-    if not all(_LABEL.fullmatch(label) for label in labels):
-        raise IndicatorError("not a domain name (labels of letters, digits, '-', '_')")
-    if _IPV4.fullmatch(name) or all(label.isdigit() for label in labels):
+    if name.rpartition(".")[2].isdigit():
         raise IndicatorError("an address, not a domain name (use ipv4-addr)")
-    return name
+    raise IndicatorError("not a domain name (labels of letters, digits, '-', '_')")
 
 
 def canonical_hash(text: str) -> str:
@@ -297,6 +307,7 @@ def canonical(kind: str, value: Any) -> str:
 
 # -- the set ---------------------------------------------------------------------------------
 
+_KIND_CODE = {kind: code for code, kind in enumerate(KINDS)}
 #: Which table each kind is kept in (the two address families share one).
 _TABLE = {
     "ipv4-addr": "ip",
@@ -336,6 +347,10 @@ class IndicatorSet:
     valid_until: array = field(default_factory=lambda: array("d"))
     #: Indicators refused, per reason.
     refused: Counter[str] = field(default_factory=Counter)
+    #: The roles of :data:`FIELDS` the kinds held need read, and those fields (set by the
+    #: builder): an empty set reads nothing.
+    roles: tuple[str, ...] = ()
+    fields: frozenset[str] = frozenset()
 
     @classmethod
     def build(
@@ -359,24 +374,31 @@ class IndicatorSet:
 
     # -- matching ------------------------------------------------------------------------------
 
-    @property
-    def roles(self) -> tuple[str, ...]:
-        """The roles of fields this set needs read (none for an empty set)."""
+    def _settle(self) -> None:
+        """Which fields the kinds held need read, with their roles and order."""
         present = {KINDS[k] for k in set(self.kinds)}
-        return tuple(r for r in FIELDS if any(r in ROLES_OF_KIND[k] for k in present))
+        self.roles = tuple(r for r in FIELDS if any(r in ROLES_OF_KIND[k] for k in present))
+        wanted = {f for role in self.roles for f in FIELDS[role]}
+        if "url" in self.roles:
+            wanted.update(f for pair in URL_PAIRS for f in pair)
+        self.fields = frozenset(wanted)
 
     def match(self, events: list[dict[str, Any]], times: list[str | None]) -> list[Hit]:
         """The hits in a batch's ``events`` (with their ``times``), by row, then field (in
         :data:`FIELDS` order), then indicator: deterministic for a given batch."""
+        if not self.fields or not events:
+            return []
+        return self.match_columns(encode(events, self.fields), times)
+
+    def match_columns(self, columns: dict[Any, Column], times: list[str | None]) -> list[Hit]:
+        """:meth:`match` on a batch already dictionary-encoded (by the engine, which encodes
+        :attr:`fields` with its rules' in one pass: ``Engine(plan, extra_fields=...)``);
+        ``columns`` must hold every one of :attr:`fields` that the batch has."""
         roles = self.roles
-        if not roles or not events:
+        if not roles:
             return []
         fields = {f: role for role in roles for f in FIELDS[role]}
         pairs = [p for p in URL_PAIRS if "url" in roles]
-        wanted = set(fields)
-        for host, target in pairs:
-            wanted.update((host, target))
-        columns = encode(events, wanted)
         found: list[tuple[int, int, int, str]] = []  # (row, field rank, indicator, field)
         rank = {f: i for i, f in enumerate([*fields, *(f"{h}+{t}" for h, t in pairs)])}
         for name, column in columns.items():
@@ -384,8 +406,13 @@ class IndicatorSet:
             if role is None:
                 continue
             look = self._lookers[role]
+            memo = self._memo[role]
+            if len(memo) > MEMO_SIZE:
+                memo.clear()
             for code, value in enumerate(column.uniques):
-                hits = look(self, value)
+                hits = memo.get(value)
+                if hits is None:
+                    hits = memo[value] = look(self, value)
                 if hits:
                     for row in np.flatnonzero(column.codes == code).tolist():
                         found.extend((row, rank[name], i, name) for i in hits)
@@ -528,8 +555,14 @@ class IndicatorSet:
         return on
 
     _lookers: dict[str, Callable] = field(default_factory=dict, init=False, repr=False)
+    #: Per role, what a field value looked up (hits or ``()``), across batches: a log's values
+    #: repeat from batch to batch (its servers, resolvers, names). Not pickled.
+    _memo: dict[str, dict[Any, tuple[int, ...]]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
+        self._memo = {role: {} for role in FIELDS}
         self._lookers = {
             "ip": self._each(IndicatorSet._ip),
             "domain": self._each(IndicatorSet._domain),
@@ -541,6 +574,7 @@ class IndicatorSet:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_lookers", None)
+        state.pop("_memo", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -631,7 +665,7 @@ class IndicatorSetBuilder:
             table[key] = (before, index)
         else:
             table[key] = (*before, index)  # type: ignore[misc]
-        s.kinds.append(KINDS.index(kind))
+        s.kinds.append(_KIND_CODE[kind])
         s.values.append(key)
         s.refs.append(ref)
         code = self._sources.get(source)
@@ -643,6 +677,7 @@ class IndicatorSetBuilder:
         s.valid_until.append(seconds)
 
     def finish(self) -> IndicatorSet:
+        self.result._settle()
         return self.result
 
 
@@ -676,3 +711,19 @@ def rule_of(indicators: IndicatorSet, index: int, field_name: str) -> RuleMeta:
         references=(found["ref"],),
         attributes=(*found.items(), ("field", field_name)),
     )
+
+
+def indicator_hits(
+    indicators: IndicatorSet | None, engine: Engine, batch: EventBatch
+) -> list[tuple[int, int, str]]:
+    """(row, indicator, field) of every indicator ``batch`` holds, from the columns ``engine``
+    encoded for it (call after its :meth:`~Engine.match` of the batch)."""
+    if indicators is None:
+        return []
+    columns = engine.columns
+    hits = (
+        indicators.match(batch.events, batch.times)
+        if columns is None
+        else indicators.match_columns(columns, batch.times)
+    )
+    return [(h.row, h.indicator, h.field) for h in hits]

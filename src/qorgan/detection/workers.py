@@ -31,7 +31,7 @@ from typing import Any
 
 from qorgan.core.processes import end_with_parent
 from qorgan.detection.engine import Engine
-from qorgan.detection.indicators import IndicatorSet
+from qorgan.detection.indicators import IndicatorSet, indicator_hits
 from qorgan.detection.loader import cache_file, default_cache_dir
 from qorgan.detection.plan import Plan
 from qorgan.telemetry.batch import EventBatch
@@ -178,10 +178,10 @@ def _work(
     gc.disable()  # events are acyclic JSON trees (as in run_hunt)
     task = -1
     try:
-        engine = Engine(_load(plan))
-        del plan
         known: IndicatorSet | None = pickle.loads(indicators) if indicators else None
         del indicators
+        engine = Engine(_load(plan), extra_fields=known.fields if known is not None else ())
+        del plan
         quarantine = Quarantine(keep=_KEEP_ALL)
         while (item := tasks.get()) is not None:
             task, path, span = item
@@ -195,12 +195,8 @@ def _work(
                 root=read.root,
                 span=span,
             ):
-                hits = (
-                    [(h.row, h.indicator, h.field) for h in known.match(batch.events, batch.times)]
-                    if known is not None
-                    else []
-                )
-                matches = _sparse(batch, list(engine.match(batch)), hits)
+                found = list(engine.match(batch))
+                matches = _sparse(batch, found, indicator_hits(known, engine, batch))
                 del batch
                 slots.acquire()
                 results.put(_Message(task, worker, matches, _drain(quarantine)))
