@@ -483,3 +483,48 @@ def test_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_text("address\n10.0.0.1\n")
     with pytest.raises(IndicatorError, match="header"):
         load_indicators(bad, Quarantine())
+
+
+def test_hunt_command_takes_an_indicator_file(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    import qorgan
+
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(
+        '{"kind": "ipv4-addr", "value": "198.51.100.23", "ref": "indicator--9", '
+        '"source": "abuse-list", "confidence": 75}\n'
+        '{"kind": "ipv4-addr", "value": "198.51.100.023"}\n'
+    )
+    access = Path(__file__).resolve().parents[2] / "examples" / "logs" / "access.log"
+    out, quarantined = tmp_path / "alerts.jsonl", tmp_path / "q.jsonl"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from qorgan.cli import app; app()",
+            *("hunt", str(access), "--indicators", str(feed), "-o", str(out)),
+            *("--quarantine", str(quarantined), "--no-progress"),
+        ],
+        capture_output=True,
+        text=True,
+        env={
+            "QORGAN_CACHE_DIR": str(tmp_path / "cache"),
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(Path(qorgan.__file__).resolve().parents[1]),
+        },
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "indicators: 1 loaded, 1 refused" in proc.stderr
+    alerts = [json.loads(line) for line in out.read_text().splitlines()]
+    found = [a for a in alerts if a["rule"]["path"] == "intel:abuse-list"]
+    assert found and all(a["event"]["c-ip"] == "198.51.100.23" for a in found)
+    assert {a["rule"]["id"] for a in found} == {"indicator--9"}
+    refused = [json.loads(line) for line in quarantined.read_text().splitlines()]
+    assert [(q["record"], q["reason"][:11]) for q in refused if q["path"] == str(feed)] == [
+        (2, "indicators:")
+    ]

@@ -31,6 +31,7 @@ from qorgan.detection.indicators import (
     IndicatorError,
     IndicatorSet,
     IndicatorSetBuilder,
+    without_gc,
 )
 from qorgan.telemetry.quarantine import Quarantine
 
@@ -48,6 +49,12 @@ def load_indicators(
     be read at all."""
     builder = IndicatorSetBuilder(now)
     where = str(path)
+    with without_gc():
+        _load(path, where, builder, quarantine)
+    return builder.finish()
+
+
+def _load(path: Path, where: str, builder: IndicatorSetBuilder, quarantine: Quarantine) -> None:
     try:
         for line, raw, fields in _records(path):
             if isinstance(fields, str):
@@ -64,7 +71,6 @@ def load_indicators(
                 quarantine.add(where, line, f"indicators: {reason}", raw)
     except OSError as exc:
         raise IndicatorError(f"cannot read the indicator file {path}: {exc.strerror}") from None
-    return builder.finish()
 
 
 def _records(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any] | str]]:
