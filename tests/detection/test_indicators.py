@@ -528,3 +528,20 @@ def test_hunt_command_takes_an_indicator_file(tmp_path: Path) -> None:
     assert [(q["record"], q["reason"][:11]) for q in refused if q["path"] == str(feed)] == [
         (2, "indicators:")
     ]
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(
+    kind=st.sampled_from(
+        ["ipv4-addr", "ipv6-addr", "domain-name", "url", "file-hash", "email-addr", "x"]
+    ),
+    text=st.text(max_size=80),
+    field=st.sampled_from(["SourceIp", "query", "c-uri", "Hashes", "mailfrom", "cs-host"]),
+)
+def test_any_text_is_refused_or_matched_never_a_crash(kind: str, text: str, field: str) -> None:
+    found = IndicatorSet.build(
+        [indicator(kind, text), indicator("domain-name", "evil.example", 2)], now=NOW
+    )
+    assert len(found) + sum(found.refused.values()) == 2
+    hits(found, {field: text, "cs-uri": text})
+    hits(found, {field: [text, text.upper()]})

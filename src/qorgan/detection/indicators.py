@@ -317,6 +317,8 @@ def canonical(kind: str, value: Any) -> str:
 # -- the set ---------------------------------------------------------------------------------
 
 _KIND_CODE = {kind: code for code, kind in enumerate(KINDS)}
+_STIX_ID = re.compile(r"indicator--[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_NO_ID = bytes(16)
 #: Which table each kind is kept in (the two address families share one).
 _TABLE = {
     "ipv4-addr": "ip",
@@ -349,7 +351,11 @@ class IndicatorSet:
     tables: dict[str, dict[str, int | tuple[int, ...]]]
     kinds: bytearray = field(default_factory=bytearray)
     values: list[str] = field(default_factory=list)
-    refs: list[str] = field(default_factory=list)
+    #: Refs of the STIX form ``indicator--<UUID>`` (lower-case) as the UUID's 16 bytes, 16 per
+    #: indicator, all zero for another ref, which :attr:`other_refs` holds: a million refs
+    #: as text would take 96 MiB, as bytes 16.
+    ref_ids: bytearray = field(default_factory=bytearray)
+    other_refs: dict[int, str] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)  # distinct source names
     source_of: array = field(default_factory=lambda: array("I"))
     confidences: bytearray = field(default_factory=bytearray)
@@ -380,7 +386,7 @@ class IndicatorSet:
         return builder.finish()
 
     def __len__(self) -> int:
-        return len(self.refs)
+        return len(self.kinds)
 
     # -- matching ------------------------------------------------------------------------------
 
@@ -593,6 +599,14 @@ class IndicatorSet:
 
     # -- what an alert says ----------------------------------------------------------------
 
+    def ref(self, index: int) -> str:
+        """Indicator ``index``'s ref, as it was given."""
+        other = self.other_refs.get(index)
+        if other is not None:
+            return other
+        raw = self.ref_ids[index * 16 : index * 16 + 16].hex()
+        return f"indicator--{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
+
     def describe(self, index: int) -> dict[str, Any]:
         """Indicator ``index`` as plain data: kind, value, ref, source, confidence, level,
         valid_until (ISO 8601 UTC or None)."""
@@ -600,7 +614,7 @@ class IndicatorSet:
         return {
             "kind": KINDS[self.kinds[index]],
             "value": self.values[index],
-            "ref": self.refs[index],
+            "ref": self.ref(index),
             "source": self.sources[self.source_of[index]],
             "confidence": self.confidences[index],
             "level": level_of(self.confidences[index]),
@@ -683,7 +697,7 @@ class IndicatorSetBuilder:
         else:
             seconds = until.timestamp()
         s = self.result
-        index = len(s.refs)
+        index = len(s.kinds)
         table = s.tables[_TABLE[kind]]
         before = table.get(key)
         if before is None:
@@ -694,7 +708,11 @@ class IndicatorSetBuilder:
             table[key] = (*before, index)  # type: ignore[misc]
         s.kinds.append(_KIND_CODE[kind])
         s.values.append(key)
-        s.refs.append(ref)
+        if _STIX_ID.fullmatch(ref):
+            s.ref_ids += bytes.fromhex(ref[11:].replace("-", ""))
+        else:
+            s.ref_ids += _NO_ID
+            s.other_refs[index] = ref
         if code is None:
             code = self._sources[source] = len(s.sources)
             s.sources.append(source)
