@@ -545,3 +545,10 @@ def test_any_text_is_refused_or_matched_never_a_crash(kind: str, text: str, fiel
     assert len(found) + sum(found.refused.values()) == 2
     hits(found, {field: text, "cs-uri": text})
     hits(found, {field: [text, text.upper()]})
+
+
+def test_one_value_from_many_feeds_gives_one_alert_each() -> None:
+    copies = [indicator("domain-name", "evil.example", n, source=f"feed-{n}") for n in range(500)]
+    found = build(*copies, indicator("domain-name", "other.example", 999))
+    got = found.match([{"query": "evil.example"}], [None])
+    assert [h.indicator for h in got] == list(range(500))

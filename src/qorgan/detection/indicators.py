@@ -345,10 +345,10 @@ class IndicatorSet:
     """Indicators ready to match, built once (:meth:`build`) and shared by every batch (and
     pickled to hunt workers). Per indicator, in input order: kind, canonical value, ref,
     source, confidence, valid_until (epoch seconds, ``inf`` when open-ended); per table, the
-    canonical value to the indicator's index (a tuple when several feeds hold one value)."""
+    canonical value to the indicator's index (a list when several feeds hold one value)."""
 
     now: float
-    tables: dict[str, dict[str, int | tuple[int, ...]]]
+    tables: dict[str, dict[str, int | list[int]]]
     kinds: bytearray = field(default_factory=bytearray)
     values: list[str] = field(default_factory=list)
     #: Refs of the STIX form ``indicator--<UUID>`` (lower-case) as the UUID's 16 bytes, 16 per
@@ -468,7 +468,7 @@ class IndicatorSet:
         found = self.tables[table].get(key)
         if found is None:
             return ()
-        return (found,) if type(found) is int else found  # type: ignore[return-value]
+        return (found,) if type(found) is int else tuple(found)  # type: ignore[arg-type]
 
     def _ip(self, text: str) -> tuple[int, ...]:
         if not self.tables["ip"]:
@@ -506,7 +506,7 @@ class IndicatorSet:
         while True:
             found = table.get(name)
             if found is not None:
-                out += (found,) if type(found) is int else found  # type: ignore[operator]
+                out += (found,) if type(found) is int else tuple(found)  # type: ignore[arg-type]
             dot = name.find(".")
             if dot < 0 or name.find(".", dot + 1) < 0:
                 return out  # a bare TLD is never an indicator
@@ -703,9 +703,9 @@ class IndicatorSetBuilder:
         if before is None:
             table[key] = index
         elif type(before) is int:
-            table[key] = (before, index)
+            table[key] = [before, index]
         else:
-            table[key] = (*before, index)  # type: ignore[misc]
+            before.append(index)  # type: ignore[union-attr]  (a list: many copies stay linear)
         s.kinds.append(_KIND_CODE[kind])
         s.values.append(key)
         if _STIX_ID.fullmatch(ref):
