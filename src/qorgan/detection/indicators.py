@@ -395,7 +395,7 @@ class IndicatorSet:
         present = {KINDS[k] for k in set(self.kinds)}
         self.roles = tuple(r for r in FIELDS if any(r in ROLES_OF_KIND[k] for k in present))
         wanted = {f for role in self.roles for f in FIELDS[role]}
-        if "url" in self.roles:
+        if self.tables["url"]:
             wanted.update(f for pair in URL_PAIRS for f in pair)
         self.fields = frozenset(wanted)
 
@@ -414,7 +414,7 @@ class IndicatorSet:
         if not roles:
             return []
         fields = {f: role for role in roles for f in FIELDS[role]}
-        pairs = [p for p in URL_PAIRS if "url" in roles]
+        pairs = URL_PAIRS if self.tables["url"] else ()
         found: list[tuple[int, int, int, str]] = []  # (row, field rank, indicator, field)
         rank = {f: i for i, f in enumerate([*fields, *(f"{h}+{t}" for h, t in pairs)])}
         for name, column in columns.items():
@@ -438,15 +438,19 @@ class IndicatorSet:
                 continue
             name = f"{host_field}+{target_field}"
             both = np.flatnonzero((hosts.codes >= 0) & (targets.codes >= 0))
-            seen: dict[tuple[int, int], list[int]] = {}
-            for row in both.tolist():
-                key = (int(hosts.codes[row]), int(targets.codes[row]))
-                hits = seen.get(key)
-                if hits is None:
-                    hits = seen[key] = self._host_target(
-                        hosts.uniques[key[0]], targets.uniques[key[1]]
-                    )
-                found.extend((row, rank[name], i, name) for i in hits)
+            if not both.size:
+                continue
+            # Each distinct (host, target) pair once.
+            width = len(targets.uniques)
+            pair = hosts.codes[both].astype(np.int64) * width + targets.codes[both]
+            distinct, inverse = np.unique(pair, return_inverse=True)
+            for n, code in enumerate(distinct.tolist()):
+                hits = self._host_target(
+                    hosts.uniques[code // width], targets.uniques[code % width]
+                )
+                if hits:
+                    for row in both[inverse == n].tolist():
+                        found.extend((row, rank[name], i, name) for i in hits)
         if not found:
             return []
         found.sort()
