@@ -55,13 +55,16 @@ def load_indicators(
 
 
 def _load(path: Path, where: str, builder: IndicatorSetBuilder, quarantine: Quarantine) -> None:
+    name = path.name
+    # Feeds give many indicators one expiry: each text is parsed once.
+    times: dict[str, datetime] = {}
     try:
         for line, raw, fields in _records(path):
             if isinstance(fields, str):
                 quarantine.add(where, line, f"indicators: {fields}", raw)
                 continue
             try:
-                indicator = _indicator(fields, path.name, line)
+                indicator = _indicator(fields, name, line, times)
             except IndicatorError as exc:
                 builder.result.refused[str(exc)] += 1
                 quarantine.add(where, line, f"indicators: {exc}", raw)
@@ -124,7 +127,9 @@ def _csv(stream: Any) -> Iterator[tuple[int, bytes, dict[str, Any] | str]]:
         yield number, raw, {k: v for k, v in zip(header, row, strict=True) if v != ""}
 
 
-def _indicator(fields: dict[str, Any], name: str, line: int) -> Indicator:
+def _indicator(
+    fields: dict[str, Any], name: str, line: int, times: dict[str, datetime]
+) -> Indicator:
     if not _KNOWN.issuperset(fields):
         raise IndicatorError(f"unknown keys (known: {', '.join(COLUMNS)})")
     confidence = fields.get("confidence", DEFAULT_CONFIDENCE)
@@ -133,7 +138,10 @@ def _indicator(fields: dict[str, Any], name: str, line: int) -> Indicator:
     if type(confidence) is not int:
         raise IndicatorError("confidence must be an integer from 0 to 100")
     until = fields.get("valid_until")
-    if until is not None:
+    if until is not None and type(until) is str and until in times:
+        until = times[until]
+    elif until is not None:
+        text = until
         if not isinstance(until, str):
             raise IndicatorError("valid_until must be ISO 8601 text")
         try:
@@ -142,6 +150,8 @@ def _indicator(fields: dict[str, Any], name: str, line: int) -> Indicator:
             raise IndicatorError("valid_until is not an ISO 8601 time") from None
         if until.tzinfo is None:
             raise IndicatorError("valid_until needs a time zone (Z or +hh:mm)")
+        if len(times) < 4096:
+            times[text] = until
     kind, value = fields.get("kind", ""), fields.get("value", "")
     ref, source = fields.get("ref") or f"{name}:{line}", fields.get("source") or name
     if type(kind) is not str or type(value) is not str:
