@@ -251,11 +251,21 @@ def poll(
 @intel_app.command("indicators")
 def indicators(
     organisation: Organisation,
-    output: Annotated[Path, typer.Argument(help="The file to write (JSON lines).")],
+    output: Annotated[
+        Path | None,
+        typer.Argument(
+            help="The file to write (JSON lines); default: var/intel/indicators-<id>.jsonl, "
+            "which live monitoring reads."
+        ),
+    ] = None,
 ) -> None:
-    """Write the organisation's active indicators for `qorgan hunt --indicators FILE`."""
+    """Write the organisation's active indicators for live monitoring and hunts."""
+    from qorgan.core.settings import get_settings
     from qorgan.intel.indicator_export import export_indicators
 
+    if output is None:
+        output = get_settings().var_dir / "intel" / f"indicators-{organisation}.jsonl"
+        output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".partial")
     try:
         with (

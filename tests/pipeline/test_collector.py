@@ -4,6 +4,7 @@ bad messages are counted against their source, silent sources and drops raise al
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -430,3 +431,46 @@ def test_each_organisation_keeps_its_archive_as_long_as_it_says(tmp_path: Path) 
     # Seven days for the default, one (today) for organisation 2, none for organisation 3.
     assert left == [(1, 0), (1, 1), (1, 6), (2, 0)]
     bus.close()
+
+
+def _export(directory: Path, org: int, value: str, ref: str) -> None:
+    """What ``qorgan intel indicators`` writes: a new file renamed into place."""
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = directory / f"indicators-{org}.jsonl.partial"
+    line = {"kind": "ipv4-addr", "value": value, "ref": ref, "source": "KZ-CERT", "confidence": 90}
+    partial.write_text(json.dumps(line) + "\n", encoding="utf-8")
+    partial.replace(directory / f"indicators-{org}.jsonl")
+
+
+def test_live_monitoring_matches_each_organisations_indicators_and_follows_a_new_export(
+    world: World, running: Callable[..., Collector]
+) -> None:
+    intel = world.root / "intel"
+    first = "indicator--6f0a6b8e-1d2c-4e3f-8a9b-0c1d2e3f4a5b"
+    second = "indicator--7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+    _export(intel, world.org, "198.51.100.23", first)
+    # The other organisation's indicator names the address of the first batch: it must not
+    # fire on this organisation's events.
+    _export(intel, world.other, "10.20.3.14", "indicator--00000000-0000-4000-8000-000000000001")
+    source_id = world.source("web", "accesslog", timezone="UTC")
+    collector = running(indicators_dir=intel)
+    source = collector.directory.get(source_id)
+    assert source is not None
+    messages = lines("access.log")
+
+    def fired(ref: str) -> list[str]:
+        return sorted(a.body["time"] for a in world.alerts() if a.rule_id == ref)
+
+    collector.intake.submit(source, messages, LOCAL).result()
+    until(lambda: analysed(collector))
+    assert len(fired(first)) == 3  # the three requests of 198.51.100.23
+    alert = next(a for a in world.alerts() if a.rule_id == first)
+    assert "intel.source.KZ-CERT" in alert.body["rule"]["tags"]
+    assert alert.level == "high"  # confidence 90
+    assert all(not a.rule_id.endswith("000000000001") for a in world.alerts())
+    assert world.alerts(world.other) == []
+    # A new export replaces the set at the next batch: the old indicator stops, the new fires.
+    _export(intel, world.org, "203.0.113.45", second)
+    collector.intake.submit(source, messages, LOCAL).result()
+    until(lambda: analysed(collector))
+    assert len(fired(first)) == 3 and len(fired(second)) == 3

@@ -100,6 +100,16 @@ class Hunter:
         self._classes: dict[int, dict] = {}
         self._correlation_index = {id(c): i for i, c in enumerate(plan.correlations)}
 
+    def use(self, indicators: IndicatorSet | None) -> None:
+        """Match ``indicators`` from the next batch on (live monitoring's new export); the
+        correlation state is kept, the engine is rebuilt for the indicators' fields."""
+        indicators = indicators if indicators else None
+        if indicators is self.indicators:
+            return
+        self.indicators = indicators
+        self._indicator_rules.clear()
+        self._engine = None
+
     @property
     def engine(self) -> Engine:
         """Built when first matching here: a hunt in worker processes never needs it."""

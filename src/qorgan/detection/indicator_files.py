@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +35,8 @@ from qorgan.detection.indicators import (
     without_gc,
 )
 from qorgan.telemetry.quarantine import Quarantine
+
+log = logging.getLogger(__name__)
 
 COLUMNS = ("kind", "value", "ref", "source", "confidence", "valid_until")
 _KNOWN = frozenset(COLUMNS)
@@ -159,3 +162,51 @@ def _indicator(
     if type(ref) is not str or type(source) is not str:
         raise IndicatorError("ref and source must be text")
     return Indicator(kind, value, ref, source, confidence, until)
+
+
+class OrganisationIndicators:
+    """Each organisation's indicator file in ``directory`` (``indicators-<id>.jsonl``, as
+    ``qorgan intel indicators`` writes it), for live monitoring: read when first asked for and
+    again whenever the file changes (its size, modification time or inode: the exporter
+    renames a new file into place), so a new export takes effect at the next batch.
+
+    A file that cannot be read keeps the set read before (or none), and says why in the log
+    and in :attr:`problems`; bad lines go to :attr:`quarantine` with their line numbers.
+    """
+
+    def __init__(self, directory: Path, quarantine: Quarantine | None = None) -> None:
+        self.directory = directory
+        self.quarantine = quarantine or Quarantine()
+        self.problems: dict[int, str] = {}
+        self._sets: dict[int, tuple[tuple[int, int, int], IndicatorSet]] = {}
+
+    def path(self, organisation_id: int) -> Path:
+        return self.directory / f"indicators-{int(organisation_id)}.jsonl"
+
+    def __call__(self, organisation_id: int) -> IndicatorSet | None:
+        path = self.path(organisation_id)
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            self._sets.pop(organisation_id, None)
+            return None
+        except OSError as exc:
+            return self._keep(organisation_id, f"cannot read {path.name}: {exc.strerror}")
+        key = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        known = self._sets.get(organisation_id)
+        if known is not None and known[0] == key:
+            return known[1]
+        try:
+            found = load_indicators(path, self.quarantine)
+        except IndicatorError as exc:
+            return self._keep(organisation_id, str(exc))
+        self._sets[organisation_id] = (key, found)
+        self.problems.pop(organisation_id, None)
+        return found
+
+    def _keep(self, organisation_id: int, problem: str) -> IndicatorSet | None:
+        if self.problems.get(organisation_id) != problem:
+            log.warning("indicators of organisation %s: %s", organisation_id, problem)
+        self.problems[organisation_id] = problem
+        known = self._sets.get(organisation_id)
+        return known[1] if known is not None else None

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from qorgan.core.db import unit_of_work
 from qorgan.core.settings import Settings
+from qorgan.detection.indicator_files import OrganisationIndicators
 from qorgan.detection.plan import Plan
 from qorgan.pipeline import source_stats
 from qorgan.pipeline.archive import ARCHIVE, Archiver
@@ -61,6 +62,9 @@ class CollectorConfig:
     #: Alerts are stored by a process of their own per partition (another core) while
     #: detection goes on; off, by the detection thread itself.
     store_process: bool = False
+    #: Where ``qorgan intel indicators`` writes each organisation's indicators for live
+    #: monitoring (``indicators-<id>.jsonl``); None: rules only.
+    indicators_dir: Path | None = None
 
     @classmethod
     def of(cls, settings: Settings) -> CollectorConfig:
@@ -76,6 +80,7 @@ class CollectorConfig:
             archive_days=settings.archive_days,
             archive_days_by_organisation=dict(settings.archive_days_by_organisation),
             store_process=True,
+            indicators_dir=settings.var_dir / "intel",
         )
 
 
@@ -101,6 +106,13 @@ class Collector:
             max_log_bytes=config.max_log_bytes,
         )
         database = _database_url(factory) if config.store_process and bus is None else None
+        # One reader of the indicator files for every partition: one set per organisation
+        # in memory, however many detectors use it.
+        indicators = (
+            OrganisationIndicators(config.indicators_dir)
+            if config.indicators_dir is not None
+            else None
+        )
         self.detectors = [
             Detector(
                 self.bus,
@@ -111,6 +123,7 @@ class Collector:
                 store_process=StoreProcess(database, config.bus_path, self.bus.partitions)
                 if database is not None
                 else None,
+                indicators=indicators,
             )
             for p in range(self.bus.partitions)
         ]

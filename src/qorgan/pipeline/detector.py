@@ -33,6 +33,7 @@ from qorgan.core.db import unit_of_work
 from qorgan.detection.alerts import Alert
 from qorgan.detection.errors import DetectionError
 from qorgan.detection.hunt import Hunter
+from qorgan.detection.indicators import IndicatorSet
 from qorgan.detection.plan import Plan
 from qorgan.incidents.alerts import Prepared, store
 from qorgan.pipeline.alerting import stored_bodies
@@ -149,8 +150,11 @@ class Detector:
         batch: int = BATCH,
         lateness: float = LATENESS,
         store_process: StoreProcess | None = None,
+        indicators: Callable[[int], IndicatorSet | None] | None = None,
     ) -> None:
         self.bus = bus
+        #: Each organisation's indicators (None: rules only), asked for at every batch.
+        self._indicators = indicators
         self.partition = partition
         self._plan_source = plan
         self.plan = plan()
@@ -182,6 +186,8 @@ class Detector:
         found = self._hunters.get(organisation_id)
         if found is None:
             found = self._hunters[organisation_id] = Hunter(self.plan, lateness=self.lateness)
+        if self._indicators is not None:
+            found.use(self._indicators(organisation_id))
         return found
 
     def _state(self) -> bytes:
