@@ -35,6 +35,18 @@ def database() -> Iterator[tuple[Any, Any]]:
         engine.dispose()
 
 
+@contextmanager
+def unit() -> Iterator[Any]:
+    """One unit of work on the newest schema; a refusal ends the command as :func:`fail`."""
+    from qorgan.core.db import unit_of_work
+
+    try:
+        with database() as (_settings, factory), unit_of_work(factory) as session:
+            yield session
+    except QorganError as exc:
+        raise fail(exc) from exc
+
+
 def fail(exc: QorganError) -> typer.Exit:
     """Print ``exc`` as the command's error and return the exit to raise."""
     err.print(f"error: {exc}", markup=False, highlight=False)

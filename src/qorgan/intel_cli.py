@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from qorgan.cli_support import database, fail
+from qorgan.cli_support import database, fail, unit
 from qorgan.core.db import unit_of_work
 from qorgan.core.errors import QorganError
 
@@ -31,11 +31,8 @@ def root_add(
     """Create a constituency: a TAXII API root whose members are one TLP:GREEN community."""
     from qorgan.intel import store
 
-    try:
-        with database() as (_settings, factory), unit_of_work(factory) as session:
-            store.create_api_root(session=session, slug=slug, title=title, description=description)
-    except QorganError as exc:
-        raise fail(exc) from exc
+    with unit() as session:
+        store.create_api_root(session=session, slug=slug, title=title, description=description)
     print(f"constituency {slug} created: /taxii2/{slug}/")
 
 
@@ -47,12 +44,9 @@ def member_add(
     """Make an organisation a member of a constituency (it receives the members' GREEN)."""
     from qorgan.intel import store
 
-    try:
-        with database() as (_settings, factory), unit_of_work(factory) as session:
-            root = store.root_by_slug(session=session, slug=slug)
-            store.add_member(session=session, api_root=root, organisation_id=organisation)
-    except QorganError as exc:
-        raise fail(exc) from exc
+    with unit() as session:
+        root = store.root_by_slug(session=session, slug=slug)
+        store.add_member(session=session, api_root=root, organisation_id=organisation)
     print(f"organisation {organisation} is a member of {slug}")
 
 
@@ -64,11 +58,8 @@ def client_add(
     """Name a client of an organisation: TLP:AMBER goes to the organisation and its clients."""
     from qorgan.intel import store
 
-    try:
-        with database() as (_settings, factory), unit_of_work(factory) as session:
-            store.add_client(session=session, organisation_id=organisation, client_id=client)
-    except QorganError as exc:
-        raise fail(exc) from exc
+    with unit() as session:
+        store.add_client(session=session, organisation_id=organisation, client_id=client)
     print(f"organisation {client} is a client of {organisation}")
 
 
@@ -91,22 +82,21 @@ def collection_add(
         level = Tlp(tlp)
     except ValueError:
         raise fail(QorganError("tlp is clear, green, amber, amber+strict or red")) from None
-    try:
-        with database() as (_settings, factory), unit_of_work(factory) as session:
-            root = store.root_by_slug(session=session, slug=slug)
-            created = store.create_collection(
-                session=session,
-                actor=CLI_ACTOR,
-                api_root=root,
-                owner_id=owner,
-                title=title,
-                description=description,
-                redaction_policy=None if policy in (None, "none") else policy,
-                default_tlp=level,
-            )
-            taxii_id = created.taxii_id
-    except QorganError as exc:
-        raise fail(exc) from exc
+    if policy not in (None, "green", "none"):
+        raise fail(QorganError("the redaction policy is green or none"))
+    with unit() as session:
+        root = store.root_by_slug(session=session, slug=slug)
+        created = store.create_collection(
+            session=session,
+            actor=CLI_ACTOR,
+            api_root=root,
+            owner_id=owner,
+            title=title,
+            description=description,
+            redaction_policy=None if policy in (None, "none") else policy,
+            default_tlp=level,
+        )
+        taxii_id = created.taxii_id
     print(taxii_id)
 
 
@@ -120,18 +110,15 @@ def grant(
     """Let an organisation read (and write) a collection; what it reads still follows TLP."""
     from qorgan.intel import store
 
-    try:
-        with database() as (_settings, factory), unit_of_work(factory) as session:
-            found = store.collection_by_id(session=session, taxii_id=collection)
-            store.grant(
-                session=session,
-                collection=found,
-                organisation_id=organisation,
-                can_read=read,
-                can_write=write,
-            )
-    except QorganError as exc:
-        raise fail(exc) from exc
+    with unit() as session:
+        found = store.collection_by_id(session=session, taxii_id=collection)
+        store.grant(
+            session=session,
+            collection=found,
+            organisation_id=organisation,
+            can_read=read,
+            can_write=write,
+        )
     print(f"organisation {organisation}: read={read} write={write}")
 
 
@@ -162,27 +149,24 @@ def feed_add(
         level = Tlp(tlp)
     except ValueError:
         raise fail(QorganError("tlp is clear, green, amber, amber+strict or red")) from None
-    try:
-        with database() as (_settings, factory), unit_of_work(factory) as session:
-            feed = subscriptions.add_feed(
-                session=session,
-                actor=CLI_ACTOR,
-                organisation_id=organisation,
-                collection=store.collection_by_id(session=session, taxii_id=collection),
-                name=name,
-                kind=kind,
-                url=url,
-                remote_collection=remote_collection,
-                credential_env=credential_env,
-                confidence=confidence,
-                tlp=level,
-                lifetime_days=lifetime_days,
-                poll_minutes=every,
-                allow_local_paths=True,  # the operator's own command line
-            )
-            feed_id = feed.id
-    except QorganError as exc:
-        raise fail(exc) from exc
+    with unit() as session:
+        feed = subscriptions.add_feed(
+            session=session,
+            actor=CLI_ACTOR,
+            organisation_id=organisation,
+            collection=store.collection_by_id(session=session, taxii_id=collection),
+            name=name,
+            kind=kind,
+            url=url,
+            remote_collection=remote_collection,
+            credential_env=credential_env,
+            confidence=confidence,
+            tlp=level,
+            lifetime_days=lifetime_days,
+            poll_minutes=every,
+            allow_local_paths=True,  # the operator's own command line
+        )
+        feed_id = feed.id
     print(f"feed {feed_id} ({name}) added; first poll is due now")
 
 
@@ -191,21 +175,18 @@ def feeds(organisation: Organisation) -> None:
     """List an organisation's feeds and their health: last poll, error, objects."""
     from qorgan.intel import subscriptions
 
-    try:
-        with database() as (_settings, factory), unit_of_work(factory) as session:
-            rows = [
-                (
-                    f.name,
-                    f.kind,
-                    f.last_success_at.isoformat(timespec="seconds") if f.last_success_at else "-",
-                    f.last_error or "ok",
-                    f.last_objects,
-                    f.objects_total,
-                )
-                for f in subscriptions.feeds_of(session=session, organisation_id=organisation)
-            ]
-    except QorganError as exc:
-        raise fail(exc) from exc
+    with unit() as session:
+        rows = [
+            (
+                f.name,
+                f.kind,
+                f.last_success_at.isoformat(timespec="seconds") if f.last_success_at else "-",
+                f.last_error or "ok",
+                f.last_objects,
+                f.objects_total,
+            )
+            for f in subscriptions.feeds_of(session=session, organisation_id=organisation)
+        ]
     print("name\tkind\tlast success\tstate\tlast poll objects\tobjects")
     for row in rows:
         print("\t".join(str(value) for value in row))

@@ -262,6 +262,7 @@ def test_the_operator_sets_up_exchange_and_polls_from_the_command_line(tmp_path:
         ("intel", "collection-add", "nowhere", "X", "-o", organisation),
         ("intel", "poll", "nothing", "-o", organisation),
         ("intel", "collection-add", "kz-cert", "X", "-o", organisation, "--tlp", "purple"),
+        ("intel", "collection-add", "kz-cert", "X", "-o", organisation, "--policy", "lax"),
     ):
         failed = qorgan(*wrong)
         assert failed.returncode == 2 and failed.stderr.startswith("error: "), wrong

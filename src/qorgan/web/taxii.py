@@ -204,6 +204,19 @@ def _envelope(request: Request, access: store.Access, page: store.Page) -> Respo
     return _json(b"".join(parts), headers=_page_headers(page))
 
 
+def _listing(
+    request: Request, access: store.Access, page: store.Page, key: str, items: list[Any]
+) -> Response:
+    """A manifest or a versions answer: ``more``, ``next`` and the page's ``items`` as ``key``."""
+    body: dict[str, Any] = {"more": page.more}
+    token = _next(request, access, page)
+    if token is not None:
+        body["next"] = token
+    if items:
+        body[key] = items
+    return _json(body, headers=_page_headers(page))
+
+
 def _status_resource(status: Any) -> dict[str, Any]:
     return {
         "id": status.id,
@@ -353,21 +366,16 @@ async def manifest(request: Request, root: str, collection: str) -> Response:
             query=query,
             manifest=True,
         )
-        body: dict[str, Any] = {"more": page.more}
-        token = _next(request, access, page)
-        if token is not None:
-            body["next"] = token
-        if page.rows:
-            body["objects"] = [
-                {
-                    "id": r.stix_id,
-                    "date_added": format_timestamp(r.date_added),
-                    "version": r.version,
-                    "media_type": STIX_MEDIA_TYPE,
-                }
-                for r in page.rows
-            ]
-        return _json(body, headers=_page_headers(page))
+        records = [
+            {
+                "id": r.stix_id,
+                "date_added": format_timestamp(r.date_added),
+                "version": r.version,
+                "media_type": STIX_MEDIA_TYPE,
+            }
+            for r in page.rows
+        ]
+        return _listing(request, access, page, "objects", records)
 
     return await _serve(request, Permission.intel_read, work)
 
@@ -430,13 +438,7 @@ async def versions(request: Request, root: str, collection: str, object_id: str)
             stix_id=object_id,
             query=query,
         )
-        body: dict[str, Any] = {"more": page.more}
-        token = _next(request, access, page)
-        if token is not None:
-            body["next"] = token
-        if page.rows:
-            body["versions"] = [r.version for r in page.rows]
-        return _json(body, headers=_page_headers(page))
+        return _listing(request, access, page, "versions", [r.version for r in page.rows])
 
     return await _serve(request, Permission.intel_read, work)
 
