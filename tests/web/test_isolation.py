@@ -6,7 +6,7 @@ organisation B, and lists never show them; sharing lets A read (never change) B'
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,7 +20,10 @@ from privacy.leak_examples import leak_in, subjects_csv
 from qorgan.core import accounts
 from qorgan.core.db import unit_of_work
 from qorgan.core.models import Role
+from qorgan.core.tlp import Tlp
 from qorgan.core.workdays import default_calendar
+from qorgan.intel import store
+from qorgan.intel.patterns import Observable, indicator
 from qorgan.pipeline import hunts
 from qorgan.pipeline.sources import create_source
 from qorgan.privacy import complaints, consents, leaks, registry
@@ -34,6 +37,7 @@ from qorgan.privacy.models import (
 )
 from qorgan.privacy.protection import protection
 from qorgan.web.app import create_app
+from qorgan.web.intel_exchange import identity_id
 
 from .conftest import EXAMPLES, World, alert_payload, sign_in
 from .test_citizen_portal import _citizen, _staff
@@ -126,6 +130,13 @@ RECORD_ROUTES = {
     # A citizen's own consent only: staff have no subject (404), another citizen's consent is
     # not found (tests/web/test_citizen_portal.py).
     ("POST", "/citizen/consents/{consent_id}/withdraw"),
+    # The intel pages: B's collection (no grant to A) and its object are not found, and B's
+    # incident cannot be shared; TLP within a shared collection: tests/web/test_intel_pages.py.
+    ("GET", "/intel/collections/{taxii_id}"),
+    ("GET", "/intel/objects/{stix_id}"),
+    ("POST", "/intel/objects/{stix_id}/sightings"),
+    ("GET", "/incidents/{incident_id}/share"),
+    ("POST", "/incidents/{incident_id}/share"),
 }
 #: Routes listing an organisation's records: B's must never appear in A's answer.
 LIST_ROUTES = {
@@ -161,6 +172,7 @@ LIST_ROUTES = {
     ("GET", "/api/v1/privacy/consents/overdue"),
     ("GET", "/privacy"),  # the organisation's systems, overdue deletions and complaints
     ("GET", "/privacy/leaks"),
+    ("GET", "/intel"),  # the collections the caller's organisation may read or write
 }
 #: Routes that act only on the caller's own organisation or account, or hold no records.
 OWN_ONLY_ROUTES = {
@@ -398,6 +410,24 @@ class Records:
                     description="b-secret-host complaint",
                 ),
             ).id
+        with unit_of_work(world.factory) as session:
+            b_org = world["b.admin"].organisation_id
+            root = store.create_api_root(session=session, slug="b-secret-host", title="B's root")
+            store.add_member(session=session, api_root=root, organisation_id=b_org)
+            b_collection = store.create_collection(
+                session=session, actor="test", api_root=root, owner_id=b_org,
+                title="b-secret-host collection",
+            )  # fmt: skip
+            self.b_collection = b_collection.taxii_id
+            made = indicator(
+                Observable.of("domain-name", "b-secret-host.example"),
+                created_by_ref=identity_id(b_org), confidence=50,
+                valid_from=datetime(2026, 11, 1, tzinfo=UTC), tlp=Tlp.green,
+            )  # fmt: skip
+            self.b_object = made["id"]
+            store.add_objects(
+                [made], session=session, collection=b_collection, sender_id=b_org, actor="test"
+            )
         a_token = world.token("a.analyst", ["alerts:write"])
         client.post(
             "/api/v1/alerts",
@@ -422,6 +452,9 @@ class Records:
             .replace("{leak_id}", str(self.b_leak))
             .replace("{consent_id}", str(self.b_consent))
             .replace("{complaint_id}", str(self.b_complaint))
+            .replace("{taxii_id}", self.b_collection)
+            .replace("{stix_id}/sightings", f"{self.b_object}/sightings")
+            .replace("{stix_id}", f"{self.b_object}?collection={self.b_collection}")
         )
 
 
@@ -570,6 +603,7 @@ def test_lists_show_only_the_own_organisation(client: TestClient, world: World) 
         "/privacy",
         "/privacy/leaks",
         "/privacy/leaks/new",
+        "/intel",
     ):
         page = client.get(path)
         assert page.status_code == 200, path

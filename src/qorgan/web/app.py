@@ -327,6 +327,7 @@ def create_app(
         incident_dashboard,
         incident_settings,
         incidents,
+        intel,
         sources,
         users,
     )
@@ -340,6 +341,7 @@ def create_app(
         incident_dashboard,
         incident_settings,
         incidents,
+        intel,
         hunts,
         sources,
         audit,

@@ -40,6 +40,8 @@ def home(request: Request, actor: SignedIn) -> Response:
         return RedirectResponse("/citizen", status_code=303)
     if actor.can(Permission.privacy_read):
         return RedirectResponse("/privacy", status_code=303)
+    if actor.can(Permission.intel_read):  # a partner: threat intelligence is all it has
+        return RedirectResponse("/intel", status_code=303)
     return render(request, "home.html")
 
 

@@ -52,6 +52,7 @@ from qorgan.incidents.models import Asset, IncidentAsset
 from qorgan.incidents.observables import KINDS
 from qorgan.incidents.referral import ReferralError
 from qorgan.incidents.task_templates import PHASES, localised
+from qorgan.web import intel_exchange
 from qorgan.web.api.incidents import evidence_download, receive_evidence
 from qorgan.web.deps import Actor, Db, RecordId, page_actor, state, work_calendar
 from qorgan.web.filters import PageFilter, page_filter
@@ -473,6 +474,19 @@ def _incident_context(request: Request, db: Db, actor: Actor, incident_id: int) 
             )
             if own and actor.can(Permission.incidents_write)
             else None
+        ),
+        # Sharing with the constituency, and what partners saw of what was shared.
+        "share_collections": (
+            intel_exchange.writable(session=db, organisation_id=actor.organisation_id)
+            if own and actor.can(Permission.intel_write) and actor.can(Permission.incidents_write)
+            else []
+        ),
+        "partner_sightings": (
+            intel_exchange.incident_sightings(
+                session=db, incident=incident, reader=actor.organisation_id, actor=actor.id
+            )
+            if own and actor.can(Permission.intel_read)
+            else []
         ),
         **_taxonomy_context(language),
     }

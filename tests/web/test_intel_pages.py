@@ -1,0 +1,206 @@
+"""The intel pages on both databases: who may open them, TLP on the list and on an object's
+page (another organisation's AMBER+STRICT object is absent and its page answers 404), the
+redaction preview equals what the confirm stores, personal data does not leave under GREEN, a
+partner's sighting appears on the originating incident, forms need the CSRF token, and
+another organisation's incident cannot be shared."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from qorgan.core.db import unit_of_work
+from qorgan.intel import store
+from qorgan.intel.taxii import ObjectFilter
+from qorgan.web import intel_exchange as exchange
+
+from .conftest import World, csrf_of, sign_in
+from .intel_setup import EMAIL, IIN, PERSON, PHONE, Exchange, setup_exchange
+
+
+@pytest.fixture
+def ex(world: World) -> Exchange:
+    return setup_exchange(world)
+
+
+@pytest.mark.parametrize(
+    ("who", "status"),
+    [
+        ("a.partner", 200),
+        ("a.analyst", 200),
+        ("a.auditor", 200),
+        ("a.coordinator", 200),
+        ("a.admin", 200),
+    ],
+)
+def test_the_intel_page_for_each_role(
+    client: TestClient, world: World, ex: Exchange, who: str, status: int
+) -> None:
+    sign_in(client, world[who])
+    page = client.get("/intel")
+    assert page.status_code == status
+    assert "B to the community" in page.text and "B read-only" in page.text
+
+
+def test_signed_out_visitors_are_sent_to_sign_in(client: TestClient, ex: Exchange) -> None:
+    response = client.get("/intel", follow_redirects=False)
+    assert response.status_code in (302, 303, 307) and "/login" in response.headers["location"]
+
+
+def test_a_partner_starts_on_the_intel_page(client: TestClient, world: World) -> None:
+    sign_in(client, world["a.partner"])
+    response = client.get("/", follow_redirects=False)
+    assert response.headers["location"] == "/intel"
+    assert client.get("/incidents").status_code == 403  # a partner has no incidents
+
+
+def test_tlp_on_the_list_and_the_object_page(
+    client: TestClient, world: World, ex: Exchange
+) -> None:
+    sign_in(client, world["a.partner"])
+    listing = client.get(f"/intel/collections/{ex.shared}")
+    assert listing.status_code == 200
+    assert ex.green in listing.text and "green-shared.example" in listing.text
+    assert ex.strict not in listing.text and "strict-secret" not in listing.text
+    assert client.get(f"/intel/objects/{ex.green}?collection={ex.shared}").status_code == 200
+    hidden = client.get(f"/intel/objects/{ex.strict}?collection={ex.shared}")
+    assert hidden.status_code == 404 and "strict-secret" not in hidden.text
+    # The owner sees its own AMBER+STRICT object.
+    client.cookies.clear()
+    sign_in(client, world["b.analyst"])
+    assert ex.strict in client.get(f"/intel/collections/{ex.shared}").text
+    overview = client.get("/intel").text
+    assert "TLP:GREEN" in overview
+
+
+def test_a_collection_of_no_grant_answers_404(
+    client: TestClient, world: World, ex: Exchange
+) -> None:
+    b = world["b.analyst"].organisation_id
+    with unit_of_work(world.factory) as session:
+        root = store.api_root_for(session=session, slug="kz-cert", organisation_id=b)
+        own = store.create_collection(
+            session=session, actor="t", api_root=root, owner_id=b, title="B alone"
+        ).taxii_id
+    sign_in(client, world["a.partner"])
+    assert client.get(f"/intel/collections/{own}").status_code == 404
+    assert "B alone" not in client.get("/intel").text
+
+
+def _preview(client: TestClient, ex: Exchange) -> str:
+    page = client.get(f"/incidents/{ex.incident}/share?collection={ex.shared}")
+    assert page.status_code == 200, page.text
+    return page.text
+
+
+def test_the_preview_is_what_is_stored(client: TestClient, world: World, ex: Exchange) -> None:
+    csrf = sign_in(client, world["b.analyst"])
+    incident = client.get(f"/incidents/{ex.incident}").text
+    assert "Share with the constituency" in incident and ex.shared in incident
+    page = _preview(client, ex)
+    for secret in (IIN, PHONE, PERSON):
+        assert secret not in page
+    assert 'data-kind="iin"' in page and 'data-kind="phone"' in page
+    assert 'data-kind="person_name"' in page and EMAIL in page  # the withheld observable
+    b = world["b.analyst"]
+    with unit_of_work(world.factory) as session:
+        preview = exchange.share_incident(
+            session=session, organisation_id=b.organisation_id, actor="t",
+            incident_id=ex.incident, taxii_id=ex.shared, send=False,
+        )  # fmt: skip
+    for obj in preview.objects:
+        assert obj["id"] in page
+    refused = client.post(f"/incidents/{ex.incident}/share", data={"collection": ex.shared})
+    assert refused.status_code == 403
+    done = client.post(
+        f"/incidents/{ex.incident}/share",
+        data={"collection": ex.shared, "csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    with unit_of_work(world.factory) as session:
+        access = exchange.access_to(
+            session=session, organisation_id=b.organisation_id, taxii_id=ex.shared
+        )
+        rows = store.read_objects(
+            session=session, access=access, reader=b.organisation_id, actor="t",
+            query=ObjectFilter(),
+        ).rows  # fmt: skip
+    stored = {orjson.loads(r.body)["id"]: orjson.loads(r.body) for r in rows}
+    assert [stored[o["id"]] for o in preview.objects] == list(preview.objects)
+    text = orjson.dumps(list(stored.values())).decode()
+    for secret in (IIN, PHONE, EMAIL, PERSON):
+        assert secret not in text
+
+
+def test_another_organisations_incident_cannot_be_shared(
+    client: TestClient, world: World, ex: Exchange
+) -> None:
+    csrf = sign_in(client, world["a.analyst"])
+    assert client.get(f"/incidents/{ex.incident}/share?collection={ex.shared}").status_code == 404
+    posted = client.post(
+        f"/incidents/{ex.incident}/share", data={"collection": ex.shared, "csrf_token": csrf}
+    )
+    assert posted.status_code == 404
+
+
+def test_a_partner_cannot_share_incidents(client: TestClient, world: World, ex: Exchange) -> None:
+    sign_in(client, world["a.partner"])
+    assert client.get(f"/incidents/{ex.incident}/share?collection={ex.shared}").status_code == 403
+
+
+def test_a_partners_sighting_appears_on_the_originating_incident(
+    client: TestClient, world: World, ex: Exchange
+) -> None:
+    b = world["b.analyst"]
+    with unit_of_work(world.factory) as session:
+        sent = exchange.share_incident(
+            session=session, organisation_id=b.organisation_id, actor="t",
+            incident_id=ex.incident, taxii_id=ex.shared, send=True,
+        )  # fmt: skip
+    indicator = sent.indicators[0]
+    csrf = sign_in(client, world["a.partner"])
+    page = client.get(f"/intel/objects/{indicator}?collection={ex.shared}")
+    assert page.status_code == 200 and "Report a sighting" in page.text
+    form = {
+        "collection": ex.shared,
+        "target": ex.shared,
+        "first_seen": "2026-11-21T10:00",
+        "last_seen": "2026-11-22T11:30",
+        "count": "7",
+        "tlp": "green",
+    }
+    assert client.post(f"/intel/objects/{indicator}/sightings", data=form).status_code == 403
+    reported = client.post(
+        f"/intel/objects/{indicator}/sightings", data={**form, "csrf_token": csrf}
+    )
+    assert reported.status_code == 200 and "Organisation A" in reported.text
+    # Not into a collection A may only read, not of an object A may not receive.
+    ro = client.post(
+        f"/intel/objects/{indicator}/sightings",
+        data={**form, "target": ex.private, "csrf_token": csrf},
+    )
+    assert ro.status_code == 403
+    hidden = client.post(f"/intel/objects/{ex.strict}/sightings", data={**form, "csrf_token": csrf})
+    assert hidden.status_code == 404
+    client.cookies.clear()
+    sign_in(client, world["b.analyst"])
+    incident = client.get(f"/incidents/{ex.incident}").text
+    assert "Sightings by partners" in incident
+    assert "Organisation A saw it 7 times" in incident
+
+
+def test_an_auditor_reads_but_does_not_report(
+    client: TestClient, world: World, ex: Exchange
+) -> None:
+    csrf = sign_in(client, world["a.auditor"])
+    page = client.get(f"/intel/objects/{ex.green}?collection={ex.shared}")
+    assert page.status_code == 200 and "Report a sighting" not in page.text
+    posted = client.post(
+        f"/intel/objects/{ex.green}/sightings",
+        data={"collection": ex.shared, "target": ex.shared, "first_seen": "2026-11-21T10:00",
+              "last_seen": "2026-11-21T10:00", "csrf_token": csrf},
+    )  # fmt: skip
+    assert posted.status_code == 403
+    assert csrf_of(page.text)
