@@ -163,6 +163,10 @@ def test_a_partners_sighting_appears_on_the_originating_incident(
     csrf = sign_in(client, world["a.partner"])
     page = client.get(f"/intel/objects/{indicator}?collection={ex.shared}")
     assert page.status_code == 200 and "Report a sighting" in page.text
+    # The producer is "a bank" to its readers (Chatham House), on the list and the object.
+    listing = client.get(f"/intel/collections/{ex.shared}").text
+    for shown in (page.text, listing):
+        assert "Organisation B" not in shown and "a bank" in shown
     form = {
         "collection": ex.shared,
         "target": ex.shared,

@@ -28,6 +28,10 @@ Documented choices:
   ``sighting_of_ref`` in Python: the store keeps no column for it. At most
   :data:`SIGHTINGS_SCANNED` sightings per collection are read (newest last, from the oldest):
   enough for a constituency's manual reports; a column would be the next step beyond.
+- Names of identities (who created an object, who saw it) are those the reader may receive
+  as ``identity`` objects, never looked up in the console's organisations: a producer shared
+  under GREEN stays "a bank". A reported sighting carries its organisation's identity object
+  (with the sighting's marking): a report names its reporter openly.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ from qorgan.intel.incident_share import (
     incident_objects,
     share,
 )
-from qorgan.intel.markings import tlp_of
+from qorgan.intel.markings import mark, tlp_of
 from qorgan.intel.models import StixObject
 from qorgan.intel.redaction import GREEN, PathMark, RedactionPolicy, Victim, redact_object
 from qorgan.intel.taxii import Forbidden, NotFound, ObjectFilter
@@ -75,10 +79,12 @@ __all__ = [
     "collection_counts",
     "collection_page",
     "identity_id",
+    "identity_names",
     "incident_sightings",
     "prepare_share",
     "producer_of",
     "published_indicator_ids",
+    "readable",
     "redaction_policy",
     "report_sighting",
     "share_incident",
@@ -468,15 +474,46 @@ class SightingView:
 
     sighting: sightings.Sighting
     tlp: Tlp | None
-    sighted_by: str  # an organisation's name, or the identity id when not one of ours
+    sighted_by: str  # the identity's name as the reader knows it, or its id
     collection: str  # the collection's title
 
 
-def _names(session: Session) -> dict[str, str]:
-    return {
-        identity_id(i): name for i, name in session.execute(select(Organisation.id,
-                                                                    Organisation.name))
-    }  # fmt: skip
+def identity_names(
+    *, session: Session, reader: int, accesses: list[store.Access]
+) -> dict[str, str]:
+    """Identity id -> name, as the reader may know them: its own organisation, and the
+    ``identity`` objects it may receive in the given collections. Never the console's own list
+    of organisations: a producer shared under GREEN is "a bank" to its readers, and mapping
+    its derived id back to its name would undo the redaction."""
+    names: dict[str, str] = {}
+    o = StixObject
+    for access in accesses:
+        if not access.can_read:
+            continue
+        for body in session.scalars(
+            select(o.body).where(*_latest(session, access, reader), o.type == "identity")
+        ):
+            obj = orjson.loads(body)
+            if isinstance(obj.get("name"), str):
+                names[obj["id"]] = obj["name"]
+    own = session.get(Organisation, reader)
+    if own is not None:
+        names[identity_id(own.id)] = own.name
+    return names
+
+
+def readable(*, session: Session, organisation_id: int) -> list[store.Access]:
+    """Every collection the organisation may read, in every API root it sees."""
+    found: list[store.Access] = []
+    for root in store.api_roots_for(session=session, organisation_id=organisation_id):
+        found.extend(
+            a
+            for a in store.collections_for(
+                session=session, api_root=root, organisation_id=organisation_id
+            )
+            if a.can_read
+        )
+    return found
 
 
 def _sightings_in(
@@ -515,22 +552,18 @@ def sightings_of(
     reads, newest last seen first."""
     if not indicator_ids:
         return []
-    names = _names(session)
+    accesses = readable(session=session, organisation_id=reader)
+    names = identity_names(session=session, reader=reader, accesses=accesses)
     views: list[SightingView] = []
-    for root in store.api_roots_for(session=session, organisation_id=reader):
-        for access in store.collections_for(session=session, api_root=root, organisation_id=reader):
-            if not access.can_read:
-                continue
-            for obj, seen in _sightings_in(session, access, reader, actor, indicator_ids):
-                who = seen.where_sighted_refs[0] if seen.where_sighted_refs else None
-                who = who or seen.created_by_ref or ""
-                try:
-                    level = tlp_of(obj)
-                except QorganError:
-                    level = None
-                views.append(
-                    SightingView(seen, level, names.get(who, who), access.collection.title)
-                )
+    for access in accesses:
+        for obj, seen in _sightings_in(session, access, reader, actor, indicator_ids):
+            who = seen.where_sighted_refs[0] if seen.where_sighted_refs else None
+            who = who or seen.created_by_ref or ""
+            try:
+                level = tlp_of(obj)
+            except QorganError:
+                level = None
+            views.append(SightingView(seen, level, names.get(who, who), access.collection.title))
     views.sort(key=lambda v: v.sighting.last_seen or "", reverse=True)
     return views
 
@@ -589,9 +622,25 @@ def report_sighting(
         )
     except sightings.SightingError as exc:
         raise ExchangeError(exc.message) from None
+    organisation = session.get(Organisation, organisation_id)
+    assert organisation is not None
+    # The sighting names its organisation openly (a report, not a share under a redaction
+    # policy): its identity goes with it, with the same marking, so readers can name it.
+    identity = mark(
+        {
+            "type": "identity",
+            "spec_version": "2.1",
+            "id": identity_id(organisation_id),
+            "created": made["created"],
+            "modified": made["created"],
+            "name": organisation.name,
+            "identity_class": "organization",
+        },
+        tlp,
+    )
     status = store.add_objects(
-        [made], session=session, collection=access.collection, sender_id=organisation_id,
-        actor=actor, now=now,
+        [identity, made], session=session, collection=access.collection,
+        sender_id=organisation_id, actor=actor, now=now,
     )  # fmt: skip
     if status.failure_count:
         raise ExchangeError("the sighting was refused by the store")

@@ -59,11 +59,9 @@ def _access(db: Db, actor: Actor, taxii_id: str) -> store.Access:
     return access
 
 
-def _names(db: Db) -> dict[str, str]:
-    """Identity ids of the console's organisations -> their names (for "created by")."""
-    return {
-        exchange.identity_id(org.id): org.name for org in db.query(Organisation).all()
-    }  # a few dozen organisations at most
+def _names(db: Db, actor: Actor, access: store.Access) -> dict[str, str]:
+    """Identity ids -> names as the reader knows them (see intel_exchange.identity_names)."""
+    return exchange.identity_names(session=db, reader=actor.organisation_id, accesses=[access])
 
 
 @router.get("/intel")
@@ -116,7 +114,7 @@ def collection_page(
             "types": types,
             "chosen": type,
             "page": page,
-            "names": _names(db),
+            "names": _names(db, actor, access),
         },
     )
 
@@ -190,7 +188,7 @@ def object_page(
             "versions": list(reversed(versions.rows)),
             "sightings": seen,
             "targets": targets,
-            "names": _names(db),
+            "names": _names(db, actor, access),
             "tlps": [t.value for t in Tlp],
             "message": request.query_params.get("message"),
         },
