@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
+from sqlalchemy import select
 
 from qorgan.core.db import unit_of_work
-from qorgan.core.models import Organisation
+from qorgan.core.models import AuditEntry, Organisation
 from qorgan.core.tlp import Tlp
 from qorgan.incidents.models import Incident
 from qorgan.intel import store
@@ -112,6 +113,15 @@ def test_a_partners_sighting_shows_on_the_originating_incident(world: World, ex:
     assert [(v.sighted_by, v.sighting.count, v.sighting.sighting_of_ref) for v in seen] == [
         ("Organisation A", 4, indicator)
     ]
+    with unit_of_work(world.factory) as session:
+        actions = {
+            (action, organisation)
+            for action, organisation in session.execute(
+                select(AuditEntry.action, AuditEntry.organisation_id)
+            )
+        }
+    assert ("intel.incident.share", b.organisation_id) in actions
+    assert ("intel.sighting.report", a.organisation_id) in actions
 
 
 def test_an_unreadable_object_cannot_be_sighted(world: World, ex: Exchange) -> None:

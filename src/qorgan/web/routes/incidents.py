@@ -494,7 +494,9 @@ def _incident_context(request: Request, db: Db, actor: Actor, incident_id: int) 
 
 @router.get("/incidents/{incident_id}")
 def incident_page(request: Request, db: Db, actor: Reader, incident_id: RecordId) -> Response:
-    return render(request, "incident.html", _incident_context(request, db, actor, incident_id))
+    context = _incident_context(request, db, actor, incident_id)
+    db.commit()  # the audit entries of partners' sightings read for the page, before rendering
+    return render(request, "incident.html", context)
 
 
 @router.post("/incidents/{incident_id}/evidence")
