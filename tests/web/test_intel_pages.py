@@ -11,12 +11,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from qorgan.core.db import unit_of_work
+from qorgan.core.models import Role
 from qorgan.intel import store
 from qorgan.intel.taxii import ObjectFilter
 from qorgan.web import intel_exchange as exchange
 
 from .conftest import World, csrf_of, sign_in
 from .intel_setup import EMAIL, IIN, PERSON, PHONE, Exchange, setup_exchange
+from .test_citizen_portal import _staff
 
 
 @pytest.fixture
@@ -208,3 +210,27 @@ def test_an_auditor_reads_but_does_not_report(
     )  # fmt: skip
     assert posted.status_code == 403
     assert csrf_of(page.text)
+
+
+def test_a_role_without_intel_is_refused(client: TestClient, world: World, ex: Exchange) -> None:
+    with unit_of_work(world.factory) as session:
+        dpo = _staff(session, world["a.admin"].organisation_id, "dpo@a.example.kz", Role.dpo)
+    sign_in(client, dpo)
+    for path in (
+        "/intel",
+        f"/intel/collections/{ex.shared}",
+        f"/intel/objects/{ex.green}?collection={ex.shared}",
+    ):
+        assert client.get(path).status_code == 403, path
+    assert "/intel" not in client.get("/account").text  # no link to it either
+
+
+def test_the_intel_page_in_kazakh_and_russian(
+    client: TestClient, world: World, ex: Exchange
+) -> None:
+    csrf = sign_in(client, world["a.partner"])
+    for language, title in (("kk", "Қауіптер туралы барлау деректері"), ("ru", "Разведданные")):
+        client.post("/language", data={"language": language, "next": "/intel", "csrf_token": csrf})
+        page = client.get("/intel")
+        assert page.status_code == 200 and title in page.text, language
+        assert "B to the community" in page.text
