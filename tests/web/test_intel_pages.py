@@ -6,15 +6,21 @@ another organisation's incident cannot be shared."""
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
+
 import orjson
 import pytest
 from fastapi.testclient import TestClient
 
 from qorgan.core.db import unit_of_work
 from qorgan.core.models import Role
+from qorgan.core.tlp import Tlp
 from qorgan.intel import store
+from qorgan.intel.patterns import Observable, indicator
 from qorgan.intel.taxii import ObjectFilter
 from qorgan.web import intel_exchange as exchange
+from qorgan.web.intel_exchange import identity_id
 
 from .conftest import World, csrf_of, sign_in
 from .intel_setup import EMAIL, IIN, PERSON, PHONE, Exchange, setup_exchange
@@ -234,3 +240,32 @@ def test_the_intel_page_in_kazakh_and_russian(
         page = client.get("/intel")
         assert page.status_code == 200 and title in page.text, language
         assert "B to the community" in page.text
+
+
+def test_a_collection_is_paged_newest_first(client: TestClient, world: World, ex: Exchange) -> None:
+    b = world["b.analyst"].organisation_id
+    when = datetime(2026, 11, 20, tzinfo=UTC)
+    with unit_of_work(world.factory) as session:
+        access = exchange.access_to(session=session, organisation_id=b, taxii_id=ex.shared)
+        made = [
+            indicator(
+                Observable.of("ipv4-addr", f"198.51.100.{i}"), created_by_ref=identity_id(b),
+                confidence=50, valid_from=when, tlp=Tlp.green,
+            )
+            for i in range(60)
+        ]  # fmt: skip
+        for obj in made:  # one write each: each its own date added
+            store.add_objects(
+                [obj], session=session, collection=access.collection, sender_id=b, actor="t"
+            )
+    sign_in(client, world["a.partner"])
+    first = client.get(f"/intel/collections/{ex.shared}?type=indicator").text
+    ids = re.findall(r'<tr data-id="([^"]+)"', first)
+    assert len(ids) == 50 and ids[0] == made[-1]["id"]  # the newest first
+    older = re.search(r'href="\?type=indicator&amp;before=([^"]+)" id="older"', first)
+    assert older is not None
+    second = client.get(f"/intel/collections/{ex.shared}?type=indicator&before={older.group(1)}")
+    rest = re.findall(r'<tr data-id="([^"]+)"', second.text)
+    # 60 of this test and B's GREEN indicator of the setup; the AMBER+STRICT one is absent.
+    assert len(rest) == 11 and not set(rest) & set(ids) and ex.strict not in rest
+    assert 'id="older"' not in second.text and "Newest" in second.text

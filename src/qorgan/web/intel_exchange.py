@@ -71,7 +71,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONFIDENCE",
+    "COUNT_CAP",
     "SECTORS",
+    "TYPES",
     "ExchangeError",
     "Prepared",
     "SightingView",
@@ -104,6 +106,19 @@ SECTORS: dict[OrganisationKind, tuple[str, str]] = {
 #: Indicator confidence (STIX 0-100) per incident severity 1-4: how sure the sharer is that the
 #: observable is malicious grows with how serious the incident was found to be.
 CONFIDENCE = {1: 50, 2: 60, 3: 75, 4: 85}
+#: Objects counted per collection on the overview, at most (see :func:`collection_counts`).
+COUNT_CAP = 10_000
+#: The types a collection's page offers to filter by: STIX 2.1's objects (a fixed list, so the
+#: page never scans the collection for the types it holds).
+TYPES = (
+    "attack-pattern", "campaign", "course-of-action", "grouping", "identity", "incident",
+    "indicator", "infrastructure", "intrusion-set", "location", "malware", "malware-analysis",
+    "note", "observed-data", "opinion", "report", "threat-actor", "tool", "vulnerability",
+    "relationship", "sighting", "marking-definition", "artifact", "autonomous-system",
+    "directory", "domain-name", "email-addr", "email-message", "file", "ipv4-addr",
+    "ipv6-addr", "mac-addr", "mutex", "network-traffic", "process", "software", "url",
+    "user-account", "windows-registry-key", "x509-certificate",
+)  # fmt: skip
 #: At most this many sightings are read per collection when looking for an incident's.
 SIGHTINGS_SCANNED = 10_000
 #: Hash lengths (hex digits) -> STIX algorithm.
@@ -183,18 +198,18 @@ def _latest(session: Session, access: store.Access, reader: int) -> Any:
 def collection_counts(
     *, session: Session, accesses: list[store.Access], reader: int
 ) -> dict[int, int]:
-    """How many objects (latest versions) the reader may receive, per readable collection."""
+    """How many objects (latest versions) the reader may receive, per readable collection,
+    counted up to :data:`COUNT_CAP` and no further (a count beyond it is :data:`COUNT_CAP` + 1):
+    the overview must not scan a collection of millions each time it is opened."""
     counts: dict[int, int] = {}
     for access in accesses:
         if not access.can_read:
             continue
+        bounded = (
+            select(StixObject.id).where(*_latest(session, access, reader)).limit(COUNT_CAP + 1)
+        ).subquery()
         counts[access.collection.id] = (
-            session.scalar(
-                select(func.count())
-                .select_from(StixObject)
-                .where(*_latest(session, access, reader))
-            )
-            or 0
+            session.scalar(select(func.count()).select_from(bounded)) or 0
         )
     return counts
 
@@ -226,24 +241,26 @@ def collection_page(
     reader: int,
     actor: str,
     kind: str | None,
-    page: int,
+    before: datetime | None,
     size: int = 50,
-) -> tuple[list[Listed], bool, list[str]]:
-    """A page of the objects the reader may receive (latest versions), newest first, with
-    whether more follow and the types present; the page is recorded in the audit trail as
-    the TAXII server records what it serves."""
+) -> tuple[list[Listed], bool]:
+    """A page of the objects the reader may receive (latest versions), newest first, added
+    before ``before`` (the last row of the previous page: ``date_added`` strictly increases
+    within a collection, so it is a unique key and pages never shift), and whether more
+    follow; the page is recorded in the audit trail as the TAXII server records
+    what it serves."""
     if not access.can_read:
         raise Forbidden("this collection is not readable for you")
     o = StixObject
     conditions = _latest(session, access, reader)
-    types = list(session.scalars(select(o.type).where(*conditions).distinct().order_by(o.type)))
     if kind:
         conditions.append(o.type == kind)
+    if before is not None:
+        conditions.append(o.date_added < before)
     rows = session.execute(
         select(o.stix_id, o.type, o.date_added, o.body, o.version)
         .where(*conditions)
         .order_by(desc(o.date_added), desc(o.id))
-        .offset(page * size)
         .limit(size + 1)
     ).all()
     listed = []
@@ -274,7 +291,7 @@ def collection_page(
             target_id=access.collection.taxii_id,
             details={"objects": [[r[0], r[4]] for r in rows[:size]]},
         )
-    return listed, len(rows) > size, types
+    return listed, len(rows) > size
 
 
 # --- sharing an incident --------------------------------------------------------------------

@@ -10,7 +10,7 @@ does not exist. The work is :mod:`qorgan.web.intel_exchange`'s; these handlers a
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -80,7 +80,12 @@ def intel_page(request: Request, db: Db, actor: Reader) -> Response:
     return render(
         request,
         "intel.html",
-        {"roots": roots, "owners": owners, "tlp_names": {t.rank: t.value for t in Tlp}},
+        {
+            "roots": roots,
+            "owners": owners,
+            "tlp_names": {t.rank: t.value for t in Tlp},
+            "cap": exchange.COUNT_CAP,
+        },
     )
 
 
@@ -91,16 +96,22 @@ def collection_page(
     actor: Reader,
     taxii_id: Annotated[str, Path(max_length=36)],
     type: Annotated[str, Query(max_length=250)] = "",
-    page: Annotated[int, Query(ge=0, le=100_000)] = 0,
+    before: Annotated[str, Query(max_length=40)] = "",
 ) -> Response:
     access = _access(db, actor, taxii_id)
-    rows, more, types = exchange.collection_page(
+    try:
+        bound = datetime.fromisoformat(before) if before else None
+    except ValueError:
+        bound = None
+    if bound is not None and bound.tzinfo is None:
+        bound = bound.replace(tzinfo=UTC)
+    rows, more = exchange.collection_page(
         session=db,
         access=access,
         reader=actor.organisation_id,
         actor=actor.id,
         kind=type or None,
-        page=page,
+        before=bound,
         size=PAGE,
     )
     db.commit()  # the audit entry of what was shown
@@ -111,9 +122,9 @@ def collection_page(
             "access": access,
             "rows": rows,
             "more": more,
-            "types": types,
+            "types": exchange.TYPES,
             "chosen": type,
-            "page": page,
+            "before": before,
             "names": _names(db, actor, access),
         },
     )
