@@ -15,7 +15,7 @@ from qorgan.core.db import unit_of_work
 from qorgan.core.models import AuditEntry, Organisation
 from qorgan.core.tlp import Tlp
 from qorgan.incidents.models import Incident
-from qorgan.intel import store
+from qorgan.intel import sightings, store
 from qorgan.intel.taxii import Forbidden, NotFound, ObjectFilter
 from qorgan.web import intel_exchange as exchange
 
@@ -102,6 +102,19 @@ def test_a_partners_sighting_shows_on_the_originating_incident(world: World, ex:
             source=ex.shared, stix_id=indicator, target=ex.shared,
             first_seen=datetime(2026, 11, 21, tzinfo=UTC),
             last_seen=datetime(2026, 11, 22, tzinfo=UTC), count=4, tlp=Tlp.green,
+        )  # fmt: skip
+        # A sighting of another indicator that merely mentions this one is not this one's.
+        other = sightings.sighting(
+            ex.green, sighted_by=exchange.identity_id(a.organisation_id), about="other",
+            first_seen=datetime(2026, 11, 21, tzinfo=UTC),
+            last_seen=datetime(2026, 11, 21, tzinfo=UTC), created=datetime.now(UTC),
+            tlp=Tlp.green, description=f'"sighting_of_ref":"{indicator}"',
+        )  # fmt: skip
+        store.add_objects(
+            [other], session=session, actor="t", sender_id=a.organisation_id,
+            collection=exchange.access_to(
+                session=session, organisation_id=a.organisation_id, taxii_id=ex.shared
+            ).collection,
         )  # fmt: skip
     b = world["b.analyst"]
     with unit_of_work(world.factory) as session:

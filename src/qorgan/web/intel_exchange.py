@@ -23,11 +23,14 @@ Documented choices:
 - Every time in the objects comes from the incident's record (created, updated, started), so
   the preview and the send build the same objects; :func:`prepare_share` is the one function
   both call.
-- Sightings of an incident's indicators are found by reading the ``sighting`` objects the
-  reader may receive (TLP applied by the store) in the collections it reads and checking
-  ``sighting_of_ref`` in Python: the store keeps no column for it. At most
-  :data:`SIGHTINGS_SCANNED` sightings per collection are read (newest last, from the oldest):
-  enough for a constituency's manual reports; a column would be the next step beyond.
+- Sightings of an incident's indicators are the ``sighting`` objects the reader may receive
+  (the store's TLP condition) in the collections it reads whose stored JSON holds
+  ``"sighting_of_ref":"<one of the ids>"``: the store keeps no column for the reference, but
+  it stores every object as compact JSON (orjson), so that exact text is there; the ids are
+  checked to hold no LIKE wildcard, and each match is checked again in Python (the text could
+  sit inside a description). The newest :data:`SIGHTINGS_SHOWN` per collection are shown, and
+  only those are recorded in the audit trail as served. A column would be the next step for
+  collections of millions of sightings.
 - Names of identities (who created an object, who saw it) are those the reader may receive
   as ``identity`` objects, never looked up in the console's organisations: a producer shared
   under GREEN stays "a bank". A reported sighting carries its organisation's identity object
@@ -36,12 +39,13 @@ Documented choices:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import desc, func, select
+from sqlalchemy import desc, func, or_, select
 
 from qorgan.core import audit
 from qorgan.core.errors import QorganError
@@ -119,8 +123,11 @@ TYPES = (
     "ipv6-addr", "mac-addr", "mutex", "network-traffic", "process", "software", "url",
     "user-account", "windows-registry-key", "x509-certificate",
 )  # fmt: skip
-#: At most this many sightings are read per collection when looking for an incident's.
-SIGHTINGS_SCANNED = 10_000
+#: At most this many sightings of an object or incident are shown per collection.
+SIGHTINGS_SHOWN = 200
+#: Ids looked for per query (an incident's indicators, one LIKE each).
+_IDS_PER_QUERY = 100
+_PLAIN_ID = re.compile(r"[a-z0-9-]+--[0-9a-f-]{36}\Z")
 #: Hash lengths (hex digits) -> STIX algorithm.
 _HASHES = {32: "MD5", 40: "SHA-1", 64: "SHA-256", 128: "SHA-512"}
 
@@ -536,30 +543,42 @@ def readable(*, session: Session, organisation_id: int) -> list[store.Access]:
 def _sightings_in(
     session: Session, access: store.Access, reader: int, actor: str, wanted: set[str]
 ) -> list[tuple[dict[str, Any], sightings.Sighting]]:
+    """The newest sightings of ``wanted`` the reader may receive in one collection (see the
+    module docstring), recorded as served."""
+    o = StixObject
+    ids = sorted(i for i in wanted if _PLAIN_ID.match(i))
     found: list[tuple[dict[str, Any], sightings.Sighting]] = []
-    after = None
-    read = 0
-    while read < SIGHTINGS_SCANNED:
-        page = store.read_objects(
-            session=session,
-            access=access,
-            reader=reader,
-            actor=actor,
-            query=ObjectFilter(after=after, types=("sighting",), versions=("last",)),
-        )
-        for row in page.rows:
-            obj = orjson.loads(row.body)
+    served: list[list[str]] = []
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        likes = [
+            o.body.like(f'%"sighting_of_ref":"{i}"%') for i in ids[start : start + _IDS_PER_QUERY]
+        ]
+        rows = session.execute(
+            select(o.stix_id, o.version, o.body)
+            .where(*_latest(session, access, reader), o.type == "sighting", or_(*likes))
+            .order_by(desc(o.date_added))
+            .limit(SIGHTINGS_SHOWN)
+        ).all()
+        for stix_id, version, body in rows:
+            obj = orjson.loads(body)
             if obj.get("sighting_of_ref") not in wanted:
                 continue
             try:
                 found.append((obj, sightings.read_sighting(obj)))
             except sightings.SightingError:
                 continue  # a malformed sighting is not shown
-        read += len(page.rows)
-        if not page.more:
-            break
-        after = page.last_added
-    return found
+            served.append([stix_id, version])
+    if served:
+        audit.record(
+            "intel.objects.view",
+            session=session,
+            actor=actor,
+            organisation_id=reader,
+            target_type="intel_collection",
+            target_id=access.collection.taxii_id,
+            details={"objects": served},
+        )
+    return found[:SIGHTINGS_SHOWN]
 
 
 def sightings_of(
