@@ -200,7 +200,8 @@ def test_a_partners_sighting_appears_on_the_originating_incident(
     sign_in(client, world["b.analyst"])
     incident = client.get(f"/incidents/{ex.incident}").text
     assert "Sightings by partners" in incident
-    assert "Organisation A saw it 7 times" in incident
+    # Times in the console's zone (Almaty, UTC+5), as typed into the form.
+    assert "Organisation A saw it 7 times, 2026-11-21 10:00:00 to 2026-11-22 11:30:00" in incident
 
 
 def test_an_auditor_reads_but_does_not_report(

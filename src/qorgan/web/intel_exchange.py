@@ -501,6 +501,26 @@ class SightingView:
     sighted_by: str  # the identity's name as the reader knows it, or its id
     collection: str  # the collection's title
 
+    @property
+    def first_seen(self) -> datetime | None:
+        return _when(self.sighting.first_seen)
+
+    @property
+    def last_seen(self) -> datetime | None:
+        return _when(self.sighting.last_seen)
+
+
+def _when(stamp: str | None) -> datetime | None:
+    """A STIX timestamp as an aware datetime (None if absent or unreadable), for the pages to
+    show in the console's time zone."""
+    if not stamp:
+        return None
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
 
 def identity_names(
     *, session: Session, reader: int, accesses: list[store.Access]
