@@ -221,7 +221,7 @@ def test_every_page_served_is_one_audit_entry(intel: Intel) -> None:
         entries = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).all()
         assert len(entries) == before + 1
         latest = entries[0]
-        assert latest.action == "intel.objects.serve"
+        assert latest.action == "intel.objects_serve"
         assert latest.organisation_id == intel.orgs["b"]
         assert [e[0] for e in latest.details["objects"]] == [
             f"indicator--{uuid.UUID(int=n)}" for n in range(1, 4)

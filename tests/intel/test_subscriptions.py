@@ -118,7 +118,7 @@ def test_a_list_feed_fills_its_collection_and_a_second_poll_stores_nothing_new(
         assert orjson.loads(new.body)["created"] == orjson.loads(old.body)["created"]
     with unit_of_work(world.factory) as session:
         actions = session.scalars(select(AuditEntry.action)).all()
-    assert actions.count("intel.feed.poll") == 3 and "intel.feed.create" in actions
+    assert actions.count("intel.feed_poll") == 3 and "intel.feed_create" in actions
 
 
 def test_a_misp_feed_remembers_what_it_read(world: World) -> None:

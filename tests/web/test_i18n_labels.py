@@ -31,6 +31,7 @@ from qorgan.incidents import tasks as incident_tasks
 from qorgan.incidents.inbox import GROUPINGS, Sort
 from qorgan.incidents.models import LEVELS, AlertStatus
 from qorgan.incidents.search import Search, SearchError
+from qorgan.intel import store as intel_store
 from qorgan.pipeline import hunts
 from qorgan.pipeline.models import Hunt, HuntSource, HuntStatus
 from qorgan.privacy import complaints
@@ -95,6 +96,7 @@ def recorded_actions() -> set[str]:
     service's table of actions."""
     found = set(triage.AUDIT_ACTION.values()) | incident_service.AUDIT_ACTIONS
     found |= set(complaints.AUDIT_ACTIONS.values())
+    found |= set(intel_store.AUDIT_ACTIONS.values())
     for call in _calls():
         position = {"record": 0, "Entry": 0, "_audit": 1}.get(_name(call))
         if position is None or len(call.args) <= position:

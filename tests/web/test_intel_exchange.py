@@ -133,8 +133,8 @@ def test_a_partners_sighting_shows_on_the_originating_incident(world: World, ex:
                 select(AuditEntry.action, AuditEntry.organisation_id)
             )
         }
-    assert ("intel.incident.share", b.organisation_id) in actions
-    assert ("intel.sighting.report", a.organisation_id) in actions
+    assert ("intel.incident_share", b.organisation_id) in actions
+    assert ("intel.sighting_report", a.organisation_id) in actions
 
 
 def test_an_unreadable_object_cannot_be_sighted(world: World, ex: Exchange) -> None:

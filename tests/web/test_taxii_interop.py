@@ -305,7 +305,7 @@ def test_taxii2_client_reads_and_writes_every_endpoint(hub: Hub) -> None:
     # every page served is in the audit trail, one entry per response
     with hub.factory() as session:
         served = session.scalars(
-            select(AuditEntry).where(AuditEntry.action == "intel.objects.serve")
+            select(AuditEntry).where(AuditEntry.action == "intel.objects_serve")
         ).all()
         assert sum(len(e.details["objects"]) for e in served) >= len(sent) * 2
 

@@ -212,7 +212,7 @@ def create_collection(
     session.add(Grant(collection_id=collection.id, organisation_id=owner_id, can_read=True,
                       can_write=True))  # fmt: skip
     audit.record(
-        "intel.collection.create",
+        "intel.collection_create",
         session=session,
         actor=actor,
         organisation_id=owner_id,
@@ -575,7 +575,7 @@ def add_objects(
     )
     session.add(status)
     audit.record(
-        "intel.objects.add",
+        "intel.objects_add",
         session=session,
         actor=actor,
         organisation_id=sender_id,
@@ -626,6 +626,19 @@ def _visible(session: Session, collection: Collection, reader: int) -> ColumnEle
     if member:
         allowed.append(o.tlp == Tlp.green.rank)
     return or_(*allowed)
+
+
+def receivable_latest(
+    session: Session, collection: Collection, reader: int
+) -> list[ColumnElement[bool]]:
+    """Conditions on :class:`StixObject` for the newest version of each object of
+    ``collection`` that ``reader`` may receive: the store's one TLP rule, for the console's own
+    queries (counts, pages, sightings) beside the TAXII reads."""
+    return [
+        StixObject.collection_id == collection.id,
+        _visible(session, collection, reader),
+        _version_condition(("last",)),
+    ]
 
 
 def _version_condition(versions: Iterable[str | datetime]) -> ColumnElement[bool]:
@@ -711,6 +724,14 @@ def _query_page(
     return Page(rows, more=len(found) > limit)
 
 
+#: The audit actions of what is served, by what was asked for.
+AUDIT_ACTIONS = {
+    "objects": "intel.objects_serve",
+    "manifest": "intel.manifest_serve",
+    "versions": "intel.versions_serve",
+}
+
+
 def _served(
     session: Session, access: Access, reader: int, actor: str, page: Page, what: str
 ) -> None:
@@ -718,7 +739,7 @@ def _served(
     if not page.rows:
         return
     audit.record(
-        f"intel.{what}.serve",
+        AUDIT_ACTIONS[what],
         session=session,
         actor=actor,
         organisation_id=reader,
@@ -809,7 +830,7 @@ def delete_object(
                         "owner, may delete it")  # fmt: skip
     session.execute(delete(StixObject).where(StixObject.id.in_([i for i, _ in doomed])))
     audit.record(
-        "intel.objects.delete",
+        "intel.objects_delete",
         session=session,
         actor=actor,
         organisation_id=reader,

@@ -132,7 +132,7 @@ def add_feed(
     session.add(feed)
     session.flush()
     audit.record(
-        "intel.feed.create",
+        "intel.feed_create",
         session=session,
         actor=actor,
         organisation_id=organisation_id,
@@ -288,7 +288,7 @@ def poll(
         if error is None:
             feed.last_success_at = finished
         audit.record(
-            "intel.feed.poll",
+            "intel.feed_poll",
             session=session,
             actor=actor,
             organisation_id=organisation_id,

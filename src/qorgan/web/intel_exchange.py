@@ -193,13 +193,7 @@ def writable(*, session: Session, organisation_id: int) -> list[store.Access]:
 
 def _latest(session: Session, access: store.Access, reader: int) -> Any:
     """The reader's visible rows of the collection, newest version of each object only."""
-    o = StixObject
-    return [
-        o.collection_id == access.collection.id,
-        # The store's own TLP condition for this reader (one definition of who sees what).
-        store._visible(session, access.collection, reader),
-        store._version_condition(("last",)),
-    ]
+    return store.receivable_latest(session, access.collection, reader)
 
 
 def collection_counts(
@@ -290,7 +284,7 @@ def collection_page(
         )
     if listed:
         audit.record(
-            "intel.objects.view",
+            "intel.objects_view",
             session=session,
             actor=actor,
             organisation_id=reader,
@@ -472,7 +466,7 @@ def share_incident(
     if status.failure_count:
         raise ExchangeError("the store refused part of the share; nothing was shared")
     audit.record(
-        "intel.incident.share",
+        "intel.incident_share",
         session=session,
         actor=actor,
         organisation_id=organisation_id,
@@ -590,7 +584,7 @@ def _sightings_in(
             served.append([stix_id, version])
     if served:
         audit.record(
-            "intel.objects.view",
+            "intel.objects_view",
             session=session,
             actor=actor,
             organisation_id=reader,
@@ -701,7 +695,7 @@ def report_sighting(
     if status.failure_count:
         raise ExchangeError("the sighting was refused by the store")
     audit.record(
-        "intel.sighting.report",
+        "intel.sighting_report",
         session=session,
         actor=actor,
         organisation_id=organisation_id,

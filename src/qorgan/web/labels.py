@@ -60,6 +60,9 @@ PERMISSION_LABELS = {
     "privacy:read": _l("Read the personal-data registry and complaints"),
     "privacy:manage": _l("Register information systems and answer complaints"),
     "privacy:self": _l("See one's own personal-data record"),
+    "intel:read": _l("Read threat intelligence"),
+    "intel:write": _l("Share threat intelligence and report sightings"),
+    "intel:manage": _l("Manage intel collections and feeds"),
 }
 #: Every action the audit trail records, as the audit page names it.
 AUDIT_ACTION_LABELS = {
@@ -134,6 +137,17 @@ AUDIT_ACTION_LABELS = {
     "privacy.leak_submit": _l("Personal-data leak report submitted"),
     "privacy.leak_incident": _l("Leak report joined to an incident"),
     "privacy.leak_report": _l("Leak report to the authorised body produced"),
+    "intel.collection_create": _l("Intel collection created"),
+    "intel.objects_add": _l("Intel objects added"),
+    "intel.objects_delete": _l("Intel object deleted"),
+    "intel.objects_serve": _l("Intel objects served"),
+    "intel.manifest_serve": _l("Intel manifest served"),
+    "intel.versions_serve": _l("Intel object versions served"),
+    "intel.objects_view": _l("Intel objects viewed"),
+    "intel.incident_share": _l("Incident shared with the constituency"),
+    "intel.sighting_report": _l("Sighting reported"),
+    "intel.feed_create": _l("Intel feed added"),
+    "intel.feed_poll": _l("Intel feed polled"),
 }
 #: The same actions in an alert's history, where the alert goes without saying.
 HISTORY_LABELS = {
@@ -162,6 +176,8 @@ TARGET_LABELS = {
     "privacy_subject": _l("data subject"),
     "privacy_complaint": _l("complaint"),
     "privacy_leak": _l("leak report"),
+    "intel_collection": _l("intel collection"),
+    "intel_feed": _l("intel feed"),
 }
 #: Who acted, when it was not a user: the hunts' background process, a sign-in with an
 #: unknown e-mail address, the command line, ``qorgan demo``.
