@@ -270,3 +270,63 @@ def test_a_collection_is_paged_newest_first(client: TestClient, world: World, ex
     # 60 of this test and B's GREEN indicator of the setup; the AMBER+STRICT one is absent.
     assert len(rest) == 11 and not set(rest) & set(ids) and ex.strict not in rest
     assert 'id="older"' not in second.text and "Newest" in second.text
+
+
+def test_an_indicator_shows_the_alerts_it_caused_in_the_readers_organisation_only(
+    client: TestClient, world: World, ex: Exchange
+) -> None:
+    from qorgan.incidents.models import StoredAlert
+
+    def alert(org: int, rule_id: str, n: int) -> StoredAlert:
+        return StoredAlert(
+            organisation_id=org, fingerprint=f"{org}-{rule_id}-{n}"[:64], rule_id=rule_id,
+            rule_title=f"Indicator match {n}", level="high", host=f"host-{n}",
+            body={"rule": {"id": rule_id}}, search_text="",
+        )  # fmt: skip
+
+    a, b = world["a.analyst"].organisation_id, world["b.analyst"].organisation_id
+    with unit_of_work(world.factory) as session:
+        session.add_all([alert(a, ex.green, n) for n in range(3)])
+        session.add(alert(b, ex.green, 9))  # another organisation's: never counted for A
+        session.add(alert(a, "indicator--00000000-0000-4000-8000-000000000000", 7))  # another
+    sign_in(client, world["a.analyst"])
+    page = client.get(f"/intel/objects/{ex.green}?collection={ex.shared}").text
+    assert "Alerts it caused (3)" in page
+    assert "host-0" in page and "host-2" in page and "host-9" not in page and "host-7" not in page
+    # A partner holds no alerts:read: the section is not there at all.
+    client.cookies.clear()
+    sign_in(client, world["a.partner"])
+    page = client.get(f"/intel/objects/{ex.green}?collection={ex.shared}").text
+    assert "Alerts it caused" not in page
+
+
+def test_the_intel_page_shows_the_organisations_feeds_and_their_health(
+    client: TestClient, world: World, ex: Exchange
+) -> None:
+    from qorgan.intel import subscriptions
+    from qorgan.intel.models import Collection, Feed
+
+    a = world["a.analyst"].organisation_id
+    sign_in(client, world["a.analyst"])
+    assert "subscribes to no feed" in client.get("/intel").text
+    with unit_of_work(world.factory) as session:
+        root = store.api_root_for(session=session, slug="kz-cert", organisation_id=a)
+        own = store.create_collection(
+            session=session, actor="t", api_root=root, owner_id=a, title="A's feeds"
+        )
+        for name in ("misp-main", "blocklist"):
+            subscriptions.add_feed(
+                session=session, actor="t", organisation_id=a,
+                collection=session.get(Collection, own.id),  # type: ignore[arg-type]
+                name=name, kind="csv", url=f"https://feeds.example.kz/{name}.txt",
+            )  # fmt: skip
+        failing = session.query(Feed).filter_by(name="blocklist").one()
+        failing.last_error = "the server answered 503 Service Unavailable"
+    page = client.get("/intel").text
+    assert 'data-feed="misp-main"' in page and "not polled yet" in page
+    row = page[page.index('data-feed="blocklist"') :][:600]
+    assert "feed-failing" in page and "503 Service Unavailable" in row
+    # Another organisation's feeds are not listed.
+    client.cookies.clear()
+    sign_in(client, world["b.analyst"])
+    assert "misp-main" not in client.get("/intel").text

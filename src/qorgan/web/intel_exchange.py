@@ -53,6 +53,7 @@ from qorgan.core.models import Organisation, OrganisationKind
 from qorgan.core.tlp import Pap, Tlp
 from qorgan.incidents import service
 from qorgan.incidents.lifecycle import NotFound as IncidentNotFound
+from qorgan.incidents.models import StoredAlert
 from qorgan.intel import patterns, sightings, store
 from qorgan.intel.ids import derived_id
 from qorgan.intel.incident_share import (
@@ -704,3 +705,23 @@ def report_sighting(
         details={"sighting": made["id"], "of": stix_id, "count": count},
     )
     return made
+
+
+#: Alerts an indicator caused, listed on its page (the newest; the count is whole).
+ALERTS_SHOWN = 20
+
+
+def alerts_caused(
+    *, session: Session, organisation_id: int, indicator_id: str
+) -> tuple[int, list[StoredAlert]]:
+    """How many of the organisation's alerts the indicator caused (a hunt's or live
+    monitoring's match carries the indicator's id as its rule id), and the newest of them."""
+    where = (
+        StoredAlert.organisation_id == organisation_id,
+        StoredAlert.rule_id == indicator_id[:200],
+    )
+    count = session.scalar(select(func.count()).select_from(StoredAlert).where(*where)) or 0
+    newest = session.scalars(
+        select(StoredAlert).where(*where).order_by(StoredAlert.id.desc()).limit(ALERTS_SHOWN)
+    ).all()
+    return count, list(newest)

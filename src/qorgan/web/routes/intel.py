@@ -23,7 +23,7 @@ from qorgan.core.errors import QorganError
 from qorgan.core.models import Organisation
 from qorgan.core.roles import Permission
 from qorgan.core.tlp import Tlp
-from qorgan.intel import store
+from qorgan.intel import store, subscriptions
 from qorgan.intel.markings import pap_of, tlp_of
 from qorgan.intel.taxii import Forbidden, NotFound, ObjectFilter
 from qorgan.web import intel_exchange as exchange
@@ -77,11 +77,13 @@ def intel_page(request: Request, db: Db, actor: Reader) -> Response:
         )
         roots.append((root, listed, counts))
     owners = {org.id: org.name for org in db.query(Organisation).all()}
+    feeds = subscriptions.feeds_of(session=db, organisation_id=actor.organisation_id)
     return render(
         request,
         "intel.html",
         {
             "roots": roots,
+            "feeds": feeds,
             "owners": owners,
             "tlp_names": {t.rank: t.value for t in Tlp},
             "cap": exchange.COUNT_CAP,
@@ -187,10 +189,16 @@ def object_page(
         if actor.can(Permission.intel_write)
         else []
     )
+    caused: tuple[int, list[Any]] | None = None
+    if latest.get("type") == "indicator" and actor.can(Permission.alerts_read):
+        caused = exchange.alerts_caused(
+            session=db, organisation_id=actor.organisation_id, indicator_id=stix_id
+        )
     return render(
         request,
         "intel_object.html",
         {
+            "caused": caused,
             "access": access,
             "obj": latest,
             "tlp": level,
