@@ -1,6 +1,8 @@
 """The demonstration set-up behind ``make run``: a demo organisation with one user per console
 role (passwords generated and printed once), a second organisation to show that tenants are
-kept apart, and example alerts from a real hunt over the shipped example logs."""
+kept apart, a bank whose partner account exchanges intel with them in the KZ-CERT
+constituency (a collection of indicators under TLP:GREEN), and example alerts from a real hunt
+over the shipped example logs."""
 
 from __future__ import annotations
 
@@ -20,12 +22,21 @@ from qorgan.telemetry.options import DEFAULT_OPTIONS, ReadOptions
 
 DEMO_ORGANISATION = "Almaty akimat (demo)"
 OTHER_ORGANISATION = "KZ-CERT (demo)"
+PARTNER_ORGANISATION = "Turan Bank (demo)"
 DEMO_DOMAIN = "demo.qorgan.kz"
 DEMO_USERS = (
     ("admin", "Demo Administrator", Role.administrator, DEMO_ORGANISATION),
     ("analyst", "Demo SOC Analyst", Role.soc_analyst, DEMO_ORGANISATION),
     ("auditor", "Demo Auditor", Role.auditor, DEMO_ORGANISATION),
     ("coordinator", "Demo CERT Coordinator", Role.cert_coordinator, OTHER_ORGANISATION),
+    ("partner", "Demo Bank Partner", Role.partner, PARTNER_ORGANISATION),
+)
+#: The demo constituency's indicators (KZ-CERT's, TLP:GREEN): addresses that the example
+#: access log holds, so `qorgan intel indicators` and a hunt show them matching.
+DEMO_INDICATORS = (
+    ("ipv4-addr", "198.51.100.23", "Scanner seen probing akimat web portals"),
+    ("ipv4-addr", "203.0.113.45", "Source of credential-stuffing attempts"),
+    ("domain-name", "evil-c2.example", "Command-and-control domain of a phishing campaign"),
 )
 ACTOR = "system:demo"
 
@@ -51,6 +62,9 @@ def create_demo(factory: sessionmaker[Session]) -> list[DemoAccount] | None:
             OTHER_ORGANISATION: accounts.create_organisation(
                 session=session, actor=ACTOR, name=OTHER_ORGANISATION, kind=OrganisationKind.cert
             ),
+            PARTNER_ORGANISATION: accounts.create_organisation(
+                session=session, actor=ACTOR, name=PARTNER_ORGANISATION, kind=OrganisationKind.bank
+            ),
         }
         created = []
         for local, name, role, organisation in DEMO_USERS:
@@ -66,7 +80,60 @@ def create_demo(factory: sessionmaker[Session]) -> list[DemoAccount] | None:
                 password=password,
             )
             created.append(DemoAccount(email, role, organisation, password))
+        _demo_intel(session, {name: org.id for name, org in organisations.items()})
         return created
+
+
+def _demo_intel(session: Session, organisations: dict[str, int]) -> None:
+    """The KZ-CERT constituency of the three organisations, and KZ-CERT's GREEN indicators."""
+    from datetime import UTC, datetime, timedelta
+
+    from qorgan.core.tlp import Tlp
+    from qorgan.intel import store
+    from qorgan.intel.patterns import Observable, indicator
+    from qorgan.web.intel_exchange import identity_id
+
+    root = store.create_api_root(
+        session=session, slug="kz-cert", title="KZ-CERT constituency (demo)"
+    )
+    for organisation_id in organisations.values():
+        store.add_member(session=session, api_root=root, organisation_id=organisation_id)
+    cert = organisations[OTHER_ORGANISATION]
+    collection = store.create_collection(
+        session=session,
+        actor=ACTOR,
+        api_root=root,
+        owner_id=cert,
+        title="KZ-CERT indicators (demo)",
+        description="Indicators KZ-CERT shares with its constituency.",
+        redaction_policy="green",
+        default_tlp=Tlp.green,
+    )
+    for name, organisation_id in organisations.items():
+        if organisation_id != cert:
+            store.grant(
+                session=session,
+                collection=collection,
+                organisation_id=organisation_id,
+                can_read=True,
+                can_write=name == PARTNER_ORGANISATION,
+            )
+    now = datetime.now(UTC)
+    objects = [
+        {
+            **indicator(
+                Observable.of(kind, value),
+                created_by_ref=identity_id(cert),
+                confidence=80,
+                valid_from=now - timedelta(days=1),
+                valid_until=now + timedelta(days=90),
+                tlp=Tlp.green,
+            ),
+            "description": description,
+        }
+        for kind, value, description in DEMO_INDICATORS
+    ]
+    store.add_objects(objects, session=session, collection=collection, sender_id=cert, actor=ACTOR)
 
 
 def load_examples(

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import orjson
+
 from qorgan.core import accounts, audit
 from qorgan.core.db import make_engine, session_factory, unit_of_work
 from qorgan.core.settings import get_settings
 from qorgan.incidents.inbox import list_alerts
+from qorgan.intel.indicator_export import export_indicators
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "logs"
 
@@ -37,7 +41,13 @@ def test_demo_sets_up_once(tmp_path: Path) -> None:
     first = _demo(tmp_path)
     assert first.returncode == 0, first.stderr
     users = re.findall(r"^\s+(\S+@demo\.qorgan\.kz)\s+(\S+)\s+(\w+)", first.stdout, re.M)
-    assert [u[2] for u in users] == ["administrator", "soc_analyst", "auditor", "cert_coordinator"]
+    assert [u[2] for u in users] == [
+        "administrator",
+        "soc_analyst",
+        "auditor",
+        "cert_coordinator",
+        "partner",
+    ]
     loaded = re.search(r"(\d+) alerts \((\d+) new in the inbox\)", first.stderr)
     assert loaded and int(loaded.group(1)) == int(loaded.group(2)) > 0
     # In the demo organisation's own folder of the hunt root.
@@ -52,6 +62,16 @@ def test_demo_sets_up_once(tmp_path: Path) -> None:
     engine = make_engine(get_settings(database_url=f"sqlite:///{tmp_path / 'var' / 'qorgan.db'}"))
     try:
         with unit_of_work(session_factory(engine)) as session:
+            # The bank's partner reads KZ-CERT's GREEN indicators in the demo constituency.
+            partner = accounts.sign_in(session=session, email=users[4][0], password=users[4][1])
+            assert partner.user is not None
+            exported = io.StringIO()
+            export_indicators(
+                exported, session=session, organisation_id=partner.user.organisation_id
+            )
+            assert {"198.51.100.23", "203.0.113.45", "evil-c2.example"} == {
+                orjson.loads(line)["value"] for line in exported.getvalue().splitlines()
+            }
             email, password, _role = users[1]
             signed = accounts.sign_in(session=session, email=email, password=password)
             assert signed.outcome is accounts.Outcome.enrolment_needed  # an analyst enrols first
