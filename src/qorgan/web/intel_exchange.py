@@ -178,18 +178,19 @@ def access_to(*, session: Session, organisation_id: int, taxii_id: str) -> store
     raise NotFound("no such collection")
 
 
-def writable(*, session: Session, organisation_id: int) -> list[store.Access]:
-    """Every collection the organisation may write, in every API root it sees."""
+def _accesses(session: Session, organisation_id: int) -> list[store.Access]:
+    """Every collection the organisation may read or write, in every API root it sees."""
     found: list[store.Access] = []
     for root in store.api_roots_for(session=session, organisation_id=organisation_id):
         found.extend(
-            a
-            for a in store.collections_for(
-                session=session, api_root=root, organisation_id=organisation_id
-            )
-            if a.can_write
+            store.collections_for(session=session, api_root=root, organisation_id=organisation_id)
         )
     return found
+
+
+def writable(*, session: Session, organisation_id: int) -> list[store.Access]:
+    """Every collection the organisation may write, in every API root it sees."""
+    return [a for a in _accesses(session, organisation_id) if a.can_write]
 
 
 def _latest(session: Session, access: store.Access, reader: int) -> Any:
@@ -543,16 +544,7 @@ def identity_names(
 
 def readable(*, session: Session, organisation_id: int) -> list[store.Access]:
     """Every collection the organisation may read, in every API root it sees."""
-    found: list[store.Access] = []
-    for root in store.api_roots_for(session=session, organisation_id=organisation_id):
-        found.extend(
-            a
-            for a in store.collections_for(
-                session=session, api_root=root, organisation_id=organisation_id
-            )
-            if a.can_read
-        )
-    return found
+    return [a for a in _accesses(session, organisation_id) if a.can_read]
 
 
 def _sightings_in(
