@@ -227,10 +227,15 @@ def test_a_spent_challenge_is_refused(client: TestClient, guard: ReportGuard) ->
 
 
 #: Ways to get the proof of work wrong, with the message each gets.
+def _flip_last(token: str) -> str:
+    return token[:-1] + ("1" if token.endswith("0") else "0")
+
+
 TAMPERED = [
     (lambda p: {"pow_token": "", "pow_solution": ""}, proof_of_work.MISSING),
     (lambda p: {**p, "pow_solution": ""}, proof_of_work.MISSING),
-    (lambda p: {**p, "pow_token": p["pow_token"][:-1] + "0"}, proof_of_work.INVALID),
+    # The signature's last character changed (to another one: "0" ends a sixteenth of tokens).
+    (lambda p: {**p, "pow_token": _flip_last(p["pow_token"])}, proof_of_work.INVALID),
     (lambda p: {**p, "pow_token": p["pow_token"].replace(".6.", ".1.")}, proof_of_work.INVALID),
     (lambda p: {**p, "pow_token": "v1.x.6.9999999999.abc"}, proof_of_work.INVALID),
     (lambda p: {**p, "pow_token": "garbage"}, proof_of_work.INVALID),
