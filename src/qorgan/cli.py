@@ -1279,9 +1279,13 @@ def main() -> None:  # pragma: no cover - console entry point
     app()
 
 
-if __name__ == "__main__":
-    main()
-
 from qorgan.intel_cli import intel_app  # noqa: E402 - a group of its own module
 
 app.add_typer(intel_app, name="intel")
+
+from qorgan.anomaly_cli import anomaly_app  # noqa: E402 - a group of its own module
+
+app.add_typer(anomaly_app, name="anomaly")
+
+if __name__ == "__main__":
+    main()
