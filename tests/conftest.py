@@ -156,25 +156,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
     server: Postgres = request.getfixturevalue("postgres")
     url = server.database()
     yield get_settings(database_url=url)
-    _collect_leaked_connections()
     _drop_database(server, url)
-
-
-def _collect_leaked_connections() -> None:
-    """Collect, as this test ends, any psycopg connection of its database left in a reference
-    cycle (the database is about to be dropped, and the connection with it).
-
-    Known leak, not yet found: about once in a few thousand PostgreSQL tests a connection of
-    an earlier test was collected during a later one, whose setup then failed on psycopg's
-    ResourceWarning (tests/web/test_inbox.py, tests/web/test_citizen_portal.py, at random).
-    Collecting here keeps the warning from landing on an unrelated test; finding the owner is
-    left open (named in the closing note of issue 13)."""
-    import gc
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 def _drop_database(server: Postgres, url: str) -> None:
