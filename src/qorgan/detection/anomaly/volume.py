@@ -1,0 +1,103 @@
+"""Data volume per user (or per client address when the log names no user) from web and proxy
+logs: a response far larger than the entity's own.
+
+Response sizes are roughly log-normal, so the baseline is the median and MAD of the log of the
+last :data:`KEEP` sizes (robust: one huge response cannot hide the next one by inflating a
+mean and deviation). The robust z-score of a size is turned into bits of surprise by the
+normal tail, so it adds and compares with the other entity features. An entity with fewer than
+``entity_warmup`` responses is compared with the whole organisation's sizes; nothing fires
+before the organisation's ``org_warmup`` responses, nor below :data:`MIN_BYTES`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from qorgan.detection.anomaly.entities import DEFAULT_CAP, EntityTable, need, pattern
+from qorgan.detection.anomaly.profiles import RobustSample
+from qorgan.detection.anomaly.security_events import Response
+
+#: Bits a response needs: about a robust z of 5 (a one-in-a-million size for this entity).
+THRESHOLD_BITS = 20.0
+#: Sizes kept per entity and for the organisation.
+KEEP, ORG_KEEP = 256, 4096
+#: Smallest response that can be exfiltration-sized (below, a "big" page is not news).
+MIN_BYTES = 1 << 20
+#: The smallest scale of log sizes allowed (a factor of 1.65): an entity whose responses were
+#: all the same size does not turn a slightly larger one into a finding.
+MIN_SCALE = 0.5
+
+
+def tail_bits(z: float) -> float:
+    """``-log2 P(Z >= z)`` for a standard normal ``Z`` (0 for z <= 0), capped at 64."""
+    if z <= 0:
+        return 0.0
+    tail = 0.5 * math.erfc(z / math.sqrt(2))
+    if tail > 0:
+        return min(64.0, -math.log2(tail))
+    return 64.0
+
+
+def size_text(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"  # pragma: no cover
+
+
+class VolumeBaseline:
+    def __init__(
+        self, *, cap: int = DEFAULT_CAP, entity_warmup: int = 20, org_warmup: int = 100
+    ) -> None:
+        self.entity_warmup = entity_warmup
+        self.org_warmup = org_warmup
+        self.entities: EntityTable[RobustSample] = EntityTable(lambda: RobustSample(KEEP), cap)
+        self.org = RobustSample(ORG_KEEP)
+        self.suppressed: set[str] = set()
+
+    def score(self, fact: Response) -> tuple[float, str, str, str] | None:
+        """``(bits, typical, actual, pattern)`` of a response that reaches the threshold."""
+        if fact.size < MIN_BYTES or len(self.org) < self.org_warmup:
+            return None
+        key = pattern("volume.response_bytes", **{fact.entity: fact.key})
+        if key in self.suppressed:
+            return None
+        own = self.entities.get(fact.key)
+        sample, basis = (
+            (own, "this " + fact.entity) if own and len(own) >= self.entity_warmup else
+            (self.org, "organisation")
+        )  # fmt: skip
+        median, mad = sample.median_mad()
+        scale = max(1.4826 * mad, MIN_SCALE)
+        surprise = tail_bits((math.log1p(fact.size) - median) / scale)
+        if surprise < THRESHOLD_BITS:
+            return None
+        typical = f"median {size_text(math.expm1(median))} ({basis})"
+        return surprise, typical, size_text(fact.size), key
+
+    def learn(self, fact: Response) -> None:
+        value = math.log1p(fact.size)
+        self.entities.touch(fact.key).add(value)
+        self.org.add(value)
+
+    def absorb(self, finding: Mapping[str, Any]) -> None:
+        """A rejected size stops firing for its entity (the pattern is the entity's)."""
+        if finding.get("pattern"):
+            self.suppressed.add(str(finding["pattern"]))
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "entities": self.entities.dump(RobustSample.dump),
+            "org": self.org.dump(),
+            "suppressed": sorted(self.suppressed),
+        }
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        self.entities.restore(
+            need(state, "entities", list), lambda v: RobustSample.restore(KEEP, v)
+        )
+        self.org = RobustSample.restore(ORG_KEEP, need(state, "org", list))
+        self.suppressed = {str(k) for k in need(state, "suppressed", list)}
