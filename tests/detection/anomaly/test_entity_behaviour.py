@@ -1,0 +1,266 @@
+"""Unit tests of the entity behaviour detector: warm-up, absorb, JSON state, the entity cap,
+per-organisation separation, events lacking fields, awkward user names.
+
+Logons are written as real sshd syslog lines and read by the syslog format, as a hunt reads
+them; Windows and web events are the normalised dicts those formats produce.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from qorgan.core.errors import QorganError
+from qorgan.detection.anomaly.behaviour import MODEL, VERSION, EntityBehaviour
+from qorgan.detection.anomaly.entities import EntityStateError, EntityTable, clean, pattern
+from qorgan.detection.anomaly.findings import Finding
+from qorgan.detection.anomaly.profiles import hour_ranges, poisson_tail_bits
+from qorgan.telemetry.batch import EventBatch
+from qorgan.telemetry.quarantine import Quarantine
+from qorgan.telemetry.sources import read_file
+
+
+def syslog(tmp_path: Path, lines: list[str], name: str = "auth.log") -> list[EventBatch]:
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    quarantine = Quarantine()
+    batches = list(read_file(path, quarantine, format_name="syslog"))
+    assert quarantine.count == 0
+    return batches
+
+
+def accepted(day: int, hour: int, user: str, ip: str, pid: int = 100) -> str:
+    return (
+        f"Mar {day:2d} {hour:02d}:15:00 gw sshd[{pid}]: Accepted password for {user} "
+        f"from {ip} port 5{pid % 10000:04d} ssh2"
+    )
+
+
+def history(days: int = 30) -> list[str]:
+    """alice logs on from the office (10.0.0.5) at 09h and 14h on weekdays of March; bob
+    from home and office at 10h."""
+    lines = []
+    for day in range(1, days + 1):
+        lines.append(accepted(day, 9, "alice", "10.0.0.5", 1000 + day))
+        lines.append(accepted(day, 14, "alice", "10.0.0.5", 2000 + day))
+        lines.append(accepted(day, 10, "bob", "10.0.0.7" if day % 2 else "192.0.2.8", 3000 + day))
+    return lines
+
+
+def observe(detector: EntityBehaviour, batches: list[EventBatch]) -> list[Finding]:
+    return [f for batch in batches for f in detector.observe(batch)]
+
+
+def small(org: str = "org-a", **kw: Any) -> EntityBehaviour:
+    """A detector with warm-ups small enough for a month of two users."""
+    options = {"org_warmup": 20, "hour_warmup": 10, "user_warmup": 3} | kw
+    return EntityBehaviour(org, **options)
+
+
+def test_new_source_ip_fires_after_warmup_and_a_known_one_does_not(tmp_path: Path) -> None:
+    detector = small()
+    assert observe(detector, syslog(tmp_path, history(), "history.log")) == []
+    found = observe(
+        detector,
+        syslog(
+            tmp_path,
+            [accepted(31, 9, "alice", "10.0.0.5", 4001), accepted(31, 9, "alice", "198.51.100.9")],
+        ),
+    )
+    assert len(found) == 1
+    finding = found[0]
+    assert finding.contributions[0].feature == "logon.new_source_ip"
+    assert finding.contributions[0].actual == "198.51.100.9"
+    assert finding.contributions[0].typical == "1 known: 10.0.0.5"
+    assert finding.pattern == "logon.new_source_ip|host=gw|user=alice|ip=198.51.100.9"
+    assert finding.identifiers == ("alice",)
+    assert (finding.model, finding.version) == (MODEL, VERSION)
+    assert finding.to_dict()["ai_generated"] is True
+    assert abs(sum(c.share for c in finding.contributions) - 1) < 1e-9
+
+
+def test_nothing_fires_during_warmup(tmp_path: Path) -> None:
+    # The same history and new address, but the organisation's warm-up is not yet over.
+    detector = small(org_warmup=1000)
+    observe(detector, syslog(tmp_path, history(), "history.log"))
+    assert observe(detector, syslog(tmp_path, [accepted(31, 3, "alice", "198.51.100.9")])) == []
+
+
+def test_user_warmup_keeps_a_new_user_from_firing_on_a_new_address(tmp_path: Path) -> None:
+    detector = small()
+    observe(detector, syslog(tmp_path, history(), "history.log"))
+    lines = [accepted(31, 9, "carol", "10.0.0.9", 5001), accepted(31, 10, "carol", "10.0.0.10")]
+    assert observe(detector, syslog(tmp_path, lines)) == []
+
+
+def test_unusual_hour_for_the_user_and_not_for_her_usual_one(tmp_path: Path) -> None:
+    detector = small()
+    observe(detector, syslog(tmp_path, history(), "history.log"))
+    found = observe(
+        detector,
+        syslog(
+            tmp_path,
+            [accepted(31, 14, "alice", "10.0.0.5", 6001), accepted(31, 3, "alice", "10.0.0.5")],
+        ),
+    )
+    assert len(found) == 1
+    hour = found[0].contributions[0]
+    assert (hour.feature, hour.typical, hour.actual) == ("logon.unusual_hour", "09,14", "03")
+
+
+def test_absorb_makes_the_rejected_address_normal(tmp_path: Path) -> None:
+    detector = small()
+    observe(detector, syslog(tmp_path, history(), "history.log"))
+    first = observe(detector, syslog(tmp_path, [accepted(31, 9, "alice", "198.51.100.9")], "a"))
+    assert len(first) == 1
+    detector.absorb(first[0].to_dict())
+    again = observe(detector, syslog(tmp_path, [accepted(31, 10, "alice", "198.51.100.9")], "b"))
+    assert again == []
+    other = observe(detector, syslog(tmp_path, [accepted(31, 11, "alice", "203.0.113.4")], "c"))
+    assert [f.contributions[0].feature for f in other] == ["logon.new_source_ip"]
+
+
+def test_state_round_trips_as_json(tmp_path: Path) -> None:
+    detector = small()
+    observe(detector, syslog(tmp_path, history(), "history.log"))
+    state = json.loads(json.dumps(detector.state()))
+    restored = small()
+    restored.load(state)
+    assert restored.state() == detector.state()
+    probe = syslog(tmp_path, [accepted(31, 3, "alice", "198.51.100.9")])
+    assert [f.to_dict() for f in restored.observe(probe[0])] == [
+        f.to_dict() for f in detector.observe(probe[0])
+    ]
+
+
+def test_a_broken_state_is_a_clear_error() -> None:
+    detector = small()
+    state = detector.state()
+    with pytest.raises(EntityStateError, match="organisation"):
+        small("org-b").load(state)
+    broken = json.loads(json.dumps(state))
+    broken["logons"]["users"] = [["alice", {"logons": "many"}]]
+    with pytest.raises(QorganError):
+        detector.load(broken)
+    with pytest.raises(EntityStateError, match="model"):
+        detector.load({"model": "other"})
+
+
+def test_entity_cap_evicts_the_least_recently_seen(tmp_path: Path) -> None:
+    table: EntityTable[list[int]] = EntityTable(list, cap=2)
+    table.touch("a")
+    table.touch("b")
+    table.touch("a")
+    table.touch("c")
+    assert [k for k, _ in table.items()] == ["a", "c"]
+    assert table.evicted == 1
+    detector = small(cap=3)
+    lines = [accepted(1, 9, f"user{i}", f"10.1.0.{i}", 100 + i) for i in range(10)]
+    observe(detector, syslog(tmp_path, lines))
+    assert len(detector.logons.users) == 3
+    assert [k for k, _ in detector.logons.users.items()] == ["user7", "user8", "user9"]
+
+
+def test_organisations_do_not_share_baselines(tmp_path: Path) -> None:
+    a, b = small("org-a"), small("org-b")
+    observe(a, syslog(tmp_path, history(), "history.log"))
+    probe = syslog(tmp_path, [accepted(31, 9, "alice", "198.51.100.9")])
+    assert len(a.observe(probe[0])) == 1
+    assert b.observe(probe[0]) == []  # b knows nobody: still warming up
+    assert b.logons.users.get("alice") is not None and b.logons.users.get("alice").logons == 1
+    assert a.logons.users.get("alice").logons == 61
+
+
+def test_events_lacking_fields_are_skipped() -> None:
+    detector = small(org_warmup=0, host_warmup=0, process_warmup=0, volume_warmup=0)
+    batch = EventBatch("odd", "mixed", {})
+    odd: list[dict[str, Any]] = [
+        {},
+        {"EventID": 4624},
+        {"EventID": 4624, "TargetUserName": None, "Computer": "h"},
+        {"EventID": "4688", "Computer": "h", "Image": None},
+        {"EventID": True, "Computer": "h"},
+        {"EventID": 4732, "Computer": "h", "TargetUserName": "Administrators"},
+        {"sc-bytes": "lots", "c-ip": "10.0.0.1"},
+        {"sc-bytes": -5, "c-ip": "10.0.0.1"},
+        {"c-ip": None, "sc-bytes": 10},
+        {"event_type": "accepted_password", "program": "sshd"},
+        {"event_type": ["x"], "program": "sshd", "hostname": "h"},
+        {"program": "useradd", "hostname": "h", "message": None},
+    ]
+    for i, event in enumerate(odd):
+        batch.append(event, i + 1, "not a time" if i % 2 else None, None)
+    assert detector.observe(batch) == []
+    json.dumps(detector.state())
+
+
+def test_nul_and_lone_surrogates_in_user_names(tmp_path: Path) -> None:
+    assert clean("al\x00ice\udc80") == "al\x00ice\ufffd"
+    assert pattern("f", user="a|ip=b\x00") == "f|user=a%7Cip%3Db%00"
+    detector = small()
+    observe(detector, syslog(tmp_path, history(), "history.log"))
+    weird = "al\x00ice\udc80"
+    batch = EventBatch("w", "syslog", {})
+    for i in range(20):
+        event = {"event_type": "accepted_password", "program": "sshd", "pid": 9000 + i}
+        event |= {"user": weird, "src_ip": "10.0.0.5", "hostname": "gw"}
+        batch.append(event, i + 1, f"2026-03-31T09:{i:02d}:00Z", "gw")
+    event = {"event_type": "accepted_password", "program": "sshd", "pid": 9100}
+    event |= {"user": weird, "src_ip": "198.51.100.9", "hostname": "gw"}
+    batch.append(event, 21, "2026-03-31T09:30:00Z", "gw")
+    found = detector.observe(batch)
+    assert len(found) == 1
+    assert found[0].identifiers == ("al\x00ice\ufffd",)
+    assert "%00" in found[0].pattern
+    orjson.dumps(found[0].to_dict())
+    orjson.dumps(detector.state())  # valid UTF-8 throughout
+
+
+def test_windows_new_account_and_admin_group_member() -> None:
+    detector = small(host_warmup=50)
+    batch = EventBatch("security.evtx", "evtx", {"product": "windows"})
+    for i in range(60):
+        batch.append({"EventID": 4634, "Computer": "dc1"}, i + 1, None, "dc1")
+    created = {"EventID": 4720, "Computer": "dc1", "SamAccountName": "svc_x", "TargetUserName": "x"}
+    added = {"EventID": 4732, "Computer": "dc1", "TargetUserName": "Administrators"}
+    added |= {"MemberName": "-", "MemberSid": "S-1-5-21-1-2-3-1107"}
+    plain = {"EventID": 4732, "Computer": "dc1", "TargetUserName": "Print Users"}
+    plain |= {"MemberSid": "S-1-5-21-1-2-3-1108"}
+    for i, event in enumerate((created, added, plain, added)):
+        batch.append(event, 100 + i, "2026-03-31T09:00:00Z", "dc1")
+    found = detector.observe(batch)
+    assert [f.contributions[0].feature for f in found] == [
+        "account.new_user",
+        "account.admin_group_add",
+    ]
+    assert found[1].identifiers == ("S-1-5-21-1-2-3-1107",)
+
+
+def test_volume_per_user_baseline() -> None:
+    detector = small(volume_warmup=20)
+    batch = EventBatch("proxy.log", "accesslog", {"category": "proxy"})
+    for i in range(40):  # downloads of 100 KB to 2.9 MB
+        event = {"c-ip": "10.0.0.5", "c-username": "alice", "sc-bytes": int(1e5 * 1.09**i)}
+        batch.append(event, i + 1, "2026-03-31T09:00:00Z", None)
+    big = {"c-ip": "10.0.0.5", "c-username": "alice", "sc-bytes": 900_000_000}
+    usual = {"c-ip": "10.0.0.5", "c-username": "alice", "sc-bytes": 2_500_000}
+    batch.append(usual, 41, "2026-03-31T09:01:00Z", None)
+    batch.append(big, 42, "2026-03-31T09:02:00Z", None)
+    found = detector.observe(batch)
+    assert len(found) == 1
+    assert found[0].entity == {"user": "alice"}
+    assert found[0].identifiers == ("alice",)
+    assert found[0].contributions[0].actual == "858.3 MB"
+
+
+def test_small_helpers() -> None:
+    assert hour_ranges([1, 5, 7, 8, 9, 22]) == "01,05,07-09,22"
+    assert hour_ranges([]) == ""
+    assert poisson_tail_bits(0, 0.2) == 0.0
+    assert poisson_tail_bits(1, 3.0) == 0.0
+    assert poisson_tail_bits(37, 0.2) == 64.0
+    assert 10 < poisson_tail_bits(5, 0.2) < 20
