@@ -264,3 +264,28 @@ def test_small_helpers() -> None:
     assert poisson_tail_bits(1, 3.0) == 0.0
     assert poisson_tail_bits(37, 0.2) == 64.0
     assert 10 < poisson_tail_bits(5, 0.2) < 20
+
+
+def test_volume_per_hour_many_medium_responses() -> None:
+    """Exfiltration in ordinary-sized pieces: each response is usual, the hour's sum is not."""
+    detector = small(volume_warmup=20)
+    batch = EventBatch("proxy.log", "accesslog", {"category": "proxy"})
+    record = 0
+
+    def hour(day: int, hh: int, count: int) -> None:
+        nonlocal record
+        for i in range(count):
+            record += 1
+            event = {"c-ip": "10.0.0.5", "c-username": "bob", "sc-bytes": 200_000 + 1000 * i}
+            batch.append(event, record, f"2026-03-{day:02d}T{hh:02d}:{i % 60:02d}:00Z", None)
+
+    for day in range(1, 13):
+        hour(day, 10, 10)  # about 2 MB in each working hour
+    hour(13, 10, 12)  # neighbour: a busy but ordinary hour
+    hour(14, 10, 300)  # 60 MB in one hour
+    found = detector.observe(batch)
+    assert len(found) == 1
+    finding = found[0]
+    assert finding.contributions[0].feature == "volume.window_bytes"
+    assert finding.contributions[0].typical == "median 2.0 MB per busy hour"
+    assert finding.pattern == "volume.window_bytes|user=bob"

@@ -250,13 +250,21 @@ class EntityBehaviour:
         )
 
     def _response(self, fact: Response, line: str, time: str | None, source: str) -> Finding | None:
+        moment = _moment(time)
+        epoch = moment.timestamp() if moment else None
         scored = self.volume.score(fact)
+        feature = "volume.response_bytes"
+        if scored is None:
+            scored = self.volume.score_window(fact, epoch)
+            feature = "volume.window_bytes"
         self.volume.learn(fact)
+        self.volume.learn_window(fact, epoch)
         if scored is None:
             return None
         surprise, typical, actual, key = scored
         own = self.volume.entities.get(fact.key)
         maturity = 0.5 + 0.5 * min(1.0, (len(own) if own else 0) / 100.0)
+        what = "response" if feature == "volume.response_bytes" else "hour of responses"
         return Finding(
             detector="entity.volume",
             model=MODEL,
@@ -267,8 +275,8 @@ class EntityBehaviour:
             score=round(surprise, 3),
             threshold=VOLUME_THRESHOLD,
             confidence=confidence(surprise, VOLUME_THRESHOLD, maturity),
-            contributions=contributions([("volume.response_bytes", surprise, typical, actual)]),
-            summary=f"response of {actual} to {fact.entity} {fact.key}, typical {typical}",
+            contributions=contributions([(feature, surprise, typical, actual)]),
+            summary=f"{what} of {actual} to {fact.entity} {fact.key}, typical {typical}",
             examples=(line,),
             pattern=key,
             identifiers=(fact.user,) if fact.user else (),

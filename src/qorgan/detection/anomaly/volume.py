@@ -1,21 +1,32 @@
 """Data volume per user (or per client address when the log names no user) from web and proxy
-logs: a response far larger than the entity's own.
+logs: a response far larger than the entity's own (``volume.response_bytes``), or an hour
+whose responses add up to far more than the entity's hours do (``volume.window_bytes``: many
+medium responses; it fires once per hour, and only when no single response explains it).
 
 Response sizes are roughly log-normal, so the baseline is the median and MAD of the log of the
 last :data:`KEEP` sizes (robust: one huge response cannot hide the next one by inflating a
 mean and deviation). The robust z-score of a size is turned into bits of surprise by the
 normal tail, so it adds and compares with the other entity features. An entity with fewer than
 ``entity_warmup`` responses is compared with the whole organisation's sizes; nothing fires
-before the organisation's ``org_warmup`` responses, nor below :data:`MIN_BYTES`.
+before the organisation's ``org_warmup`` responses, nor below :data:`MIN_BYTES`. Hourly sums
+are compared with the entity's own past hours (those with traffic) after ``window_warmup`` of
+them.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from qorgan.detection.anomaly.entities import DEFAULT_CAP, EntityTable, need, pattern
+from qorgan.detection.anomaly.entities import (
+    DEFAULT_CAP,
+    EntityStateError,
+    EntityTable,
+    need,
+    pattern,
+)
 from qorgan.detection.anomaly.profiles import RobustSample
 from qorgan.detection.anomaly.security_events import Response
 
@@ -23,6 +34,9 @@ from qorgan.detection.anomaly.security_events import Response
 THRESHOLD_BITS = 20.0
 #: Sizes kept per entity and for the organisation.
 KEEP, ORG_KEEP = 256, 4096
+#: Hourly sums kept per entity (a week of busy hours).
+WINDOWS_KEPT = 168
+WINDOW_SECONDS = 3600
 #: Smallest response that can be exfiltration-sized (below, a "big" page is not news).
 MIN_BYTES = 1 << 20
 #: The smallest scale of log sizes allowed (a factor of 1.65): an entity whose responses were
@@ -48,15 +62,87 @@ def size_text(size: float) -> str:
     return f"{size:.1f} GB"  # pragma: no cover
 
 
+@dataclass(slots=True)
+class Windows:
+    """An entity's current hour (its index since the epoch), the bytes in it so far, whether it
+    fired, and the log sums of its past hours with traffic."""
+
+    hour: int = -1
+    total: int = 0
+    fired: bool = False
+    sums: RobustSample = field(default_factory=lambda: RobustSample(WINDOWS_KEPT))
+
+    def roll(self, hour: int) -> None:
+        if hour != self.hour:
+            if self.total > 0:
+                self.sums.add(math.log1p(self.total))
+            self.hour, self.total, self.fired = hour, 0, False
+
+    def dump(self) -> list[Any]:
+        return [self.hour, self.total, self.fired, self.sums.dump()]
+
+    @classmethod
+    def restore(cls, data: Any) -> Windows:
+        if not (isinstance(data, list) and len(data) == 4):
+            raise EntityStateError("hourly volumes are [hour, total, fired, sums]")
+        hour, total, fired, sums = data
+        return cls(int(hour), int(total), bool(fired), RobustSample.restore(WINDOWS_KEPT, sums))
+
+
+def _surprise(sample: RobustSample, value: float) -> tuple[float, float]:
+    """Bits of ``value`` (a log size) against ``sample``, and the sample's median."""
+    median, mad = sample.median_mad()
+    scale = max(1.4826 * mad, MIN_SCALE)
+    return tail_bits((value - median) / scale), median
+
+
 class VolumeBaseline:
     def __init__(
-        self, *, cap: int = DEFAULT_CAP, entity_warmup: int = 20, org_warmup: int = 100
+        self,
+        *,
+        cap: int = DEFAULT_CAP,
+        entity_warmup: int = 20,
+        org_warmup: int = 100,
+        window_warmup: int = 10,
     ) -> None:
         self.entity_warmup = entity_warmup
         self.org_warmup = org_warmup
+        self.window_warmup = window_warmup
         self.entities: EntityTable[RobustSample] = EntityTable(lambda: RobustSample(KEEP), cap)
+        self.windows: EntityTable[Windows] = EntityTable(Windows, cap)
         self.org = RobustSample(ORG_KEEP)
         self.suppressed: set[str] = set()
+
+    def score_window(
+        self, fact: Response, moment: float | None
+    ) -> tuple[float, str, str, str] | None:
+        """``(bits, typical, actual, pattern)`` of the hour's sum with this response, when it
+        reaches the threshold for the first time this hour."""
+        if moment is None:
+            return None
+        windows = self.windows.get(fact.key)
+        if windows is None:
+            return None
+        windows.roll(int(moment // WINDOW_SECONDS))
+        total = windows.total + fact.size
+        if windows.fired or total < MIN_BYTES or len(windows.sums) < self.window_warmup:
+            return None
+        key = pattern("volume.window_bytes", **{fact.entity: fact.key})
+        if key in self.suppressed:
+            return None
+        surprise, median = _surprise(windows.sums, math.log1p(total))
+        if surprise < THRESHOLD_BITS:
+            return None
+        windows.fired = True
+        typical = f"median {size_text(math.expm1(median))} per busy hour"
+        return surprise, typical, f"{size_text(total)} this hour", key
+
+    def learn_window(self, fact: Response, moment: float | None) -> None:
+        if moment is None:
+            return
+        windows = self.windows.touch(fact.key)
+        windows.roll(int(moment // WINDOW_SECONDS))
+        windows.total += fact.size
 
     def score(self, fact: Response) -> tuple[float, str, str, str] | None:
         """``(bits, typical, actual, pattern)`` of a response that reaches the threshold."""
@@ -70,9 +156,7 @@ class VolumeBaseline:
             (own, "this " + fact.entity) if own and len(own) >= self.entity_warmup else
             (self.org, "organisation")
         )  # fmt: skip
-        median, mad = sample.median_mad()
-        scale = max(1.4826 * mad, MIN_SCALE)
-        surprise = tail_bits((math.log1p(fact.size) - median) / scale)
+        surprise, median = _surprise(sample, math.log1p(fact.size))
         if surprise < THRESHOLD_BITS:
             return None
         typical = f"median {size_text(math.expm1(median))} ({basis})"
@@ -91,6 +175,7 @@ class VolumeBaseline:
     def state(self) -> dict[str, Any]:
         return {
             "entities": self.entities.dump(RobustSample.dump),
+            "windows": self.windows.dump(Windows.dump),
             "org": self.org.dump(),
             "suppressed": sorted(self.suppressed),
         }
@@ -99,5 +184,6 @@ class VolumeBaseline:
         self.entities.restore(
             need(state, "entities", list), lambda v: RobustSample.restore(KEEP, v)
         )
+        self.windows.restore(need(state, "windows", list), Windows.restore)
         self.org = RobustSample.restore(ORG_KEEP, need(state, "org", list))
         self.suppressed = {str(k) for k in need(state, "suppressed", list)}
