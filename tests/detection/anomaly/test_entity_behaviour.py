@@ -289,3 +289,41 @@ def test_volume_per_hour_many_medium_responses() -> None:
     assert finding.contributions[0].feature == "volume.window_bytes"
     assert finding.contributions[0].typical == "median 2.0 MB per busy hour"
     assert finding.pattern == "volume.window_bytes|user=bob"
+
+
+def _execve(serial: int, ppid: int, pid: int, exe: str) -> list[str]:
+    stamp = f"audit({1700001000 + serial}.007:{serial})"
+    name = exe.rsplit("/", 1)[-1]
+    return [
+        f"node=web01 type=SYSCALL msg={stamp}: arch=c000003e syscall=59 success=yes exit=0 "
+        f"a0=1 a1=2 a2=3 a3=8 items=1 ppid={ppid} pid={pid} auid=1000 uid=0 gid=0 euid=0 "
+        f'suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=3 comm="{name}" exe="{exe}" '
+        "key=(null)",
+        f'node=web01 type=EXECVE msg={stamp}: argc=1 a0="{name}"',
+        f"node=web01 type=EOE msg={stamp}: ",
+    ]
+
+
+def test_auditd_execve_pairs_by_parent_pid(tmp_path: Path) -> None:
+    """auditd names the parent by pid only: a start whose parent was seen starting becomes a
+    pair; the web server starting a shell is new, its usual children are not."""
+    lines = _execve(1, 1, 100, "/usr/sbin/httpd") + _execve(2, 1, 200, "/usr/bin/bash")
+    serial = 3
+    for i in range(120):  # the web server runs its helpers, the admin's shell runs tools
+        lines += _execve(serial, 100, 1000 + i, "/usr/bin/php-cgi")
+        lines += _execve(serial + 1, 200, 5000 + i, ("/usr/bin/ls", "/usr/bin/grep")[i % 2])
+        serial += 2
+    lines += _execve(serial, 100, 9001, "/usr/bin/php-cgi")  # neighbour
+    lines += _execve(serial + 1, 100, 9002, "/usr/bin/dash")  # httpd -> dash
+    lines += _execve(serial + 2, 777, 9003, "/usr/bin/nc")  # parent never seen: skipped
+    path = tmp_path / "audit.log"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    quarantine = Quarantine()
+    batches = list(read_file(path, quarantine, format_name="auditd"))
+    assert quarantine.count == 0
+    detector = small()
+    found = observe(detector, batches)
+    assert [f.contributions[0].actual for f in found] == ["httpd -> dash"]
+    assert found[0].entity["host"] == "web01"
+    assert found[0].contributions[0].typical == "httpd started: php-cgi"
+    assert found[0].identifiers == ("1000",)

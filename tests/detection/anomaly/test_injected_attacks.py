@@ -26,12 +26,13 @@ SSH = "loghub/OpenSSH/OpenSSH_2k.log"
 LINUX = "loghub/Linux/Linux_2k.log"
 WEB = "evtx-attack-samples/Command and Control/web_attack_and_isp_webshell_localhost_access_log.txt"
 EVTX = "evtx-attack-samples"
+AUDIT = "auditd/ait_russellmitchell_intranet_audit.log"
 
 #: Findings allowed on each untouched log, learned on its first half and scored on the second
-#: (measured: 0, 0, 0 and 24). The EVTX samples are recordings of attacks: their 24 are the
+#: (measured: 0, 1, 0, 24 and 0). The EVTX samples are recordings of attacks: their 24 are the
 #: attacks themselves (UAC bypasses such as fodhelper/wsreset/sdclt starting cmd.exe,
 #: RogueWinRM, the Guest account added to Administrators, the WinPwnage service...).
-UNTOUCHED_LIMITS = {SSH: 0, LINUX: 1, WEB: 0, EVTX: 24}
+UNTOUCHED_LIMITS = {SSH: 0, LINUX: 1, WEB: 0, EVTX: 24, AUDIT: 0}
 
 
 def batches(paths: Iterable[Path]) -> list[EventBatch]:

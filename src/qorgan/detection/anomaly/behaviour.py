@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
+from pathlib import PurePath
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,6 +30,7 @@ from qorgan.detection.anomaly.logons import THRESHOLD_BITS as LOGON_THRESHOLD
 from qorgan.detection.anomaly.logons import LogonBaseline
 from qorgan.detection.anomaly.security_events import (
     AccountChange,
+    ExecParents,
     Logon,
     ProcessStart,
     Response,
@@ -113,6 +115,7 @@ class EntityBehaviour:
         self.hosts = HostBaseline(cap=cap, host_warmup=host_warmup, process_warmup=process_warmup)
         self.volume = VolumeBaseline(cap=cap, org_warmup=volume_warmup)
         self._failure_lines: dict[str, list[str]] = {}
+        self._parents = ExecParents(cap)
         self.events = 0
 
     # -- the Detector protocol -------------------------------------------------------------
@@ -122,10 +125,15 @@ class EntityBehaviour:
             host = batch.hosts[index] if index < len(batch.hosts) else None
             time = batch.times[index] if index < len(batch.times) else None
             self.events += 1
-            host_key = clean(host or event.get("Computer") or event.get("hostname"))
+            host_key = clean(
+                host or event.get("Computer") or event.get("hostname") or event.get("node")
+            )
+            if host_key is None and batch.format == "auditd":
+                # A bare audit.log names no machine: the file stands for it.
+                host_key = f"file:{PurePath(batch.path).name}"
             if host_key is not None:
                 self.hosts.seen(host_key)
-            for fact in facts(event, host):
+            for fact in facts(event, host_key, self._parents):
                 finding = self._one(fact, event, time, batch.path)
                 if finding is not None:
                     found.append(finding)

@@ -1,15 +1,21 @@
 """What the entity detectors need from a normalised event, whatever format it came in.
 
 The formats keep their own field names (syslog's ``event_type``/``user``/``src_ip``, Windows'
-``EventID``/``TargetUserName``/``IpAddress``, the web log's ``c-ip``/``sc-bytes``); this module
-reads them into a few facts: a logon (success or failure), a process start, a service
-installed, an account change and a web response. An event that lacks what a fact needs gives
-no fact: it is skipped, never a crash.
+``EventID``/``TargetUserName``/``IpAddress``, auditd's ``type``/``SYSCALL``/``exe``/``ppid``,
+the web log's ``c-ip``/``sc-bytes``); this module reads them into a few facts: a logon
+(success or failure), a process start, a service installed, an account change and a web
+response. An event that lacks what a fact needs gives no fact: it is skipped, never a crash.
+
+An auditd ``execve`` names its parent only by process id: :class:`ExecParents` remembers which
+program each process id of a host ran, so a start whose parent was itself seen starting
+becomes a parent-child pair (others are skipped). It is memory only: process ids do not
+outlive a restart of the machine, and need not outlive one of the detector.
 """
 
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,11 +126,34 @@ def _ip(value: Any) -> str | None:
     return None if ip is None or ip in LOOPBACK else ip
 
 
-def facts(event: dict[str, Any], host: str | None) -> list[Fact]:
+class ExecParents:
+    """Which program each ``host:pid`` ran last (auditd execve), the ``cap`` most recent."""
+
+    def __init__(self, cap: int = 100_000) -> None:
+        self.cap = cap
+        self._exe: OrderedDict[str, str] = OrderedDict()
+
+    def started(self, host: str, pid: str, exe: str) -> None:
+        """Record that ``pid`` of ``host`` ran ``exe``."""
+        key = f"{host}:{pid}"
+        self._exe[key] = exe
+        self._exe.move_to_end(key)
+        if len(self._exe) > self.cap:
+            self._exe.popitem(last=False)
+
+    def parent(self, host: str, ppid: str) -> str | None:
+        return self._exe.get(f"{host}:{ppid}")
+
+
+def facts(
+    event: dict[str, Any], host: str | None, parents: ExecParents | None = None
+) -> list[Fact]:
     """The facts of one event (usually none or one)."""
     event_id = _event_id(event)
     if event_id is not None:
         return _windows(event, event_id, clean(host or event.get("Computer")))
+    if isinstance(event.get("type"), list):
+        return _audit(event, clean(host or event.get("node")), parents)
     if "sc-bytes" in event or "c-ip" in event:
         return _web(event)
     if "event_type" in event or "program" in event:
@@ -167,6 +196,31 @@ def _windows(event: dict[str, Any], event_id: int, host: str | None) -> list[Fac
         if group is None or member is None or group.lower() not in ADMIN_GROUPS:
             return []
         return [AccountChange(host, "admin_group_add", member, group)]
+    return []
+
+
+def _audit(event: dict[str, Any], host: str | None, parents: ExecParents | None) -> list[Fact]:
+    if host is None:
+        return []
+    types = event["type"]
+    if event.get("SYSCALL") == "execve" and parents is not None:
+        exe, pid, ppid = clean(event.get("exe")), clean(event.get("pid")), clean(event.get("ppid"))
+        if exe is None or pid is None:
+            return []
+        parent = parents.parent(host, ppid) if ppid is not None else None
+        parents.started(host, pid, exe)
+        if parent is None:
+            return []
+        user = clean(event.get("auid"))
+        user = None if user in (None, "4294967295", "-1") else user
+        return [ProcessStart(host, basename(parent), basename(exe), user)]
+    if "USER_LOGIN" in types:
+        user = clean(event.get("acct") or event.get("id"))
+        ip = _ip(event.get("addr"))
+        return [Logon(event.get("res") == "success", user, host, None if ip == "?" else ip)]
+    if "ADD_USER" in types:
+        user = clean(event.get("acct") or event.get("id"))
+        return [] if user is None else [AccountChange(host, "new_user", user, None)]
     return []
 
 
