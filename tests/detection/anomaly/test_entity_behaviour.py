@@ -327,3 +327,48 @@ def test_auditd_execve_pairs_by_parent_pid(tmp_path: Path) -> None:
     assert found[0].entity["host"] == "web01"
     assert found[0].contributions[0].typical == "httpd started: php-cgi"
     assert found[0].identifiers == ("1000",)
+
+
+def _windows_logon(event_id: int, user: str, ip: str, **extra: Any) -> dict[str, Any]:
+    event = {"EventID": event_id, "Computer": "dc1.corp.kz", "TargetUserName": user}
+    return event | {"TargetDomainName": "CORP", "IpAddress": ip, "LogonType": 10} | extra
+
+
+def test_windows_logon_after_a_burst_of_failures() -> None:
+    detector = small()
+    batch = EventBatch("security.evtx", "evtx", {"product": "windows"})
+    for day in range(1, 31):
+        batch.append(
+            _windows_logon(4624, "alice", "10.0.0.5"), day, f"2026-03-{day:02d}T09:10:00Z", None
+        )
+    for i in range(12):
+        batch.append(
+            _windows_logon(4625, "alice", "203.0.113.50"),
+            100 + i,
+            f"2026-03-31T09:0{i % 6}:00Z",
+            None,
+        )
+    batch.append(_windows_logon(4624, "alice", "203.0.113.50"), 200, "2026-03-31T09:07:00Z", None)
+    # neighbour: her usual address right after, no failures from it
+    batch.append(_windows_logon(4624, "alice", "10.0.0.5"), 201, "2026-03-31T09:08:00Z", None)
+    found = detector.observe(batch)
+    assert len(found) == 1
+    features = [c.feature for c in found[0].contributions]
+    assert features == ["logon.after_failures", "logon.new_source_ip"]
+    assert found[0].contributions[0].actual == 12
+    assert found[0].identifiers == ("CORP\\alice",)
+
+
+def test_hours_are_judged_in_the_organisations_time_zone() -> None:
+    detector = small(tz="Asia/Almaty")  # UTC+5
+    batch = EventBatch("security.evtx", "evtx", {"product": "windows"})
+    for day in range(1, 31):  # 09:10 in Almaty
+        batch.append(
+            _windows_logon(4624, "alice", "10.0.0.5"), day, f"2026-03-{day:02d}T04:10:00Z", None
+        )
+    batch.append(_windows_logon(4624, "alice", "10.0.0.5"), 40, "2026-03-31T04:20:00Z", None)
+    batch.append(_windows_logon(4624, "alice", "10.0.0.5"), 41, "2026-03-31T22:20:00Z", None)
+    found = detector.observe(batch)
+    assert len(found) == 1
+    hour = found[0].contributions[0]
+    assert (hour.feature, hour.typical, hour.actual) == ("logon.unusual_hour", "09", "03")
