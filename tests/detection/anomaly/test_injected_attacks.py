@@ -63,6 +63,13 @@ def ssh_org(shared_file: Callable[[str], Path]) -> EntityBehaviour:
     return detector
 
 
+def show(found: list[Finding]) -> None:
+    """One line per finding, for ``pytest -s`` and the docs' figures."""
+    for f in found:
+        parts = [(c.feature, round(c.share, 2), c.typical, c.actual) for c in f.contributions]
+        print(f"{f.detector} score={f.score} threshold={f.threshold} conf={f.confidence} {parts}")
+
+
 def top(finding: Finding) -> str:
     return finding.contributions[0].feature
 
@@ -81,7 +88,7 @@ def test_failures_then_night_logon_from_new_address(
         "port 40100 ssh2"
     )
     found = inject(ssh_org, tmp_path / "attack.log", lines)
-    print([f.to_dict() for f in found])
+    show(found)
     assert len(found) == 1
     finding = found[0]
     assert finding.detector == "entity.logon"
@@ -120,7 +127,7 @@ def test_new_administrator_account(ssh_org: EntityBehaviour, tmp_path: Path) -> 
         "Jul 27 14:51:19 combo usermod[31340]: add 'sysbackup' to group 'users'",
     ]
     found = inject(ssh_org, tmp_path / "admin.log", lines)
-    print([f.to_dict() for f in found])
+    show(found)
     assert [top(f) for f in found] == ["account.new_user", "account.admin_group_add"]
     admin = found[1]
     assert admin.entity == {"host": "combo", "user": "sysbackup", "group": "wheel"}
@@ -169,7 +176,7 @@ def test_web_server_spawning_a_shell(shared_file: Callable[[str], Path], tmp_pat
             spawn("C:\\Windows\\System32\\cmd.exe", "C:\\Windows\\System32\\PING.EXE", "ping"),
         ],
     )
-    print([f.to_dict() for f in found])
+    show(found)
     assert len(found) == 1
     assert top(found[0]) == "process.new_pair"
     assert found[0].contributions[0].actual == "w3wp.exe -> cmd.exe"
@@ -189,7 +196,7 @@ def test_exfiltration_sized_response(shared_file: Callable[[str], Path], tmp_pat
             " 200 2147483648",
         ],
     )
-    print([f.to_dict() for f in found])
+    show(found)
     assert len(found) == 1
     finding = found[0]
     assert top(finding) == "volume.response_bytes"

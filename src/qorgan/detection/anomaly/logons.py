@@ -165,7 +165,7 @@ class LogonBaseline:
                 surprise = poisson_tail_bits(count, typical)
                 key = pattern("logon.after_failures", host=host, user=user_key, ip=ip)
                 if surprise >= THRESHOLD_BITS and key not in self.suppressed:
-                    per = f"{typical:.1f}/{self.window / 60:g} min"
+                    per = f"{typical:.2g}/{self.window / 60:g} min"
                     found.append(Feature("logon.after_failures", surprise, per, count, key))
         if moment is not None and user_key and self.org_hours.total >= self.hour_warmup:
             how = hour_of_week(moment.astimezone(self.tz))
