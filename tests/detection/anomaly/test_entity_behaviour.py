@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from qorgan.core.errors import QorganError
 from qorgan.detection.anomaly.behaviour import MODEL, VERSION, EntityBehaviour
@@ -112,16 +114,46 @@ def test_unusual_hour_for_the_user_and_not_for_her_usual_one(tmp_path: Path) -> 
     assert (hour.feature, hour.typical, hour.actual) == ("logon.unusual_hour", "09,14", "03")
 
 
-def test_absorb_makes_the_rejected_address_normal(tmp_path: Path) -> None:
-    detector = small()
-    observe(detector, syslog(tmp_path, history(), "history.log"))
-    first = observe(detector, syslog(tmp_path, [accepted(31, 9, "alice", "198.51.100.9")], "a"))
-    assert len(first) == 1
-    detector.absorb(first[0].to_dict())
-    again = observe(detector, syslog(tmp_path, [accepted(31, 10, "alice", "198.51.100.9")], "b"))
-    assert again == []
-    other = observe(detector, syslog(tmp_path, [accepted(31, 11, "alice", "203.0.113.4")], "c"))
-    assert [f.contributions[0].feature for f in other] == ["logon.new_source_ip"]
+def test_absorb_makes_a_rejected_hour_normal(tmp_path: Path) -> None:
+    """Two detectors see the same logons; only one is told the 03h logon was fine. The next
+    03h logon is a finding for the other one only."""
+    told, untold = small(), small()
+    busy = [  # a long history: one odd logon alone does not make 03h usual
+        accepted(day, hour, "alice", "10.0.0.5", 10_000 + day * 100 + hour)
+        for day in range(1, 31)
+        for hour in range(10, 14)
+    ]
+    for detector in (told, untold):
+        observe(detector, syslog(tmp_path, history() + busy, "history.log"))
+    first = observe(told, syslog(tmp_path, [accepted(31, 3, "alice", "10.0.0.5", 7001)], "a"))
+    observe(untold, syslog(tmp_path, [accepted(31, 3, "alice", "10.0.0.5", 7001)], "a"))
+    assert [c.feature for c in first[0].contributions] == ["logon.unusual_hour"]
+    told.absorb(first[0].to_dict())
+    assert told.logons.users.get("alice").hours.counts[1 * 24 + 3] == 4.0  # 31 March: Tuesday
+    later = syslog(tmp_path, [accepted(31, 3, "alice", "10.0.0.5", 7002)], "b")
+    assert told.observe(later[0]) == []
+    assert len(untold.observe(later[0])) == 1
+
+
+def test_absorb_stops_a_rejected_volume_pattern() -> None:
+    told, untold = small(volume_warmup=20), small(volume_warmup=20)
+    batch = EventBatch("proxy.log", "accesslog", {"category": "proxy"})
+    for i in range(40):
+        event = {"c-ip": "10.0.0.5", "c-username": "alice", "sc-bytes": int(1e5 * 1.09**i)}
+        batch.append(event, i + 1, "2026-03-31T09:00:00Z", None)
+    big = EventBatch("proxy.log", "accesslog", {"category": "proxy"})
+    big.append(
+        {"c-ip": "10.0.0.5", "c-username": "alice", "sc-bytes": 900_000_000},
+        41,
+        "2026-03-31T09:02:00Z",
+        None,
+    )
+    for detector in (told, untold):
+        detector.observe(batch)
+        assert len(detector.observe(big)) == 1
+    told.absorb(untold.observe(big)[0].to_dict())  # the nightly backup, says the analyst
+    assert told.observe(big) == []
+    assert len(untold.observe(big)) == 1
 
 
 def test_state_round_trips_as_json(tmp_path: Path) -> None:
@@ -372,3 +404,36 @@ def test_hours_are_judged_in_the_organisations_time_zone() -> None:
     assert len(found) == 1
     hour = found[0].contributions[0]
     assert (hour.feature, hour.typical, hour.actual) == ("logon.unusual_hour", "09", "03")
+
+
+def test_sysmon_for_linux_process_starts_are_pairs() -> None:
+    from qorgan.detection.anomaly.security_events import ProcessStart, facts
+
+    quarantine = Quarantine()
+    path = Path(__file__).resolve().parents[2] / "data" / "sysmon_linux" / "sysmon.log"
+    starts = [
+        fact
+        for batch in read_file(path, quarantine)
+        for event, host in zip(batch.events, batch.hosts, strict=True)
+        for fact in facts(event, host)
+        if isinstance(fact, ProcessStart)
+    ]
+    assert starts[0] == ProcessStart("web01", "bash", "base64", "root")
+
+
+@given(st.text(max_size=40))
+@example("\x00")
+@example("\udc80")
+@example("a|ip=b")
+@settings(max_examples=60, derandomize=True)
+def test_any_user_name_keeps_the_state_valid_json(name: str) -> None:
+    detector = small(org_warmup=0, hour_warmup=0, user_warmup=0)
+    batch = EventBatch("w", "syslog", {})
+    for i, ip in enumerate(("10.0.0.1", "10.0.0.1", "10.0.0.1", "10.0.0.2")):
+        event = {"event_type": "accepted_password", "program": "sshd", "pid": i}
+        event |= {"user": name, "src_ip": ip, "hostname": "gw"}
+        batch.append(event, i + 1, f"2026-03-31T0{i}:00:00Z", "gw")
+    for finding in detector.observe(batch):
+        orjson.dumps(finding.to_dict())
+    state = orjson.loads(orjson.dumps(detector.state()))
+    small(org_warmup=0).load(state)
