@@ -437,3 +437,20 @@ def test_any_user_name_keeps_the_state_valid_json(name: str) -> None:
         orjson.dumps(finding.to_dict())
     state = orjson.loads(orjson.dumps(detector.state()))
     small(org_warmup=0).load(state)
+
+
+def test_an_sshd_failure_and_its_pam_twin_count_once(tmp_path: Path) -> None:
+    lines = [
+        "Dec 10 06:55:48 LabSZ sshd[24200]: pam_unix(sshd:auth): authentication failure; "
+        "logname= uid=0 euid=0 tty=ssh ruser= rhost=173.234.31.186  user=root",
+        "Dec 10 06:55:48 LabSZ sshd[24200]: Failed password for root from 173.234.31.186 "
+        "port 38926 ssh2",
+        "Dec 10 06:55:52 LabSZ sshd[24200]: Failed password for root from 173.234.31.186 "
+        "port 38926 ssh2",
+        "Dec 10 06:55:52 LabSZ sshd[24201]: pam_unix(sshd:auth): authentication failure; "
+        "logname= uid=0 euid=0 tty=ssh ruser= rhost=173.234.31.186  user=root",
+    ]
+    detector = small()
+    observe(detector, syslog(tmp_path, lines))
+    assert detector.logons.auth_events == 3  # the last is another connection's own attempt
+    assert sum(w for _, w in detector.logons.failures.get("173.234.31.186")) == 3

@@ -129,6 +129,9 @@ class LogonBaseline:
         self.suppressed: OrderedDict[str, None] = OrderedDict()
         #: sshd sessions whose "Accepted" was counted (their PAM session is the same logon).
         self._accepted: deque[str] = deque(maxlen=1024)
+        #: ``session@second`` of recent failures: sshd's "Failed password" and PAM's
+        #: "authentication failure" for the same attempt count once, whichever comes first.
+        self._failed: OrderedDict[str, None] = OrderedDict()
 
     @property
     def warm(self) -> bool:
@@ -188,12 +191,28 @@ class LogonBaseline:
                 found.append(Feature("logon.new_source_ip", surprise, typical, ip, key))
         return found
 
+    def _twin_failure(self, logon: Logon, now: float | None) -> bool:
+        """Whether this failure is the other line of an attempt already counted."""
+        if logon.session is None or now is None:
+            return False
+        key = f"{logon.session}@{int(now)}|{'pam' if logon.pam_session else 'sshd'}"
+        twin = f"{logon.session}@{int(now)}|{'sshd' if logon.pam_session else 'pam'}"
+        if twin in self._failed:
+            del self._failed[twin]
+            return True
+        self._failed[key] = None
+        if len(self._failed) > 1024:
+            self._failed.popitem(last=False)
+        return False
+
     def duplicate(self, logon: Logon) -> bool:
         return logon.pam_session and logon.session is not None and logon.session in self._accepted
 
     def learn(self, logon: Logon, moment: datetime | None) -> None:
-        self.auth_events += logon.weight
         now = moment.timestamp() if moment else None
+        if not logon.success and self._twin_failure(logon, now):
+            return
+        self.auth_events += logon.weight
         if not logon.success:
             if logon.ip is not None and now is not None:
                 queue = self.failures.touch(logon.ip)

@@ -64,9 +64,10 @@ class Logon:
     host: str | None
     ip: str | None
     weight: int = 1
-    #: ``host:pid`` of the sshd process, to count "Accepted" and its PAM session once.
+    #: ``host:pid`` of the sshd process, to count "Accepted" and its PAM session once, and
+    #: "Failed password" and its PAM "authentication failure" once.
     session: str | None = None
-    #: A PAM "session opened" (no address; a duplicate of an "Accepted" of the same session).
+    #: From PAM ("session opened", "authentication failure"): maybe the twin of an sshd line.
     pam_session: bool = False
 
 
@@ -248,10 +249,12 @@ def _syslog(event: dict[str, Any], host: str | None) -> list[Fact]:
             ip = _ip(event.get("src_ip"))
             return [Logon(True, clean(event.get("user")), host, ip, session=session)]
         if kind.startswith("failed_") and kind != "failed_none":
-            return [Logon(False, clean(event.get("user")), host, _ip(event.get("src_ip")), weight)]
+            ip = _ip(event.get("src_ip"))
+            return [Logon(False, clean(event.get("user")), host, ip, weight, session=session)]
         if kind == "auth_failure" and event.get("pam_service") in LOGON_PAM_SERVICES:
             ip = _ip(event.get("rhost"))
-            return [Logon(False, clean(event.get("user")), host, ip, weight)]
+            user = clean(event.get("user"))
+            return [Logon(False, user, host, ip, weight, session=session, pam_session=True)]
         if kind == "session_opened" and event.get("pam_service") in LOGON_PAM_SERVICES:
             user = clean(event.get("user"))
             return [Logon(True, user, host, None, session=session, pam_session=True)]
