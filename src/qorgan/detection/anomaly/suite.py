@@ -1,0 +1,203 @@
+"""One organisation's anomaly models run together: what hunts and live monitoring call.
+
+The suite is where the two human duties of the AI law reach the models:
+
+- **objections**: an event about a person who objected (one of their identifiers in an
+  identifier field, :data:`IDENTIFIER_FIELDS`) is neither scored nor learned from, and no
+  finding naming them is reported, from the moment the exclusion is given to the suite;
+- **rejections**: a finding whose pattern a person rejected is not reported again, and each
+  rejection is given once to its model's :meth:`~Detector.absorb`, so the baseline takes it in.
+
+State is one JSON document per model under the organisation's own directory, written
+atomically (a crash leaves the previous state whole).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from qorgan.detection.anomaly.detector import Detector
+from qorgan.detection.anomaly.findings import Finding
+from qorgan.detection.errors import DetectionError
+from qorgan.telemetry.batch import EventBatch
+
+#: Fields of normalised events that name a person (Windows, Linux syslog/auditd, web logs,
+#: Zeek): an objection's identifiers are looked for here.
+IDENTIFIER_FIELDS = (
+    "user",
+    "User",
+    "UserName",
+    "TargetUserName",
+    "SubjectUserName",
+    "AccountName",
+    "cs-username",
+    "remote_user",
+    "acct",
+    "auid_name",
+    "uid_name",
+    "email",
+    "sender",
+    "recipient",
+    "iin",
+    "client_name",
+)
+STATE_VERSION = 1
+
+
+def normalise_identifier(value: str) -> str:
+    """The form an identifier is compared in: trimmed and case-folded, a Windows account's
+    domain (``CORP\\alice``) dropped, so ``Alice`` and ``corp\\alice`` are one person."""
+    value = value.strip().casefold()
+    if "\\" in value:
+        value = value.rsplit("\\", 1)[1]
+    return value
+
+
+class AnomalySuite:
+    """The detectors of one organisation, with its exclusions and rejected patterns.
+
+    ``identify`` gives the form an objection's identifier is kept in (by default
+    :func:`normalise_identifier`; the findings store keeps a keyed hash of that, so it passes its
+    own): ``excluded`` holds such forms, and each identifier of an event is put in that form to
+    be compared."""
+
+    def __init__(
+        self,
+        detectors: Sequence[Detector],
+        *,
+        excluded: Iterable[str] = (),
+        rejected: Iterable[Mapping[str, Any]] = (),
+        identify: Callable[[str], str] = normalise_identifier,
+    ) -> None:
+        names = [d.model for d in detectors]
+        if len(set(names)) != len(names):
+            raise DetectionError(f"two detectors share a model name: {sorted(names)}")
+        self.detectors = list(detectors)
+        self._identify = identify
+        self._excluded: frozenset[str] = frozenset()
+        self._rejected: set[str] = set()
+        self._absorbed: set[str] = set()
+        self.skipped_events = 0
+        self.withheld_findings = 0
+        self.exclude(excluded)
+        self.reject(rejected)
+
+    # ------------------------------------------------------------------ people's decisions
+
+    def exclude(self, identifiers: Iterable[str]) -> None:
+        """From now on, leave out every event and finding about these identifiers (each in the
+        form ``identify`` gives)."""
+        self._excluded = self._excluded | {i for i in identifiers if i}
+
+    def reject(self, findings: Iterable[Mapping[str, Any]]) -> None:
+        """Rejected findings (as :meth:`Finding.to_dict`, or rows with ``model``,
+        ``fingerprint`` and the finding's fields): their patterns stop firing, and each is
+        absorbed once by its model."""
+        by_model = {d.model: d for d in self.detectors}
+        for finding in findings:
+            fingerprint = str(finding["fingerprint"])
+            self._rejected.add(fingerprint)
+            if fingerprint in self._absorbed:
+                continue
+            detector = by_model.get(str(finding.get("model")))
+            if detector is not None:
+                detector.absorb(finding)
+            self._absorbed.add(fingerprint)
+
+    # ------------------------------------------------------------------ scoring
+
+    def observe(self, batch: EventBatch) -> list[Finding]:
+        """Every model's findings on ``batch`` that no person excluded or rejected."""
+        if self._excluded:
+            batch = self._without_excluded(batch)
+            if not len(batch):
+                return []
+        found: list[Finding] = []
+        for detector in self.detectors:
+            for finding in detector.observe(batch):
+                if finding.fingerprint in self._rejected or self._names_excluded(finding):
+                    self.withheld_findings += 1
+                    continue
+                found.append(finding)
+        return found
+
+    def _names_excluded(self, finding: Finding) -> bool:
+        excluded = self._excluded
+        if not excluded:
+            return False
+        values = list(finding.identifiers) + list(finding.entity.values())
+        identify = self._identify
+        return any(identify(v) in excluded for v in values if isinstance(v, str) and v)
+
+    def _without_excluded(self, batch: EventBatch) -> EventBatch:
+        excluded = self._excluded
+        identify = self._identify
+        keep: list[int] = []
+        for i, event in enumerate(batch.events):
+            if not any(
+                isinstance(v := event.get(name), str) and v and identify(v) in excluded
+                for name in IDENTIFIER_FIELDS
+            ):
+                keep.append(i)
+        if len(keep) == len(batch.events):
+            return batch
+        self.skipped_events += len(batch.events) - len(keep)
+        out = EventBatch(batch.path, batch.format, batch.logsource, offset=batch.offset)
+        for i in keep:
+            out.append(batch.events[i], batch.records[i], batch.times[i], batch.hosts[i])
+        return out
+
+    # ------------------------------------------------------------------ state
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "absorbed": sorted(self._absorbed),
+            "models": {d.model: {"version": d.version, "state": d.state()} for d in self.detectors},
+        }
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        """Continue from ``state``; a model whose saved version differs starts afresh (its
+        baseline was learned by other code)."""
+        if state.get("version") != STATE_VERSION:
+            raise DetectionError(f"anomaly state version {state.get('version')!r} is not known")
+        self._absorbed = set(state.get("absorbed", ()))
+        models = state.get("models", {})
+        for detector in self.detectors:
+            saved = models.get(detector.model)
+            if saved is not None and saved.get("version") == detector.version:
+                detector.load(saved["state"])
+
+    def save(self, directory: Path) -> None:
+        """Write the state to ``directory/anomaly-state.json`` atomically."""
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / "anomaly-state.json"
+        tmp = target.with_name(target.name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as out:
+            json.dump(self.state(), out, ensure_ascii=False, separators=(",", ":"))
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(target)
+
+    def restore(self, directory: Path) -> bool:
+        """Load ``directory``'s saved state; False when there is none yet."""
+        target = directory / "anomaly-state.json"
+        try:
+            text = target.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise DetectionError(f"anomaly state {target} cannot be read: {exc}") from exc
+        try:
+            state = json.loads(text)
+        except ValueError as exc:
+            raise DetectionError(f"anomaly state {target} is not JSON: {exc}") from exc
+        self.load(state)
+        return True
+
+
+SuiteFactory = Callable[[], AnomalySuite]
