@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from qorgan.detection.anomaly.findings import contributions
 from qorgan.detection.anomaly.sequences import (
@@ -139,3 +141,15 @@ def test_session_files_read_line_by_line_and_bad_files_are_refused(tmp_path: Pat
         read_session_file(tmp_path / "missing")
     with pytest.raises(SequenceModelError, match="a folder"):
         read_session_file(tmp_path)
+
+
+@settings(derandomize=True, max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["connect", "fail", "accept", "open", "cmd", "close", "x"])))
+@example([])
+@example(SKIPPED_AUTH)
+def test_the_lean_score_is_the_largest_feature_surprisal(tokens: list[str]) -> None:
+    model = _MODEL
+    assert model.score(tokens) == pytest.approx(max(f.surprisal for f in model.features(tokens)))
+
+
+_MODEL = SessionModel.fit(ssh_like())

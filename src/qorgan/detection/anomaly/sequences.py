@@ -103,6 +103,10 @@ class SessionModel:
         self.sessions = 0
         #: token -> {count in a session: sessions with that count}; zero counts are implied
         self.counts: dict[str, Counter[int]] = {}
+        #: token -> sessions holding it; tokens most sessions hold (absence scored), lazily
+        self.present: Counter[str] = Counter()
+        self.common: set[str] = set()
+        self.total = 0
         self.threshold = math.inf
         self.quantile = 0.995
         self.calibration: list[float] = []
@@ -156,9 +160,13 @@ class SessionModel:
                     self.followers[k][context] += 1
                 self.grams[k][key] += 1
                 self.contexts[k][context] += 1
+        self.total += len(tokens) + 1
+        self.sessions += 1
         for token, n in Counter(tokens).items():
             self.counts.setdefault(token, Counter())[n] += 1
-        self.sessions += 1
+            self.present[token] += 1
+            if 2 * self.present[token] >= self.sessions:
+                self.common.add(token)
 
     def calibrate(self, scores: Sequence[float], quantile: float) -> None:
         """Set the threshold just above the ``quantile`` of held-out normal ``scores``: midway
@@ -181,9 +189,8 @@ class SessionModel:
     # -- scoring ---------------------------------------------------------------------------
 
     def _unigram(self, token: str) -> float:
-        total = sum(self.grams[1].values())
         vocabulary = len(self.grams[1]) + 1  # and one slot for every unseen token
-        return (self.grams[1][token] + 0.5) / (total + 0.5 * vocabulary)
+        return (self.grams[1][token] + 0.5) / (self.total + 0.5 * vocabulary)
 
     def probability(self, gram: Sequence[str]) -> float:
         """P(last token | the tokens before it), interpolated Witten-Bell down to unigrams."""
@@ -218,18 +225,46 @@ class SessionModel:
                 return 0.0
             context = context[1:]
 
-    def _count_surprisal(self, token: str, n: int) -> tuple[float, int]:
-        """Surprisal of a session holding ``token`` ``n`` times, and the most usual count."""
+    def _count_surprisal(self, token: str, n: int) -> float:
+        """Surprisal of a session holding known ``token`` ``n`` times (0 included): the share of
+        training sessions with that count, with :data:`COUNT_PRIOR` for every count value."""
         seen = self.counts[token]
-        zero = self.sessions - sum(seen.values())
+        zero = self.sessions - self.present[token]
         frequency = zero if n == 0 else seen[n]
         values = len(seen) + (1 if zero else 0) + 1
-        p = (frequency + COUNT_PRIOR) / (self.sessions + COUNT_PRIOR * values)
-        usual = max([*seen.items(), (0, zero)], key=lambda kv: (kv[1], -kv[0]))[0]
-        return -math.log(p), usual
+        return -math.log((frequency + COUNT_PRIOR) / (self.sessions + COUNT_PRIOR * values))
+
+    def _usual(self, token: str) -> int:
+        """The count of ``token`` most training sessions have (the smallest on a tie)."""
+        zero = self.sessions - self.present[token]
+        return max([*self.counts[token].items(), (0, zero)], key=lambda kv: (kv[1], -kv[0]))[0]
+
+    def _counted(self, present: Mapping[str, int]) -> list[str]:
+        """The known tokens whose count in a session is scored: those it holds, and those most
+        training sessions hold (the absence of a token that fewer than half of the sessions
+        hold costs at most ln 2, so leaving the others out keeps scoring independent of the
+        vocabulary's size)."""
+        self.common = {t for t in self.common if 2 * self.present[t] >= self.sessions}
+        return sorted((present.keys() & self.counts.keys()) | self.common)
+
+    def score(self, tokens: Sequence[str]) -> float:
+        """How anomalous a session is: the largest surprisal of its features (see
+        :meth:`features`), in nats. The lean path of the same computation."""
+        if self.sessions == 0:
+            raise SequenceModelError("the model has not learned any session")
+        if self.allowed:
+            return max(f.surprisal for f in self.features(tokens))
+        best = max(-math.log(self.probability(g)) for g in _grams(tokens, self.order))
+        present = Counter(tokens)
+        for token in present.keys() - self.counts.keys():
+            best = max(best, -math.log(self._unigram(token)))
+        for token in self._counted(present):
+            best = max(best, self._count_surprisal(token, present.get(token, 0)))
+        return best
 
     def features(self, tokens: Sequence[str]) -> list[Feature]:
-        """Every scored feature of a session, in order: transitions, unseen tokens, counts."""
+        """Every scored feature of a session, in order: its transitions, its unseen tokens, and
+        the counts of the known tokens it holds or most sessions hold."""
         if self.sessions == 0:
             raise SequenceModelError("the model has not learned any session")
         out: list[Feature] = []
@@ -262,9 +297,9 @@ class SessionModel:
                     typical=0,
                 )
             )
-        for token in sorted(self.counts):
+        for token in self._counted(present):
             n = present.get(token, 0)
-            surprisal, usual = self._count_surprisal(token, n)
+            surprisal, usual = self._count_surprisal(token, n), self._usual(token)
             key = f"count|{token}|{n}"
             out.append(
                 Feature(
@@ -277,10 +312,6 @@ class SessionModel:
                 )
             )
         return out
-
-    def score(self, tokens: Sequence[str]) -> float:
-        """How anomalous a session is: the largest surprisal of its features, in nats."""
-        return max(f.surprisal for f in self.features(tokens))
 
     def flagged(self, tokens: Sequence[str]) -> bool:
         return self.score(tokens) >= self.threshold
@@ -352,6 +383,9 @@ class SessionModel:
                 t: Counter({int(n): int(s) for n, s in c.items()})
                 for t, c in state["counts"].items()
             }
+            model.present = Counter({t: sum(c.values()) for t, c in model.counts.items()})
+            model.common = {t for t, n in model.present.items() if 2 * n >= model.sessions}
+            model.total = sum(model.grams[1].values())
             threshold = state["threshold"]
             model.threshold = math.inf if threshold is None else float(threshold)
             model.quantile = float(state["quantile"])
