@@ -153,3 +153,13 @@ def test_the_lean_score_is_the_largest_feature_surprisal(tokens: list[str]) -> N
 
 
 _MODEL = SessionModel.fit(ssh_like())
+
+
+def test_tokens_with_spaces_keep_their_n_grams_apart_through_the_state() -> None:
+    # masked messages as tokens: "a b" + "c" must not be confused with "a" + "b c"
+    sessions = [["a b", "c"] if i % 2 else ["a", "b c"] for i in range(40)]
+    model = SessionModel.fit(sessions)
+    copy = SessionModel.from_state(json.loads(json.dumps(model.state())))
+    for tokens in (["a b", "c"], ["a", "b c"], ["a", "c"], ["a b", "b c"]):
+        assert copy.score(tokens) == model.score(tokens)
+    assert not model.flagged(["a b", "c"]) and model.flagged(["a b", "b c"])

@@ -42,6 +42,9 @@ from typing import Any
 
 from qorgan.core.errors import QorganError
 
+#: Joins the tokens of an n-gram in the model's tables: a token may hold spaces (a message with
+#: its numbers masked), never this control character (see :func:`clean_token`).
+SEP = "\x1f"
 START = "<s>"
 END = "</s>"
 STATE_KIND = "qorgan-session-ngram"
@@ -77,6 +80,11 @@ class Feature:
 def _grams(tokens: Sequence[str], order: int) -> list[tuple[str, ...]]:
     padded = [START] * (order - 1) + list(tokens) + [END]
     return [tuple(padded[i : i + order]) for i in range(len(padded) - order + 1)]
+
+
+def clean_token(token: str) -> str:
+    """``token`` without the n-gram separator, so it can be a token."""
+    return token.replace(SEP, " ")
 
 
 def transition_key(gram: Sequence[str]) -> str:
@@ -154,8 +162,8 @@ class SessionModel:
         """Take one normal session into the model."""
         for k in range(1, self.order + 1):
             for gram in _grams(tokens, k):
-                key = " ".join(gram)
-                context = " ".join(gram[:-1])
+                key = SEP.join(gram)
+                context = SEP.join(gram[:-1])
                 if self.grams[k][key] == 0:
                     self.followers[k][context] += 1
                 self.grams[k][key] += 1
@@ -198,13 +206,13 @@ class SessionModel:
             return self._unigram(gram[0])
         k = len(gram)
         lower = self.probability(gram[1:])
-        context = " ".join(gram[:-1])
+        context = SEP.join(gram[:-1])
         seen = self.contexts[k][context]
         if seen == 0:
             return lower
         distinct = self.followers[k][context]
         weight = seen / (seen + distinct)
-        return weight * self.grams[k][" ".join(gram)] / seen + (1 - weight) * lower
+        return weight * self.grams[k][SEP.join(gram)] / seen + (1 - weight) * lower
 
     def typical(self, context: Sequence[str]) -> float:
         """The probability a normal follower of ``context`` has on average (sum of p squared
@@ -213,11 +221,11 @@ class SessionModel:
         context = list(context)
         while True:
             k = len(context) + 1
-            prefix = " ".join(context)
+            prefix = SEP.join(context)
             followers = [
-                g.split(" ")
+                g.split(SEP)
                 for g in self.grams[k]
-                if (g.rsplit(" ", 1)[0] if k > 1 else "") == prefix
+                if (g.rsplit(SEP, 1)[0] if k > 1 else "") == prefix
             ]
             if followers:
                 return sum(self.probability(context + g[-1:]) ** 2 for g in followers)
@@ -376,7 +384,7 @@ class SessionModel:
                     raise SequenceModelError("more n-gram orders than the model's order")
                 for key, n in grams.items():
                     model.grams[k][key] = int(n)
-                    context = " ".join(key.split(" ")[:-1]) if k > 1 else ""
+                    context = SEP.join(key.split(SEP)[:-1]) if k > 1 else ""
                     model.contexts[k][context] += int(n)
                     model.followers[k][context] += 1
             model.counts = {

@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any
 
 from qorgan.detection.anomaly.findings import MAX_EXAMPLES, Finding, contributions
-from qorgan.detection.anomaly.sequences import SequenceModelError, SessionModel
+from qorgan.detection.anomaly.sequences import SequenceModelError, SessionModel, clean_token
 from qorgan.telemetry.batch import EventBatch
 
 MODEL = "qorgan-session-ngram"
@@ -237,7 +237,7 @@ class SessionDetector:
         return findings
 
     def _add(self, session: OpenSession, event: Mapping[str, Any], time: str | None) -> None:
-        token = self.token_of(event)
+        token = clean_token(self.token_of(event))
         session.tokens.append(token)
         session.times.append(time)
         if len(session.examples) < MAX_EXAMPLES:
