@@ -131,6 +131,19 @@ def test_an_idle_session_is_closed_by_event_time() -> None:
     assert list(detector.open) == [("sshd", "h|8")]
 
 
+def test_an_event_without_a_time_does_not_keep_idle_sessions_open() -> None:
+    detector = SessionDetector(idle_timeout=600)
+    detector.observe(
+        batch(
+            ("h", "2026-01-10T03:00:00Z", sshd(5, "Accepted password for ann")),
+            ("h", None, sshd(6, "Accepted password for bob")),  # no time: taken as 03:00
+            ("h", "2026-01-10T03:30:00Z", sshd(8, "Accepted password for eve")),
+        )
+    )
+    assert [key for _, key, _ in detector.recent] == ["h|5", "h|6"]
+    assert list(detector.open) == [("sshd", "h|8")]
+
+
 def test_the_open_session_cap_closes_the_least_recently_active_first() -> None:
     detector = SessionDetector(max_open=2)
     detector.observe(

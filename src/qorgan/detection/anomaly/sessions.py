@@ -173,6 +173,8 @@ class SessionDetector:
     ) -> None:
         if max_open < 1 or max_length < 1:
             raise SequenceModelError("max_open and max_length must be at least 1")
+        if not 0.0 < quantile < 1.0:
+            raise SequenceModelError(f"the quantile must be between 0 and 1, not {quantile}")
         self.token_of = token_of
         self.key_of = key_of
         self.idle_timeout = idle_timeout
@@ -188,6 +190,9 @@ class SessionDetector:
             for kind, model in (models or {}).items()
         }
         self.open: OrderedDict[tuple[str, str], OpenSession] = OrderedDict()
+        #: the latest event time seen (epoch seconds): an event without a time is taken to
+        #: happen then, so idle sessions still close in order
+        self.clock: float | None = None
         #: sessions closed early because ``max_open`` was reached
         self.evicted = 0
         #: sessions scored (closed), by kind
@@ -206,6 +211,7 @@ class SessionDetector:
             time = batch.times[i] if i < len(batch.times) else None
             now = _seconds(time)
             if now is not None:
+                self.clock = now if self.clock is None else max(self.clock, now)
                 findings.extend(self._close_idle(now))
             key = self.key_of(event, host)
             if key is None:
@@ -221,8 +227,9 @@ class SessionDetector:
             else:
                 self.open.move_to_end(key)
             self._add(session, event, time)
-            if now is not None:
-                session.last = now
+            seen = now if now is not None else self.clock
+            if seen is not None:
+                session.last = seen if session.last is None else max(session.last, seen)
             if ends_session(key[0], event) or len(session.tokens) >= self.max_length:
                 del self.open[key]
                 findings.extend(self._close(session))
@@ -365,6 +372,7 @@ class SessionDetector:
             "open": [s.to_dict() for s in self.open.values()],
             "evicted": self.evicted,
             "closed": dict(self.closed),
+            "clock": self.clock,
         }
 
     def load(self, state: Mapping[str, Any]) -> None:
@@ -385,7 +393,9 @@ class SessionDetector:
                 session = OpenSession(**s)
                 opened[(session.kind, session.id)] = session
             evicted = int(state["evicted"])
+            clock = None if state.get("clock") is None else float(state["clock"])
             closed = {str(k): int(v) for k, v in state["closed"].items()}
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SequenceModelError(f"a session detector state is damaged: {exc!r}") from exc
         self.kinds, self.open, self.evicted, self.closed = kinds, opened, evicted, closed
+        self.clock = clock
