@@ -8,7 +8,9 @@ are shuffled (seed 0) and dealt into 5 folds; each fold is flagged by a model fi
 four (its threshold set by its own inner 5-fold cross-validation of those four, never by the
 held-out fold or by ``test_abnormal``), and the flags are summed over the folds. Recall is that
 of the model fitted on all of ``train_normal``, whose threshold is again set by 5-fold
-cross-validation of ``train_normal`` alone.
+cross-validation of ``train_normal`` alone. The 3,884 normal sessions are only 726 distinct ones,
+so a held-out session is often a copy of a training one; the false-positive target is checked
+again with folds of distinct sessions (identical sessions always in the same fold).
 """
 
 from __future__ import annotations
@@ -58,3 +60,15 @@ def test_ngram_model_meets_the_target_and_beats_the_unseen_trigram_baseline(
     # The neighbour: the baseline is measured the same way and does find much, but less.
     assert 0.5 < baseline.recall < ours.recall
     assert baseline.false_positive_rate <= 0.01
+
+
+def test_the_false_positive_target_holds_when_no_held_out_session_was_seen(
+    hdfs: tuple[list[list[str]], list[list[str]]],
+) -> None:
+    normal, abnormal = hdfs
+    ours = measure(
+        "qorgan-session-ngram, distinct folds", ngram_model(), normal, abnormal, distinct=True
+    )
+    _report(ours)
+    assert ours.false_positive_rate <= 0.01
+    assert ours.recall >= 0.90
