@@ -1,0 +1,131 @@
+"""Masking of the variable parts of a log message before template mining.
+
+A template miner groups lines by their constant words; values that change from line to line
+(numbers, addresses, identifiers, paths, times) would split one template into thousands. They
+are replaced by ``<*>`` before mining, by general rules that hold for any log, not by patterns
+picked for one data set.
+
+What counts as variable, and the neighbours that do not:
+
+- numbers: decimal, signed, with a fraction or exponent, hexadecimal (``0x1f``), and with a
+  unit glued on (``12ms``, ``3KB``, ``50%``). A digit glued to letters *inside a word* is part
+  of a name and stays (``sshd2``, ``log4j``, ``ext3``, ``J12``): program and device names are
+  constant words. A ratio ``3/4`` is two numbers (``<*>/<*>``), not a path.
+- IPv4 addresses (exactly four octets) and IPv6 addresses, with an optional ``:port``. A
+  version string such as ``1.2.3`` is not an address; it is a dotted number and is masked as
+  one, unless glued to a word (``OpenSSH_7.4`` is an identifier, ``HTTP/1.1`` keeps ``HTTP/``).
+- identifiers: UUIDs, HDFS block ids (``blk_-123``), hashes and other long hex strings, e-mail
+  addresses, and words that join letters and digits with separators (``node-246``,
+  ``appattempt_1445_0020``, ``R02-M1-N0``, ``ip-10-0-0-1.ec2.internal``).
+- paths (``/var/log/x``, ``C:\\Windows\\x``) and URLs (``https://...``), whole.
+- dates and times inside messages (``2005-06-03``, ``15:42:50.675``, ``2005-06-03T15:42:50Z``).
+
+The rules run in that order of precedence on the whole message (an address is not left to be
+cut into numbers), each match replaced by :data:`WILDCARD`, and runs of wildcards glued by
+nothing collapse to one.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: What replaces a variable part, as in the Loghub templates and Drain.
+WILDCARD = "<*>"
+
+#: Characters that belong to a word for the purpose of boundaries: a match may not begin right
+#: after one nor end right before one, so masks never cut a word in two.
+_W = r"A-Za-z0-9_"
+
+_UNITS = (
+    r"(?:[kKmMgGtTpP]i?[bB](?:ytes?)?|[bB]ytes?|[bB]|bits?|bps|[kKmMgG]bps"
+    r"|ns|us|µs|ms|s|sec|secs|seconds?|min|mins|minutes?|h|hrs?|hours?|d|days?|%|x)"
+)
+
+_RULES: list[tuple[str, str]] = [
+    # URLs: a scheme, then anything up to a space or a closing bracket / quote.
+    ("url", r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>\]\)]+"),
+    # e-mail addresses.
+    ("email", rf"(?<![{_W}.+-])[{_W}.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"),
+    # UUIDs.
+    (
+        "uuid",
+        r"(?<![0-9A-Fa-f-])[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}"
+        r"-[0-9A-Fa-f]{12}(?![0-9A-Fa-f-])",
+    ),
+    # ISO dates with an optional time and zone; then clock times on their own.
+    (
+        "datetime",
+        rf"(?<![{_W}.:-])\d{{4}}[-/.]\d{{2}}[-/.]\d{{2}}"
+        r"(?:[T _-]?\d{2}[:.]\d{2}(?:[:.]\d{2})?(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"
+        rf"(?![{_W}])",
+    ),
+    # Dates with month names: "Fri Jul  1 07:57:30 2005", "Jul 1 07:57:30", "10/Oct/2000:13:55:36".
+    (
+        "mdate",
+        r"\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,?\s+)?"
+        r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?\s+\d{1,2},?"
+        r"(?:\s+\d{4})?\s+\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?(?:\s+\d{4}\b)?"
+        r"|\b\d{1,2}/(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)/\d{4}"
+        r"(?::\d{2}:\d{2}:\d{2})?",
+    ),
+    (
+        "time",
+        rf"(?<![{_W}.:-])\d{{1,2}}:\d{{2}}:\d{{2}}(?:[.,]\d+)?(?:Z|[+-]\d{{2}}:?\d{{2}})?"
+        rf"(?![{_W}:])",
+    ),
+    # IPv6 (with at least two colons and a hex group), optionally [addr]:port.
+    (
+        "ipv6",
+        r"(?<![\w:.])(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}"
+        r"|(?:[0-9A-Fa-f]{1,4}:){1,7}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?"
+        r"|::(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?)"
+        r"(?:%\w+)?(?![\w:.])",
+    ),
+    # IPv4 with an optional port; exactly four octets, so 1.2.3 is not one.
+    (
+        "ipv4",
+        rf"(?<![{_W}.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){{3}}(?:25[0-5]|2[0-4]\d|1?\d?\d)"
+        rf"(?::\d{{1,5}})?(?![{_W}]|\.\d)",
+    ),
+    # HDFS block ids and other prefix_number identifiers.
+    ("block", r"\bblk_-?\d+\b"),
+    # Windows paths and Unix paths (at least one slash-separated part after the first slash,
+    # or a single absolute component that contains a dot, a dash or an underscore).
+    ("winpath", r"(?<![\w])[A-Za-z]:\\[^\s\"'<>|]*"),
+    (
+        "path",
+        r"(?<![\w.:/~-])(?:~|\.{1,2})?/(?:[\w.@%+~,=-]+/)+[\w.@%+~,=-]*"
+        r"|(?<![\w.:/~-])/[\w@%+~-]*[._-][\w.@%+~-]*(?![\w/])",
+    ),
+    # Hex: 0x-prefixed, or a long run of hex digits holding at least one digit (hashes, ids).
+    ("hex", rf"(?<![{_W}])0[xX][0-9A-Fa-f]+(?![{_W}])"),
+    ("hash", rf"(?<![{_W}-])(?=[0-9A-Fa-f]*\d)(?=[0-9A-Fa-f]*[A-Fa-f])[0-9A-Fa-f]{{8,}}(?![{_W}])"),
+    # Words that join letters and digits through separators: node-246, R02-M1-N0-C:J12-U11,
+    # appattempt_1445_0020, host-10.example.com: a letter somewhere, and a digit in a part
+    # after a separator (jk2_init, a function's name, stays).
+    (
+        "ident",
+        rf"(?<![{_W}.:-])(?=[\w.:-]*[A-Za-z])"
+        r"[A-Za-z0-9]+(?:[_.:-]+[A-Za-z0-9]+)*[_.:-]+[A-Za-z]*\d[A-Za-z0-9]*"
+        r"(?:[_.:-]+[A-Za-z0-9]+)*(?![\w.:-]*\w)",
+    ),
+    # Numbers, with an optional unit glued on; not inside a word (sshd2 stays).
+    (
+        "number",
+        rf"(?<![{_W}])[-+]?\d+(?:[.,]\d+)*(?:[eE][-+]?\d+)?{_UNITS}?(?![{_W}])",
+    ),
+]
+
+_MASK = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in _RULES))
+_RUNS = re.compile(r"(?:<\*>)+")
+
+
+def mask(text: str) -> str:
+    """``text`` with every variable part replaced by ``<*>``."""
+    masked = _MASK.sub(WILDCARD, text)
+    return _RUNS.sub(WILDCARD, masked)
+
+
+def tokens(text: str) -> list[str]:
+    """The words of ``text`` after masking: split on whitespace."""
+    return mask(text).split()
