@@ -41,6 +41,10 @@ _UNITS = (
     r"|ns|us|µs|ms|s|sec|secs|seconds?|min|mins|minutes?|h|hrs?|hours?|d|days?|%|x)"
 )
 
+#: Generic top-level domains that end a host name (two-letter country codes need three labels,
+#: so ``setup.py`` stays a file name).
+_TLDS = "com|net|org|edu|gov|mil|int|info|biz|io|local|localdomain|internal|lan|arpa|home"
+
 _RULES: list[tuple[str, str]] = [
     # URLs: a scheme, then anything up to a space or a closing bracket / quote.
     ("url", r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>\]\)]+"),
@@ -72,6 +76,19 @@ _RULES: list[tuple[str, str]] = [
         "time",
         rf"(?<![{_W}.:-])\d{{1,2}}:\d{{2}}:\d{{2}}(?:[.,]\d+)?(?:Z|[+-]\d{{2}}:?\d{{2}})?"
         rf"(?![{_W}:])",
+    ),
+    # Host names that hold a digit: 5.36.59.76.dynamic-dsl.example.net, ip-10-0-0-1.ec2.internal
+    # (dotted, ending in a top-level label of letters), with an optional port.
+    (
+        "host",
+        rf"(?<![{_W}.:/-])(?=[A-Za-z0-9.-]*\d)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{{2,}}"
+        rf"(?::\d{{1,5}})?(?![{_W}-]|\.\w)",
+    ),
+    # Host names of letters only, known by their top-level label: ns.example.com, a.b.kz.
+    (
+        "domain",
+        rf"(?<![{_W}.:/@-])(?:[A-Za-z0-9-]+\.)+(?:{_TLDS})(?::\d{{1,5}})?(?![{_W}-]|\.\w)"
+        rf"|(?<![{_W}.:/@-])(?:[A-Za-z0-9-]+\.){{2,}}[a-z]{{2}}(?::\d{{1,5}})?(?![{_W}-]|\.\w)",
     ),
     # IPv6 (with at least two colons and a hex group), optionally [addr]:port.
     (
