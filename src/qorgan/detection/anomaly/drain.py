@@ -43,10 +43,14 @@ The state is plain JSON (:meth:`TemplateMiner.state`, :meth:`TemplateMiner.from_
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from qorgan.detection.anomaly.masking import WILDCARD, tokens
@@ -135,6 +139,9 @@ def _compare(template: list[str], words: list[str]) -> tuple[float, int, list[in
                 free += 1
             else:
                 same += 1
+        elif WILDCARD in t and WILDCARD in w and WILDCARD in (t, w):  # values on both sides
+            free += 1
+            fits = fits and t == WILDCARD
         elif t != WILDCARD and not _covers(t, w):
             fits = False
             if w != WILDCARD and t.replace(WILDCARD, "") != w.replace(WILDCARD, ""):
@@ -390,6 +397,44 @@ class TemplateMiner:
         self._leaves[template.leaf].remove(tid)
         if not self._leaves[template.leaf]:
             del self._leaves[template.leaf]
+
+
+def load_miner(path: Path, **settings: Any) -> TemplateMiner:
+    """The miner saved at ``path`` by :func:`save_miner`; a new one with ``settings`` when
+    there is no file yet (the first run of a source)."""
+    if not path.exists():
+        return TemplateMiner(**settings)
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TemplateStateError(
+            f"cannot read the template state: {exc}", source=str(path)
+        ) from exc
+    if not isinstance(state, dict):
+        raise TemplateStateError("the template state is not a JSON object", source=str(path))
+    try:
+        return TemplateMiner.from_state(state)
+    except TemplateStateError as exc:
+        raise TemplateStateError(exc.message, source=str(path)) from exc
+
+
+def save_miner(miner: TemplateMiner, path: Path) -> None:
+    """Write ``miner``'s state to ``path`` as JSON, atomically (a crash leaves the old file)."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:
+        raise TemplateStateError(
+            f"cannot write the template state: {exc}", source=str(path)
+        ) from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(miner.state(), f, separators=(",", ":"))
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise TemplateStateError(
+            f"cannot write the template state: {exc}", source=str(path)
+        ) from exc
 
 
 _SETTINGS = (
