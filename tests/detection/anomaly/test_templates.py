@@ -39,14 +39,18 @@ from qorgan.detection.anomaly.masking import mask
         ("log4j ext3 J12", "log4j ext3 J12"),
         ("took 12ms, read 3KB, 50% at 0x1f", "took <*>, read <*>, <*> at <*>"),
         # an address with its port is one value; a dotted version is a number, not an address
-        ("from 10.0.0.1:22 port 22", "from <*> port <*>"),
-        ("version 1.2.3:22", "version <*>:<*>"),
+        ("from 10.0.0.1 port 22", "from <*> port <*>"),
+        ("from 10.0.0.1:22 to db-1.example.com:5432", "from <*>:<*> to <*>:<*>"),
+        ("version 1.2.3 of 999.1.1.1", "version <*> of <*>"),
+        ("version 1.2.3.4.5", "version <*>"),
         ("from [fe80::1%eth0]:80 and ::1", "from [<*>]:<*> and <*>"),
         # identifiers
         ("block blk_-1608999687919862906 ok", "block <*> ok"),
         ("vm b9000564-fe1a-409b-b8cc-1e88b294cd1d up", "vm <*> up"),
         ("mail to a.b+c@example.kz sent", "mail to <*> sent"),
-        ("on node-246 and R02-M1-N0-C:J12-U11", "on <*> and <*>"),
+        # a name and a number keep the name; other mixed identifiers are one value
+        ("on node-246 and R02-M1-N0-C:J12-U11", "on node-<*> and <*>"),
+        ("generating core.1234 vCores:-1", "generating core.<*> vCores:<*>"),
         ("host ip-10-0-0-1.ec2.internal and ns.example.com", "host <*> and <*>"),
         ("sha 9f86d081884c7d659a2feaa0c55ad015 done", "sha <*> done"),
         ("jk2_init() Found child", "jk2_init() Found child"),
