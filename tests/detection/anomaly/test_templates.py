@@ -38,6 +38,8 @@ from qorgan.detection.anomaly.masking import mask
         ("sshd2 started", "sshd2 started"),
         ("log4j ext3 J12", "log4j ext3 J12"),
         ("took 12ms, read 3KB, 50% at 0x1f", "took <*>, read <*>, <*> at <*>"),
+        # an abbreviated unit after a space is part of the value; a spelled-out one is a word
+        ("in <1 sec, 1.16 KB, 20 ms, 19.05 seconds", "in <*>, <*>, <*>, <*> seconds"),
         # an address with its port is one value; a dotted version is a number, not an address
         ("from 10.0.0.1 port 22", "from <*> port <*>"),
         ("from 10.0.0.1:22 to db-1.example.com:5432", "from <*>:<*> to <*>:<*>"),
@@ -104,6 +106,25 @@ def test_a_word_becomes_a_variable_after_enough_distinct_words_keeping_the_first
     assert miner.templates() == {ids[0]: "Invalid user <*> from <*>"}
     assert {miner.canonical(i) for i in ids} == {ids[0]}
     assert miner.add("Invalid user eve from 10.0.0.2").template_id == ids[0]
+
+
+def test_values_of_varying_length_share_the_template_and_other_words_do_not() -> None:
+    miner = TemplateMiner()
+    short = miner.add("h:80 close, 0 bytes sent, 0 bytes received, lifetime 1")
+    longer = miner.add("h:80 close, 1190 bytes (1.16 KB) sent, 1671 bytes received, lifetime 2")
+    longest = miner.add("h:80 close, 1 bytes (1 KB) sent, 1 bytes (1.6 MB) received, lifetime 1")
+    assert short.is_new and not longer.is_new and not longest.is_new
+    assert short.template_id == longer.template_id == longest.template_id
+    assert (
+        longer.template
+        == short.template
+        == "<*>:<*> close, <*> bytes sent, <*> bytes received, lifetime <*>"
+    )
+    # one more word that is not a value: another template
+    other = miner.add("h:80 close, 1 bytes (1 KB) sent, 1 bytes received, lifetime 1 early")
+    assert other.is_new and other.template_id != short.template_id
+    assert miner.canonical(other.template_id) == other.template_id
+    assert set(miner.templates()) == {short.template_id, other.template_id}
 
 
 def test_a_few_states_stay_apart() -> None:

@@ -23,6 +23,12 @@ environment; and its published grouping accuracy on Loghub-2.0's corrected templ
   covers are absorbed into it (:meth:`TemplateMiner.canonical` maps their ids to its id).
   A difference in a masked value (``<*>``, ``(<*>)`` against ``()``) generalises at once, as in
   Drain; ``key=value`` words generalise to ``key=<*>``;
+- variable-length values: Drain compares only lines of one word count, so ``1 bytes sent``
+  and ``1 bytes (2 KB) sent`` would be two templates. A line that fits no template of its
+  count is aligned (``difflib``) with the templates of up to ``max_gap`` more or fewer words
+  and the same routing words; when the two have the same constant words in the same order
+  and differ only by runs of values, the line's new template becomes a *shape* of that one
+  and lines of either count get its id (:meth:`TemplateMiner.canonical`);
 - a routing word that holds a digit, or no letter, goes to the ``<*>`` branch, as in Drain, and
   a node with ``max_children`` branches sends new words to ``<*>``, so a variable first word
   cannot grow the tree without bound;
@@ -49,6 +55,7 @@ import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -85,6 +92,8 @@ class _Template:
     last: int
     #: Per position still a word: the distinct words similar lines brought there (with its own).
     seen: dict[int, list[str]] = field(default_factory=dict)
+    #: A shape (another word count) of template ``of``, or 0: see :meth:`TemplateMiner._parent`.
+    of: int = 0
 
     @property
     def text(self) -> str:
@@ -156,7 +165,8 @@ class TemplateMiner:
     ``depth`` is Drain's tree depth (the number of routing words is ``depth - 2``),
     ``similarity`` the share of agreeing words for a line to be compared with a template,
     ``variants`` how many distinct words a position must show before it becomes ``<*>``,
-    ``max_words`` the words of a line that are mined (a longer line's rest is one ``<*>``).
+    ``max_words`` the words of a line that are mined (a longer line's rest is one ``<*>``),
+    ``max_gap`` how many words a line may differ in count from a template it is a shape of.
     """
 
     def __init__(
@@ -169,6 +179,7 @@ class TemplateMiner:
         max_per_leaf: int = 200,
         max_templates: int = 50_000,
         max_words: int = 512,
+        max_gap: int = 4,
     ) -> None:
         if depth < 3:
             raise ValueError("depth must be at least 3 (length and one routing word)")
@@ -176,6 +187,8 @@ class TemplateMiner:
             raise ValueError("similarity must be in (0, 1]")
         if min(variants, max_children, max_per_leaf, max_templates, max_words) < 2:
             raise ValueError("the limits must be at least 2")
+        if max_gap < 0:
+            raise ValueError("max_gap must not be negative")
         self.depth = depth
         self.similarity = similarity
         self.variants = variants
@@ -183,6 +196,7 @@ class TemplateMiner:
         self.max_per_leaf = max_per_leaf
         self.max_templates = max_templates
         self.max_words = max_words
+        self.max_gap = max_gap
         self._templates: dict[int, _Template] = {}
         self._aliases: dict[int, int] = {}
         self._leaves: dict[tuple[str, ...], list[int]] = {}
@@ -218,8 +232,12 @@ class TemplateMiner:
         if fitting:
             _, best, fits = max(fitting, key=lambda f: f[0])
         if best is None:
+            parent = self._parent(leaf, words)
             template = self._create(leaf, words)
-            return TemplateMatch(template.id, template.text, True)
+            if parent is None:
+                return TemplateMatch(template.id, template.text, True)
+            template.of = parent.id
+            return TemplateMatch(parent.id, parent.text, False)
         if not fits:  # values of the line meet words of the template: those become <*>
             for i, (t, w) in enumerate(zip(best.words, words, strict=True)):
                 if t != w and t != WILDCARD and not _covers(t, w):
@@ -227,7 +245,8 @@ class TemplateMiner:
                     best.seen.pop(i, None)
         best.size += 1
         best.last = self._clock
-        return TemplateMatch(best.id, best.text, False)
+        tid = self.canonical(best.id)
+        return TemplateMatch(tid, self._templates[tid].text, False)
 
     def match(self, text: str) -> TemplateMatch:
         """The template ``text`` fits, without learning; ``template_id`` 0 and ``is_new`` when
@@ -242,20 +261,31 @@ class TemplateMiner:
                 best = ((sim, free, -tid), template)
         if best is None:
             return TemplateMatch(0, " ".join(words), True)
-        return TemplateMatch(best[1].id, best[1].text, False)
+        tid = self.canonical(best[1].id)
+        return TemplateMatch(tid, self._templates[tid].text, False)
 
     def canonical(self, template_id: int) -> int:
-        """The id that now stands for ``template_id``: itself, or the template that absorbed
-        it when a position became ``<*>`` (see the module doc); 0 when it was dropped."""
-        seen = 0
-        while template_id in self._aliases and seen < 64:
-            template_id = self._aliases[template_id]
-            seen += 1
-        return template_id if template_id in self._templates else 0
+        """The id that now stands for ``template_id``: itself, the template that absorbed it
+        when a position became ``<*>``, or the template it is a shape of (see the module
+        doc); 0 when it was dropped."""
+        for _ in range(64):
+            if template_id in self._aliases:
+                template_id = self._aliases[template_id]
+                continue
+            template = self._templates.get(template_id)
+            if template is None:
+                return 0
+            if template.of and template.of in self._templates:
+                template_id = template.of
+                continue
+            return template_id
+        return 0
 
     def templates(self) -> dict[int, str]:
-        """Every template kept, by id."""
-        return {tid: t.text for tid, t in sorted(self._templates.items())}
+        """Every template kept, by id (shapes of another template are that template's)."""
+        return {
+            tid: t.text for tid, t in sorted(self._templates.items()) if self.canonical(tid) == tid
+        }
 
     def state(self) -> dict[str, Any]:
         """Everything learned and the settings, as plain JSON data."""
@@ -272,6 +302,7 @@ class TemplateMiner:
                     "size": t.size,
                     "last": t.last,
                     "seen": {str(i): v for i, v in sorted(t.seen.items())},
+                    "of": t.of,
                 }
                 for t in sorted(self._templates.values(), key=lambda t: t.id)
             ],
@@ -303,7 +334,13 @@ class TemplateMiner:
                 seen = {int(i): [str(w) for w in v] for i, v in row.get("seen", {}).items()}
                 tid = int(row["id"])
                 templates[tid] = _Template(
-                    tid, words, leaf, int(row["size"]), int(row["last"]), seen
+                    tid,
+                    words,
+                    leaf,
+                    int(row["size"]),
+                    int(row["last"]),
+                    seen,
+                    int(row.get("of", 0)),
                 )
             aliases = {int(k): int(v) for k, v in state.get("aliases", {}).items()}
             next_id = int(state["next_id"])
@@ -372,6 +409,33 @@ class TemplateMiner:
                 self._aliases[tid] = template.id
         while len(self._aliases) > self.max_templates:
             del self._aliases[min(self._aliases)]
+
+    def _parent(self, leaf: tuple[str, ...], words: list[str]) -> _Template | None:
+        """A template of another word count that ``words`` differs from only in values: the
+        same constant words in the same order, and only runs of values (words holding
+        ``<*>``) inserted, deleted or replaced (``1 bytes sent`` and ``1 bytes (2 KB) sent``).
+        The line's template becomes a shape of it, so lines of either count share its id."""
+        constant = [w for w in words if WILDCARD not in w]
+        if len(constant) < 2:
+            return None
+        best: tuple[int, _Template] | None = None
+        n = len(words)
+        for other in range(max(1, n - self.max_gap), n + self.max_gap + 1):
+            if other == n:
+                continue
+            for tid in self._leaves.get((str(other), *leaf[1:]), ()):
+                template = self._templates[tid]
+                if [w for w in template.words if WILDCARD not in w] != constant:
+                    continue
+                ops = SequenceMatcher(None, template.words, words, autojunk=False).get_opcodes()
+                if all(
+                    op == "equal" or all(WILDCARD in w for w in (*template.words[a:b], *words[c:d]))
+                    for op, a, b, c, d in ops
+                ):
+                    root = self.canonical(tid)
+                    if best is None or template.size > best[0]:
+                        best = (template.size, self._templates[root])
+        return best[1] if best else None
 
     def _create(self, leaf: tuple[str, ...], words: list[str]) -> _Template:
         template = _Template(self._next_id, list(words), leaf, 1, self._clock)
@@ -445,4 +509,5 @@ _SETTINGS = (
     "max_per_leaf",
     "max_templates",
     "max_words",
+    "max_gap",
 )

@@ -43,6 +43,9 @@ _UNITS = (
     r"|ns|us|µs|ms|s|sec|secs|seconds?|min|mins|minutes?|h|hrs?|hours?|d|days?|%|x)"
 )
 
+#: Units written after a space that make one value with their number.
+_SPACED_UNITS = r"(?:[KMGTP]i?B|kB|ms|us|µs|ns|sec|secs)"
+
 #: Generic top-level domains that end a host name (two-letter country codes need three labels,
 #: so ``setup.py`` stays a file name).
 _TLDS = "com|net|org|edu|gov|mil|int|info|biz|io|local|localdomain|internal|lan|arpa|home"
@@ -128,10 +131,13 @@ _RULES: list[tuple[str, str]] = [
         r"[A-Za-z0-9]+(?:[_.:-]+[A-Za-z0-9]+)*[_.:-]+[A-Za-z]*\d[A-Za-z0-9]*"
         r"(?:[_.:-]+[A-Za-z0-9]+)*(?![\w.:-]*\w)",
     ),
-    # Numbers, with an optional unit glued on; not inside a word (sshd2 stays).
+    # Numbers, with an optional bound (<1) and an optional unit glued on or, for the
+    # abbreviated units of size and time, after a space (1.16 KB, 20 ms); not inside a word
+    # (sshd2 stays). Spelled-out units (19 seconds, 1000 MILLISECONDS) stay words.
     (
         "number",
-        rf"(?<![{_W}])[-+]?\d+(?:[.,]\d+)*(?:[eE][-+]?\d+)?{_UNITS}?(?![{_W}])",
+        rf"(?<![{_W}])(?:[<>]=?)?[-+]?\d+(?:[.,]\d+)*(?:[eE][-+]?\d+)?"
+        rf"(?:{_UNITS}|\x20{_SPACED_UNITS})?(?![{_W}])",
     ),
 ]
 
