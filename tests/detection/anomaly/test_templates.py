@@ -65,6 +65,13 @@ from qorgan.detection.anomaly.masking import mask
         # times inside a message
         ("at Fri Jul  1 07:57:30 2005 ok", "at <*> ok"),
         ("at 2005-06-03T15:42:50.675Z and 15:42:50", "at <*> and <*>"),
+        # a request line keeps its path, each segment masked alone; elsewhere a path is a value
+        (
+            "GET /api/users/42/profile?q=x&p=2 HTTP/1.1",
+            "GET /api/users/<*>/profile?q=<*>&p=<*> HTTP/<*>",
+        ),
+        ("GET /wp-login.php HTTP/1.1", "GET /wp-login.php HTTP/<*>"),
+        ('10.1.1.1 "GET /v2/a/b HTTP/1.1" status: 200', '<*> "GET <*> HTTP/<*>" status: <*>'),
         # key=value keeps the key
         ("logname= uid=0 rhost=218.188.2.4", "logname= uid=<*> rhost=<*>"),
     ],
@@ -257,6 +264,19 @@ def test_event_text_per_format() -> None:
     assert event_text(access, "accesslog") == "GET /search?q=<*>&page=<*>&empty=<*> HTTP/1.1"
     assert event_text({**access, "cs-uri-query": None}, "accesslog") == "GET /search HTTP/1.1"
     assert event_text({"line": "Dec 10 06:55:46 h sshd[1]: bye"}, "text") == "bye"
+
+
+def test_web_requests_are_templates_of_their_paths() -> None:
+    miner = TemplateMiner()
+
+    def request(target: str) -> int:
+        stem, _, query = target.partition("?")
+        event = {"cs-method": "GET", "cs-uri-stem": stem, "cs-uri-query": query or None}
+        return miner.add(event_text({**event, "cs-version": "HTTP/1.1"}, "accesslog")).template_id
+
+    assert request("/users/42/profile?tab=a") == request("/users/7/profile?tab=b")
+    assert request("/wp-login.php") != request("/index.php")
+    assert request("/users/42/profile?tab=a") != request("/users/42/profile?tab=a&debug=1")
 
 
 def test_lines_are_read_whatever_their_bytes(tmp_path: Path) -> None:

@@ -4,7 +4,9 @@ A template is the shape of a *message*; a line's header (date, host, process id,
 only add variables. Three ways to get the message:
 
 - :func:`event_text` for an event of our formats (syslog's ``message``, an access log's
-  request line with the query values masked), so detectors mine what the format parsed;
+  request line with the query values masked; masking then keeps its path, segment by segment,
+  see :func:`~qorgan.detection.anomaly.masking.mask`), so detectors mine what the format
+  parsed;
 - :class:`LogFormat` for raw lines of a known layout, in the Loghub benchmark's syntax
   (``'<Date> <Time> <Pid> <Level> <Component>: <Content>'``): each ``<Field>`` is a field, the
   text between them is literal, and ``<Content>`` is the message;

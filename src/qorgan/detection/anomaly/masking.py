@@ -162,9 +162,38 @@ def _replace(m: re.Match[str]) -> str:
     return WILDCARD
 
 
+#: A request line at the start of the text: its target is masked part by part, not whole.
+_REQUEST = re.compile(
+    r"(?P<method>GET|POST|PUT|DELETE|HEAD|OPTIONS|PATCH|CONNECT|TRACE|PROPFIND)\x20"
+    r"(?P<target>/\S*)(?P<rest>.*)",
+    re.DOTALL,
+)
+_QUERY_VALUE = re.compile(r"=[^&;#]*")
+
+
+def _target(target: str) -> str:
+    """A request target with each path segment masked alone and every query value masked:
+    ``/api/users/42/profile?q=x`` is ``/api/users/<*>/profile?q=<*>``."""
+    path, sep, query = target.partition("?")
+    segments = "/".join(_MASK.sub(_replace, segment) for segment in path.split("/"))
+    return segments + sep + _QUERY_VALUE.sub("=" + WILDCARD, query)
+
+
 def mask(text: str) -> str:
-    """``text`` with every variable part replaced by ``<*>``."""
-    masked = _MASK.sub(_replace, text)
+    """``text`` with every variable part replaced by ``<*>``.
+
+    A text that starts with an HTTP request line (``GET /path?query``, as
+    :func:`~qorgan.detection.anomaly.logtext.event_text` gives for web logs) keeps its path:
+    on a web server the path is what was asked for, so each segment is masked alone.
+    """
+    request = _REQUEST.match(text)
+    if request:
+        masked = (
+            f"{request['method']} {_target(request['target'])}"
+            f"{_MASK.sub(_replace, request['rest'])}"
+        )
+    else:
+        masked = _MASK.sub(_replace, text)
     return _RUNS.sub(WILDCARD, masked)
 
 
