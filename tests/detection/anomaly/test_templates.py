@@ -11,6 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from qorgan.detection.anomaly.drain import (
+    TemplateMatch,
     TemplateMiner,
     TemplateStateError,
     load_miner,
@@ -113,14 +114,22 @@ def test_a_word_becomes_a_variable_after_enough_distinct_words_keeping_the_first
     assert miner.templates() == {ids[0]: "Invalid user <*> from <*>"}
     assert {miner.canonical(i) for i in ids} == {ids[0]}
     assert miner.add("Invalid user eve from 10.0.0.2").template_id == ids[0]
+    # after a restart the absorbed ids still stand for the template that absorbed them
+    again = TemplateMiner.from_state(json.loads(json.dumps(miner.state())))
+    assert {again.canonical(i) for i in ids} == {ids[0]}
+    assert again.add("Invalid user bob from 10.0.0.3").template_id == ids[0]
 
 
 def test_values_of_varying_length_share_the_template_and_other_words_do_not() -> None:
     miner = TemplateMiner()
     short = miner.add("h:80 close, 0 bytes sent, 0 bytes received, lifetime 1")
     longer = miner.add("h:80 close, 1190 bytes (1.16 KB) sent, 1671 bytes received, lifetime 2")
+    assert short.is_new and not longer.is_new
+    # match knows the other counts too, without learning them
+    matched = miner.match("h:80 close, 5 bytes sent, 6 bytes (2 KB) received, lifetime 1")
+    assert matched == TemplateMatch(short.template_id, short.template, False)
     longest = miner.add("h:80 close, 1 bytes (1 KB) sent, 1 bytes (1.6 MB) received, lifetime 1")
-    assert short.is_new and not longer.is_new and not longest.is_new
+    assert not longest.is_new
     assert short.template_id == longer.template_id == longest.template_id
     assert (
         longer.template

@@ -260,7 +260,10 @@ class TemplateMiner:
             if sim >= self.similarity and fits and (best is None or (sim, free, -tid) > best[0]):
                 best = ((sim, free, -tid), template)
         if best is None:
-            return TemplateMatch(0, " ".join(words), True)
+            parent = self._parent(leaf, words)
+            if parent is None:
+                return TemplateMatch(0, " ".join(words), True)
+            return TemplateMatch(parent.id, parent.text, False)
         tid = self.canonical(best[1].id)
         return TemplateMatch(tid, self._templates[tid].text, False)
 
@@ -275,8 +278,8 @@ class TemplateMiner:
             template = self._templates.get(template_id)
             if template is None:
                 return 0
-            if template.of and template.of in self._templates:
-                template_id = template.of
+            if template.of and (template.of in self._templates or template.of in self._aliases):
+                template_id = template.of  # a shape: its template stands for it
                 continue
             return template_id
         return 0
