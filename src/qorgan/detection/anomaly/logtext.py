@@ -18,6 +18,7 @@ only add variables. Three ways to get the message:
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -157,15 +158,19 @@ def read_lines(path: Path) -> Iterator[tuple[int, str]]:
 
 def file_templates(
     path: Path, miner: TemplateMiner, log_format: LogFormat | None = None
-) -> list[tuple[int, int, str]]:
-    """Mine every line of ``path`` (its message: by ``log_format``, else :func:`message_of`)
-    and give ``(line number, template id, template)`` per line, as the templates stand after
-    the whole file (a template that generalised later in the file shows its final text)."""
+) -> Iterator[tuple[int, int, str]]:
+    """Mine every line of ``path`` (its message: by ``log_format``, else :func:`message_of`),
+    then give ``(line number, template id, template)`` per line, as the templates stand after
+    the whole file (a template that generalised later in the file shows its final text).
+
+    The whole file is mined before the first row is given (so a read error comes first); the
+    rows are then made on demand: 8 bytes per line are kept, not the lines.
+    """
     message = log_format.content if log_format is not None else message_of
-    mined = [(number, miner.add(message(line)).template_id) for number, line in read_lines(path)]
+    ids = array("q", (miner.add(message(line)).template_id for _, line in read_lines(path)))
     final = miner.templates()
-    rows = []
-    for number, tid in mined:
-        current = miner.canonical(tid)
-        rows.append((number, current, final.get(current, "")))
-    return rows
+    current = {tid: miner.canonical(tid) for tid in set(ids)}
+    return (
+        (number, current[tid], final.get(current[tid], ""))
+        for number, tid in enumerate(ids, start=1)
+    )
