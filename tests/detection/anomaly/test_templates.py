@@ -11,6 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from qorgan.detection.anomaly.drain import (
+    MAX_CHARS,
     TemplateMatch,
     TemplateMiner,
     TemplateStateError,
@@ -220,14 +221,23 @@ def test_any_text_is_mined_and_matched_again(text: str) -> None:
     )
 
 
-def test_a_one_megabyte_line_is_mined_within_the_word_limit() -> None:
+def test_a_one_megabyte_line_is_mined_within_the_word_and_character_limits() -> None:
     miner = TemplateMiner(max_words=64)
     long_words = miner.add("word " * 200_000)
     long_token = miner.add("x" * 1_000_000)
     assert len(long_words.template.split()) == 64
     assert long_words.template.endswith("<*>")
-    assert long_token.template == "x" * 1_000_000
+    assert long_token.template == "x" * MAX_CHARS + " <*>"
     assert miner.add("word " * 210_000).template_id == long_words.template_id
+
+
+@pytest.mark.parametrize("unit", ["a-", "-1", "f::", "a@", "x=", "<1", "a/", "1 KB"])
+def test_long_repetitive_lines_are_masked_in_linear_time(unit: str) -> None:
+    # a pattern that scans the rest of the line at every position (the URL scheme once did on
+    # 'a-a-a-...') takes seconds here and minutes on a megabyte; linear masking a fraction of one
+    text = unit * (MAX_CHARS // len(unit))
+    assert TemplateMiner().add(text + " tail").template_id == 1
+    assert mask(text)
 
 
 # -- the text to mine -----------------------------------------------------------------------

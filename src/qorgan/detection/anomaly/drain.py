@@ -39,7 +39,8 @@ environment; and its published grouping accuracy on Loghub-2.0's corrected templ
 - bounded memory: at most ``max_templates`` templates in all and ``max_per_leaf`` per leaf (the
   least recently matched template is dropped first; its id is retired, and a line of its shape
   later gets a new id), at most ``variants`` words remembered per position, ``max_templates``
-  aliases, and ``max_words`` words per line (a longer line's rest is one ``<*>``).
+  aliases, and ``max_words`` words and :data:`MAX_CHARS` characters per line (a longer line's
+  rest is one ``<*>``).
 
 One configuration (the defaults) serves every log; the Loghub-2.0 figures in
 ``docs/anomaly-templates.md`` were measured with it, no setting chosen per data set.
@@ -62,6 +63,10 @@ from typing import Any
 
 from qorgan.detection.anomaly.masking import WILDCARD, tokens
 from qorgan.detection.errors import DetectionError
+
+#: Characters of a line that are masked and mined; the rest of a longer line is one ``<*>``, so
+#: masking (linear, but about 2 s a megabyte for the worst text) stays bounded per line.
+MAX_CHARS = 65_536
 
 #: Version of :meth:`TemplateMiner.state`'s layout.
 STATE_VERSION = 1
@@ -364,7 +369,10 @@ class TemplateMiner:
     # -- the tree -------------------------------------------------------------------------
 
     def _words(self, text: str) -> list[str]:
-        words = tokens(text)
+        cut = len(text) > MAX_CHARS
+        words = tokens(text[:MAX_CHARS] if cut else text)
+        if cut:
+            words.append(WILDCARD)
         if len(words) > self.max_words:
             words = [*words[: self.max_words - 1], WILDCARD]
         return words

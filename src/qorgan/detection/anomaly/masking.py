@@ -52,7 +52,7 @@ _TLDS = "com|net|org|edu|gov|mil|int|info|biz|io|local|localdomain|internal|lan|
 
 _RULES: list[tuple[str, str]] = [
     # URLs: a scheme, then anything up to a space or a closing bracket / quote.
-    ("url", r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>\]\)]+"),
+    ("url", r"\b[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s\"'<>\]\)]+"),
     # e-mail addresses.
     ("email", rf"(?<![{_W}.+-])[{_W}.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"),
     # UUIDs.
