@@ -252,6 +252,24 @@ def test_a_log_format_gives_the_message_and_refuses_a_format_without_content() -
         LogFormat("<Date> <Time>")
 
 
+def test_a_field_may_hold_spaces_up_to_the_text_that_ends_it() -> None:
+    proxifier = LogFormat(r"\[<Time>\] <Program> - <Content>")
+    fields = proxifier.parse("[10.30 16:51:56] svchost.exe *64 - host:5070 close - now")
+    assert fields == {
+        "Time": "10.30 16:51:56",
+        "Program": "svchost.exe *64",
+        "Content": "host:5070 close - now",
+    }
+
+
+def test_a_long_line_that_does_not_have_the_format_is_refused_at_once() -> None:
+    # with fields free to hold anything, this took minutes (every split of 300 words tried)
+    hdfs = LogFormat("<Date> <Time> <Pid> <Level> <Component>: <Content>")
+    line = " ".join(["word"] * 300) + " end:"
+    assert hdfs.parse(line) is None
+    assert hdfs.content(line) == line
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
