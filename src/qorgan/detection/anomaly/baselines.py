@@ -1,0 +1,126 @@
+"""Streaming baselines of counts: an exponentially weighted mean and variance, and a seasonal
+one with a baseline per hour of the week.
+
+Written here rather than taken from ``river``: the whole of it is an exponentially weighted
+mean and variance (West's incremental form, a dozen lines), our state must be plain JSON (river's
+estimators are Python objects that are saved by pickling), and river would be a new, large
+dependency for those dozen lines.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from qorgan.detection.errors import DetectionError
+
+#: Hours in a week: the seasonal slots (weekday x hour of day).
+WEEK_SLOTS = 7 * 24
+
+
+class BaselineStateError(DetectionError):
+    """A baseline state that cannot be loaded (not from :meth:`state`)."""
+
+
+@dataclass(slots=True)
+class Ewma:
+    """Exponentially weighted mean and variance of a stream of numbers.
+
+    ``alpha`` is the weight of each new value; ``n`` counts the values seen, so callers can tell
+    a baseline with too little history to trust. The first value sets the mean exactly.
+    """
+
+    alpha: float
+    mean: float = 0.0
+    var: float = 0.0
+    n: int = 0
+
+    def update(self, value: float) -> None:
+        if self.n == 0:
+            self.mean, self.var = value, 0.0
+        else:
+            diff = value - self.mean
+            incr = self.alpha * diff
+            self.mean += incr
+            self.var = (1.0 - self.alpha) * (self.var + diff * incr)
+        self.n += 1
+
+    def state(self) -> list[float]:
+        return [self.mean, self.var, self.n]
+
+    @classmethod
+    def from_state(cls, alpha: float, state: Any) -> Ewma:
+        try:
+            mean, var, n = state
+            return cls(alpha, float(mean), float(var), int(n))
+        except (TypeError, ValueError) as exc:
+            raise BaselineStateError(f"not a baseline state: {state!r}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """What a baseline expects of one bucket: the mean, its standard deviation, and whether it
+    came from the bucket's own hour of the week (``seasonal``) or from all hours."""
+
+    mean: float
+    std: float
+    seasonal: bool
+    history: int
+
+
+class SeasonalBaseline:
+    """The count per bucket of one series, learned overall and per hour of the week.
+
+    A slot (weekday, hour) answers for itself once it has ``min_slot_history`` buckets;
+    until then the overall baseline does. So a template that is busy every Monday at nine
+    is expected to be busy then, and only then.
+    """
+
+    __slots__ = ("alpha", "min_slot_history", "overall", "slots")
+
+    def __init__(self, *, alpha: float = 0.1, min_slot_history: int = 3) -> None:
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError("alpha must be in (0, 1]")
+        self.alpha = alpha
+        self.min_slot_history = min_slot_history
+        self.overall = Ewma(alpha)
+        self.slots: dict[int, Ewma] = {}
+
+    def expect(self, slot: int) -> Expectation:
+        own = self.slots.get(slot)
+        if own is not None and own.n >= self.min_slot_history:
+            return Expectation(own.mean, math.sqrt(max(own.var, 0.0)), True, own.n)
+        return self.expect_overall()
+
+    def expect_overall(self) -> Expectation:
+        base = self.overall
+        return Expectation(base.mean, math.sqrt(max(base.var, 0.0)), False, base.n)
+
+    def update(self, slot: int, count: float) -> None:
+        self.overall.update(count)
+        own = self.slots.get(slot)
+        if own is None:
+            own = self.slots[slot] = Ewma(self.alpha)
+        own.update(count)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "overall": self.overall.state(),
+            "slots": {str(k): v.state() for k, v in self.slots.items()},
+        }
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        try:
+            self.overall = Ewma.from_state(self.alpha, state["overall"])
+            self.slots = {
+                int(k): Ewma.from_state(self.alpha, v) for k, v in dict(state["slots"]).items()
+            }
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BaselineStateError(f"not a seasonal baseline state: {exc}") from exc
+
+
+def week_slot(weekday: int, hour: int) -> int:
+    """The slot of an hour of the week: Monday 00:00 is 0, Sunday 23:00 is 167."""
+    return weekday * 24 + hour
