@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from qorgan.detection.anomaly.baselines import Ewma
 from qorgan.detection.anomaly.findings import Finding
 from qorgan.detection.anomaly.frequency import TemplateFrequencyDetector
 from qorgan.detection.anomaly.rarity import DetectorStateError, TemplateRarityDetector
@@ -252,6 +253,24 @@ def test_events_without_a_time_are_counted_not_lost() -> None:
     batch.times[2] = "yesterday"
     assert detector.observe(batch) == []
     assert detector.untimed == 2
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.5, 1.0])
+@pytest.mark.parametrize("history", [[], [3.0], [5.0, 9.0, 2.0]])
+@pytest.mark.parametrize("zeros", [0, 1, 7, 300])
+def test_a_run_of_empty_buckets_is_learned_as_one_by_one(
+    alpha: float, history: list[float], zeros: int
+) -> None:
+    one_by_one, at_once = Ewma(alpha), Ewma(alpha)
+    for value in history:
+        one_by_one.update(value)
+        at_once.update(value)
+    for _ in range(zeros):
+        one_by_one.update(0.0)
+    at_once.update_zeros(zeros)
+    assert at_once.mean == pytest.approx(one_by_one.mean, abs=1e-12)
+    assert at_once.var == pytest.approx(one_by_one.var, abs=1e-12)
+    assert at_once.n == one_by_one.n
 
 
 # -- real, untouched logs ---------------------------------------------------------------------

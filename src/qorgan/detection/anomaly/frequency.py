@@ -160,14 +160,19 @@ class TemplateFrequencyDetector:
         """Every series of ``source`` learns the buckets before ``bucket``; the silences."""
         findings: list[Finding] = []
         oldest = bucket - int(MAX_GAP / self.bucket)
+        per_hour = max(1, int(3600 // self.bucket.total_seconds()))
         for tid, series in source.series.items():
             series.baseline.update(self._slot(series.bucket), series.count)
-            for empty in range(max(series.bucket + 1, oldest), bucket):
+            empty = max(series.bucket + 1, oldest)
+            while empty < bucket:  # the empty buckets, an hour (one slot) at a time
                 slot = self._slot(empty)
+                until = min(bucket, (empty // per_hour + 1) * per_hour)
+                # The slot's first empty bucket is where its expectation is highest.
                 silence = self._silence(name, tid, series, empty, slot)
                 if silence is not None:
                     findings.append(silence)
-                series.baseline.update(slot, 0)
+                series.baseline.update_zeros(slot, until - empty)
+                empty = until
             series.episode = series.episode and series.fired
             series.bucket, series.count, series.fired = bucket, 0, False
         source.bucket = bucket
