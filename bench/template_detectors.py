@@ -1,5 +1,5 @@
 """Benchmark of the template detectors: time per event of new/rare templates, template
-frequency, and the line model (learn and score), on real syslog.
+frequency, and rare lines, on real syslog.
 
     python bench/template_detectors.py [--repeat 5] [--batch 500]
 
@@ -25,9 +25,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from qorgan.detection.anomaly.eventkeys import text_of
 from qorgan.detection.anomaly.frequency import TemplateFrequencyDetector
-from qorgan.detection.anomaly.lines import LineRarityModel
+from qorgan.detection.anomaly.lines import LineRarityDetector
 from qorgan.detection.anomaly.rarity import TemplateRarityDetector
 from qorgan.telemetry.batch import EventBatch
 from qorgan.telemetry.quarantine import Quarantine
@@ -69,20 +68,6 @@ def slices(batches: list[EventBatch], size: int) -> list[EventBatch]:
     return out
 
 
-class LineModelRun:
-    """The line model as a live detector would use it: score each line, then learn it."""
-
-    def __init__(self) -> None:
-        self.model = LineRarityModel()
-
-    def observe(self, batch: EventBatch) -> list[object]:
-        for i, event in enumerate(batch.events):
-            text = text_of(batch, i)
-            self.model.score(event, text)
-            self.model.learn(event, text)
-        return []
-
-
 def run(make: Callable[[], object], batches: list[EventBatch], size: int) -> tuple[float, ...]:
     events = sum(len(b) for b in batches)
     detector = make()
@@ -118,7 +103,7 @@ def main() -> None:
     for name, make in (
         ("template-rarity", TemplateRarityDetector),
         ("template-frequency", TemplateFrequencyDetector),
-        ("line-rarity", LineModelRun),
+        ("line-rarity", LineRarityDetector),
     ):
         events, mean, c50, c99, w50, w99 = run(make, batches, args.batch)
         print(

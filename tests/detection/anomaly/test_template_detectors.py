@@ -20,6 +20,7 @@ import pytest
 from qorgan.detection.anomaly.baselines import Ewma
 from qorgan.detection.anomaly.findings import Finding
 from qorgan.detection.anomaly.frequency import TemplateFrequencyDetector
+from qorgan.detection.anomaly.lines import LineModelError, LineRarityDetector
 from qorgan.detection.anomaly.rarity import DetectorStateError, TemplateRarityDetector
 from qorgan.telemetry.batch import EventBatch
 from qorgan.telemetry.quarantine import Quarantine
@@ -273,14 +274,79 @@ def test_a_run_of_empty_buckets_is_learned_as_one_by_one(
     assert at_once.n == one_by_one.n
 
 
+# -- the line model as a streaming detector ---------------------------------------------------
+
+
+def _line_detector() -> LineRarityDetector:
+    detector = LineRarityDetector(warmup=100, recalibrate=50)
+    assert detector.observe(_batch(_routine(MONDAY, 150))) == []
+    return detector
+
+
+ODD_LINES = [
+    (MONDAY + timedelta(hours=1, seconds=i), f"segfault at {i:x} ip {i * 7:x} in libcrypt.so", None)
+    for i in range(3)
+]
+
+
+def test_the_line_detector_flags_unseen_words_once_per_batch_not_routine_lines() -> None:
+    detector = LineRarityDetector(warmup=100, recalibrate=50)
+    warm = [*_routine(MONDAY, 99), (MONDAY, "kernel panic imminent: cannot recover", None)]
+    assert detector.observe(_batch(warm)) == []  # nothing is judged during warm-up
+    detector.observe(_batch(_routine(MONDAY, 50)))
+    findings = detector.observe(_batch(_routine(MONDAY, 10) + ODD_LINES))
+    (finding,) = findings  # three lines, one pattern, one finding
+    assert finding.detector == "line.rare"
+    assert finding.examples == tuple(text for _, text, _ in ODD_LINES)
+    words = {c.feature for c in finding.contributions}
+    assert {"word.segfault", "word.libcrypt"} <= words
+    assert detector.observe(_batch(_routine(MONDAY, 20))) == []
+
+
+def test_a_rejected_line_pattern_stops_firing_and_an_unrejected_one_fires_again() -> None:
+    detector = _line_detector()
+    saved = json.loads(json.dumps(detector.state()))
+    (finding,) = detector.observe(_batch(ODD_LINES[:1]))
+    learned, unaware = LineRarityDetector(warmup=100), LineRarityDetector(warmup=100)
+    learned.load(saved)
+    unaware.load(saved)
+    learned.absorb(finding.to_dict())
+    assert learned.observe(_batch(ODD_LINES[1:])) == []
+    assert [f.pattern for f in unaware.observe(_batch(ODD_LINES[1:]))] == [finding.pattern]
+    with pytest.raises(LineModelError):
+        learned.absorb({"model": learned.model, "source": "x", "pattern": "template|y"})
+
+
+def test_line_detector_state_round_trips_as_json() -> None:
+    detector = _line_detector()
+    state = json.loads(json.dumps(detector.state()))
+    restored = LineRarityDetector(warmup=100, recalibrate=50)
+    restored.load(state)
+    assert restored.state() == state
+    odd = _batch(ODD_LINES)
+    assert [f.to_dict() for f in restored.observe(odd)] == [
+        f.to_dict() for f in detector.observe(odd)
+    ]
+    with pytest.raises(LineModelError):
+        restored.load({**state, "sources": {"x": {"model": {}}}})
+
+
 # -- real, untouched logs ---------------------------------------------------------------------
 
 #: Findings on the second half of each log, learned on its first half: the most we accept.
-#: Measured: Linux 2 new templates and 13 bursts (brute-force password guessing and FTP
-#: connection floods, real in that log); OpenSSH 1 and 6.
+#: Measured: Linux 2 new templates, 13 bursts (brute-force password guessing and FTP connection
+#: floods, real in that log) and 2 rare lines; OpenSSH 1, 6 and 3.
 LIMITS = {
-    "loghub/Linux/Linux_2k.log": {"template-rarity": 3, "template-frequency": 15},
-    "loghub/OpenSSH/OpenSSH_2k.log": {"template-rarity": 2, "template-frequency": 8},
+    "loghub/Linux/Linux_2k.log": {
+        "template-rarity": 3,
+        "template-frequency": 15,
+        "line-rarity": 3,
+    },
+    "loghub/OpenSSH/OpenSSH_2k.log": {
+        "template-rarity": 2,
+        "template-frequency": 8,
+        "line-rarity": 4,
+    },
 }
 
 
@@ -292,7 +358,8 @@ def test_findings_on_real_untouched_logs_stay_under_the_stated_number(
     batches = list(read_file(shared_data / relative, quarantine, batch_size=100))
     assert sum(len(b) for b in batches) == 2000
     half = len(batches) // 2
-    for detector in (TemplateRarityDetector(), TemplateFrequencyDetector()):
+    detectors = (TemplateRarityDetector(), TemplateFrequencyDetector(), LineRarityDetector())
+    for detector in detectors:
         for batch in batches[:half]:
             detector.observe(batch)
         found: list[Finding] = []

@@ -167,10 +167,13 @@ class TemplateFrequencyDetector:
             while empty < bucket:  # the empty buckets, an hour (one slot) at a time
                 slot = self._slot(empty)
                 until = min(bucket, (empty // per_hour + 1) * per_hour)
-                # The slot's first empty bucket is where its expectation is highest.
-                silence = self._silence(name, tid, series, empty, slot)
-                if silence is not None:
-                    findings.append(silence)
+                # The slot's first empty bucket is where its expectation is highest; most
+                # slots expect too little to fall silent, which is cheap to see first.
+                own = series.baseline.slots.get(slot)
+                if own is not None and own.mean >= self.silence_min_expected:
+                    silence = self._silence(name, tid, series, empty, slot)
+                    if silence is not None:
+                        findings.append(silence)
                 series.baseline.update_zeros(slot, until - empty)
                 empty = until
             series.episode = series.episode and series.fired

@@ -27,11 +27,13 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from qorgan.detection.anomaly.findings import Finding, contributions
+from qorgan.detection.anomaly.eventkeys import identifiers_of, source_of, text_of
+from qorgan.detection.anomaly.findings import MAX_EXAMPLES, Finding, contributions
 from qorgan.detection.errors import DetectionError
+from qorgan.telemetry.batch import EventBatch
 
 STATE_VERSION = 1
 #: Header fields whose rarity counts: the level or severity of a line, under the names our
@@ -167,7 +169,7 @@ class LineRarityModel:
             parts.append(
                 (f"field.{name}", surprisal * result.novelty, usual[0][0] if usual else None, value)
             )
-        ranked = sorted(result.words, key=lambda w: -w[1])
+        ranked = sorted(result.words, key=lambda w: (-w[1], -len(w[0])))  # ties: longer first
         mean_df = sum(self._words.values()) / max(1, len(self._words))
         for word, surprisal, df in ranked[:TOP_WORDS]:
             parts.append((f"word.{word}", multiplier * surprisal / n_words, round(mean_df, 1), df))
@@ -222,3 +224,120 @@ class LineRarityModel:
             raise LineModelError(f"{self.model} state is damaged: {exc!r}") from exc
         self.lines, self.threshold, self._words = lines, threshold, words
         self._values = {f: values.get(f, Counter()) for f in self.fields}
+
+
+class LineRarityDetector:
+    """The line model as a streaming :class:`~qorgan.detection.anomaly.detector.Detector`: one
+    model per source; each line is scored, then learned.
+
+    A source is judged once it has learned ``warmup`` lines. Its threshold is the model's
+    ``quantile`` of the scores its last ``window`` lines had when they arrived (each scored
+    before it was learned, as the leave-one-out calibration does for a trained model), renewed
+    every ``recalibrate`` lines. The lines of one pattern in a batch make one finding, with
+    them as examples. A rejected finding's words are learned and its pattern (the
+    set of words on that source) never fires again.
+    """
+
+    model = LineRarityModel.model
+    version = LineRarityModel.version
+
+    def __init__(
+        self,
+        *,
+        fields: Iterable[str] = DEFAULT_FIELDS,
+        warmup: int = 500,
+        window: int = 2000,
+        recalibrate: int = 200,
+        quantile: float = 0.98,
+    ) -> None:
+        if warmup < 1 or window < 1 or recalibrate < 1:
+            raise ValueError("warmup, window and recalibrate must be positive")
+        self.fields = tuple(fields)
+        self.warmup = warmup
+        self.window = window
+        self.recalibrate = recalibrate
+        self.quantile = quantile
+        self._models: dict[str, LineRarityModel] = {}
+        self._recent: dict[str, list[float]] = {}
+        self._suppressed: set[str] = set()
+
+    def _model(self, source: str) -> LineRarityModel:
+        model = self._models.get(source)
+        if model is None:
+            model = self._models[source] = LineRarityModel(
+                fields=self.fields, quantile=self.quantile
+            )
+            self._recent[source] = []
+        return model
+
+    def observe(self, batch: EventBatch) -> list[Finding]:
+        findings: list[Finding] = []
+        seen: dict[str, int] = {}
+        for i, event in enumerate(batch.events):
+            text = text_of(batch, i)
+            source = source_of(batch, i)
+            model = self._model(source)
+            recent = self._recent[source]
+            if model.threshold is not None and model.lines >= self.warmup:
+                finding = model.explain(
+                    event,
+                    text,
+                    source=source,
+                    time=batch.times[i] if i < len(batch.times) else None,
+                    identifiers=identifiers_of(event),
+                )
+                if finding is not None and finding.pattern not in self._suppressed:
+                    at = seen.get(finding.pattern)
+                    if at is None:
+                        seen[finding.pattern] = len(findings)
+                        findings.append(finding)
+                    elif len(findings[at].examples) < MAX_EXAMPLES:  # one finding per batch
+                        first = findings[at]
+                        findings[at] = replace(first, examples=(*first.examples, text))
+            recent.append(model.score(event, text).score)
+            del recent[: -self.window]
+            model.learn(event, text)
+            if model.lines >= self.warmup and (model.lines - self.warmup) % self.recalibrate == 0:
+                ranked = sorted(recent)
+                model.threshold = ranked[min(len(ranked) - 1, int(self.quantile * len(ranked)))]
+        return findings
+
+    def absorb(self, finding: Mapping[str, Any]) -> None:
+        """Learn the rejected finding's lines and suppress its pattern. A finding of another
+        model is left alone."""
+        if finding.get("model") != self.model:
+            return
+        pattern = str(finding.get("pattern", ""))
+        source = str(finding.get("source", ""))
+        if not pattern.startswith(f"line|source={source}|words=") or not source:
+            raise LineModelError(f"not a {self.model} finding: pattern {pattern!r}")
+        self._suppressed.add(pattern)
+        model = self._model(source)
+        for example in finding.get("examples") or ():
+            model.learn({}, str(example))
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "model": self.model,
+            "sources": {
+                name: {"model": m.state(), "recent": list(self._recent[name])}
+                for name, m in self._models.items()
+            },
+            "suppressed": sorted(self._suppressed),
+        }
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        if state.get("version") != STATE_VERSION or state.get("model") != self.model:
+            raise LineModelError(f"not a {self.model} detector state of version {STATE_VERSION}")
+        try:
+            models, recent = {}, {}
+            for name, s in dict(state["sources"]).items():
+                model = LineRarityModel(fields=self.fields, quantile=self.quantile)
+                model.load(s["model"])
+                models[str(name)] = model
+                recent[str(name)] = [float(x) for x in s["recent"]][-self.window :]
+            suppressed = {str(p) for p in state["suppressed"]}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LineModelError(f"{self.model} detector state is damaged: {exc!r}") from exc
+        self._models, self._recent, self._suppressed = models, recent, suppressed
