@@ -27,15 +27,15 @@ STRICT = ("HDFS", "BGL", "OpenSSH", "Apache")
 #: than MARGIN below either fails.
 REACHED: dict[str, tuple[float, float]] = {
     "Apache": (1.000, 1.000),
-    "BGL": (0.982, 0.551),
-    "HDFS": (0.998, 0.647),
-    "HPC": (0.905, 0.886),
-    "Hadoop": (0.972, 0.571),
-    "Linux": (0.693, 0.230),
-    "OpenSSH": (0.996, 0.800),
-    "OpenStack": (0.881, 0.361),
-    "Proxifier": (0.049, 0.000),
-    "Zookeeper": (0.989, 0.988),
+    "BGL": (0.994, 0.982),
+    "HDFS": (0.998, 1.000),
+    "HPC": (0.951, 0.945),
+    "Hadoop": (0.994, 0.893),
+    "Linux": (1.000, 0.362),
+    "OpenSSH": (0.999, 0.995),
+    "OpenStack": (0.946, 0.418),
+    "Proxifier": (0.526, 0.526),
+    "Zookeeper": (0.995, 0.994),
 }
 MARGIN = 0.01
 
@@ -67,10 +67,9 @@ def test_grouping_accuracy_reaches_095_on_the_four_named_logs(
     assert scores[name].grouping >= 0.95
 
 
-def test_mean_grouping_accuracy_holds(scores: dict[str, Score]) -> None:
+def test_mean_grouping_accuracy_reaches_090(scores: dict[str, Score]) -> None:
     mean = sum(s.grouping for s in scores.values()) / len(scores)
-    reached = sum(ga for ga, _ in REACHED.values()) / len(REACHED)
-    assert mean >= reached - MARGIN
+    assert mean >= 0.90
 
 
 @pytest.mark.parametrize("name", sorted(LOG_FORMATS))

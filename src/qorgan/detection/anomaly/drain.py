@@ -13,24 +13,44 @@ environment; and its published grouping accuracy on Loghub-2.0's corrected templ
 - masking of general variable parts first (:mod:`.masking`), so numbers, addresses, ids, paths
   and times never reach the tree;
 - similarity over the words that can disagree: positions that are ``<*>`` in both the line and
-  the template carry no evidence and are left out of the ratio, so a line made mostly of
-  variables is not judged on them;
-- a routing word that holds a digit, or that is not a plain word (punctuation-only), goes to
-  the ``<*>`` branch, as in Drain, and a node with ``max_children`` branches sends new words to
-  ``<*>``, so a variable first word cannot grow the tree without bound;
+  the template carry no evidence and are left out of the ratio;
+- evidence before generalising: Drain turns a word into ``<*>`` as soon as one similar line
+  differs there, which merges templates that differ in one constant word (``VM Started`` and
+  ``VM Paused``, ``... HTTPS`` and ``... SOCKS5``). Here two different *words* (not masked
+  values) at a position make a sibling template instead, and the position becomes ``<*>`` only
+  once ``variants`` distinct words have been seen there (user names, host names do; an
+  enumeration of a few states does not). The siblings that the generalised template then
+  covers are absorbed into it (:meth:`TemplateMiner.canonical` maps their ids to its id).
+  A difference in a masked value (``<*>``, ``(<*>)`` against ``()``) generalises at once, as in
+  Drain; ``key=value`` words generalise to ``key=<*>``;
+- a routing word that holds a digit, or no letter, goes to the ``<*>`` branch, as in Drain, and
+  a node with ``max_children`` branches sends new words to ``<*>``, so a variable first word
+  cannot grow the tree without bound;
 - ids that never change: a template keeps its id when it generalises (only its text changes),
-  ids are never reused, and they survive a restart through :meth:`TemplateMiner.state`;
-- bounded memory: at most ``max_templates`` templates in all and ``max_per_leaf`` per leaf; the
-  least recently matched template is dropped first (its id is retired, a line of its shape
-  later gets a new id).
+  ids are never reused, and they survive a restart through :meth:`TemplateMiner.state`. The one
+  exception is a sibling absorbed as above: its id then stands for the absorbing template
+  (:meth:`TemplateMiner.canonical`), and new lines get the absorbing template's id;
+- bounded memory: at most ``max_templates`` templates in all and ``max_per_leaf`` per leaf (the
+  least recently matched template is dropped first; its id is retired, and a line of its shape
+  later gets a new id), at most ``variants`` words remembered per position, ``max_templates``
+  aliases, and ``max_words`` words per line (a longer line's rest is one ``<*>``).
+
+One configuration (the defaults) serves every log; the Loghub-2.0 figures in
+``docs/anomaly-templates.md`` were measured with it, no setting chosen per data set.
 
 The state is plain JSON (:meth:`TemplateMiner.state`, :meth:`TemplateMiner.from_state`).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from qorgan.detection.anomaly.masking import WILDCARD, tokens
@@ -63,6 +83,8 @@ class _Template:
     leaf: tuple[str, ...]
     size: int
     last: int
+    #: Per position still a word: the distinct words similar lines brought there (with its own).
+    seen: dict[int, list[str]] = field(default_factory=dict)
 
     @property
     def text(self) -> str:
@@ -74,11 +96,67 @@ def _is_variable(word: str) -> bool:
     return WILDCARD in word or any(c.isdigit() for c in word) or not any(c.isalpha() for c in word)
 
 
+def _key(word: str) -> str | None:
+    """The key of a ``key=value`` word (``rhost=`` of ``rhost=example.com``), else ``None``."""
+    key, sep, value = word.partition("=")
+    return key + sep if sep and key and value else None
+
+
+def _generalise(template: str, word: str) -> str:
+    """What a template's word becomes when a line brings another: the one holding ``<*>`` when
+    the two differ only by values (``()`` and ``(<*>)``), ``key=<*>`` when both are values of one
+    key, else ``<*>``."""
+    if template.replace(WILDCARD, "") == word.replace(WILDCARD, ""):
+        if WILDCARD in template and WILDCARD not in word:
+            return template
+        if WILDCARD in word and WILDCARD not in template:
+            return word
+    key = _key(template)
+    return f"{key}{WILDCARD}" if key is not None and key == _key(word) else WILDCARD
+
+
+@lru_cache(maxsize=4096)
+def _pattern(word: str) -> re.Pattern[str]:
+    return re.compile(".*?".join(re.escape(part) for part in word.split(WILDCARD)), re.DOTALL)
+
+
+def _covers(template: str, word: str) -> bool:
+    """Whether a template's word that holds ``<*>`` (``user=<*>``, ``(<*>)``) takes ``word``."""
+    return WILDCARD in template and _pattern(template).fullmatch(word) is not None
+
+
+def _compare(template: list[str], words: list[str]) -> tuple[float, int, list[int], bool]:
+    """Similarity of ``words`` to ``template``: the share of agreeing words among the positions
+    not ``<*>`` in both, the number of those free positions, the positions where two different
+    words meet (conflicts), and whether ``words`` fits as is (no conflict, and no word of the
+    template meets a value of the line)."""
+    same = free = 0
+    conflicts: list[int] = []
+    fits = True
+    for i, (t, w) in enumerate(zip(template, words, strict=True)):
+        if t == w:
+            if t == WILDCARD:
+                free += 1
+            else:
+                same += 1
+        elif WILDCARD in t and WILDCARD in w and WILDCARD in (t, w):  # values on both sides
+            free += 1
+            fits = fits and t == WILDCARD
+        elif t != WILDCARD and not _covers(t, w):
+            fits = False
+            if w != WILDCARD and t.replace(WILDCARD, "") != w.replace(WILDCARD, ""):
+                conflicts.append(i)
+    scored = len(words) - free
+    return (same / scored if scored else 1.0), free, conflicts, fits
+
+
 class TemplateMiner:
     """Online template mining: :meth:`add` learns, :meth:`match` only looks.
 
     ``depth`` is Drain's tree depth (the number of routing words is ``depth - 2``),
-    ``similarity`` the share of agreeing words needed to join a template.
+    ``similarity`` the share of agreeing words for a line to be compared with a template,
+    ``variants`` how many distinct words a position must show before it becomes ``<*>``,
+    ``max_words`` the words of a line that are mined (a longer line's rest is one ``<*>``).
     """
 
     def __init__(
@@ -86,22 +164,27 @@ class TemplateMiner:
         *,
         depth: int = 4,
         similarity: float = 0.7,
+        variants: int = 4,
         max_children: int = 100,
         max_per_leaf: int = 200,
         max_templates: int = 50_000,
+        max_words: int = 512,
     ) -> None:
         if depth < 3:
             raise ValueError("depth must be at least 3 (length and one routing word)")
         if not 0.0 < similarity <= 1.0:
             raise ValueError("similarity must be in (0, 1]")
-        if max_children < 1 or max_per_leaf < 1 or max_templates < 1:
-            raise ValueError("the limits must be positive")
+        if min(variants, max_children, max_per_leaf, max_templates, max_words) < 2:
+            raise ValueError("the limits must be at least 2")
         self.depth = depth
         self.similarity = similarity
+        self.variants = variants
         self.max_children = max_children
         self.max_per_leaf = max_per_leaf
         self.max_templates = max_templates
+        self.max_words = max_words
         self._templates: dict[int, _Template] = {}
+        self._aliases: dict[int, int] = {}
         self._leaves: dict[tuple[str, ...], list[int]] = {}
         self._children: dict[tuple[str, ...], set[str]] = {}
         self._next_id = 1
@@ -114,28 +197,61 @@ class TemplateMiner:
 
     def add(self, text: str) -> TemplateMatch:
         """The template of ``text``, learning from it (a new template, or a generalisation)."""
-        words = tokens(text)
+        words = self._words(text)
         self._clock += 1
         leaf = self._route(words, grow=True)
-        best = self._best(leaf, words)
+        # (similarity, free positions, -id) of every similar template with no conflict left
+        fitting: list[tuple[tuple[float, int, int], _Template, bool]] = []
+        for tid in list(self._leaves.get(leaf, ())):
+            template = self._templates.get(tid)
+            if template is None:  # absorbed by a sibling earlier in this loop
+                continue
+            sim, free, conflicts, fits = _compare(template.words, words)
+            if sim < self.similarity:
+                continue
+            if conflicts and self._learn_variants(template, words, conflicts):
+                sim, free, conflicts, fits = _compare(template.words, words)
+            if not conflicts:
+                fitting.append(((sim, free, -template.id), template, fits))
+        fitting = [f for f in fitting if f[1].id in self._templates]
+        best, fits = (None, False)
+        if fitting:
+            _, best, fits = max(fitting, key=lambda f: f[0])
         if best is None:
             template = self._create(leaf, words)
             return TemplateMatch(template.id, template.text, True)
-        best.words = [t if t == w else WILDCARD for t, w in zip(best.words, words, strict=True)]
+        if not fits:  # values of the line meet words of the template: those become <*>
+            for i, (t, w) in enumerate(zip(best.words, words, strict=True)):
+                if t != w and t != WILDCARD and not _covers(t, w):
+                    best.words[i] = _generalise(t, w)
+                    best.seen.pop(i, None)
         best.size += 1
         best.last = self._clock
         return TemplateMatch(best.id, best.text, False)
 
     def match(self, text: str) -> TemplateMatch:
-        """The template ``text`` would join, without learning; ``template_id`` 0 and
-        ``is_new`` when none fits (the masked line is then given as ``template``)."""
-        words = tokens(text)
+        """The template ``text`` fits, without learning; ``template_id`` 0 and ``is_new`` when
+        none does (the masked line is then given as ``template``)."""
+        words = self._words(text)
         leaf = self._route(words, grow=False)
-        best = self._best(leaf, words)
+        best: tuple[tuple[float, int, int], _Template] | None = None
+        for tid in self._leaves.get(leaf, ()):
+            template = self._templates[tid]
+            sim, free, _, fits = _compare(template.words, words)
+            if sim >= self.similarity and fits and (best is None or (sim, free, -tid) > best[0]):
+                best = ((sim, free, -tid), template)
         if best is None:
             return TemplateMatch(0, " ".join(words), True)
-        merged = [t if t == w else WILDCARD for t, w in zip(best.words, words, strict=True)]
-        return TemplateMatch(best.id, " ".join(merged), False)
+        return TemplateMatch(best[1].id, best[1].text, False)
+
+    def canonical(self, template_id: int) -> int:
+        """The id that now stands for ``template_id``: itself, or the template that absorbed
+        it when a position became ``<*>`` (see the module doc); 0 when it was dropped."""
+        seen = 0
+        while template_id in self._aliases and seen < 64:
+            template_id = self._aliases[template_id]
+            seen += 1
+        return template_id if template_id in self._templates else 0
 
     def templates(self) -> dict[int, str]:
         """Every template kept, by id."""
@@ -145,53 +261,59 @@ class TemplateMiner:
         """Everything learned and the settings, as plain JSON data."""
         return {
             "version": STATE_VERSION,
-            "settings": {
-                "depth": self.depth,
-                "similarity": self.similarity,
-                "max_children": self.max_children,
-                "max_per_leaf": self.max_per_leaf,
-                "max_templates": self.max_templates,
-            },
+            "settings": {k: getattr(self, k) for k in _SETTINGS},
             "next_id": self._next_id,
             "clock": self._clock,
             "templates": [
-                {"id": t.id, "words": t.words, "leaf": list(t.leaf), "size": t.size, "last": t.last}
+                {
+                    "id": t.id,
+                    "words": t.words,
+                    "leaf": list(t.leaf),
+                    "size": t.size,
+                    "last": t.last,
+                    "seen": {str(i): v for i, v in sorted(t.seen.items())},
+                }
                 for t in sorted(self._templates.values(), key=lambda t: t.id)
             ],
+            "aliases": {str(k): v for k, v in sorted(self._aliases.items())},
         }
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> TemplateMiner:
-        """A miner that continues from ``state`` (from :meth:`state`)."""
+        """A miner that continues from ``state`` (from :meth:`state`), with its settings."""
         try:
             settings = state["settings"]
             miner = cls(**{k: settings[k] for k in _SETTINGS})
         except (KeyError, TypeError, ValueError) as exc:
-            raise TemplateStateError(f"not a template miner state: {exc}") from exc
+            raise TemplateStateError(f"not a template miner state: {exc!r}") from exc
         miner.load(state)
         return miner
 
     def load(self, state: Mapping[str, Any]) -> None:
-        """Replace what was learned by ``state`` (settings stay this miner's own)."""
+        """Replace what was learned by ``state`` (the settings stay this miner's own)."""
         try:
             if state.get("version") != STATE_VERSION:
                 raise ValueError(f"unknown state version {state.get('version')!r}")
-            templates = {}
+            templates: dict[int, _Template] = {}
             for row in state["templates"]:
                 words = [str(w) for w in row["words"]]
                 leaf = tuple(str(w) for w in row["leaf"])
-                if not words or len(leaf) < 1 or leaf[0] != str(len(words)):
+                if not leaf or leaf[0] != str(len(words)):
                     raise ValueError(f"template {row.get('id')!r} is malformed")
-                templates[int(row["id"])] = _Template(
-                    int(row["id"]), words, leaf, int(row["size"]), int(row["last"])
+                seen = {int(i): [str(w) for w in v] for i, v in row.get("seen", {}).items()}
+                tid = int(row["id"])
+                templates[tid] = _Template(
+                    tid, words, leaf, int(row["size"]), int(row["last"]), seen
                 )
+            aliases = {int(k): int(v) for k, v in state.get("aliases", {}).items()}
             next_id = int(state["next_id"])
             clock = int(state["clock"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise TemplateStateError(f"not a template miner state: {exc}") from exc
+            raise TemplateStateError(f"not a template miner state: {exc!r}") from exc
         if templates and next_id <= max(templates):
             raise TemplateStateError("not a template miner state: next_id is not above the ids")
         self._templates = templates
+        self._aliases = aliases
         self._next_id = next_id
         self._clock = clock
         self._leaves = {}
@@ -200,6 +322,12 @@ class TemplateMiner:
             self._index(template)
 
     # -- the tree -------------------------------------------------------------------------
+
+    def _words(self, text: str) -> list[str]:
+        words = tokens(text)
+        if len(words) > self.max_words:
+            words = [*words[: self.max_words - 1], WILDCARD]
+        return words
 
     def _route(self, words: list[str], *, grow: bool) -> tuple[str, ...]:
         """The leaf key of ``words``: their count, then up to ``depth - 2`` routing words."""
@@ -212,23 +340,38 @@ class TemplateMiner:
             key = (*key, step)
         return key
 
-    def _best(self, leaf: tuple[str, ...], words: list[str]) -> _Template | None:
-        best: _Template | None = None
-        best_score = (-1.0, -1)
-        for tid in self._leaves.get(leaf, ()):
-            template = self._templates[tid]
-            same = free = 0
-            for t, w in zip(template.words, words, strict=True):
-                if t == WILDCARD and w == WILDCARD:
-                    free += 1
-                elif t == w:
-                    same += 1
-            scored = len(words) - free
-            sim = same / scored if scored else 1.0
-            score = (sim, free)
-            if sim >= self.similarity and score > best_score:
-                best, best_score = template, score
-        return best
+    def _learn_variants(self, template: _Template, words: list[str], conflicts: list[int]) -> bool:
+        """Note the words ``words`` brings where ``template`` has others; a position that has
+        now shown ``variants`` distinct words becomes ``<*>``, and the siblings that then fit
+        the template are absorbed into it. Whether the template changed."""
+        changed = False
+        for i in conflicts:
+            seen = template.seen.setdefault(i, [template.words[i]])
+            if words[i] not in seen:
+                seen.append(words[i])
+            if len(seen) >= self.variants:
+                template.words[i] = _generalise(template.words[i], words[i])
+                del template.seen[i]
+                changed = True
+        if changed:
+            self._absorb_siblings(template)
+        return changed
+
+    def _absorb_siblings(self, template: _Template) -> None:
+        for tid in list(self._leaves.get(template.leaf, ())):
+            sibling = self._templates[tid]
+            if sibling is template:
+                continue
+            if all(
+                t in (WILDCARD, s) or _covers(t, s)
+                for t, s in zip(template.words, sibling.words, strict=True)
+            ):
+                template.size += sibling.size
+                template.last = max(template.last, sibling.last)
+                self._drop(tid)
+                self._aliases[tid] = template.id
+        while len(self._aliases) > self.max_templates:
+            del self._aliases[min(self._aliases)]
 
     def _create(self, leaf: tuple[str, ...], words: list[str]) -> _Template:
         template = _Template(self._next_id, list(words), leaf, 1, self._clock)
@@ -256,4 +399,50 @@ class TemplateMiner:
             del self._leaves[template.leaf]
 
 
-_SETTINGS = ("depth", "similarity", "max_children", "max_per_leaf", "max_templates")
+def load_miner(path: Path, **settings: Any) -> TemplateMiner:
+    """The miner saved at ``path`` by :func:`save_miner`; a new one with ``settings`` when
+    there is no file yet (the first run of a source)."""
+    if not path.exists():
+        return TemplateMiner(**settings)
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TemplateStateError(
+            f"cannot read the template state: {exc}", source=str(path)
+        ) from exc
+    if not isinstance(state, dict):
+        raise TemplateStateError("the template state is not a JSON object", source=str(path))
+    try:
+        return TemplateMiner.from_state(state)
+    except TemplateStateError as exc:
+        raise TemplateStateError(exc.message, source=str(path)) from exc
+
+
+def save_miner(miner: TemplateMiner, path: Path) -> None:
+    """Write ``miner``'s state to ``path`` as JSON, atomically (a crash leaves the old file)."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:
+        raise TemplateStateError(
+            f"cannot write the template state: {exc}", source=str(path)
+        ) from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(miner.state(), f, separators=(",", ":"))
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise TemplateStateError(
+            f"cannot write the template state: {exc}", source=str(path)
+        ) from exc
+
+
+_SETTINGS = (
+    "depth",
+    "similarity",
+    "variants",
+    "max_children",
+    "max_per_leaf",
+    "max_templates",
+    "max_words",
+)

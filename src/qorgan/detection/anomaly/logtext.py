@@ -16,10 +16,12 @@ only add variables. Three ways to get the message:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+from qorgan.detection.anomaly.drain import TemplateMiner
 from qorgan.detection.anomaly.masking import WILDCARD
 from qorgan.detection.errors import DetectionError
 
@@ -127,3 +129,41 @@ def event_text(event: Mapping[str, Any], fmt: str) -> str:
     if isinstance(line, str):
         return message_of(line)
     return " ".join(f"{k}={v}" for k, v in sorted(event.items()) if v is not None)
+
+
+class LogReadError(DetectionError):
+    """A log file that cannot be read (missing, a folder, no permission...)."""
+
+
+def read_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """The lines of ``path`` with their 1-based numbers, as text whatever the bytes: invalid
+    UTF-8 becomes U+FFFD, as does a NUL (not text, and refused by CSV writers)."""
+    try:
+        f = path.open("rb")
+    except OSError as exc:
+        raise LogReadError(f"cannot read the log: {exc.strerror or exc}", source=str(path)) from exc
+    with f:
+        try:
+            for number, raw in enumerate(f, start=1):
+                text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                yield number, text.replace("\x00", "\ufffd")
+        except OSError as exc:
+            raise LogReadError(
+                f"cannot read the log: {exc.strerror or exc}", source=str(path)
+            ) from exc
+
+
+def file_templates(
+    path: Path, miner: TemplateMiner, log_format: LogFormat | None = None
+) -> list[tuple[int, int, str]]:
+    """Mine every line of ``path`` (its message: by ``log_format``, else :func:`message_of`)
+    and give ``(line number, template id, template)`` per line, as the templates stand after
+    the whole file (a template that generalised later in the file shows its final text)."""
+    message = log_format.content if log_format is not None else message_of
+    mined = [(number, miner.add(message(line)).template_id) for number, line in read_lines(path)]
+    final = miner.templates()
+    rows = []
+    for number, tid in mined:
+        current = miner.canonical(tid)
+        rows.append((number, current, final.get(current, "")))
+    return rows

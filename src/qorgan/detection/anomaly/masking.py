@@ -11,12 +11,14 @@ What counts as variable, and the neighbours that do not:
   unit glued on (``12ms``, ``3KB``, ``50%``). A digit glued to letters *inside a word* is part
   of a name and stays (``sshd2``, ``log4j``, ``ext3``, ``J12``): program and device names are
   constant words. A ratio ``3/4`` is two numbers (``<*>/<*>``), not a path.
-- IPv4 addresses (exactly four octets) and IPv6 addresses, with an optional ``:port``. A
-  version string such as ``1.2.3`` is not an address; it is a dotted number and is masked as
-  one, unless glued to a word (``OpenSSH_7.4`` is an identifier, ``HTTP/1.1`` keeps ``HTTP/``).
+- IPv4 addresses (exactly four octets) and IPv6 addresses, with an optional ``:port``
+  (``<*>:<*>``: the shape "address and port" is kept, as Loghub's templates do). A version
+  string such as ``1.2.3`` is not an address; it is a dotted number and is masked as one,
+  unless glued to a word (``OpenSSH_7.4`` is an identifier, ``HTTP/1.1`` keeps ``HTTP/``).
 - identifiers: UUIDs, HDFS block ids (``blk_-123``), hashes and other long hex strings, e-mail
-  addresses, and words that join letters and digits with separators (``node-246``,
-  ``appattempt_1445_0020``, ``R02-M1-N0``, ``ip-10-0-0-1.ec2.internal``).
+  addresses, host names (with a digit, or a known top-level domain), and words that join
+  letters and digits with separators (``appattempt_1445_0020``, ``R02-M1-N0``); a word that is
+  a name and one number keeps the name (``node-<*>``, ``core.<*>``).
 - paths (``/var/log/x``, ``C:\\Windows\\x``) and URLs (``https://...``), whole.
 - dates and times inside messages (``2005-06-03``, ``15:42:50.675``, ``2005-06-03T15:42:50Z``).
 
@@ -40,6 +42,10 @@ _UNITS = (
     r"(?:[kKmMgGtTpP]i?[bB](?:ytes?)?|[bB]ytes?|[bB]|bits?|bps|[kKmMgG]bps"
     r"|ns|us|µs|ms|s|sec|secs|seconds?|min|mins|minutes?|h|hrs?|hours?|d|days?|%|x)"
 )
+
+#: Generic top-level domains that end a host name (two-letter country codes need three labels,
+#: so ``setup.py`` stays a file name).
+_TLDS = "com|net|org|edu|gov|mil|int|info|biz|io|local|localdomain|internal|lan|arpa|home"
 
 _RULES: list[tuple[str, str]] = [
     # URLs: a scheme, then anything up to a space or a closing bracket / quote.
@@ -72,6 +78,19 @@ _RULES: list[tuple[str, str]] = [
         "time",
         rf"(?<![{_W}.:-])\d{{1,2}}:\d{{2}}:\d{{2}}(?:[.,]\d+)?(?:Z|[+-]\d{{2}}:?\d{{2}})?"
         rf"(?![{_W}:])",
+    ),
+    # Host names that hold a digit: 5.36.59.76.dynamic-dsl.example.net, ip-10-0-0-1.ec2.internal
+    # (dotted, ending in a top-level label of letters), with an optional port.
+    (
+        "host",
+        rf"(?<![{_W}.:/-])(?=[A-Za-z0-9.-]*\d)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{{2,}}"
+        rf"(?::\d{{1,5}})?(?![{_W}-]|\.\w)",
+    ),
+    # Host names of letters only, known by their top-level label: ns.example.com, a.b.kz.
+    (
+        "domain",
+        rf"(?<![{_W}.:/@-])(?:[A-Za-z0-9-]+\.)+(?:{_TLDS})(?::\d{{1,5}})?(?![{_W}-]|\.\w)"
+        rf"|(?<![{_W}.:/@-])(?:[A-Za-z0-9-]+\.){{2,}}[a-z]{{2}}(?::\d{{1,5}})?(?![{_W}-]|\.\w)",
     ),
     # IPv6 (with at least two colons and a hex group), optionally [addr]:port.
     (
@@ -120,9 +139,26 @@ _MASK = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in _RULES))
 _RUNS = re.compile(r"(?:<\*>)+")
 
 
+_PORT = re.compile(r":\d{1,5}$")
+_NAMED_NUMBER = re.compile(r"([A-Za-z]+[_.:-]+?)-?\d+")
+
+
+def _replace(m: re.Match[str]) -> str:
+    """``<*>`` for a match; an address keeps the shape ``<*>:<*>`` of its port, and a word
+    that is a name and one number (``node-246``, ``core.1234``) keeps its name."""
+    kind, text = m.lastgroup, m.group()
+    if kind in ("ipv4", "host", "domain", "ident") and _PORT.search(text):
+        return f"{WILDCARD}:{WILDCARD}"
+    if kind == "ident":
+        named = _NAMED_NUMBER.fullmatch(text)
+        if named:
+            return named.group(1) + WILDCARD
+    return WILDCARD
+
+
 def mask(text: str) -> str:
     """``text`` with every variable part replaced by ``<*>``."""
-    masked = _MASK.sub(WILDCARD, text)
+    masked = _MASK.sub(_replace, text)
     return _RUNS.sub(WILDCARD, masked)
 
 

@@ -109,6 +109,7 @@ def evaluate(
     start = time.perf_counter()
     got = [m.add(text).template_id for text in messages]
     seconds = time.perf_counter() - start
+    got = [m.canonical(tid) for tid in got]
     final = m.templates()
     texts = [final.get(tid, "") for tid in got]
     score = Score(
