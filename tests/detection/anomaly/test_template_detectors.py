@@ -51,7 +51,7 @@ def _batch(lines: list[tuple[datetime, str, str | None]], program: str = "sshd")
 def _routine(start: datetime, count: int, step: timedelta = timedelta(seconds=30)) -> list:
     out = []
     for i in range(count):
-        user = USERS[i % len(USERS)]
+        user = USERS[i // len(ROUTINE) % len(USERS)]  # every message with every user
         text = ROUTINE[i % len(ROUTINE)].format(u=user, n=i % 200 + 1, p=40000 + i)
         out.append((start + i * step, text, user))
     return out
@@ -335,7 +335,8 @@ def test_line_detector_state_round_trips_as_json() -> None:
 
 #: Findings on the second half of each log, learned on its first half: the most we accept.
 #: Measured: Linux 2 new templates, 13 bursts (brute-force password guessing and FTP connection
-#: floods, real in that log) and 2 rare lines; OpenSSH 1, 6 and 3.
+#: floods, real in that log) and 2 rare lines; OpenSSH 2 (one of them "Too many authentication
+#: failures for admin", the miner's first such line for that user name), 6 and 3.
 LIMITS = {
     "loghub/Linux/Linux_2k.log": {
         "template-rarity": 3,
@@ -343,7 +344,7 @@ LIMITS = {
         "line-rarity": 3,
     },
     "loghub/OpenSSH/OpenSSH_2k.log": {
-        "template-rarity": 2,
+        "template-rarity": 3,
         "template-frequency": 8,
         "line-rarity": 4,
     },

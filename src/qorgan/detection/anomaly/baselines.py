@@ -62,6 +62,12 @@ class Ewma:
         self.mean *= decay
         self.n += count
 
+    def merge(self, other: Ewma) -> None:
+        """Become the baseline of the sum of both series (their covariance taken as zero)."""
+        self.mean += other.mean
+        self.var += other.var
+        self.n = max(self.n, other.n)
+
     def state(self) -> list[float]:
         return [self.mean, self.var, self.n]
 
@@ -127,6 +133,16 @@ class SeasonalBaseline:
         if own is None:
             own = self.slots[slot] = Ewma(self.alpha)
         own.update_zeros(count)
+
+    def merge(self, other: SeasonalBaseline) -> None:
+        """Become the baseline of the sum of both series, slot by slot."""
+        self.overall.merge(other.overall)
+        for slot, theirs in other.slots.items():
+            own = self.slots.get(slot)
+            if own is None:
+                self.slots[slot] = Ewma(self.alpha, theirs.mean, theirs.var, theirs.n)
+            else:
+                own.merge(theirs)
 
     def state(self) -> dict[str, Any]:
         return {

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from qorgan.detection.anomaly.drain import TemplateMatch, TemplateMiner
 from qorgan.detection.anomaly.logtext import event_text
 from qorgan.telemetry.batch import EventBatch
 
@@ -61,3 +62,12 @@ def identifiers_of(event: Mapping[str, Any]) -> tuple[str, ...]:
         if named and value not in found:
             found.append(value)
     return tuple(found)
+
+
+def mine(miner: TemplateMiner, text: str) -> tuple[TemplateMatch, bool]:
+    """The template of ``text`` (learning it), and whether the miner merged or dropped
+    templates meanwhile: then ids a detector counted under may now stand for another
+    (:meth:`TemplateMiner.canonical`), and its counts must be re-keyed."""
+    before = len(miner)
+    match = miner.add(text)
+    return match, len(miner) < before + (1 if match.is_new else 0)

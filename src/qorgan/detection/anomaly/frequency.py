@@ -16,7 +16,9 @@ template whose own hour of the week expects at least ``silence_min_expected`` li
 same score; reported once until the template is logged again.
 
 A series needs ``min_history`` buckets before it is judged. A rejected finding suppresses its
-pattern (that template's bursts, or silences, on that source) from then on.
+pattern (that template's bursts, or silences, on that source) from then on. When the miner
+absorbs templates into a more general one, their series join its series (counts add up, and so
+do the baselines' means and variances).
 """
 
 from __future__ import annotations
@@ -30,7 +32,13 @@ from zoneinfo import ZoneInfo
 
 from qorgan.detection.anomaly.baselines import Expectation, SeasonalBaseline, week_slot
 from qorgan.detection.anomaly.drain import TemplateMiner
-from qorgan.detection.anomaly.eventkeys import identifiers_of, source_of, text_of, time_of
+from qorgan.detection.anomaly.eventkeys import (
+    identifiers_of,
+    mine,
+    source_of,
+    text_of,
+    time_of,
+)
 from qorgan.detection.anomaly.findings import MAX_EXAMPLES, Finding, contributions
 from qorgan.detection.anomaly.rarity import DetectorStateError
 from qorgan.telemetry.batch import EventBatch
@@ -122,7 +130,9 @@ class TemplateFrequencyDetector:
         findings: list[Finding] = []
         for i, event in enumerate(batch.events):
             text = text_of(batch, i)
-            match = self.miner.add(text)
+            match, merged = mine(self.miner, text)
+            if merged:
+                self._rekey()
             moment = time_of(batch, i)
             if moment is None:
                 self.untimed += 1
@@ -155,6 +165,23 @@ class TemplateFrequencyDetector:
                         series.episode = True
                         findings.append(burst)
         return findings
+
+    def _rekey(self) -> None:
+        """Series of templates the miner absorbed into a more general one join its series."""
+        for source in self._sources.values():
+            for tid in list(source.series):
+                now = self.miner.canonical(tid)
+                if now and now != tid:
+                    gone = source.series.pop(tid)
+                    kept = source.series.get(now)
+                    if kept is None:
+                        source.series[now] = gone
+                        continue
+                    kept.baseline.merge(gone.baseline)
+                    kept.count += gone.count
+                    kept.fired = kept.fired or gone.fired
+                    kept.episode = kept.episode or gone.episode
+                    kept.examples = (kept.examples + gone.examples)[:MAX_EXAMPLES]
 
     def _close(self, name: str, source: _Source, bucket: int) -> list[Finding]:
         """Every series of ``source`` learns the buckets before ``bucket``; the silences."""

@@ -13,7 +13,9 @@ new template at all (the share of its lines whose template it used only once): o
 invents templates all day, a new one means little.
 
 A rejected finding makes its template known on its source: it is counted as common and never
-reported there again.
+reported there again. When the miner absorbs templates into a more general one (a position
+that has shown enough distinct words becomes ``<*>``), their counts, and whether they were
+reported, go to it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qorgan.detection.anomaly.drain import TemplateMiner
-from qorgan.detection.anomaly.eventkeys import identifiers_of, source_of, text_of
+from qorgan.detection.anomaly.eventkeys import identifiers_of, mine, source_of, text_of
 from qorgan.detection.anomaly.findings import MAX_EXAMPLES, Finding, contributions
 from qorgan.detection.errors import DetectionError
 from qorgan.telemetry.batch import EventBatch
@@ -94,7 +96,9 @@ class TemplateRarityDetector:
         pending: dict[tuple[str, int], _Pending] = {}
         for i, event in enumerate(batch.events):
             text = text_of(batch, i)
-            match = self.miner.add(text)
+            match, merged = mine(self.miner, text)
+            if merged:
+                self._rekey()
             name = source_of(batch, i)
             source = self._sources.get(name)
             if source is None:
@@ -118,6 +122,17 @@ class TemplateRarityDetector:
             source.total += 1
         ordered = sorted(pending.values(), key=lambda p: p.index)
         return [self._finding(p, batch) for p in ordered]
+
+    def _rekey(self) -> None:
+        """Counts of templates the miner absorbed into a more general one go to that one."""
+        for source in self._sources.values():
+            for tid in list(source.counts):
+                now = self.miner.canonical(tid)
+                if now and now != tid:
+                    source.counts[now] = source.counts.get(now, 0) + source.counts.pop(tid)
+                    if tid in source.reported:
+                        source.reported.discard(tid)
+                        source.reported.add(now)
 
     def _surprisal(self, source: _Source, count: int) -> float:
         a = self.smoothing
