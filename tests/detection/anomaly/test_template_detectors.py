@@ -130,6 +130,23 @@ def test_a_rare_template_fires_and_a_common_one_does_not() -> None:
     assert detector.observe(_batch(_routine(MONDAY, 8))) == []  # common templates
 
 
+def test_siblings_the_miner_absorbs_count_for_the_general_template() -> None:
+    """Three user names make three sibling templates; the fourth makes the name ``<*>`` and
+    the siblings are absorbed. Their counts go with them: the general template has been seen
+    four times, not once, so it is neither new nor rare."""
+    detector = TemplateRarityDetector(warmup=40, rare_count=1)
+
+    def accepted(name: str) -> tuple[datetime, str, str]:
+        return (MONDAY, f"Accepted password for {name} from 192.0.2.7 port 51000 ssh2", name)
+
+    siblings = [accepted(n) for n in ("erin", "frank", "grace")]
+    assert detector.observe(_batch([*_routine(MONDAY, 30), *siblings, *_routine(MONDAY, 10)])) == []
+    assert detector.observe(_batch([accepted("heidi")])) == []
+    (general,) = [t for t, text in detector.miner.templates().items() if "password" in text]
+    assert detector.state()["sources"]["web1/sshd"]["counts"][str(general)] == 4
+    assert detector.observe(_batch([accepted("ivan")])) == []
+
+
 def test_rarity_state_round_trips_and_a_damaged_state_is_refused() -> None:
     detector = TemplateRarityDetector(warmup=10)
     detector.observe(_batch(_routine(MONDAY, 40)))
