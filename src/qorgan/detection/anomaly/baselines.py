@@ -28,8 +28,10 @@ class BaselineStateError(DetectionError):
 class Ewma:
     """Exponentially weighted mean and variance of a stream of numbers.
 
-    ``alpha`` is the weight of each new value; ``n`` counts the values seen, so callers can tell
-    a baseline with too little history to trust. The first value sets the mean exactly.
+    ``alpha`` is the weight of each new value once the history is long (``1 / alpha`` values);
+    until then each value weighs ``1 / n``, so the first ``1 / alpha`` values give their plain
+    mean and (population) variance instead of leaning on the first one. ``n`` counts the values
+    seen, so callers can tell a baseline with too little history to trust.
     """
 
     alpha: float
@@ -38,29 +40,36 @@ class Ewma:
     n: int = 0
 
     def update(self, value: float) -> None:
-        if self.n == 0:
-            self.mean, self.var = value, 0.0
-        else:
-            diff = value - self.mean
-            incr = self.alpha * diff
-            self.mean += incr
-            self.var = (1.0 - self.alpha) * (self.var + diff * incr)
+        weight = max(self.alpha, 1.0 / (self.n + 1))
+        diff = value - self.mean
+        incr = weight * diff
+        self.mean += incr
+        self.var = (1.0 - weight) * (self.var + diff * incr)
         self.n += 1
 
     def update_zeros(self, count: int) -> None:
         """``update(0)`` ``count`` times, in constant time (quiet hours come by the thousand).
 
-        With ``b = (1 - alpha) ** count``, ``count`` zeros take the mean ``m`` to ``b m`` and
-        the variance ``v`` to ``b (v + m^2 (1 - b))``, as unrolling :meth:`update` shows."""
+        While the history is short, ``k`` zeros join ``n`` values of mean ``m`` and variance
+        ``v`` as two groups do: mean ``n m / (n + k)``, variance
+        ``(n v + n k m^2 / (n + k)) / (n + k)``. After that, with ``b = (1 - alpha) ** k``,
+        ``k`` zeros take the mean to ``b m`` and the variance to ``b (v + m^2 (1 - b))``, as
+        unrolling :meth:`update` shows."""
         if count <= 0:
             return
-        if self.n == 0:
-            self.update(0.0)
-            count -= 1
-        decay = (1.0 - self.alpha) ** count
-        self.var = decay * (self.var + self.mean * self.mean * (1.0 - decay))
-        self.mean *= decay
-        self.n += count
+        short = min(count, max(0, math.floor(1.0 / self.alpha - 1.0 + 1e-9) - self.n + 1))
+        if short:
+            n, k, m = self.n, short, self.mean
+            total = n + k
+            self.var = (n * self.var + n * k * m * m / total) / total
+            self.mean = n * m / total
+            self.n = total
+            count -= short
+        if count:
+            decay = (1.0 - self.alpha) ** count
+            self.var = decay * (self.var + self.mean * self.mean * (1.0 - decay))
+            self.mean *= decay
+            self.n += count
 
     def merge(self, other: Ewma) -> None:
         """Become the baseline of the sum of both series (their covariance taken as zero)."""
@@ -95,24 +104,34 @@ class SeasonalBaseline:
     """The count per bucket of one series, learned overall and per hour of the week.
 
     A slot (weekday, hour) answers for itself once it has ``min_slot_history`` buckets;
-    until then the overall baseline does. So a template that is busy every Monday at nine
+    until then the overall baseline does. ``alpha`` is the slots' weight of a new bucket (a slot
+    sees one hour's buckets a week), ``overall_alpha`` the overall baseline's (it sees every
+    bucket, so a smaller weight gives it a memory of days rather than hours: a template that
+    comes in bursts has learned that it does). So a template that is busy every Monday at nine
     is expected to be busy then, and only then.
     """
 
-    __slots__ = ("alpha", "min_slot_history", "overall", "slots")
+    __slots__ = ("alpha", "min_slot_history", "overall", "overall_alpha", "slots")
 
-    def __init__(self, *, alpha: float = 0.1, min_slot_history: int = 3) -> None:
-        if not 0.0 < alpha <= 1.0:
-            raise ValueError("alpha must be in (0, 1]")
+    def __init__(
+        self, *, alpha: float = 0.1, overall_alpha: float = 0.01, min_slot_history: int = 3
+    ) -> None:
+        if not 0.0 < alpha <= 1.0 or not 0.0 < overall_alpha <= 1.0:
+            raise ValueError("alpha and overall_alpha must be in (0, 1]")
         self.alpha = alpha
+        self.overall_alpha = overall_alpha
         self.min_slot_history = min_slot_history
-        self.overall = Ewma(alpha)
+        self.overall = Ewma(overall_alpha)
         self.slots: dict[int, Ewma] = {}
 
     def expect(self, slot: int) -> Expectation:
+        """The slot's mean once it has history, else the overall one. The spread is the larger
+        of the two: the slot knows the level at this hour, the overall baseline how bursty
+        the series is (a slot of a few quiet weeks has not seen the bursts of the others)."""
         own = self.slots.get(slot)
         if own is not None and own.n >= self.min_slot_history:
-            return Expectation(own.mean, math.sqrt(max(own.var, 0.0)), True, own.n)
+            var = max(own.var, self.overall.var, 0.0)
+            return Expectation(own.mean, math.sqrt(var), True, own.n)
         return self.expect_overall()
 
     def expect_overall(self) -> Expectation:
@@ -152,7 +171,7 @@ class SeasonalBaseline:
 
     def load(self, state: Mapping[str, Any]) -> None:
         try:
-            self.overall = Ewma.from_state(self.alpha, state["overall"])
+            self.overall = Ewma.from_state(self.overall_alpha, state["overall"])
             self.slots = {
                 int(k): Ewma.from_state(self.alpha, v) for k, v in dict(state["slots"]).items()
             }
