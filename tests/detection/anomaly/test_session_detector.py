@@ -5,6 +5,7 @@ rejection absorbed; the state plain JSON."""
 from __future__ import annotations
 
 import json
+import random
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -254,3 +255,21 @@ def test_a_stream_learns_its_own_threshold_before_flagging() -> None:
     assert detector.observe(batch(*list(windows_logons(300)))) == []
     findings = detector.observe(batch(*ODD))
     assert [f.entity["id"] for f in findings] == ["pc1|0x9999"]
+
+
+def test_a_finding_keeps_the_threshold_it_was_judged_by_when_calibration_moves_it() -> None:
+    """Found by bench/anomaly.py on varied SSH logs: a session flagged by the threshold of the
+    moment, whose close also recalibrated the threshold above its score, made a finding whose
+    score was below its (new) threshold, which the finding contract refuses."""
+    rng = random.Random(3)
+    detector = SessionDetector(warmup=20, recalibrate_every=1, window=40, quantile=0.9)
+    found = []
+    for i in range(400):
+        logon = f"0x{0x5000 + i:x}"
+        time = f"2026-01-12T{i // 60 % 24:02d}:{i % 60:02d}:00Z"
+        ids = [4624] + [rng.choice([4688, 4688, 4672, 4663, 5140, 1102]) for _ in range(3)]
+        events = [("pc1", time, {"EventID": e, "TargetLogonId": logon}) for e in ids]
+        events.append(("pc1", time, {"EventID": 4634, "TargetLogonId": logon}))
+        found += detector.observe(batch(*events))
+    assert found  # the stream does flag sessions, each with a score at its threshold or above
+    assert all(f.score >= f.threshold for f in found)

@@ -285,7 +285,9 @@ class SessionDetector:
             model.learn(session.tokens)
             return []
         score = model.score(session.tokens)
-        flagged = score >= model.threshold
+        # Judged by the threshold as it is now: the calibration below may move it.
+        threshold = model.threshold
+        flagged = score >= threshold
         if not kind.offline:
             kind.window.append(score)
             kind.since_calibration += 1
@@ -296,9 +298,11 @@ class SessionDetector:
         if not flagged:
             model.learn(session.tokens)
             return []
-        return [self._finding(session, model, score)]
+        return [self._finding(session, model, score, threshold)]
 
-    def _finding(self, session: OpenSession, model: SessionModel, score: float) -> Finding:
+    def _finding(
+        self, session: OpenSession, model: SessionModel, score: float, threshold: float
+    ) -> Finding:
         top = model.explain(session.tokens)
         position = top[0].position
         times = [t for t in session.times if t]
@@ -325,7 +329,7 @@ class SessionDetector:
             source=session.source,
             entity=entity,
             score=score,
-            threshold=model.threshold,
+            threshold=threshold,
             confidence=model.confidence(score),
             contributions=contributions(
                 (f.description, f.surprisal, f.typical, f.actual) for f in top
