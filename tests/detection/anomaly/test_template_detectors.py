@@ -161,7 +161,7 @@ def test_rarity_state_round_trips_and_a_damaged_state_is_refused() -> None:
     with pytest.raises(DetectorStateError):
         restored.load({"version": 1, "model": restored.model, "miner": state["miner"]})
     with pytest.raises(DetectorStateError):
-        restored.load({**state, "model": "template-frequency"})
+        restored.load({**state, "model": "qorgan-template-frequency"})
 
 
 # -- frequency --------------------------------------------------------------------------------
@@ -398,14 +398,14 @@ def test_line_detector_state_round_trips_as_json() -> None:
 #: injected burst below) and 3 rare lines.
 LIMITS = {
     "loghub/Linux/Linux_2k.log": {
-        "template-rarity": 3,
-        "template-frequency": 12,
-        "line-rarity": 3,
+        "qorgan-template-rarity": 3,
+        "qorgan-template-frequency": 12,
+        "qorgan-line-rarity": 3,
     },
     "loghub/OpenSSH/OpenSSH_2k.log": {
-        "template-rarity": 3,
-        "template-frequency": 2,
-        "line-rarity": 4,
+        "qorgan-template-rarity": 3,
+        "qorgan-template-frequency": 2,
+        "qorgan-line-rarity": 4,
     },
 }
 

@@ -108,7 +108,7 @@ class _Source:
 class TemplateFrequencyDetector:
     """Bursts and silences of templates per source (see the module doc)."""
 
-    model = "template-frequency"
+    model = "qorgan-template-frequency"
     version = "1.0"
 
     def __init__(

@@ -74,7 +74,7 @@ class LineScore:
 class LineRarityModel:
     """Learn lines, then score new ones (see the module doc)."""
 
-    model = "line-rarity"
+    model = "qorgan-line-rarity"
     version = "1.0"
 
     def __init__(

@@ -71,7 +71,7 @@ class _Pending:
 class TemplateRarityDetector:
     """New and rare templates per source (see the module doc)."""
 
-    model = "template-rarity"
+    model = "qorgan-template-rarity"
     version = "1.0"
 
     def __init__(
