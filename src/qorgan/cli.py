@@ -211,6 +211,21 @@ def hunt(
             "quarantined with their line number."
         ),
     ] = None,
+    anomaly: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also run the AI anomaly models (templates, entities, sessions) and write their "
+            "findings here as JSON lines. Findings are proposals for a person to confirm, not "
+            "alerts. The hunt then runs in one process."
+        ),
+    ] = None,
+    anomaly_state: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --anomaly: a folder of the models' baselines, continued from when it "
+            "exists and saved after, so a later hunt scores against what this one learned."
+        ),
+    ] = None,
 ) -> None:
     """Run Sigma rules and correlations over log files (or the live archive); print alerts and
     a summary.
@@ -256,6 +271,7 @@ def hunt(
     quarantine_sink = Quarantine.to_file(quarantine) if quarantine else Quarantine()
     known = _indicators(indicators, quarantine_sink) if indicators is not None else None
     archived = _archive_batches(since, organisation, quarantine_sink) if archive else None
+    suite, findings_out = _anomaly_suite(anomaly, anomaly_state) if anomaly else (None, None)
     paths = paths or []
     bar = _progress_bar() if progress and not archive else None
     try:
@@ -291,7 +307,11 @@ def hunt(
             workers=workers or default_workers(paths),
             batch_size=batch_size,
             indicators=known,
+            anomaly=suite,
+            findings=findings_out.write if findings_out is not None else None,
         )
+        if suite is not None and anomaly_state is not None:
+            suite.save(anomaly_state)
         if state is not None:
             tmp = state.with_name(state.name + ".tmp")
             tmp.write_bytes(hunter.correlator.dump())
@@ -309,6 +329,8 @@ def hunt(
         if bar is not None:
             bar.stop()
         quarantine_sink.close()
+        if findings_out is not None:
+            findings_out.close()
     if writer is not None:
         writer.close()
         if output and stream is not None:
@@ -317,6 +339,21 @@ def hunt(
         _print_table(table_rows, output)
     _print_summary(summary, plan, quarantine_sink)
     raise typer.Exit(EXIT_ALERTS if summary.alerts else 0)
+
+
+def _anomaly_suite(path: Path, state: Path | None) -> tuple[Any, Any]:
+    """The anomaly models of ``--anomaly`` (continued from ``--anomaly-state``) and the
+    writer of their findings."""
+    from qorgan.detection.anomaly.defaults import default_suite
+    from qorgan.detection.anomaly.output import FindingsWriter
+
+    suite = default_suite()
+    try:
+        if state is not None and suite.restore(state):
+            err.print(f"anomaly: baselines continued from {state}", highlight=False)
+        return suite, FindingsWriter(path)
+    except (QorganError, OSError) as exc:
+        raise _fail(exc if isinstance(exc, QorganError) else QorganError(str(exc))) from exc
 
 
 def _indicators(path: Path, quarantine: Quarantine) -> Any:
@@ -459,6 +496,13 @@ def _print_summary(summary: HuntSummary, plan: Any, quarantine: Quarantine) -> N
         for (_rule_id, title, level), count in summary.by_rule.most_common(10):
             table.add_row(str(count), level, title)
         err.print(table)
+    if summary.findings:
+        kinds = ", ".join(f"{kind} {count}" for kind, count in summary.findings.most_common())
+        err.print(
+            f"[bold]{summary.findings.total():,}[/bold] AI anomaly findings, to be confirmed or "
+            f"rejected by a person: {kinds}",
+            highlight=False,
+        )
     if summary.late or summary.untimed:
         err.print(
             f"not correlated: {summary.late} events later than --lateness, "

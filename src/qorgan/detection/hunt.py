@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from qorgan.detection.alerts import LEVEL_RANK, Alert, correlation_alert
+from qorgan.detection.anomaly.findings import Finding
+from qorgan.detection.anomaly.suite import AnomalySuite
 from qorgan.detection.classification import classify
 from qorgan.detection.correlation import CorrelationAlert, Correlator, epoch
 from qorgan.detection.engine import Engine
@@ -44,6 +46,8 @@ class HuntSummary:
     late: int = 0
     untimed: int = 0
     seconds: float = 0.0
+    #: Anomaly models' findings (a hunt with an :class:`AnomalySuite`), by detector kind.
+    findings: Counter[str] = field(default_factory=Counter)
 
     @property
     def events_per_second(self) -> float:
@@ -235,6 +239,8 @@ def run_hunt(
     batches: Iterable[EventBatch] | None = None,
     workers: int = 1,
     indicators: IndicatorSet | None = None,
+    anomaly: AnomalySuite | None = None,
+    findings: Callable[[list[Finding]], None] | None = None,
 ) -> tuple[HuntSummary, Hunter]:
     """Stream ``paths`` through ``plan``; alerts go to ``sink`` batch by batch, in input order,
     correlation alerts as their windows close. ``lateness=None`` correlates all input in time
@@ -245,7 +251,10 @@ def run_hunt(
     are read and matched in that many processes and correlated here, with the alerts of one
     process in the same order (:mod:`qorgan.detection.workers`); ``progress`` is then told of
     each batch as soon as a worker has read it. ``indicators``, when given, are matched in
-    every batch too (:mod:`qorgan.detection.indicators`), their alerts after the rules'."""
+    every batch too (:mod:`qorgan.detection.indicators`), their alerts after the rules'.
+    ``anomaly``, when given, scores every event too and hands its findings to ``findings``
+    batch by batch; its models need every event in order, so the hunt then runs in this
+    process whatever ``workers`` says."""
     summary = HuntSummary(
         rules_loaded=len(plan.rules),
         rules_failed=len(plan.failures),
@@ -264,6 +273,11 @@ def run_hunt(
                 summary.by_rule[(a.rule.id, a.rule.title, a.rule.level)] += 1
             sink(alerts)
 
+    def propose(found: list[Finding]) -> None:
+        summary.findings.update(f.detector for f in found)
+        if found and findings is not None:
+            findings(found)
+
     # Events are acyclic JSON trees: the cyclic collector only slows their allocation down.
     gc_was_enabled = gc.isenabled()
     gc.disable()
@@ -275,7 +289,7 @@ def run_hunt(
             "options": options,
             "root": root,
         }
-        if batches is None and workers > 1:
+        if batches is None and workers > 1 and anomaly is None:
             _hunt_in_workers(
                 list(paths), hunter, summary, deliver, quarantine, workers, progress, read
             )
@@ -285,10 +299,14 @@ def run_hunt(
                 summary.events += len(batch)
                 summary.files.add(batch.path)
                 deliver(hunter.batch(batch))
+                if anomaly is not None:
+                    propose(anomaly.observe(batch))
                 if progress is not None:
                     progress(batch, summary)
                 del batch
         deliver(hunter.finish())
+        if anomaly is not None:
+            propose(anomaly.flush())
     finally:
         if gc_was_enabled:
             gc.enable()

@@ -4,6 +4,10 @@ A detector learns and scores in one pass over batches of normalised events
 (:class:`~qorgan.telemetry.batch.EventBatch`): each event is first scored against the baseline
 learned so far, then learned. Its whole state is plain JSON (no pickles: state files are read
 back on restart and must not be able to run code), kept on the organisation's own machine.
+
+A detector that holds open work (sessions not yet ended) may also offer ``flush() ->
+list[Finding]``: the suite calls it at the end of a hunt. Live monitoring never flushes: open
+sessions end by their own timeouts.
 """
 
 from __future__ import annotations

@@ -116,13 +116,25 @@ class AnomalySuite:
             batch = self._without_excluded(batch)
             if not len(batch):
                 return []
+        return self._kept(f for detector in self.detectors for f in detector.observe(batch))
+
+    def flush(self) -> list[Finding]:
+        """The end of the input (a hunt's last batch): models that hold open work (sessions not
+        yet ended) score it now."""
+        return self._kept(
+            f
+            for detector in self.detectors
+            if (flush := getattr(detector, "flush", None)) is not None
+            for f in flush()
+        )
+
+    def _kept(self, findings: Iterable[Finding]) -> list[Finding]:
         found: list[Finding] = []
-        for detector in self.detectors:
-            for finding in detector.observe(batch):
-                if finding.fingerprint in self._rejected or self._names_excluded(finding):
-                    self.withheld_findings += 1
-                    continue
-                found.append(finding)
+        for finding in findings:
+            if finding.fingerprint in self._rejected or self._names_excluded(finding):
+                self.withheld_findings += 1
+                continue
+            found.append(finding)
         return found
 
     def _names_excluded(self, finding: Finding) -> bool:
