@@ -454,3 +454,41 @@ def test_a_burst_injected_into_a_real_log_is_found_with_its_explanation(
     assert burst.contributions[0].feature in {"frequency.hour_of_week", "template.frequency"}
     assert burst.contributions[0].actual > burst.contributions[0].typical
     assert burst.identifiers == ("root",)
+
+
+def test_a_scan_of_many_new_templates_is_one_finding_and_one_rejection_takes_them_all(
+    shared_file,
+) -> None:
+    """The real web-attack access log: after its first 200 ordinary requests, a scanner tries
+    hundreds of URLs never requested before. One finding per source and batch lists them (it
+    made 862 findings when each template was its own), and rejecting it makes them all known."""
+    path = shared_file(
+        "evtx-attack-samples/Command and Control/"
+        "web_attack_and_isp_webshell_localhost_access_log.txt"
+    )
+    (batch,) = list(read_file(path, Quarantine()))
+    detector = TemplateRarityDetector()
+    (finding,) = detector.observe(batch)
+    assert finding.detector == "template.new"
+    templates = int(finding.entity["templates"])
+    assert templates > 100
+    assert len(finding.contributions) == 10 and len(finding.examples) == 5
+    assert finding.pattern.count(",") == templates - 1
+    assert abs(sum(c.share for c in finding.contributions) - 1) < 1e-9
+
+    rejected = TemplateRarityDetector()
+    rejected.observe(batch)
+    rejected.absorb(json.loads(json.dumps(finding.to_dict())))
+    unaware = TemplateRarityDetector()
+    unaware.observe(batch)
+    ids = finding.pattern.rpartition("|template=")[2].split(",")
+
+    def counts(detector: TemplateRarityDetector) -> list[int]:
+        source = detector.state()["sources"][finding.source]
+        return [source["counts"].get(t, 0) for t in ids]
+
+    # Every template the finding names is common where it was rejected (more than rare_count
+    # lines); where it was not, the templates seen once are still rare.
+    assert min(counts(rejected)) > detector.rare_count
+    still_rare = [c for c in counts(unaware) if c <= detector.rare_count]
+    assert len(still_rare) > 100

@@ -33,6 +33,8 @@ from qorgan.telemetry.batch import EventBatch
 
 STATE_VERSION = 1
 _PATTERN = "template"
+#: Templates a grouped finding lists as its contributions (its pattern names them all).
+MAX_LISTED = 10
 
 
 class DetectorStateError(DetectionError):
@@ -120,8 +122,13 @@ class TemplateRarityDetector:
                     source.reported.add(tid)
             source.counts[tid] = source.counts.get(tid, 0) + 1
             source.total += 1
-        ordered = sorted(pending.values(), key=lambda p: p.index)
-        return [self._finding(p, batch) for p in ordered]
+        by_source: dict[str, list[_Pending]] = {}
+        for p in sorted(pending.values(), key=lambda p: p.index):
+            by_source.setdefault(p.source, []).append(p)
+        return [
+            self._finding(group[0], batch) if len(group) == 1 else self._grouped(group, batch)
+            for group in by_source.values()
+        ]
 
     def _rekey(self) -> None:
         """Counts of templates the miner absorbed into a more general one go to that one."""
@@ -183,19 +190,57 @@ class TemplateRarityDetector:
             identifiers=tuple(p.identifiers),
         )
 
+    def _grouped(self, group: list[_Pending], batch: EventBatch) -> Finding:
+        """Several templates new or rare on one source in one batch (a scan trying hundreds of
+        URLs, an upgrade changing its messages): one finding, led by the rarest, with the
+        templates as its contributions (at most :data:`MAX_LISTED`) and one example each."""
+        ranked = sorted(group, key=lambda p: (-p.surprisal, p.index))
+        lead = ranked[0]
+        listed = ranked[:MAX_LISTED]
+        kind = "new" if any(p.kind == "new" for p in group) else "rare"
+        identifiers: list[str] = []
+        for p in group:
+            identifiers.extend(i for i in p.identifiers if i not in identifiers)
+        first = min(group, key=lambda p: p.index)
+        more = f", and {len(group) - len(listed)} more" if len(group) > len(listed) else ""
+        return Finding(
+            detector=f"template.{kind}",
+            model=self.model,
+            version=self.version,
+            time=batch.times[first.index] if first.index < len(batch.times) else None,
+            source=lead.source,
+            entity={"source": lead.source, "templates": str(len(group))},
+            score=round(lead.surprisal, 4),
+            threshold=round(lead.threshold, 4),
+            confidence=round(lead.confidence, 4),
+            contributions=contributions(
+                (f"template.rarity: {p.template[:120]}", p.surprisal, round(p.typical, 2), p.count)
+                for p in listed
+            ),
+            summary=(
+                f"{lead.source} logged {len(group)} templates it had used at most "
+                f"{self.rare_count} time(s) before, in one batch; the rarest: {lead.template}{more}"
+            ),
+            examples=tuple(p.examples[0] for p in listed[:MAX_EXAMPLES]),
+            pattern=f"{_PATTERN}|source={lead.source}|template="
+            + ",".join(str(p.template_id) for p in sorted(group, key=lambda p: p.template_id)),
+            identifiers=tuple(identifiers),
+        )
+
     def absorb(self, finding: Mapping[str, Any]) -> None:
-        """Make the rejected finding's template known and common on its source. A finding of
+        """Make the rejected finding's templates known and common on their source. A finding of
         another model is not ours to learn from and is left alone."""
         if finding.get("model") != self.model:
             return
-        name, tid = _parse_pattern(str(finding.get("pattern", "")))
+        name, tids = _parse_pattern(str(finding.get("pattern", "")))
         source = self._sources.get(name)
         if source is None:
             source = self._sources[name] = _Source()
-        source.reported.add(tid)
-        common = max(source.counts.get(tid, 0), self.rare_count + 1)
-        source.total += common - source.counts.get(tid, 0)
-        source.counts[tid] = common
+        for tid in tids:
+            source.reported.add(tid)
+            common = max(source.counts.get(tid, 0), self.rare_count + 1)
+            source.total += common - source.counts.get(tid, 0)
+            source.counts[tid] = common
 
     def state(self) -> dict[str, Any]:
         return {
@@ -233,10 +278,12 @@ class TemplateRarityDetector:
         self._sources = sources
 
 
-def _parse_pattern(pattern: str) -> tuple[str, int]:
-    """``template|source=S|template=N`` -> ``(S, N)``; a clear error for anything else."""
+def _parse_pattern(pattern: str) -> tuple[str, list[int]]:
+    """``template|source=S|template=N[,M...]`` -> ``(S, [N, M...])``; a clear error for
+    anything else."""
     head, sep, rest = pattern.partition("|source=")
-    name, sep2, tid = rest.rpartition("|template=")
-    if head != _PATTERN or not sep or not sep2 or not tid.isdigit():
-        raise DetectorStateError(f"not a template pattern: {pattern!r}")
-    return name, int(tid)
+    name, sep2, tids = rest.rpartition("|template=")
+    ids = tids.split(",")
+    if head != _PATTERN or not sep or not sep2 or not all(t.isdigit() for t in ids):
+        raise DetectorStateError(f"not a template pattern: {pattern[:200]!r}")
+    return name, [int(t) for t in ids]
