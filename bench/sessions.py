@@ -11,7 +11,7 @@ distinct sessions, so that no held-out session is a copy of a training one), the
 all 3,884 normal sessions (threshold calibration by cross-validation included) and scoring speed
 in sessions/s. Then the SessionDetector's events/s grouping and scoring the sshd sessions of
 ``../shared/data/loghub/OpenSSH/OpenSSH_2k.log`` read ``--repeat`` times (already parsed; the
-syslog parser's own cost is not counted). Figures go in ``docs/anomaly-sessions.md``.
+syslog parser's own cost is not counted). Figures go in ``docs/anomaly.md`` and ``bench/README.md``.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ environment; and its published grouping accuracy on Loghub-2.0's corrected templ
   rest is one ``<*>``).
 
 One configuration (the defaults) serves every log; the Loghub-2.0 figures in
-``docs/anomaly-templates.md`` were measured with it, no setting chosen per data set.
+``docs/anomaly.md`` were measured with it, no setting chosen per data set.
 
 The state is plain JSON (:meth:`TemplateMiner.state`, :meth:`TemplateMiner.from_state`).
 """
