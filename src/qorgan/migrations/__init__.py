@@ -28,6 +28,7 @@ MODEL_MODULES = (
     "qorgan.core.models",
     "qorgan.incidents.models",
     "qorgan.incidents.notification_models",
+    "qorgan.incidents.finding_models",
     "qorgan.pipeline.models",
     "qorgan.privacy.models",
     "qorgan.privacy.leak_models",
