@@ -457,3 +457,27 @@ def test_the_model_register(factory: sessionmaker[Session], world: World) -> Non
         "model.approved",
         "model.retrained",
     ]
+
+
+def test_an_iins_digest_is_the_privacy_services_pseudonym(
+    factory: sessionmaker[Session], world: World
+) -> None:
+    """The portal knows a citizen only by the pseudonym of their IIN: recorded as a digest,
+    it matches the IIN as a log writes it."""
+    from qorgan.privacy.protection import Protection
+
+    iin = "900101300011"
+    pseudonym = Protection(KEY, None).pseudonym(iin)  # type: ignore[arg-type]
+    assert service.identifier_digest(f" {iin} ", KEY) == pseudonym
+    with unit_of_work(factory) as session:
+        with pytest.raises(FindingError, match="64 hexadecimal"):
+            service.exclude(
+                session, organisation_id=None, identifiers=[], digests=["not-a-hash"], key=KEY,
+                actor=world.analyst, request_ref="portal", origin="citizen",
+            )  # fmt: skip
+        service.exclude(
+            session, organisation_id=None, identifiers=[], digests=[pseudonym], key=KEY,
+            actor=world.analyst, request_ref="portal", origin="citizen",
+        )  # fmt: skip
+    with unit_of_work(factory) as session:
+        assert service.is_excluded([iin], service.excluded_identifiers(session, world.astana), KEY)

@@ -71,6 +71,7 @@ AI_TAG = "ai.generated"
 ORIGINS = ("citizen", "request")
 #: The detectors' entity keys and the event fields the alert store reads them from.
 _ENTITY_ALIASES = {"source_ip": "src_ip", "destination_ip": "dst_ip"}
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class FindingError(QorganError):
@@ -553,8 +554,10 @@ def normalise_identifier(identifier: str) -> str:
 
 
 def identifier_digest(identifier: str, key: bytes) -> str:
-    """The keyed hash (HMAC-SHA256, hex) an exclusion stores for ``identifier``."""
-    message = b"anomaly-exclusion\x1f" + normalise_identifier(identifier).encode("utf-8")
+    """The keyed hash (HMAC-SHA256, hex) an exclusion stores for ``identifier``. For an IIN
+    it is the privacy service's pseudonym of that IIN (same key, same hash), so the citizen
+    portal, which knows a citizen only by that pseudonym, can record their objection."""
+    message = normalise_identifier(identifier).encode("utf-8")
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
@@ -567,10 +570,12 @@ def exclude(
     actor: int,
     request_ref: str,
     origin: str = "request",
+    digests: Iterable[str] = (),
 ) -> int:
     """Record a person's objection: each of their ``identifiers`` (IIN, e-mail, phone, user
     name) is kept out of the organisation's models (``organisation_id`` None: out of every
-    organisation's) from now on. Returns how many identifiers were newly excluded; one
+    organisation's) from now on; ``digests`` are identifiers already keyed-hashed (the portal's
+    pseudonym of the citizen's IIN). Returns how many identifiers were newly excluded; one
     ``finding.excluded`` entry records the objection (counts, never the identifiers)."""
     if origin not in ORIGINS:
         raise FindingError(f"an objection comes from one of {', '.join(ORIGINS)}")
@@ -579,7 +584,12 @@ def exclude(
         raise FindingError("an objection needs the request's reference", source="request")
     if len(ref) > 200:
         raise FindingError("a request reference has at most 200 characters", source="request")
-    digests = []
+    hashed: list[str] = []
+    for digest in digests:
+        if not (isinstance(digest, str) and _HEX64.fullmatch(digest)):
+            raise FindingError("a hashed identifier is 64 hexadecimal digits", source="request")
+        if digest not in hashed:
+            hashed.append(digest)
     for identifier in identifiers:
         if not isinstance(identifier, str) or not normalise_identifier(identifier):
             continue
@@ -588,9 +598,9 @@ def exclude(
         except UnicodeEncodeError:
             raise FindingError("an identifier is not storable text", source="request") from None
         digest = identifier_digest(identifier, key)
-        if digest not in digests:
-            digests.append(digest)
-    if not digests:
+        if digest not in hashed:
+            hashed.append(digest)
+    if not hashed:
         raise FindingError("an objection names at least one identifier", source="request")
     audit.lock(session)
     scope = (
@@ -601,11 +611,11 @@ def exclude(
     known = set(
         session.scalars(
             select(AnomalyExclusion.identifier_hash).where(
-                scope, AnomalyExclusion.identifier_hash.in_(digests)
+                scope, AnomalyExclusion.identifier_hash.in_(hashed)
             )
         )
     )
-    added = [d for d in digests if d not in known]
+    added = [d for d in hashed if d not in known]
     session.add_all(
         AnomalyExclusion(
             organisation_id=organisation_id,
@@ -624,7 +634,7 @@ def exclude(
         organisation_id=organisation_id,
         target_type="exclusion",
         target_id=None,
-        details={"origin": origin, "identifiers": len(digests), "added": len(added)},
+        details={"origin": origin, "identifiers": len(hashed), "added": len(added)},
     )
     return len(added)
 
