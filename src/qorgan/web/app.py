@@ -322,6 +322,7 @@ def create_app(
         alerts,
         audit,
         auth,
+        findings,
         home,
         hunts,
         incident_dashboard,
@@ -338,6 +339,7 @@ def create_app(
         home,
         alerts,
         alert_detail,
+        findings,
         incident_dashboard,
         incident_settings,
         incidents,
@@ -357,6 +359,9 @@ def create_app(
     from qorgan.web.routes import citizen, privacy_pages
 
     app.include_router(citizen.router)  # the citizen portal (its sign-in is in routes/auth.py)
+    from qorgan.web.routes import citizen_ai
+
+    app.include_router(citizen_ai.router)  # the portal's "AI and your data"
     app.include_router(privacy_pages.router)  # the data-protection officer's pages
     app.include_router(api_router, prefix=API_PREFIX)
     from qorgan.web import taxii

@@ -148,6 +148,13 @@ AUDIT_ACTION_LABELS = {
     "intel.sighting_report": _l("Sighting reported"),
     "intel.feed_create": _l("Intel feed added"),
     "intel.feed_poll": _l("Intel feed polled"),
+    "finding.created": _l("AI model's finding recorded"),
+    "finding.confirmed": _l("AI model's finding confirmed by a person"),
+    "finding.rejected": _l("AI model's finding rejected by a person"),
+    "finding.excluded": _l("Objection to AI processing recorded"),
+    "model.registered": _l("AI model registered"),
+    "model.approved": _l("AI model approved"),
+    "model.retrained": _l("AI model retraining recorded"),
 }
 #: The same actions in an alert's history, where the alert goes without saying.
 HISTORY_LABELS = {
@@ -178,6 +185,9 @@ TARGET_LABELS = {
     "privacy_leak": _l("leak report"),
     "intel_collection": _l("intel collection"),
     "intel_feed": _l("intel feed"),
+    "finding": _l("AI model's finding"),
+    "exclusion": _l("objection to AI processing"),
+    "model": _l("AI model"),
 }
 #: Who acted, when it was not a user: the hunts' background process, a sign-in with an
 #: unknown e-mail address, the command line, ``qorgan demo``.
@@ -297,6 +307,58 @@ CHANNEL_LABELS = {
     "console": _l("In the console"),
     "email": _l("By e-mail"),
 }
+#: Where a person's decision on an AI model's finding has got to.
+FINDING_STATUS_LABELS = {
+    "pending": _l("Awaits a person's decision"),
+    "confirmed": _l("Confirmed"),
+    "rejected": _l("Rejected"),
+}
+#: The kinds of anomaly detector (a finding's ``detector``).
+DETECTOR_LABELS = {
+    "template.new": _l("New log template"),
+    "template.rarity": _l("Rare log template"),
+    "template.frequency": _l("Change in a template's frequency"),
+    "template.burst": _l("Burst of a log template"),
+    "template.silent": _l("Log template fell silent"),
+    "line.rare": _l("Rare log line"),
+    "entity.logon": _l("Unusual logon"),
+    "entity.account": _l("Unusual account change"),
+    "entity.process_pair": _l("Never-seen parent and child process"),
+    "entity.service": _l("New service on a host"),
+    "entity.volume": _l("Unusual data volume"),
+    "sequence": _l("Unusual sequence in a session"),
+}
+#: The features that explain a score (a contribution's ``feature``); a feature not listed is
+#: shown by its key (:func:`feature_label`).
+FEATURE_LABELS = {
+    "template.rarity": _l("How rare the template is"),
+    "template.frequency": _l("The template's frequency"),
+    "template.burst": _l("Lines of the template in the window"),
+    "template.silent": _l("Lines of the template in the window"),
+    "frequency.overall": _l("Frequency compared with the usual"),
+    "frequency.hour_of_week": _l("Frequency compared with this hour of the week"),
+    "logon.new_source_ip": _l("Logon from a never-seen address"),
+    "logon.unusual_hour": _l("Logon at an unusual hour"),
+    "logon.after_failures": _l("Failed logons before it"),
+    "process.new_pair": _l("Never-seen parent and child process"),
+    "service.new": _l("New service"),
+    "service.new_on_host": _l("Service new on this host"),
+    "service.new_in_org": _l("Service new in the organisation"),
+    "account.new_user": _l("New account"),
+    "account.admin_group_add": _l("Account added to an administrators' group"),
+    "volume.response_bytes": _l("Bytes in one response"),
+    "volume.window_bytes": _l("Bytes in the window"),
+    "word.others": _l("Other words of the line"),
+}
+
+
+def feature_label(key: str) -> str:
+    """A feature's (or detector kind's) display name, translated lazily; the key itself when
+    the console does not know it (a newer detector's feature, a sequence's transition)."""
+    label = FEATURE_LABELS.get(key) or DETECTOR_LABELS.get(key)
+    return str(label) if label is not None else key
+
+
 HUNT_STATUS_LABELS = {
     "queued": _l("Queued"),
     "running": _l("Running"),

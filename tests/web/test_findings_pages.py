@@ -1,0 +1,300 @@
+"""The AI findings' pages: labelled and explained, decided by an analyst with a reason and a
+CSRF token, invisible to another organisation, read-only for an auditor; the model register
+and objections recorded on request."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from qorgan.core.db import unit_of_work
+from qorgan.core.models import AuditEntry
+from qorgan.detection.anomaly.findings import Finding, contributions
+from qorgan.incidents import findings as service
+from qorgan.incidents.finding_models import AnomalyExclusion, AnomalyFinding
+from qorgan.incidents.models import StoredAlert
+from qorgan.web.labels import DETECTOR_LABELS, FEATURE_LABELS, FINDING_STATUS_LABELS, feature_label
+
+from .conftest import World, sign_in
+from .test_citizen_portal import ARMAN, DANA, Portal, citizen_sign_in, make_portal
+
+
+def finding(user: str = "aigerim", feature: str = "logon.new_source_ip") -> dict[str, Any]:
+    return Finding(
+        detector="entity.logon",
+        model="entity-baseline",
+        version="1.2.0",
+        time="2026-11-20T03:00:00Z",
+        source="/var/log/auth.log",
+        entity={"user": user, "source_ip": "203.0.113.9"},
+        score=7.5,
+        threshold=5.0,
+        confidence=0.85,
+        contributions=contributions(
+            [(feature, 3.0, "never", "203.0.113.9"), ("logon.unusual_hour", 1.0, "09-18", "03")]
+        ),
+        summary=f"{user} signed in from a never-seen address at 03:00",
+        examples=(f"sshd[7]: Accepted password for {user} from 203.0.113.9 <script>x</script>",),
+        pattern=f"logon.new_source_ip|user={user}",
+        identifiers=(user,),
+    ).to_dict()
+
+
+def seed(world: World, org_key: str, *items: dict[str, Any]) -> tuple[int, ...]:
+    with unit_of_work(world.factory) as session:
+        result = service.save_findings(session, world[org_key].organisation_id, list(items))
+    return result.ids
+
+
+def test_labels_cover_the_vocabularies() -> None:
+    from qorgan.incidents.finding_models import FINDING_STATUSES
+
+    assert set(FINDING_STATUS_LABELS) == set(FINDING_STATUSES)
+    assert feature_label("logon.new_source_ip") == FEATURE_LABELS["logon.new_source_ip"]
+    assert feature_label("entity.logon") == DETECTOR_LABELS["entity.logon"]
+    # An unknown feature (a sequence's transition) is shown by its key.
+    assert feature_label("E5->E22") == "E5->E22"
+
+
+def test_the_list_shows_findings_as_ai_output_pending_first(
+    client: TestClient, world: World
+) -> None:
+    first, second = seed(world, "a.analyst", finding(), finding("dana"))
+    with unit_of_work(world.factory) as session:
+        org = world["a.analyst"].organisation_id
+        service.reject(session, first, world["a.analyst"].id, "VPN", organisation_id=org)
+    sign_in(client, world["a.analyst"])
+    page = client.get("/findings")
+    assert page.status_code == 200
+    html = page.text
+    assert "AI model&#39;s finding: needs a person&#39;s decision" in html
+    assert html.index(f'data-finding="{second}"') < html.index(f'data-finding="{first}"')
+    assert 'class="badge ai"' in html and "7.5 / 5" in html and "entity-baseline 1.2.0" in html
+    pending = client.get("/findings?status=pending").text
+    assert f'data-finding="{second}"' in pending and f'data-finding="{first}"' not in pending
+    banner = client.get("/findings/banner").text
+    assert 'data-pending="1"' in banner and "/findings?status=pending" in banner
+    assert 'hx-get="/findings/banner"' in client.get("/alerts").text
+
+
+def test_an_analyst_confirms_with_a_reason_and_the_alert_is_linked(
+    client: TestClient, world: World
+) -> None:
+    (finding_id,) = seed(world, "a.analyst", finding())
+    csrf = sign_in(client, world["a.analyst"])
+    page = client.get(f"/findings/{finding_id}")
+    assert page.status_code == 200
+    html = page.text
+    # Explained: the model, score against threshold, confidence, the features in words.
+    assert "entity-baseline" in html and "1.2.0" in html and "85%" in html
+    assert "Logon from a never-seen address" in html and "75%" in html and "25%" in html
+    assert "&lt;script&gt;" in html and "<script>x" not in html  # autoescaped example line
+    # No reason: refused, nothing decided.
+    refused = client.post(
+        f"/findings/{finding_id}/confirm", data={"csrf_token": csrf, "reason": "   "}
+    )
+    assert refused.status_code == 400 and "reason" in refused.text.lower()
+    assert client.get("/findings?status=pending").text.count("data-finding=") == 1
+    done = client.post(
+        f"/findings/{finding_id}/confirm",
+        data={"csrf_token": csrf, "reason": "Confirmed with the user: not them"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303 and done.headers["location"] == f"/findings/{finding_id}"
+    with unit_of_work(world.factory) as session:
+        row = session.get(AnomalyFinding, finding_id)
+        assert row is not None and row.status == "confirmed" and row.alert_id is not None
+        alert = session.get(StoredAlert, row.alert_id)
+        assert alert is not None and alert.organisation_id == world["a.analyst"].organisation_id
+        alert_id = alert.id
+    after = client.get(f"/findings/{finding_id}").text
+    assert f'href="/alerts/{alert_id}" data-alert-link' in after
+    assert "Confirmed with the user: not them" in after
+    assert 'data-decision="confirm"' not in after  # decided: no more forms
+    again = client.post(f"/findings/{finding_id}/reject", data={"csrf_token": csrf, "reason": "x"})
+    assert again.status_code == 409
+    assert client.get(f"/alerts/{alert_id}").status_code == 200
+
+
+def test_deciding_needs_the_csrf_token(client: TestClient, world: World) -> None:
+    (finding_id,) = seed(world, "a.analyst", finding())
+    sign_in(client, world["a.analyst"])
+    for action in ("confirm", "reject"):
+        response = client.post(f"/findings/{finding_id}/{action}", data={"reason": "real"})
+        assert response.status_code == 403
+        forged = client.post(
+            f"/findings/{finding_id}/{action}", data={"reason": "real", "csrf_token": "forged"}
+        )
+        assert forged.status_code == 403
+    with unit_of_work(world.factory) as session:
+        assert session.get(AnomalyFinding, finding_id).status == "pending"  # type: ignore[union-attr]
+
+
+def test_another_organisations_finding_is_not_found(client: TestClient, world: World) -> None:
+    (finding_id,) = seed(world, "a.analyst", finding())
+    csrf = sign_in(client, world["b.analyst"])
+    assert client.get(f"/findings/{finding_id}").status_code == 404
+    for action in ("confirm", "reject"):
+        response = client.post(
+            f"/findings/{finding_id}/{action}", data={"csrf_token": csrf, "reason": "mine"}
+        )
+        assert response.status_code == 404
+    assert f'data-finding="{finding_id}"' not in client.get("/findings").text
+    with unit_of_work(world.factory) as session:
+        assert session.get(AnomalyFinding, finding_id).status == "pending"  # type: ignore[union-attr]
+
+
+def test_an_auditor_reads_but_cannot_decide(client: TestClient, world: World) -> None:
+    (finding_id,) = seed(world, "a.analyst", finding())
+    csrf = sign_in(client, world["a.auditor"])
+    page = client.get(f"/findings/{finding_id}")
+    assert page.status_code == 200 and 'data-decision="confirm"' not in page.text
+    for action in ("confirm", "reject"):
+        response = client.post(
+            f"/findings/{finding_id}/{action}", data={"csrf_token": csrf, "reason": "no"}
+        )
+        assert response.status_code == 403
+    with unit_of_work(world.factory) as session:
+        assert session.get(AnomalyFinding, finding_id).status == "pending"  # type: ignore[union-attr]
+
+
+def test_a_partner_sees_no_findings(client: TestClient, world: World) -> None:
+    seed(world, "a.analyst", finding())
+    sign_in(client, world["a.partner"])
+    assert client.get("/findings").status_code == 403
+    assert client.get("/models").status_code == 403
+
+
+def test_the_register_and_an_objection_on_request(client: TestClient, world: World) -> None:
+    org = world["a.analyst"].organisation_id
+    with unit_of_work(world.factory) as session:
+        service.register_model(
+            session, organisation_id=org, name="entity-baseline", version="1.2.0",
+            purpose="Logons per user", inputs=["auth.log"], metrics={"recall": 0.93},
+            actor="cli",
+        )  # fmt: skip
+    csrf = sign_in(client, world["a.analyst"])
+    page = client.get("/models")
+    assert page.status_code == 200
+    assert "entity-baseline" in page.text and "recall=0.93" in page.text
+    assert "Not approved" in page.text
+    refused = client.post(
+        "/models/objections", data={"csrf_token": csrf, "identifiers": "", "request_ref": "L-1"}
+    )
+    assert refused.status_code == 400
+    done = client.post(
+        "/models/objections",
+        data={"csrf_token": csrf, "identifiers": "Aigerim\n+7 701 123 45 67", "request_ref": "L-1"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    with unit_of_work(world.factory) as session:
+        rows = session.scalars(select(AnomalyExclusion)).all()
+        assert len(rows) == 2 and {r.request_ref for r in rows} == {"L-1"}
+        key = service.exclusion_key(world.settings)
+        assert service.is_excluded(["aigerim"], service.excluded_identifiers(session, org), key)
+        entry = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "finding.excluded")
+        ).one()
+        assert entry.actor == str(world["a.analyst"].id)
+    assert "L-1" in client.get("/models").text
+    # An auditor reads the register but records nothing.
+    client.cookies.clear()
+    csrf = sign_in(client, world["a.auditor"])
+    assert client.get("/models").status_code == 200
+    response = client.post(
+        "/models/objections", data={"csrf_token": csrf, "identifiers": "x", "request_ref": "L-2"}
+    )
+    assert response.status_code == 403
+
+
+def test_the_audit_page_names_the_decisions(client: TestClient, world: World) -> None:
+    first, second = seed(world, "a.analyst", finding(), finding("dana"))
+    csrf = sign_in(client, world["a.analyst"])
+    for finding_id, action in ((first, "confirm"), (second, "reject")):
+        client.post(f"/findings/{finding_id}/{action}", data={"csrf_token": csrf, "reason": "r"})
+    client.cookies.clear()
+    sign_in(client, world["a.auditor"])
+    html = client.get("/audit").text
+    assert "AI model&#39;s finding confirmed by a person" in html
+    assert "AI model&#39;s finding rejected by a person" in html
+    assert len(re.findall(r'data-action="finding.created"', html)) == 2
+
+
+# --------------------------------------------------------------------------- the citizen
+
+
+@pytest.fixture
+def portal(world: World, client: TestClient) -> Portal:
+    return make_portal(world, client)
+
+
+def test_a_citizen_learns_which_models_and_objects(client: TestClient, portal: Portal) -> None:
+    world = portal.world
+    a = world["a.admin"].organisation_id
+    with unit_of_work(world.factory) as session:
+        for name, approve in (("entity-baseline", True), ("draft-model", False)):
+            service.register_model(
+                session, organisation_id=a, name=name, version="1.0", purpose=f"{name} purpose",
+                inputs=["auth.log"], actor="cli",
+            )  # fmt: skip
+            if approve:
+                service.approve_model(
+                    session, organisation_id=a, name=name, version="1.0",
+                    approver=world["a.admin"].id, actor="cli",
+                )  # fmt: skip
+    csrf = citizen_sign_in(client, portal.dana, DANA)
+    page = client.get("/citizen/ai")
+    assert page.status_code == 200
+    # Only approved models are in use; the unapproved one is not shown.
+    assert 'data-model="entity-baseline"' in page.text and "draft-model" not in page.text
+    assert "data-objected" not in page.text
+    refused = client.post("/citizen/ai/object", data={"other": "x"})
+    assert refused.status_code == 403  # no CSRF token
+    done = client.post(
+        "/citizen/ai/object",
+        data={"csrf_token": csrf, "other": "+7 701 555 00 11\n"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    assert "data-objected" in client.get("/citizen/ai").text
+    key = service.exclusion_key(world.settings)
+    with unit_of_work(world.factory) as session:
+        for org in (a, world["b.admin"].organisation_id):
+            excluded = service.excluded_identifiers(session, org)
+            for identifier in (DANA, "Dana@Example.kz", "77015550011"):
+                assert service.is_excluded([identifier], excluded, key), identifier
+            assert not service.is_excluded([ARMAN, "arman@example.kz"], excluded, key)
+        entry = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "finding.excluded")
+        ).one()
+        assert entry.details == {"origin": "citizen", "identifiers": 3, "added": 3}
+        assert DANA not in str(entry.details)
+    # Staff have no such page.
+    client.cookies.clear()
+    sign_in(client, world["a.analyst"])
+    assert client.get("/citizen/ai").status_code == 403
+
+
+def test_a_dpo_records_an_objection_on_request(client: TestClient, portal: Portal) -> None:
+    csrf = sign_in(client, portal.dpo_a)
+    page = client.get("/models")
+    assert page.status_code == 200 and 'action="/models/objections"' in page.text
+    done = client.post(
+        "/models/objections",
+        data={"csrf_token": csrf, "identifiers": ARMAN, "request_ref": "letter 5-12/2026"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    key = service.exclusion_key(portal.world.settings)
+    with unit_of_work(portal.world.factory) as session:
+        org = portal.dpo_a.organisation_id
+        assert service.is_excluded([ARMAN], service.excluded_identifiers(session, org), key)
+        other = portal.dpo_b.organisation_id
+        assert not service.is_excluded([ARMAN], service.excluded_identifiers(session, other), key)
+    # The DPO reads the register but not the findings.
+    assert client.get("/findings").status_code == 403
