@@ -118,3 +118,181 @@ def sessions(
 
 
 # -- the model register and findings (qorgan anomaly models, ...) ----------------------------
+# Imports of this section are its own, so the sections stay independent.
+import json  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from typing import Annotated, Any  # noqa: E402
+
+from qorgan.cli_support import fail, unit  # noqa: E402
+from qorgan.core.models import User  # noqa: E402
+
+#: The audit trail's actor for what the command line does (``qorgan.cli.CLI_ACTOR``).
+CLI_ACTOR = "cli"
+
+Organisation = Annotated[int, typer.Option("--organisation", "-o", help="The organisation's id.")]
+ModelName = Annotated[str, typer.Argument(help="The model's name, as its findings name it.")]
+ModelVersion = Annotated[str, typer.Argument(help="The model's version.")]
+
+
+def _day(value: str | None, what: str) -> datetime | None:
+    """An ISO date or time (UTC when no offset is given), or None."""
+    from qorgan.core.timeutil import parse_time
+
+    if value is None:
+        return None
+    moment = parse_time(value)
+    if moment is None:
+        raise typer.BadParameter(f"{what}: not an ISO 8601 date or time: {value!r}")
+    return moment.astimezone(UTC)
+
+
+def _metrics(value: str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        found = json.loads(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--metrics is not JSON: {exc}") from None
+    if not isinstance(found, dict):
+        raise typer.BadParameter("--metrics is a JSON object of figures by name")
+    return found
+
+
+@anomaly_app.command("models")
+def models(organisation: Organisation) -> None:
+    """List the organisation's model register: name, version, purpose, inputs, training
+    period, metrics, who approved it and when it was last retrained."""
+    from qorgan.incidents import findings
+
+    def approver(user_id: int | None) -> str:
+        user = session.get(User, user_id) if user_id is not None else None
+        return user.email if user is not None else f"#{user_id}"
+
+    with unit() as session:
+        rows = [
+            (
+                m.name,
+                m.version,
+                m.purpose,
+                ", ".join(m.inputs),
+                _iso(m.training_from) + ".." + _iso(m.training_to),
+                json.dumps(m.metrics, sort_keys=True),
+                approver(m.approved_by) if m.approved_at else "not approved",
+                _iso(m.approved_at),
+                _iso(m.retrained_at),
+            )
+            for m in findings.list_models(session, organisation)
+        ]
+    print("name\tversion\tpurpose\tinputs\ttraining\tmetrics\tapproved by\tapproved at\tretrained")
+    for row in rows:
+        print("\t".join(str(value) for value in row))
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat(timespec="seconds") if value is not None else "-"
+
+
+@anomaly_app.command("register")
+def register(
+    name: ModelName,
+    version: ModelVersion,
+    organisation: Organisation,
+    purpose: Annotated[str, typer.Option(help="What the model is for, in a sentence.")],
+    inputs: Annotated[
+        list[str], typer.Option("--input", help="A log source or field it reads (repeat).")
+    ],
+    training_from: Annotated[
+        str | None, typer.Option("--from", help="Start of its training data (ISO).")
+    ] = None,
+    training_to: Annotated[
+        str | None, typer.Option("--to", help="End of its training data (ISO).")
+    ] = None,
+    metrics: Annotated[
+        str | None, typer.Option(help="Benchmark figures as JSON: '{\"recall\": 0.93}'.")
+    ] = None,
+) -> None:
+    """Enter a model in the organisation's register (not approved until `qorgan anomaly
+    approve`)."""
+    from qorgan.incidents import findings
+
+    start, end, figures = (
+        _day(training_from, "--from"),
+        _day(training_to, "--to"),
+        _metrics(metrics),
+    )
+    with unit() as session:
+        row = findings.register_model(
+            session,
+            organisation_id=organisation,
+            name=name,
+            version=version,
+            purpose=purpose,
+            inputs=inputs,
+            training_from=start,
+            training_to=end,
+            metrics=figures,
+            actor=CLI_ACTOR,
+        )
+        print(f"model {row.name} {row.version} registered; approve it before use")
+
+
+@anomaly_app.command("approve")
+def approve(
+    name: ModelName,
+    version: ModelVersion,
+    organisation: Organisation,
+    by: Annotated[str, typer.Option("--by", help="The approving user's e-mail address.")],
+) -> None:
+    """Record that a person of the organisation approved the model for use."""
+    from qorgan.core.accounts import member
+    from qorgan.core.errors import QorganError
+    from qorgan.incidents import findings
+
+    with unit() as session:
+        approver = member(session=session, organisation_id=organisation, email=by)
+        if approver is None:
+            raise fail(QorganError(f"no user {by} in organisation {organisation}", source="--by"))
+        row = findings.approve_model(
+            session,
+            organisation_id=organisation,
+            name=name,
+            version=version,
+            approver=approver.id,
+            actor=CLI_ACTOR,
+        )
+        print(f"model {row.name} {row.version} approved by {approver.email}")
+
+
+@anomaly_app.command("retrained")
+def retrained(
+    name: ModelName,
+    version: ModelVersion,
+    organisation: Organisation,
+    training_from: Annotated[
+        str | None, typer.Option("--from", help="Start of the new training data (ISO).")
+    ] = None,
+    training_to: Annotated[
+        str | None, typer.Option("--to", help="End of the new training data (ISO).")
+    ] = None,
+    metrics: Annotated[str | None, typer.Option(help="The new benchmark figures as JSON.")] = None,
+) -> None:
+    """Record that the model was retrained, on which period, with which figures."""
+    from qorgan.incidents import findings
+
+    start, end, figures = (
+        _day(training_from, "--from"),
+        _day(training_to, "--to"),
+        _metrics(metrics),
+    )
+    with unit() as session:
+        row = findings.record_retraining(
+            session,
+            organisation_id=organisation,
+            name=name,
+            version=version,
+            training_from=start,
+            training_to=end,
+            metrics=figures,
+            actor=CLI_ACTOR,
+        )
+        print(f"retraining of model {row.name} {row.version} recorded")
