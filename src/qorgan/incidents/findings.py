@@ -285,8 +285,8 @@ def save_findings(
                     "score": row.score,
                     "threshold": row.threshold,
                     "confidence": row.confidence,
-                    "hunt_id": hunt_id,
                     "by": actor,
+                    **({"hunt_id": hunt_id} if hunt_id is not None else {}),
                 },
             )
             for row in rows

@@ -1,0 +1,189 @@
+"""AI findings in a real browser: an analyst reads two findings labelled as an AI model's
+output, confirms one with a reason (it becomes an alert, linked from the finding) and rejects
+the other with a reason; the auditor's page of the audit trail shows both decisions. The pages
+are shown in Kazakh and Russian; screenshots go to build/screenshots/findings-*.png.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+from sqlalchemy import update
+
+from qorgan.core.db import make_engine, session_factory, unit_of_work
+from qorgan.core.models import User
+from qorgan.core.settings import get_settings
+from qorgan.detection.anomaly.findings import Finding, contributions
+from qorgan.incidents import findings as service
+from qorgan.incidents.finding_models import AnomalyFinding
+from qorgan.migrations import upgrade
+from web.conftest import World, populate
+
+from .helpers import Visitor, sign_in, text
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    root = tmp_path_factory.mktemp("findings")
+    settings = get_settings(
+        database_url=f"sqlite:///{root / 'qorgan.db'}",
+        var_dir=str(root / "var"),
+        hunt_root=str(root / "logs"),
+    )
+    upgrade(settings)
+    engine = make_engine(settings)
+    factory = session_factory(engine)
+    yield World(settings, factory, populate(factory))
+    engine.dispose()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _speak(world: World, key: str, language: str) -> None:
+    with unit_of_work(world.factory) as session:
+        session.execute(update(User).where(User.id == world[key].id).values(language=language))
+
+
+def _findings() -> list[dict[str, Any]]:
+    """A logon from a never-seen address at 03:00 after failures, and a never-seen parent and
+    child process: what the entity detectors report, built with the finding contract."""
+    logon = Finding(
+        detector="entity.logon",
+        model="entity-baseline",
+        version="1.0.0",
+        time="2026-11-20T22:00:00Z",
+        source="/var/log/auth.log",
+        entity={"user": "aigerim", "host": "akimat-srv-01", "source_ip": "203.0.113.9"},
+        score=8.2,
+        threshold=5.0,
+        confidence=0.9,
+        contributions=contributions(
+            [
+                ("logon.new_source_ip", 5.0, "10.20.0.0/16", "203.0.113.9"),
+                ("logon.after_failures", 3.0, 0, 14),
+                ("logon.unusual_hour", 2.0, "09–18", "03"),
+            ]
+        ),
+        summary="aigerim signed in from 203.0.113.9, never seen before, at 03:00 after 14 failures",
+        examples=(
+            "Nov 21 03:00:01 akimat-srv-01 sshd[811]: Failed password for aigerim from "
+            "203.0.113.9 port 52311 ssh2",
+            "Nov 21 03:00:09 akimat-srv-01 sshd[811]: Accepted password for aigerim from "
+            "203.0.113.9 port 52311 ssh2",
+        ),
+        pattern="logon.new_source_ip|user=aigerim|ip=203.0.113.9",
+        identifiers=("aigerim",),
+    )
+    process = Finding(
+        detector="entity.process_pair",
+        model="entity-baseline",
+        version="1.0.0",
+        time="2026-11-20T10:15:00Z",
+        source="/var/log/audit/audit.log",
+        entity={"host": "akimat-web-02", "user": "backup"},
+        score=6.1,
+        threshold=5.0,
+        confidence=0.7,
+        contributions=contributions([("process.new_pair", 1.0, "never", "tar -> curl")]),
+        summary="backup ran curl from tar on akimat-web-02, a pair never seen on this host",
+        examples=("type=EXECVE msg=audit(1763633700.1:52): argc=3 a0=curl a1=-T a2=/tmp/x.tgz",),
+        pattern="process.new_pair|host=akimat-web-02|tar->curl",
+        identifiers=("backup",),
+    )
+    return [logon.to_dict(), process.to_dict()]
+
+
+def _decide(page: Page, kind: str, reason: str) -> None:
+    form = page.locator(f"form[data-decision={kind}]")
+    form.locator("textarea[name=reason]").fill(reason)
+    with page.expect_navigation():
+        form.locator("button").click()
+
+
+def test_an_analyst_confirms_one_finding_and_rejects_another(
+    world: World,
+    visit: Callable[[], Visitor],
+    screenshots: Callable[[Page, str], None],
+) -> None:
+    org = world["a.analyst"].organisation_id
+    with unit_of_work(world.factory) as session:
+        logon, process = service.save_findings(session, org, _findings()).ids
+    _speak(world, "a.analyst", "kk")
+    analyst = visit()
+    page = analyst.page
+    sign_in(analyst, world["a.analyst"])
+
+    # The inbox points to the findings awaiting a decision.
+    analyst.go("/alerts")
+    banner = page.locator(".findings-banner")
+    expect(banner).to_have_attribute("data-pending", "2")
+    banner.locator("a").click()
+    page.wait_for_url("**/findings?status=pending")
+    label = text("kk", "AI model's finding: needs a person's decision")
+    expect(page.locator(".ai-label").first).to_contain_text(label)
+    expect(page.locator("tr[data-finding]")).to_have_count(2)
+    expect(page.locator("tr[data-finding] .badge.ai")).to_have_count(2)
+    screenshots(page, "findings-1-list-kk")
+
+    # The logon: explained, then confirmed with a reason.
+    page.click(f"tr[data-finding='{logon}'] td.what a")
+    page.wait_for_url(f"**/findings/{logon}")
+    expect(page.locator("[data-ai-label]")).to_contain_text("entity-baseline")
+    rows = page.locator("table.contributions tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.first).to_contain_text(text("kk", "Logon from a never-seen address"))
+    expect(rows.first).to_contain_text("50%")
+    _decide(page, "confirm", "Пайдаланушы бұл кіруді растамады: шабуыл")
+    link = page.locator("a[data-alert-link]")
+    expect(link).to_be_visible()
+    expect(page.locator(".reason")).to_have_text("Пайдаланушы бұл кіруді растамады: шабуыл")
+    screenshots(page, "findings-2-finding-kk")
+    link.click()
+    page.wait_for_url("**/alerts/*")
+    expect(page.locator("h1")).to_contain_text("entity-baseline")
+
+    # The process pair: rejected with a reason (its pattern stops firing), now in Russian.
+    _speak(world, "a.analyst", "ru")
+    analyst.go(f"/findings/{process}")
+    expect(page.locator("[data-ai-label]")).to_contain_text(
+        text("ru", "AI model's finding: needs a person's decision")
+    )
+    _decide(page, "reject", "Плановое резервное копирование выгружает архив по расписанию")
+    expect(page.locator(".status-chip")).to_have_text(text("ru", "Rejected"))
+    analyst.go(f"/findings/{logon}")
+    screenshots(page, "findings-2-finding-ru")
+    analyst.go("/findings")
+    expect(page.locator("tr[data-status=pending]")).to_have_count(0)
+    screenshots(page, "findings-1-list-ru")
+    assert analyst.clean() == []
+    with unit_of_work(world.factory) as session:
+        rows_ = {r.id: r for r in session.query(AnomalyFinding)}
+        assert rows_[logon].status == "confirmed" and rows_[logon].alert_id is not None
+        assert rows_[process].status == "rejected"
+        assert [r.pattern for r in service.rejected_patterns(session, org)] == [
+            "process.new_pair|host=akimat-web-02|tar->curl"
+        ]
+
+    # The auditor sees both decisions in the audit trail.
+    for language in ("kk", "ru"):
+        _speak(world, "a.auditor", language)
+        auditor = visit()
+        sign_in(auditor, world["a.auditor"])
+        auditor.go("/audit")
+        apage = auditor.page
+        confirmed = apage.locator("tr[data-action='finding.confirmed']")
+        rejected = apage.locator("tr[data-action='finding.rejected']")
+        expect(confirmed).to_have_count(1)
+        expect(rejected).to_have_count(1)
+        expect(confirmed.locator("td.action")).to_have_text(
+            text(language, "AI model's finding confirmed by a person")
+        )
+        expect(rejected.locator("td.action")).to_have_text(
+            text(language, "AI model's finding rejected by a person")
+        )
+        expect(apage.locator("tr[data-action='finding.created']")).to_have_count(2)
+        screenshots(apage, f"findings-3-audit-{language}")
+        assert auditor.clean() == []
