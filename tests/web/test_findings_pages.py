@@ -73,7 +73,8 @@ def test_the_list_shows_findings_as_ai_output_pending_first(
     html = page.text
     assert "AI model&#39;s finding: needs a person&#39;s decision" in html
     assert html.index(f'data-finding="{second}"') < html.index(f'data-finding="{first}"')
-    assert 'class="badge ai"' in html and "7.5 / 5" in html and "entity-baseline 1.2.0" in html
+    assert 'class="badge ai"' in html and "7.5 / 5" in html
+    assert "<code>entity-baseline</code> <code>1.2.0</code>" in html
     pending = client.get("/findings?status=pending").text
     assert f'data-finding="{second}"' in pending and f'data-finding="{first}"' not in pending
     banner = client.get("/findings/banner").text
