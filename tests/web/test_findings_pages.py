@@ -299,3 +299,16 @@ def test_a_dpo_records_an_objection_on_request(client: TestClient, portal: Porta
         assert not service.is_excluded([ARMAN], service.excluded_identifiers(session, other), key)
     # The DPO reads the register but not the findings.
     assert client.get("/findings").status_code == 403
+
+
+def test_a_refusal_is_shown_in_the_pages_language(client: TestClient, world: World) -> None:
+    (finding_id,) = seed(world, "a.analyst", finding())
+    with unit_of_work(world.factory) as session:
+        from qorgan.core.models import User
+
+        user = session.get(User, world["a.analyst"].id)
+        assert user is not None
+        user.language = "ru"
+    csrf = sign_in(client, world["a.analyst"])
+    refused = client.post(f"/findings/{finding_id}/reject", data={"csrf_token": csrf, "reason": ""})
+    assert refused.status_code == 400 and "Для решения нужна причина" in refused.text

@@ -401,6 +401,16 @@ PAGE_MESSAGES = frozenset(
         _l("choose scopes your role holds and a listed lifetime"),
         _l("choose a role"),
         _l("unsupported language"),
+        # Refusals of a decision on an AI finding, or of an objection (incidents.findings).
+        _l("a decision needs a reason"),
+        _l("a reason has at most 2000 characters"),
+        _l("a reason must not contain NUL characters"),
+        _l("a reason must not contain unpaired surrogate characters"),
+        _l("this finding was already decided"),
+        _l("an objection names at least one identifier"),
+        _l("an objection needs the request's reference"),
+        _l("a request reference has at most 200 characters"),
+        _l("an identifier is not storable text"),
     }
 )
 
