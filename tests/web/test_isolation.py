@@ -22,6 +22,8 @@ from qorgan.core.db import unit_of_work
 from qorgan.core.models import Role
 from qorgan.core.tlp import Tlp
 from qorgan.core.workdays import default_calendar
+from qorgan.detection.anomaly.findings import Finding, contributions
+from qorgan.incidents import findings
 from qorgan.intel import store
 from qorgan.intel.patterns import Observable, indicator
 from qorgan.pipeline import hunts
@@ -41,6 +43,17 @@ from qorgan.web.intel_exchange import identity_id
 
 from .conftest import EXAMPLES, World, alert_payload, sign_in
 from .test_citizen_portal import _citizen, _staff
+
+
+def b_finding() -> dict[str, Any]:
+    """An AI model's finding about B's secret host."""
+    return Finding(
+        detector="entity.logon", model="entity-baseline", version="1", time=None,
+        source="auth.log", entity={"host": "b-secret-host"}, score=2.0, threshold=1.0,
+        confidence=0.5, contributions=contributions([("logon.new_source_ip", 1.0, 0, 1)]),
+        summary="b-secret-host", examples=(), pattern="b-secret-host",
+    ).to_dict()  # fmt: skip
+
 
 #: Routes that take the id of an organisation's record, with how to fill the path in.
 RECORD_ROUTES = {
@@ -137,6 +150,10 @@ RECORD_ROUTES = {
     ("POST", "/intel/objects/{stix_id}/sightings"),
     ("GET", "/incidents/{incident_id}/share"),
     ("POST", "/incidents/{incident_id}/share"),
+    # An AI model's finding, and the decisions on it (tests/web/test_findings_pages.py).
+    ("GET", "/findings/{finding_id}"),
+    ("POST", "/findings/{finding_id}/confirm"),
+    ("POST", "/findings/{finding_id}/reject"),
 }
 #: Routes listing an organisation's records: B's must never appear in A's answer.
 LIST_ROUTES = {
@@ -173,6 +190,9 @@ LIST_ROUTES = {
     ("GET", "/privacy"),  # the organisation's systems, overdue deletions and complaints
     ("GET", "/privacy/leaks"),
     ("GET", "/intel"),  # the collections the caller's organisation may read or write
+    ("GET", "/findings"),  # the organisation's AI findings
+    ("GET", "/findings/banner"),  # how many of them await a decision
+    ("GET", "/models"),  # the organisation's model register and objections
 }
 #: Routes that act only on the caller's own organisation or account, or hold no records.
 OWN_ONLY_ROUTES = {
@@ -280,6 +300,11 @@ OWN_ONLY_ROUTES = {
     ("GET", "/citizen/record.pdf"),
     ("GET", "/citizen/complaints"),
     ("POST", "/citizen/complaints"),
+    # "AI and your data": the approved models, and the citizen's own objection.
+    ("GET", "/citizen/ai"),
+    ("POST", "/citizen/ai/object"),
+    # An objection recorded on request holds for the caller's own organisation.
+    ("POST", "/models/objections"),
 }
 
 
@@ -428,6 +453,8 @@ class Records:
             store.add_objects(
                 [made], session=session, collection=b_collection, sender_id=b_org, actor="test"
             )
+        with unit_of_work(world.factory) as session:
+            (self.b_finding,) = findings.save_findings(session, b_org, [b_finding()]).ids
         a_token = world.token("a.analyst", ["alerts:write"])
         client.post(
             "/api/v1/alerts",
@@ -452,6 +479,7 @@ class Records:
             .replace("{leak_id}", str(self.b_leak))
             .replace("{consent_id}", str(self.b_consent))
             .replace("{complaint_id}", str(self.b_complaint))
+            .replace("{finding_id}", str(self.b_finding))
             .replace("{taxii_id}", self.b_collection)
             .replace("{stix_id}/sightings", f"{self.b_object}/sightings")
             .replace("{stix_id}", f"{self.b_object}?collection={self.b_collection}")
@@ -604,6 +632,9 @@ def test_lists_show_only_the_own_organisation(client: TestClient, world: World) 
         "/privacy/leaks",
         "/privacy/leaks/new",
         "/intel",
+        "/findings",
+        "/findings/banner",
+        "/models",
     ):
         page = client.get(path)
         assert page.status_code == 200, path
