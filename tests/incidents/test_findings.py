@@ -481,3 +481,24 @@ def test_an_iins_digest_is_the_privacy_services_pseudonym(
         )  # fmt: skip
     with unit_of_work(factory) as session:
         assert service.is_excluded([iin], service.excluded_identifiers(session, world.astana), KEY)
+
+
+def test_the_store_keeps_an_objecting_person_out(
+    factory: sessionmaker[Session], world: World
+) -> None:
+    """From the objection on, a finding about that person is not stored (the pipeline leaves
+    them out before scoring; the store keeps to it too); another person's still is."""
+    assert save(factory, world.almaty, finding()).created == 1  # before the objection
+    with unit_of_work(factory) as session:
+        service.exclude(
+            session, organisation_id=world.almaty, identifiers=["AIGERIM"], key=KEY,
+            actor=world.analyst, request_ref="letter 3",
+        )  # fmt: skip
+    later = [finding(time="2026-11-23T03:00:00Z"), finding("dana", "198.51.100.7")]
+    with unit_of_work(factory) as session:
+        result = service.save_findings(session, world.almaty, later, exclusion_key=KEY)
+    assert (result.received, result.excluded, result.created) == (2, 1, 1)
+    with unit_of_work(factory) as session:
+        # Another organisation received no objection from her.
+        other = service.save_findings(session, world.astana, later, exclusion_key=KEY)
+        assert (other.excluded, other.created) == (0, 2)

@@ -201,6 +201,8 @@ class SaveResult:
     duplicates: int
     suppressed: int
     ids: tuple[int, ...] = ()
+    #: Findings about a person who objected (only counted when a key was given).
+    excluded: int = 0
 
 
 def _dedup_key(fingerprint: str, time: str | None) -> str:
@@ -216,6 +218,7 @@ def save_findings(
     hunt_id: int | None = None,
     *,
     actor: str = "system",
+    exclusion_key: bytes | None = None,
 ) -> SaveResult:
     """Store the models' ``findings`` for the organisation as pending: nothing else happens to
     them until a person decides. Every finding is validated first (one bad finding refuses the
@@ -223,8 +226,20 @@ def save_findings(
     already stored or repeated in ``findings``, is stored once; a finding whose pattern was
     rejected is not stored at all (counted as suppressed). Each stored finding is one
     ``finding.created`` entry in the audit trail: the model's decision, by the model.
+
+    With ``exclusion_key`` (:func:`exclusion_key`), a finding about a person who objected (one
+    of its ``identifiers`` excluded) is not stored either (counted as excluded): the pipeline
+    leaves such people out before scoring, and the store keeps to it as well.
     """
     bodies = [validate(f) for f in findings]
+    excluded = 0
+    if exclusion_key is not None:
+        barred = excluded_identifiers(session, organisation_id)
+        kept = [
+            b for b in bodies if not is_excluded(b.get("identifiers", []), barred, exclusion_key)
+        ]
+        excluded = len(bodies) - len(kept)
+        bodies = kept
     audit.lock(session)
     rejected = set(
         session.scalars(
@@ -294,11 +309,12 @@ def save_findings(
         session=session,
     )
     return SaveResult(
-        received=len(bodies),
+        received=len(bodies) + excluded,
         created=len(rows),
         duplicates=len(bodies) - suppressed - len(rows),
         suppressed=suppressed,
         ids=tuple(row.id for row in rows),
+        excluded=excluded,
     )
 
 
