@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -187,3 +188,41 @@ def test_an_analyst_confirms_one_finding_and_rejects_another(
         expect(apage.locator("tr[data-action='finding.created']")).to_have_count(2)
         screenshots(apage, f"findings-3-audit-{language}")
         assert auditor.clean() == []
+
+
+def test_the_register_shows_the_models_and_records_an_objection(
+    world: World,
+    visit: Callable[[], Visitor],
+    screenshots: Callable[[Page, str], None],
+) -> None:
+    org = world["a.analyst"].organisation_id
+    with unit_of_work(world.factory) as session:
+        service.register_model(
+            session, organisation_id=org, name="entity-baseline", version="1.0.0",
+            purpose="Logons, processes and data volumes per user and host, against baselines "
+            "learned per organisation and entity",
+            inputs=["auth.log", "audit.log", "access.log"],
+            training_from=datetime(2026, 10, 1, tzinfo=UTC),
+            training_to=datetime(2026, 10, 31, tzinfo=UTC),
+            metrics={"injected_attacks_found": "4/4", "findings_on_untouched_logs": 2},
+            actor="cli",
+        )  # fmt: skip
+        service.approve_model(
+            session, organisation_id=org, name="entity-baseline", version="1.0.0",
+            approver=world["a.admin"].id, actor="cli",
+        )  # fmt: skip
+    _speak(world, "a.analyst", "kk")
+    analyst = visit()
+    page = analyst.page
+    sign_in(analyst, world["a.analyst"])
+    analyst.go("/models")
+    expect(page.locator("tr[data-model='entity-baseline']")).to_contain_text("Admin A")
+    form = page.locator("form.objection")
+    form.locator("textarea[name=identifiers]").fill("aigerim\n+7 701 123 45 67")
+    form.locator("input[name=request_ref]").fill("№ 3Т-118/2026")
+    with page.expect_navigation():
+        form.locator("button").click()
+    expect(page.locator("#objections p.message")).to_be_visible()
+    expect(page.locator("table.exclusions tbody tr")).to_have_count(2)
+    screenshots(page, "findings-4-register-kk")
+    assert analyst.clean() == []
