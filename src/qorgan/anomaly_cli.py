@@ -4,15 +4,18 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from qorgan.cli_support import fail
+from qorgan.cli_support import fail, unit
 from qorgan.core.errors import QorganError
+from qorgan.core.models import User
 
 anomaly_app = typer.Typer(
     help="AI anomaly detection: log templates, session scoring, findings and the model register.",
@@ -118,13 +121,6 @@ def sessions(
 
 
 # -- the model register and findings (qorgan anomaly models, ...) ----------------------------
-# Imports of this section are its own, so the sections stay independent.
-import json  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from typing import Annotated, Any  # noqa: E402
-
-from qorgan.cli_support import fail, unit  # noqa: E402
-from qorgan.core.models import User  # noqa: E402
 
 #: The audit trail's actor for what the command line does (``qorgan.cli.CLI_ACTOR``).
 CLI_ACTOR = "cli"

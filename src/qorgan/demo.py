@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from qorgan.core import accounts, security
 from qorgan.core.db import unit_of_work
-from qorgan.core.models import Organisation, OrganisationKind, Role
+from qorgan.core.models import Organisation, OrganisationKind, Role, User
 from qorgan.pipeline import hunts
 from qorgan.pipeline.models import Hunt, HuntSource
 from qorgan.telemetry.options import DEFAULT_OPTIONS, ReadOptions
@@ -81,7 +81,28 @@ def create_demo(factory: sessionmaker[Session]) -> list[DemoAccount] | None:
             )
             created.append(DemoAccount(email, role, organisation, password))
         _demo_intel(session, {name: org.id for name, org in organisations.items()})
+        _demo_models(session, organisations[DEMO_ORGANISATION].id)
         return created
+
+
+def _demo_models(session: Session, organisation_id: int) -> None:
+    """The akimat's register holds the default anomaly models, approved by its administrator,
+    so live monitoring runs them on what the demo receives."""
+    from qorgan.incidents import findings
+    from qorgan.pipeline.anomaly import register_default_models
+
+    register_default_models(session, organisation_id, ACTOR)
+    admin = session.scalar(select(User.id).where(User.email == f"admin@{DEMO_DOMAIN}"))
+    assert admin is not None
+    for model in findings.list_models(session, organisation_id):
+        findings.approve_model(
+            session,
+            organisation_id=organisation_id,
+            name=model.name,
+            version=model.version,
+            approver=admin,
+            actor=ACTOR,
+        )
 
 
 def _demo_intel(session: Session, organisations: dict[str, int]) -> None:

@@ -474,3 +474,104 @@ def test_live_monitoring_matches_each_organisations_indicators_and_follows_a_new
     collector.intake.submit(source, messages, LOCAL).result()
     until(lambda: analysed(collector))
     assert len(fired(first)) == 3 and len(fired(second)) == 3
+
+
+SSH_ATTACK = [
+    f"Dec 11 02:{52 + i // 6:02d}:{(i * 9) % 60:02d} LabSZ sshd[3{1000 + i}]: "
+    f"Failed password for fztu from 185.220.101.47 port {40000 + i} ssh2"
+    for i in range(37)
+] + [
+    "Dec 11 03:00:12 LabSZ sshd[31100]: Accepted password for fztu from 185.220.101.47 "
+    "port 40100 ssh2"
+]
+
+
+def test_live_anomaly_models_run_once_approved_propose_findings_and_heed_an_objection(
+    world: World, running: Callable[..., Collector], shared_file: Callable[[str], Path]
+) -> None:
+    from qorgan.core.accounts import create_user
+    from qorgan.core.roles import Role
+    from qorgan.incidents import findings as store
+    from qorgan.incidents.finding_models import AnomalyFinding
+
+    key = b"k" * 32
+    source_id = world.source("ssh", "syslog", timezone="UTC")
+    collector = running(anomaly_key=key)
+    live = collector.detectors[0].anomaly
+    assert live is not None
+    live.refresh = 0.0  # people's decisions read at every batch, not every five seconds
+    source = collector.directory.get(source_id)
+    assert source is not None
+    log = shared_file("loghub/OpenSSH/OpenSSH_2k.log").read_bytes().splitlines()
+
+    def submit(lines: list[bytes]) -> None:
+        collector.intake.submit(source, lines, LOCAL).result()
+        until(lambda: analysed(collector))
+
+    def proposed() -> list[AnomalyFinding]:
+        with unit_of_work(world.factory) as session:
+            return list(
+                session.scalars(
+                    select(AnomalyFinding).where(AnomalyFinding.organisation_id == world.org)
+                )
+            )
+
+    # Unapproved, the models are entered in the register but do not run.
+    submit(log[:1000])
+    with unit_of_work(world.factory) as session:
+        register = store.list_models(session, world.org)
+        assert {m.name for m in register} == {
+            "qorgan-template-rarity",
+            "qorgan-template-frequency",
+            "qorgan-line-rarity",
+            "qorgan-entity-behaviour",
+            "qorgan-session-ngram",
+        }
+        assert all(m.approved_at is None for m in register)
+        approver = create_user(
+            session=session,
+            actor="t",
+            organisation_id=world.org,
+            email="ciso@astana.kz",
+            display_name="CISO",
+            role=Role.administrator,
+            password="a long enough passphrase 1",
+        )
+        store.approve_model(
+            session,
+            organisation_id=world.org,
+            name="qorgan-entity-behaviour",
+            version="1.0",
+            approver=approver.id,
+            actor="t",
+        )
+        approver_id = approver.id
+    assert proposed() == []
+
+    # Approved, the entity model learns the log and proposes the attack: a pending finding,
+    # not an alert.
+    submit(log[1000:])
+    alerts_before = len(world.alerts())
+    submit([line.encode() for line in SSH_ATTACK])
+    logons = [f for f in proposed() if f.detector == "entity.logon"]
+    assert len(logons) == 1 and logons[0].status == "pending"
+    assert logons[0].body["contributions"][0]["feature"] == "logon.after_failures"
+    assert not any("ai.generated" in a.body["rule"]["tags"] for a in world.alerts())
+    assert len(world.alerts()) >= alerts_before  # the rules' alerts, none from the model
+
+    # fztu objects: the same attack from a new address is no longer scored.
+    with unit_of_work(world.factory) as session:
+        store.exclude(
+            session,
+            organisation_id=world.org,
+            identifiers=["fztu"],
+            key=key,
+            actor=approver_id,
+            request_ref="letter 2026/118",
+        )
+    again = [line.replace("185.220.101.47", "185.220.101.99") for line in SSH_ATTACK]
+    submit([line.encode() for line in again])
+    assert [f.id for f in proposed() if f.detector == "entity.logon"] == [logons[0].id]
+    assert live.suites[world.org].skipped_events >= len(again)
+    # The other organisation's models saw none of it.
+    assert world.org in live.suites and world.other not in live.suites

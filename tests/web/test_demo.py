@@ -80,6 +80,17 @@ def test_demo_sets_up_once(tmp_path: Path) -> None:
                 session=session, organisation_ids=[signed.user.organisation_id]
             )
             assert total == int(loaded.group(1))
+            # The akimat's register holds the default anomaly models, approved by its
+            # administrator: live monitoring runs them; the bank's register is empty.
+            from qorgan.detection.anomaly.defaults import DEFAULT_MODELS
+            from qorgan.incidents.findings import list_models
+
+            register = list_models(session, signed.user.organisation_id)
+            assert {(m.name, m.version) for m in register} == {
+                (c.name, c.version) for c in DEFAULT_MODELS
+            }
+            assert all(m.approved_by is not None for m in register)
+            assert list_models(session, partner.user.organisation_id) == []
             assert audit.verify(session=session) == []
     finally:
         engine.dispose()

@@ -28,9 +28,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from qorgan.core.db import unit_of_work
 from qorgan.core.settings import Settings
+from qorgan.detection.anomaly.defaults import default_suite
 from qorgan.detection.indicator_files import OrganisationIndicators
 from qorgan.detection.plan import Plan
+from qorgan.incidents.findings import exclusion_key
 from qorgan.pipeline import source_stats
+from qorgan.pipeline.anomaly import LiveAnomaly
 from qorgan.pipeline.archive import ARCHIVE, Archiver
 from qorgan.pipeline.bus import Bus
 from qorgan.pipeline.detector import Detector
@@ -65,6 +68,9 @@ class CollectorConfig:
     #: Where ``qorgan intel indicators`` writes each organisation's indicators for live
     #: monitoring (``indicators-<id>.jsonl``); None: rules only.
     indicators_dir: Path | None = None
+    #: Run the AI anomaly models on every event too (their findings wait for a person), with
+    #: this key of the objections' keyed hashes; None: rules and indicators only.
+    anomaly_key: bytes | None = None
 
     @classmethod
     def of(cls, settings: Settings) -> CollectorConfig:
@@ -81,6 +87,7 @@ class CollectorConfig:
             archive_days_by_organisation=dict(settings.archive_days_by_organisation),
             store_process=True,
             indicators_dir=settings.var_dir / "intel",
+            anomaly_key=exclusion_key(settings),
         )
 
 
@@ -124,6 +131,9 @@ class Collector:
                 if database is not None
                 else None,
                 indicators=indicators,
+                anomaly=LiveAnomaly(factory, default_suite, config.anomaly_key)
+                if config.anomaly_key is not None
+                else None,
             )
             for p in range(self.bus.partitions)
         ]

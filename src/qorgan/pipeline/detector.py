@@ -24,6 +24,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -37,6 +38,7 @@ from qorgan.detection.indicators import IndicatorSet
 from qorgan.detection.plan import Plan
 from qorgan.incidents.alerts import Prepared, store
 from qorgan.pipeline.alerting import stored_bodies
+from qorgan.pipeline.anomaly import LiveAnomaly
 from qorgan.pipeline.bus import Bus, Entry, Position
 from qorgan.pipeline.intake import DETECTION, PROBLEMS_KEPT
 from qorgan.pipeline.sources import Directory, SourceInfo
@@ -54,6 +56,9 @@ LATENESS = 30.0
 ACTOR = "collector"
 #: Longest time between two commits while whole batches keep coming.
 COMMIT_EVERY = 2.0
+#: The key of the anomaly models' baselines in the committed state (organisations' correlation
+#: windows are under their ids).
+ANOMALY_KEY = "anomaly"
 #: Most alerts that gather while the store process is busy before detection waits for it.
 GATHERED_ALERTS = 20_000
 #: Longest a step waits for :attr:`Detector.gather` messages once one has arrived.
@@ -151,8 +156,11 @@ class Detector:
         lateness: float = LATENESS,
         store_process: StoreProcess | None = None,
         indicators: Callable[[int], IndicatorSet | None] | None = None,
+        anomaly: LiveAnomaly | None = None,
     ) -> None:
         self.bus = bus
+        #: Each organisation's anomaly models (None: rules and indicators only).
+        self.anomaly = anomaly
         #: Each organisation's indicators (None: rules only), asked for at every batch.
         self._indicators = indicators
         self.partition = partition
@@ -191,10 +199,10 @@ class Detector:
         return found
 
     def _state(self) -> bytes:
-        return pickle.dumps(
-            {org: h.correlator.dump() for org, h in self._hunters.items()},
-            protocol=pickle.HIGHEST_PROTOCOL,
-        )
+        state: dict[int | str, Any] = {org: h.correlator.dump() for org, h in self._hunters.items()}
+        if self.anomaly is not None:
+            state[ANOMALY_KEY] = self.anomaly.dump()
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
     def _restore(self, state: bytes | None) -> None:
         self._hunters = {}
@@ -205,6 +213,9 @@ class Detector:
         except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
             log.error("partition %d: correlation state unreadable: %s", self.partition, exc)
             return
+        baselines = saved.pop(ANOMALY_KEY, None)
+        if self.anomaly is not None and baselines is not None:
+            self.anomaly.load(baselines)
         for org, data in saved.items():
             try:
                 self._hunter(org).correlator.load(data)
@@ -284,6 +295,7 @@ class Detector:
             return 0
         alerts, taken = found
         self._store(alerts, stop)
+        self._store_findings(stop)
         self._stored = self.offset
         if time.monotonic() - self._committed >= COMMIT_EVERY:
             self.commit()
@@ -296,6 +308,7 @@ class Detector:
         transactions, each of which costs the alert store a good deal whatever its size."""
         found = self._next(0.25)
         if found is not None:
+            self._store_findings(None)  # before the batch's offset can be committed
             alerts, _ = found
             for organisation_id, alerted in alerts.items():
                 if alerted:
@@ -444,11 +457,29 @@ class Detector:
             found = alerts[source.organisation_id]
             for batch in parse(source, messages, records, quarantine):
                 found.extend(hunter.batch(batch))
+                if self.anomaly is not None:
+                    self.anomaly.observe(source.organisation_id, batch)
         except Exception as exc:
             log.exception("partition %d: detection failed on %s", self.partition, source.name)
             reason = f"detection failed: {exc}"
             quarantine.add(source_path(source), records[0], reason, messages[0])
         return len(messages)
+
+    def _store_findings(self, stop: threading.Event | None) -> None:
+        """Store the anomaly findings of the batch read, retrying like :meth:`_store`."""
+        if self.anomaly is None:
+            return
+        delay = 0.1
+        while True:
+            try:
+                self.anomaly.store()
+                return
+            except SQLAlchemyError as exc:
+                if stop is not None and stop.is_set():
+                    raise
+                log.warning("anomaly findings could not be stored, retrying: %s", exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def _store(self, alerts: dict[int, list[Alert]], stop: threading.Event | None) -> None:
         """Write the alerts; on a database error, retry until it works or ``stop`` is set

@@ -9,8 +9,9 @@ depend on another model's state.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from qorgan.detection.anomaly.behaviour import EntityBehaviour
 from qorgan.detection.anomaly.frequency import TemplateFrequencyDetector
@@ -32,6 +33,8 @@ class ModelCard:
     version: str
     purpose: str
     inputs: str
+    #: Figures measured on the public benchmarks (docs/anomaly.md says how to rerun them).
+    metrics: Mapping[str, Any] = field(default_factory=dict)
 
 
 DEFAULT_MODELS = (
@@ -40,18 +43,25 @@ DEFAULT_MODELS = (
         TemplateRarityDetector.version,
         "New and rare log templates per source: a log starts saying something it never said.",
         "text logs (syslog, Apache error and access logs): the message's template",
+        {
+            "loghub2k_mean_grouping_accuracy": 0.988,
+            "loghub2k_mean_parsing_accuracy": 0.807,
+            "findings_on_untouched_logs": "Linux_2k 2, OpenSSH_2k 2 (second halves)",
+        },
     ),
     ModelCard(
         TemplateFrequencyDetector.model,
         TemplateFrequencyDetector.version,
         "Bursts and silences of a template's frequency per source, by hour of the week.",
         "text logs: template counts per 10 minutes, event times",
+        {"findings_on_untouched_logs": "Linux_2k 10, OpenSSH_2k 0 (second halves)"},
     ),
     ModelCard(
         LineRarityDetector.model,
         LineRarityDetector.version,
         "Lines whose words and level are rare for their source.",
         "text logs: the message's words and its level field",
+        {"bgl_2k_f1": 0.579, "bgl_2k_precision": 0.411, "bgl_2k_recall": 0.979},
     ),
     ModelCard(
         EntityBehaviour.model,
@@ -60,12 +70,17 @@ DEFAULT_MODELS = (
         "first-seen process pairs, services and accounts, unusual data volumes.",
         "normalised security events: logons, process starts, services, account changes, "
         "web responses (user names, addresses, hosts, times, byte counts)",
+        {
+            "injected_attacks_found": "4 of 4, each by the right feature",
+            "findings_on_untouched_logs": "OpenSSH 0, Linux 1, web 0, auditd 0",
+        },
     ),
     ModelCard(
         SessionDetector.model,
         SessionDetector.version,
         "Improbable sequences of events within a session (Windows logon, SSH session, HDFS block).",
         "event ids and masked messages grouped by logon id, sshd process or block id",
+        {"hdfs_recall": 0.9998, "hdfs_false_positive_rate": 0.0041},
     ),
 )
 
@@ -74,15 +89,17 @@ def default_suite(
     organisation: str = "default",
     *,
     identify: Callable[[str], str] = normalise_identifier,
+    models: Collection[str] | None = None,
 ) -> AnomalySuite:
-    """A fresh suite of the default models for one organisation."""
-    return AnomalySuite(
-        [
-            TemplateRarityDetector(),
-            TemplateFrequencyDetector(timezone=TIMEZONE),
-            LineRarityDetector(),
-            EntityBehaviour(organisation, tz=TIMEZONE),
-            SessionDetector(),
-        ],
-        identify=identify,
-    )
+    """A fresh suite of the default models for one organisation (only those named in
+    ``models``, when given: live monitoring runs the models the organisation approved)."""
+    detectors = [
+        TemplateRarityDetector(),
+        TemplateFrequencyDetector(timezone=TIMEZONE),
+        LineRarityDetector(),
+        EntityBehaviour(organisation, tz=TIMEZONE),
+        SessionDetector(),
+    ]
+    if models is not None:
+        detectors = [d for d in detectors if d.model in models]
+    return AnomalySuite(detectors, identify=identify)
