@@ -68,6 +68,11 @@ from qorgan.detection.errors import DetectionError
 #: masking (linear, but about 2 s a megabyte for the worst text) stays bounded per line.
 MAX_CHARS = 65_536
 
+#: Masked lines remembered for :meth:`TemplateMiner.add`'s fast path (forgotten all at once).
+_MAX_SEEN = 200_000
+#: Absorbed ids remembered for :meth:`TemplateMiner.changed`.
+_MAX_CHANGES = 100_000
+
 #: Version of :meth:`TemplateMiner.state`'s layout.
 STATE_VERSION = 1
 
@@ -208,6 +213,15 @@ class TemplateMiner:
         self._children: dict[tuple[str, ...], set[str]] = {}
         self._next_id = 1
         self._clock = 0
+        #: Masked lines already mined, to the id of the template they joined (see :meth:`add`).
+        self._seen: dict[tuple[str, ...], tuple[int, int]] = {}
+        #: Per leaf, how many times its templates changed: a remembered line is only taken as
+        #: it was while its leaf has not changed.
+        self._versions: dict[tuple[str, ...], int] = {}
+        #: Ids absorbed into another template, in order; ``_changes_base`` were cut from the
+        #: front (see :meth:`changed`).
+        self._changes: list[int] = []
+        self._changes_base = 0
 
     # -- public ---------------------------------------------------------------------------
 
@@ -218,6 +232,42 @@ class TemplateMiner:
         """The template of ``text``, learning from it (a new template, or a generalisation)."""
         words = self._words(text)
         self._clock += 1
+        key = tuple(words)
+        seen = self._seen.get(key)
+        if seen is not None:
+            known = self._templates.get(seen[0])
+            if known is not None and self._versions.get(known.leaf) == seen[1]:
+                # The same masked line again (most lines), and nothing in its leaf changed since
+                # it joined ``known``: the tree search would find ``known`` again, and change
+                # nothing else, so it is skipped.
+                known.size += 1
+                known.last = self._clock
+                tid = self.canonical(known.id)
+                return TemplateMatch(tid, self._templates[tid].text, False)
+        match, joined = self._add(words)
+        if len(self._seen) >= _MAX_SEEN:
+            self._seen.clear()
+        template = self._templates.get(joined)
+        if template is not None:
+            self._seen[key] = (joined, self._versions.get(template.leaf, 0))
+        return match
+
+    @property
+    def changes(self) -> int:
+        """How many templates were absorbed into another so far: a counter for :meth:`changed`."""
+        return self._changes_base + len(self._changes)
+
+    def changed(self, since: int, until: int | None = None) -> list[int] | None:
+        """The ids absorbed into another template between the counts ``since`` and ``until``
+        (now when ``None``) of :attr:`changes`: what a detector counting by id must re-key
+        (:meth:`canonical`). ``None`` when that history is no longer kept (re-key all)."""
+        if since < self._changes_base:
+            return None
+        end = None if until is None else until - self._changes_base
+        return self._changes[since - self._changes_base : end]
+
+    def _add(self, words: list[str]) -> tuple[TemplateMatch, int]:
+        """The tree search of :meth:`add`: the match, and the id of the template joined."""
         leaf = self._route(words, grow=True)
         # (similarity, free positions, -id) of every similar template with no conflict left
         fitting: list[tuple[tuple[float, int, int], _Template, bool]] = []
@@ -228,8 +278,10 @@ class TemplateMiner:
             sim, free, conflicts, fits = _compare(template.words, words)
             if sim < self.similarity:
                 continue
-            if conflicts and self._learn_variants(template, words, conflicts):
-                sim, free, conflicts, fits = _compare(template.words, words)
+            if conflicts:
+                self._bump(leaf)
+                if self._learn_variants(template, words, conflicts):
+                    sim, free, conflicts, fits = _compare(template.words, words)
             if not conflicts:
                 fitting.append(((sim, free, -template.id), template, fits))
         fitting = [f for f in fitting if f[1].id in self._templates]
@@ -240,10 +292,11 @@ class TemplateMiner:
             parent = self._parent(leaf, words)
             template = self._create(leaf, words)
             if parent is None:
-                return TemplateMatch(template.id, template.text, True)
+                return TemplateMatch(template.id, template.text, True), template.id
             template.of = parent.id
-            return TemplateMatch(parent.id, parent.text, False)
+            return TemplateMatch(parent.id, parent.text, False), template.id
         if not fits:  # values of the line meet words of the template: those become <*>
+            self._bump(best.leaf)
             for i, (t, w) in enumerate(zip(best.words, words, strict=True)):
                 if t != w and t != WILDCARD and not _covers(t, w):
                     best.words[i] = _generalise(t, w)
@@ -251,7 +304,7 @@ class TemplateMiner:
         best.size += 1
         best.last = self._clock
         tid = self.canonical(best.id)
-        return TemplateMatch(tid, self._templates[tid].text, False)
+        return TemplateMatch(tid, self._templates[tid].text, False), best.id
 
     def match(self, text: str) -> TemplateMatch:
         """The template ``text`` fits, without learning; ``template_id`` 0 and ``is_new`` when
@@ -363,6 +416,8 @@ class TemplateMiner:
         self._clock = clock
         self._leaves = {}
         self._children = {}
+        self._seen = {}
+        self._versions = {}
         for template in sorted(templates.values(), key=lambda t: t.id):
             self._index(template)
 
@@ -418,6 +473,11 @@ class TemplateMiner:
                 template.last = max(template.last, sibling.last)
                 self._drop(tid)
                 self._aliases[tid] = template.id
+                self._changes.append(tid)
+        if len(self._changes) > _MAX_CHANGES:
+            cut = len(self._changes) // 2
+            del self._changes[:cut]
+            self._changes_base += cut
         while len(self._aliases) > self.max_templates:
             del self._aliases[min(self._aliases)]
 
@@ -460,8 +520,12 @@ class TemplateMiner:
         self._index(template)
         return template
 
+    def _bump(self, leaf: tuple[str, ...]) -> None:
+        self._versions[leaf] = self._versions.get(leaf, 0) + 1
+
     def _index(self, template: _Template) -> None:
         leaf = template.leaf
+        self._bump(leaf)
         for i in range(1, len(leaf)):
             self._children.setdefault(leaf[:i], set()).add(leaf[i])
         self._leaves.setdefault(leaf, []).append(template.id)
@@ -469,6 +533,7 @@ class TemplateMiner:
     def _drop(self, tid: int) -> None:
         """Forget template ``tid`` (its id is retired: ids are never reused)."""
         template = self._templates.pop(tid)
+        self._bump(template.leaf)
         self._leaves[template.leaf].remove(tid)
         if not self._leaves[template.leaf]:
             del self._leaves[template.leaf]
