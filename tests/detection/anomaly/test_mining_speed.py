@@ -1,8 +1,10 @@
 """The shortcuts that make template mining cheap per line must not change what is mined.
 
-A miner remembers the masked lines it has seen and skips the tree search for a repeat while
-the repeat's leaf is unchanged; it reports which ids were absorbed, so detectors re-key only
-those. Both are checked against the plain tree search on real logs.
+Two template detectors of a suite share one miner (each line is mined once) and must find
+what each finds with a miner of its own. A miner remembers the masked lines it has seen and
+skips the tree search for a repeat while the repeat's leaf is unchanged; it reports which ids
+were absorbed, so detectors re-key only those. Each is checked against the plain way on real
+logs.
 """
 
 from __future__ import annotations
@@ -12,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from qorgan.detection.anomaly.drain import TemplateMatch, TemplateMiner
+from qorgan.detection.anomaly.eventkeys import SharedMiner
+from qorgan.detection.anomaly.frequency import TemplateFrequencyDetector
 from qorgan.detection.anomaly.parsing_benchmark import LOG_FORMATS, read_messages
+from qorgan.detection.anomaly.rarity import TemplateRarityDetector
+from qorgan.telemetry.batch import EventBatch
+from qorgan.telemetry.quarantine import Quarantine
+from qorgan.telemetry.sources import read_file
 
 
 class _NoShortcut(TemplateMiner):
@@ -65,3 +73,57 @@ def test_a_counter_older_than_the_kept_history_asks_for_a_full_re_key() -> None:
     miner._changes_base = 10  # as after the history was cut
     assert miner.changed(0) is None
     assert miner.changed(10) == []
+
+
+def _pair(miner: TemplateMiner | SharedMiner | None = None) -> list:
+    return [TemplateRarityDetector(miner=miner), TemplateFrequencyDetector(miner=miner)]
+
+
+def _run(detectors: list, batches: list[EventBatch]) -> list[str]:
+    return [repr(f) for b in batches for d in detectors for f in d.observe(b)]
+
+
+@pytest.mark.parametrize("relative", ["loghub/OpenSSH/OpenSSH_2k.log", "loghub/Linux/Linux_2k.log"])
+def test_detectors_sharing_a_miner_find_what_they_find_with_their_own(
+    shared_data: Path, relative: str
+) -> None:
+    batches = list(read_file(shared_data / relative, Quarantine(), batch_size=100))
+    own = _pair()
+    one = SharedMiner()
+    sharing = _pair(one)
+    expected = _run(own, batches)
+    assert expected  # these logs do have new, rare and bursting templates
+    assert _run(sharing, batches) == expected
+    assert one.miner._clock == 2000  # each line mined once, not once per detector
+    assert own[0].miner._clock == own[1].miner._clock == 2000
+    assert [d.state() for d in sharing] == [d.state() for d in own]
+    # The miner changed while the lines were mined, and both detectors re-keyed their counts.
+    assert one.miner.changes > 0
+
+
+def test_a_shared_miner_loaded_twice_continues_as_separate_ones(shared_data: Path) -> None:
+    path = shared_data / "loghub/OpenSSH/OpenSSH_2k.log"
+    batches = list(read_file(path, Quarantine(), batch_size=100))
+    half = len(batches) // 2
+    first = _pair(SharedMiner())
+    _run(first, batches[:half])
+    saved = [d.state() for d in first]
+    own, sharing = _pair(), _pair(SharedMiner())
+    for detectors in (own, sharing):
+        for detector, state in zip(detectors, saved, strict=True):
+            detector.load(state)
+    assert sharing[0].miner is sharing[1].miner
+    assert _run(sharing, batches[half:]) == _run(own, batches[half:])
+
+
+def test_a_detector_that_observes_a_batch_twice_learns_it_twice() -> None:
+    batch = EventBatch(path="/var/log/x", format="syslog", logsource={"product": "linux"})
+    for i in range(3):
+        batch.append({"program": "app", "message": f"job {i} done"}, i, None, "h")
+    one = SharedMiner()
+    rarity, frequency = _pair(one)
+    rarity.observe(batch)
+    frequency.observe(batch)  # replayed: not learned again
+    assert one.miner._clock == 3
+    rarity.observe(batch)  # a second pass of the same detector: learned again
+    assert one.miner._clock == 6

@@ -2,9 +2,12 @@
 monitoring build (:func:`default_suite`), and what the model register lists
 (:data:`DEFAULT_MODELS`).
 
-Each model keeps its own state. The session model reads its own tokens (event ids, or the
-message with numbers masked) rather than the template miner's ids, so its baselines do not
-depend on another model's state.
+Each model keeps its own state, but the template models share one template miner
+(:class:`~qorgan.detection.anomaly.eventkeys.SharedMiner`): each line is mined once, and both
+count by the same template ids. Each still saves the miner in its state, so either loads
+alone; loading the same miner state twice is harmless. The session model reads its own tokens
+(event ids, or the message with numbers masked) rather than the template miner's ids, so its
+baselines do not depend on another model's state.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qorgan.detection.anomaly.behaviour import EntityBehaviour
+from qorgan.detection.anomaly.eventkeys import SharedMiner
 from qorgan.detection.anomaly.frequency import TemplateFrequencyDetector
 from qorgan.detection.anomaly.lines import LineRarityDetector
 from qorgan.detection.anomaly.rarity import TemplateRarityDetector
@@ -92,10 +96,12 @@ def default_suite(
     models: Collection[str] | None = None,
 ) -> AnomalySuite:
     """A fresh suite of the default models for one organisation (only those named in
-    ``models``, when given: live monitoring runs the models the organisation approved)."""
+    ``models``, when given: live monitoring runs the models the organisation approved). The
+    two template detectors share one miner, so each line is mined once."""
+    miner = SharedMiner()
     detectors = [
-        TemplateRarityDetector(),
-        TemplateFrequencyDetector(timezone=TIMEZONE),
+        TemplateRarityDetector(miner=miner),
+        TemplateFrequencyDetector(miner=miner, timezone=TIMEZONE),
         LineRarityDetector(),
         EntityBehaviour(organisation, tz=TIMEZONE),
         SessionDetector(),

@@ -64,10 +64,50 @@ def identifiers_of(event: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(found)
 
 
-def mine(miner: TemplateMiner, text: str) -> tuple[TemplateMatch, bool]:
-    """The template of ``text`` (learning it), and whether the miner merged or dropped
-    templates meanwhile: then ids a detector counted under may now stand for another
-    (:meth:`TemplateMiner.canonical`), and its counts must be re-keyed."""
-    before = len(miner)
-    match = miner.add(text)
-    return match, len(miner) < before + (1 if match.is_new else 0)
+class SharedMiner:
+    """One template miner for the template detectors of a suite, so each line is mined once.
+
+    The first detector to observe a batch mines its lines; a detector that then observes the
+    same batch gets, for each line, the very match the first one got and the miner's change
+    counter after it (:attr:`TemplateMiner.changes`), so it re-keys its counts at the same
+    points, as it would with a miner of its own fed the same lines. A detector that observes
+    one batch twice mines it again (a new pass); only the current batch is remembered.
+    """
+
+    def __init__(self, miner: TemplateMiner | None = None) -> None:
+        self.miner = miner if miner is not None else TemplateMiner()
+        self._batch: EventBatch | None = None
+        #: Per event index of the current batch: its text, its match, the change counter after.
+        self._mined: dict[int, tuple[str, TemplateMatch, int]] = {}
+        #: Per reader (by id), the last index it mined in the current batch.
+        self._readers: dict[int, int] = {}
+
+    def mine(
+        self, reader: object, batch: EventBatch, index: int, text: str
+    ) -> tuple[TemplateMatch, int]:
+        """The template of event ``index``'s ``text`` for ``reader`` (learning it, unless
+        another reader already mined this line of this batch), and the change counter after
+        it: when it moved, ids the reader counted under may stand for another
+        (:meth:`TemplateMiner.changed`)."""
+        if batch is not self._batch:
+            self.forget()
+            self._batch = batch
+        if self._readers.get(id(reader), -1) >= index:  # a second pass over the batch
+            self._mined, self._readers = {}, {}
+        self._readers[id(reader)] = index
+        done = self._mined.get(index)
+        if done is not None and done[0] == text:
+            return done[1], done[2]
+        match = self.miner.add(text)
+        changes = self.miner.changes
+        self._mined[index] = (text, match, changes)
+        return match, changes
+
+    def forget(self) -> None:
+        """Drop the current batch's results (after the miner's state was replaced)."""
+        self._batch, self._mined, self._readers = None, {}, {}
+
+
+def shared(miner: TemplateMiner | SharedMiner | None) -> SharedMiner:
+    """``miner`` as a :class:`SharedMiner` (a new one around a plain or no miner)."""
+    return miner if isinstance(miner, SharedMiner) else SharedMiner(miner)

@@ -39,8 +39,9 @@ from zoneinfo import ZoneInfo
 from qorgan.detection.anomaly.baselines import Ewma, Expectation, SeasonalBaseline, week_slot
 from qorgan.detection.anomaly.drain import TemplateMiner
 from qorgan.detection.anomaly.eventkeys import (
+    SharedMiner,
     identifiers_of,
-    mine,
+    shared,
     source_of,
     text_of,
     time_of,
@@ -114,7 +115,7 @@ class TemplateFrequencyDetector:
     def __init__(
         self,
         *,
-        miner: TemplateMiner | None = None,
+        miner: TemplateMiner | SharedMiner | None = None,
         bucket_minutes: int = 10,
         alpha: float = 0.1,
         memory_days: float = 7.0,
@@ -131,7 +132,9 @@ class TemplateFrequencyDetector:
     ) -> None:
         if bucket_minutes < 1 or (60 % bucket_minutes and bucket_minutes % 60):
             raise ValueError("bucket_minutes must divide an hour or be whole hours")
-        self.miner = miner if miner is not None else TemplateMiner()
+        self._mining = shared(miner)
+        self.miner: TemplateMiner = self._mining.miner
+        self._changes = self.miner.changes
         self.bucket = timedelta(minutes=bucket_minutes)
         self.alpha = alpha
         #: The overall baseline's weight of a bucket: a memory of about ``memory_days``.
@@ -186,9 +189,10 @@ class TemplateFrequencyDetector:
         findings: list[Finding] = []
         for i, event in enumerate(batch.events):
             text = text_of(batch, i)
-            match, merged = mine(self.miner, text)
-            if merged:
-                self._rekey()
+            match, changes = self._mining.mine(self, batch, i, text)
+            if changes != self._changes:
+                self._rekey(self.miner.changed(self._changes, changes))
+                self._changes = changes
             moment = time_of(batch, i)
             if moment is None:
                 self.untimed += 1
@@ -227,10 +231,15 @@ class TemplateFrequencyDetector:
                     series.last_burst = series.bucket
         return findings
 
-    def _rekey(self) -> None:
-        """Series of templates the miner absorbed into a more general one join its series."""
+    def _rekey(self, changed: list[int] | None) -> None:
+        """Series of templates the miner absorbed into a more general one join its series:
+        those of the ``changed`` ids, of every id when ``None``."""
         for source in self._sources.values():
-            for tid in list(source.series):
+            if changed is not None and source.series.keys().isdisjoint(changed):
+                continue
+            for tid in list(source.series) if changed is None else changed:
+                if tid not in source.series:
+                    continue
                 now = self.miner.canonical(tid)
                 if now and now != tid:
                     gone = source.series.pop(tid)
@@ -487,4 +496,6 @@ class TemplateFrequencyDetector:
         except (KeyError, TypeError, ValueError) as exc:
             raise DetectorStateError(f"{self.model} state is damaged: {exc!r}") from exc
         self.miner.load(state["miner"])
+        self._mining.forget()
+        self._changes = self.miner.changes
         self._sources, self._suppressed, self.untimed = sources, suppressed, untimed

@@ -26,7 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qorgan.detection.anomaly.drain import TemplateMiner
-from qorgan.detection.anomaly.eventkeys import identifiers_of, mine, source_of, text_of
+from qorgan.detection.anomaly.eventkeys import (
+    SharedMiner,
+    identifiers_of,
+    shared,
+    source_of,
+    text_of,
+)
 from qorgan.detection.anomaly.findings import MAX_EXAMPLES, Finding, contributions
 from qorgan.detection.errors import DetectionError
 from qorgan.telemetry.batch import EventBatch
@@ -79,7 +85,7 @@ class TemplateRarityDetector:
     def __init__(
         self,
         *,
-        miner: TemplateMiner | None = None,
+        miner: TemplateMiner | SharedMiner | None = None,
         warmup: int = 200,
         rare_count: int = 1,
         smoothing: float = 1.0,
@@ -88,7 +94,9 @@ class TemplateRarityDetector:
             raise ValueError("warmup and rare_count must not be negative")
         if smoothing <= 0:
             raise ValueError("smoothing must be positive")
-        self.miner = miner if miner is not None else TemplateMiner()
+        self._mining = shared(miner)
+        self.miner: TemplateMiner = self._mining.miner
+        self._changes = self.miner.changes
         self.warmup = warmup
         self.rare_count = rare_count
         self.smoothing = smoothing
@@ -98,9 +106,10 @@ class TemplateRarityDetector:
         pending: dict[tuple[str, int], _Pending] = {}
         for i, event in enumerate(batch.events):
             text = text_of(batch, i)
-            match, merged = mine(self.miner, text)
-            if merged:
-                self._rekey()
+            match, changes = self._mining.mine(self, batch, i, text)
+            if changes != self._changes:
+                self._rekey(self.miner.changed(self._changes, changes))
+                self._changes = changes
             name = source_of(batch, i)
             source = self._sources.get(name)
             if source is None:
@@ -130,10 +139,13 @@ class TemplateRarityDetector:
             for group in by_source.values()
         ]
 
-    def _rekey(self) -> None:
-        """Counts of templates the miner absorbed into a more general one go to that one."""
+    def _rekey(self, changed: list[int] | None) -> None:
+        """Counts of templates the miner absorbed into a more general one go to that one:
+        those of the ``changed`` ids, of every id when ``None``."""
         for source in self._sources.values():
-            for tid in list(source.counts):
+            for tid in list(source.counts) if changed is None else changed:
+                if tid not in source.counts:
+                    continue
                 now = self.miner.canonical(tid)
                 if now and now != tid:
                     source.counts[now] = source.counts.get(now, 0) + source.counts.pop(tid)
@@ -275,6 +287,8 @@ class TemplateRarityDetector:
         except (KeyError, TypeError, ValueError) as exc:
             raise DetectorStateError(f"{self.model} state is damaged: {exc!r}") from exc
         self.miner.load(state["miner"])
+        self._mining.forget()
+        self._changes = self.miner.changes
         self._sources = sources
 
 
