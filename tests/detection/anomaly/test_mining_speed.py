@@ -9,6 +9,7 @@ logs.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from qorgan.detection.anomaly.drain import TemplateMatch, TemplateMiner
 from qorgan.detection.anomaly.eventkeys import SharedMiner
 from qorgan.detection.anomaly.frequency import TemplateFrequencyDetector
+from qorgan.detection.anomaly.lines import LineRarityDetector
 from qorgan.detection.anomaly.parsing_benchmark import LOG_FORMATS, read_messages
 from qorgan.detection.anomaly.rarity import TemplateRarityDetector
 from qorgan.telemetry.batch import EventBatch
@@ -127,3 +129,27 @@ def test_a_detector_that_observes_a_batch_twice_learns_it_twice() -> None:
     assert one.miner._clock == 3
     rarity.observe(batch)  # a second pass of the same detector: learned again
     assert one.miner._clock == 6
+
+
+def test_only_events_with_text_are_mined_and_a_text_format_is_mined_whole() -> None:
+    windows = EventBatch(path="Security.evtx", format="evtx", logsource={"product": "windows"})
+    windows.append({"EventID": 4624, "TargetUserName": "ann", "LogonType": 3}, 1, None, "dc1")
+    windows.append({"EventID": 4688, "Image": "C:\\x.exe"}, 2, None, "dc1")
+    windows.append({"EventID": 1, "message": "service started"}, 3, None, "dc1")
+    text = EventBatch(path="/var/log/syslog", format="syslog", logsource={"product": "linux"})
+    text.append({"program": "cron", "message": "job done"}, 1, None, "h")
+    text.append({"program": "cron", "raw": "no message field"}, 2, None, "h")
+    rarity, frequency, lines = [*_pair(), LineRarityDetector()]
+    for detector in (rarity, frequency, lines):
+        detector.observe(windows)
+        state = json.dumps(detector.state())
+        assert "TargetUserName" not in state  # no k=v text of the structured fields learned
+        detector.observe(text)
+    # the evtx event with a message, and both syslog lines
+    assert rarity.miner._clock == frequency.miner._clock == 3
+    assert sorted(rarity.miner.templates().values()) == [
+        "job done",
+        "no message field",
+        "service started",
+    ]
+    assert sum(m.lines for m in lines._models.values()) == 3

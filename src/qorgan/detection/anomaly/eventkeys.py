@@ -22,6 +22,27 @@ IDENTIFIER_FIELDS = ("user", "User", "TargetUserName", "SubjectUserName", "targe
 _NO_ONE = frozenset({"", "-", "unknown", "(unknown)", "n/a", "null", "none"})
 
 
+#: Formats whose events are free text (a message, a request line): what templates are mined
+#: from. Events of the others (Windows, EVTX, JSON, Zeek, CEF, auditd) are fields, not text;
+#: joining their fields into ``k=v`` text and mining it would cost much and mean nothing.
+TEXT_FORMATS = frozenset({"syslog", "apache_error", "accesslog"})
+#: Fields that carry a line's text in an event of another format.
+_TEXT_FIELDS = ("message", "line", "raw")
+
+
+def without_text(batch: EventBatch) -> frozenset[int]:
+    """The indexes of the batch's events that carry no free text, which the template
+    detectors skip: none in a batch of a text format (the format is checked once per batch),
+    else those without a ``message``, ``line`` or ``raw`` string."""
+    if batch.format in TEXT_FORMATS:
+        return frozenset()
+    return frozenset(
+        i
+        for i, event in enumerate(batch.events)
+        if not any(isinstance(event.get(name), str) for name in _TEXT_FIELDS)
+    )
+
+
 def source_of(batch: EventBatch, index: int) -> str:
     """The source whose baseline an event joins: ``host/program`` when the event names its
     program (one syslog file mixes many programs, each with its own vocabulary), else the

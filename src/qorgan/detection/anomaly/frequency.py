@@ -45,6 +45,7 @@ from qorgan.detection.anomaly.eventkeys import (
     source_of,
     text_of,
     time_of,
+    without_text,
 )
 from qorgan.detection.anomaly.findings import MAX_EXAMPLES, Finding, contributions
 from qorgan.detection.anomaly.rarity import DetectorStateError
@@ -187,7 +188,10 @@ class TemplateFrequencyDetector:
 
     def observe(self, batch: EventBatch) -> list[Finding]:
         findings: list[Finding] = []
+        skip = without_text(batch)
         for i, event in enumerate(batch.events):
+            if i in skip:
+                continue
             text = text_of(batch, i)
             match, changes = self._mining.mine(self, batch, i, text)
             if changes != self._changes:

@@ -28,9 +28,10 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
-from qorgan.detection.anomaly.eventkeys import identifiers_of, source_of, text_of
+from qorgan.detection.anomaly.eventkeys import identifiers_of, source_of, text_of, without_text
 from qorgan.detection.anomaly.findings import MAX_EXAMPLES, Finding, contributions
 from qorgan.detection.errors import DetectionError
 from qorgan.telemetry.batch import EventBatch
@@ -51,8 +52,10 @@ _WORD = re.compile(r"[A-Za-z_]{2,}")
 _HAS_DIGIT = re.compile(r"\d")
 
 
+@lru_cache(maxsize=1024)
 def words_of(text: str) -> frozenset[str]:
-    """The distinct words of a line: tokens with a digit dropped, alphabetic runs kept."""
+    """The distinct words of a line: tokens with a digit dropped, alphabetic runs kept.
+    (Remembered for the last lines: one line is scored and learned in a row.)"""
     kept = " ".join(t for t in text.split() if not _HAS_DIGIT.search(t))
     return frozenset(_WORD.findall(kept))
 
@@ -155,9 +158,12 @@ class LineRarityModel:
         source: str,
         time: str | None = None,
         identifiers: tuple[str, ...] = (),
+        result: LineScore | None = None,
     ) -> Finding | None:
-        """The finding for one line, or ``None`` when it is not anomalous."""
-        result = self.score(event, text)
+        """The finding for one line, or ``None`` when it is not anomalous; ``result`` is the
+        line's :meth:`score` when the caller has it already."""
+        if result is None:
+            result = self.score(event, text)
         if not self.is_anomalous(result):
             return None
         assert self.threshold is not None
@@ -273,11 +279,15 @@ class LineRarityDetector:
     def observe(self, batch: EventBatch) -> list[Finding]:
         findings: list[Finding] = []
         seen: dict[str, int] = {}
+        skip = without_text(batch)
         for i, event in enumerate(batch.events):
+            if i in skip:
+                continue
             text = text_of(batch, i)
             source = source_of(batch, i)
             model = self._model(source)
             recent = self._recent[source]
+            scored = model.score(event, text)
             if model.threshold is not None and model.lines >= self.warmup:
                 finding = model.explain(
                     event,
@@ -285,6 +295,7 @@ class LineRarityDetector:
                     source=source,
                     time=batch.times[i] if i < len(batch.times) else None,
                     identifiers=identifiers_of(event),
+                    result=scored,
                 )
                 if finding is not None and finding.pattern not in self._suppressed:
                     at = seen.get(finding.pattern)
@@ -294,7 +305,7 @@ class LineRarityDetector:
                     elif len(findings[at].examples) < MAX_EXAMPLES:  # one finding per batch
                         first = findings[at]
                         findings[at] = replace(first, examples=(*first.examples, text))
-            recent.append(model.score(event, text).score)
+            recent.append(scored.score)
             del recent[: -self.window]
             model.learn(event, text)
             if model.lines >= self.warmup and (model.lines - self.warmup) % self.recalibrate == 0:

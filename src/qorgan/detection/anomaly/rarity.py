@@ -32,6 +32,7 @@ from qorgan.detection.anomaly.eventkeys import (
     shared,
     source_of,
     text_of,
+    without_text,
 )
 from qorgan.detection.anomaly.findings import MAX_EXAMPLES, Finding, contributions
 from qorgan.detection.errors import DetectionError
@@ -104,7 +105,10 @@ class TemplateRarityDetector:
 
     def observe(self, batch: EventBatch) -> list[Finding]:
         pending: dict[tuple[str, int], _Pending] = {}
+        skip = without_text(batch)
         for i, event in enumerate(batch.events):
+            if i in skip:
+                continue
             text = text_of(batch, i)
             match, changes = self._mining.mine(self, batch, i, text)
             if changes != self._changes:
