@@ -70,6 +70,9 @@ MAX_CHARS = 65_536
 
 #: Masked lines remembered for :meth:`TemplateMiner.add`'s fast path (forgotten all at once).
 _MAX_SEEN = 200_000
+#: Changed templates remembered per leaf: a remembered line whose leaf changed more since is
+#: searched again.
+_MAX_TOUCHED = 32
 #: Absorbed ids remembered for :meth:`TemplateMiner.changed`.
 _MAX_CHANGES = 100_000
 
@@ -218,6 +221,8 @@ class TemplateMiner:
         #: Per leaf, how many times its templates changed: a remembered line is only taken as
         #: it was while its leaf has not changed.
         self._versions: dict[tuple[str, ...], int] = {}
+        #: Per leaf, the ids of its latest changed templates, the last at ``_versions``.
+        self._touched: dict[tuple[str, ...], list[int]] = {}
         #: Ids absorbed into another template, in order; ``_changes_base`` were cut from the
         #: front (see :meth:`changed`).
         self._changes: list[int] = []
@@ -236,10 +241,11 @@ class TemplateMiner:
         seen = self._seen.get(key)
         if seen is not None:
             known = self._templates.get(seen[0])
-            if known is not None and self._versions.get(known.leaf) == seen[1]:
+            if known is not None and self._unchanged_for(known, words, seen[1]):
                 # The same masked line again (most lines), and nothing in its leaf changed since
-                # it joined ``known``: the tree search would find ``known`` again, and change
-                # nothing else, so it is skipped.
+                # it joined ``known`` that it is similar to: the tree search would find
+                # ``known`` again, and change nothing else, so it is skipped.
+                self._seen[key] = (known.id, self._versions[known.leaf])
                 known.size += 1
                 known.last = self._clock
                 tid = self.canonical(known.id)
@@ -266,6 +272,24 @@ class TemplateMiner:
         end = None if until is None else until - self._changes_base
         return self._changes[since - self._changes_base : end]
 
+    def _unchanged_for(self, known: _Template, words: list[str], version: int) -> bool:
+        """Whether the templates of ``known``'s leaf changed since ``version`` only in ways that
+        cannot alter what ``words`` would find: ``known`` itself unchanged, and every other
+        template changed (or new) too far from ``words`` to be compared with them."""
+        now = self._versions.get(known.leaf, 0)
+        if now == version:
+            return True
+        touched = self._touched[known.leaf]
+        if now - version > len(touched):
+            return False
+        for tid in touched[version - now :]:
+            if tid == known.id:
+                return False
+            template = self._templates.get(tid)
+            if template is not None and _compare(template.words, words)[0] >= self.similarity:
+                return False
+        return True
+
     def _add(self, words: list[str]) -> tuple[TemplateMatch, int]:
         """The tree search of :meth:`add`: the match, and the id of the template joined."""
         leaf = self._route(words, grow=True)
@@ -278,10 +302,8 @@ class TemplateMiner:
             sim, free, conflicts, fits = _compare(template.words, words)
             if sim < self.similarity:
                 continue
-            if conflicts:
-                self._bump(leaf)
-                if self._learn_variants(template, words, conflicts):
-                    sim, free, conflicts, fits = _compare(template.words, words)
+            if conflicts and self._learn_variants(template, words, conflicts):
+                sim, free, conflicts, fits = _compare(template.words, words)
             if not conflicts:
                 fitting.append(((sim, free, -template.id), template, fits))
         fitting = [f for f in fitting if f[1].id in self._templates]
@@ -296,7 +318,7 @@ class TemplateMiner:
             template.of = parent.id
             return TemplateMatch(parent.id, parent.text, False), template.id
         if not fits:  # values of the line meet words of the template: those become <*>
-            self._bump(best.leaf)
+            self._touch(best)
             for i, (t, w) in enumerate(zip(best.words, words, strict=True)):
                 if t != w and t != WILDCARD and not _covers(t, w):
                     best.words[i] = _generalise(t, w)
@@ -418,6 +440,7 @@ class TemplateMiner:
         self._children = {}
         self._seen = {}
         self._versions = {}
+        self._touched = {}
         for template in sorted(templates.values(), key=lambda t: t.id):
             self._index(template)
 
@@ -449,14 +472,19 @@ class TemplateMiner:
         the template are absorbed into it. Whether the template changed."""
         changed = False
         for i in conflicts:
-            seen = template.seen.setdefault(i, [template.words[i]])
+            seen = template.seen.get(i)
+            if seen is None:
+                seen = template.seen[i] = [template.words[i]]
+                self._touch(template)
             if words[i] not in seen:
                 seen.append(words[i])
+                self._touch(template)
             if len(seen) >= self.variants:
                 template.words[i] = _generalise(template.words[i], words[i])
                 del template.seen[i]
                 changed = True
         if changed:
+            self._touch(template)
             self._absorb_siblings(template)
         return changed
 
@@ -520,12 +548,19 @@ class TemplateMiner:
         self._index(template)
         return template
 
-    def _bump(self, leaf: tuple[str, ...]) -> None:
+    def _touch(self, template: _Template) -> None:
+        """Note that ``template`` changed (or came, or went): lines remembered in its leaf
+        must be checked against it (:meth:`_unchanged_for`)."""
+        leaf = template.leaf
         self._versions[leaf] = self._versions.get(leaf, 0) + 1
+        touched = self._touched.setdefault(leaf, [])
+        touched.append(template.id)
+        if len(touched) > 2 * _MAX_TOUCHED:
+            del touched[:-_MAX_TOUCHED]
 
     def _index(self, template: _Template) -> None:
         leaf = template.leaf
-        self._bump(leaf)
+        self._touch(template)
         for i in range(1, len(leaf)):
             self._children.setdefault(leaf[:i], set()).add(leaf[i])
         self._leaves.setdefault(leaf, []).append(template.id)
@@ -533,7 +568,7 @@ class TemplateMiner:
     def _drop(self, tid: int) -> None:
         """Forget template ``tid`` (its id is retired: ids are never reused)."""
         template = self._templates.pop(tid)
-        self._bump(template.leaf)
+        self._touch(template)
         self._leaves[template.leaf].remove(tid)
         if not self._leaves[template.leaf]:
             del self._leaves[template.leaf]
