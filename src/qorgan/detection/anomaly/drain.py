@@ -147,12 +147,19 @@ def _covers(template: str, word: str) -> bool:
     return WILDCARD in template and _pattern(template).fullmatch(word) is not None
 
 
-def _compare(template: list[str], words: list[str]) -> tuple[float, int, list[int], bool]:
+def _compare(
+    template: list[str], words: list[str], similarity: float = 0.0
+) -> tuple[float, int, list[int], bool]:
     """Similarity of ``words`` to ``template``: the share of agreeing words among the positions
     not ``<*>`` in both, the number of those free positions, the positions where two different
     words meet (conflicts), and whether ``words`` fits as is (no conflict, and no word of the
-    template meets a value of the line)."""
-    same = free = 0
+    template meets a value of the line).
+
+    Given the ``similarity`` a caller needs, it stops as soon as so many words disagree that
+    the share must stay below it (most templates of a leaf), giving ``(0.0, 0, [], False)``."""
+    same = free = missed = 0
+    # disagreeing words beyond which the share is below ``similarity`` whatever the rest
+    limit = (1.0 - similarity) * len(words) + 1e-9 if similarity > 0 else len(words) + 1
     conflicts: list[int] = []
     fits = True
     for i, (t, w) in enumerate(zip(template, words, strict=True)):
@@ -161,10 +168,15 @@ def _compare(template: list[str], words: list[str]) -> tuple[float, int, list[in
                 free += 1
             else:
                 same += 1
-        elif WILDCARD in t and WILDCARD in w and WILDCARD in (t, w):  # values on both sides
+            continue
+        if WILDCARD in t and WILDCARD in w and WILDCARD in (t, w):  # values on both sides
             free += 1
             fits = fits and t == WILDCARD
-        elif t != WILDCARD and not _covers(t, w):
+            continue
+        missed += 1
+        if missed > limit:
+            return 0.0, 0, [], False
+        if t != WILDCARD and not _covers(t, w):
             fits = False
             if w != WILDCARD and t.replace(WILDCARD, "") != w.replace(WILDCARD, ""):
                 conflicts.append(i)
@@ -286,7 +298,9 @@ class TemplateMiner:
             if tid == known.id:
                 return False
             template = self._templates.get(tid)
-            if template is not None and _compare(template.words, words)[0] >= self.similarity:
+            if template is None:
+                continue
+            if _compare(template.words, words, self.similarity)[0] >= self.similarity:
                 return False
         return True
 
@@ -299,7 +313,7 @@ class TemplateMiner:
             template = self._templates.get(tid)
             if template is None:  # absorbed by a sibling earlier in this loop
                 continue
-            sim, free, conflicts, fits = _compare(template.words, words)
+            sim, free, conflicts, fits = _compare(template.words, words, self.similarity)
             if sim < self.similarity:
                 continue
             if conflicts and self._learn_variants(template, words, conflicts):
@@ -336,7 +350,7 @@ class TemplateMiner:
         best: tuple[tuple[float, int, int], _Template] | None = None
         for tid in self._leaves.get(leaf, ()):
             template = self._templates[tid]
-            sim, free, _, fits = _compare(template.words, words)
+            sim, free, _, fits = _compare(template.words, words, self.similarity)
             if sim >= self.similarity and fits and (best is None or (sim, free, -tid) > best[0]):
                 best = ((sim, free, -tid), template)
         if best is None:
