@@ -13,11 +13,14 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from qorgan.detection.anomaly.drain import TemplateMatch, TemplateMiner
 from qorgan.detection.anomaly.eventkeys import SharedMiner
 from qorgan.detection.anomaly.frequency import TemplateFrequencyDetector
 from qorgan.detection.anomaly.lines import LineRarityDetector
+from qorgan.detection.anomaly.masking import mask, tokens
 from qorgan.detection.anomaly.parsing_benchmark import LOG_FORMATS, read_messages
 from qorgan.detection.anomaly.rarity import TemplateRarityDetector
 from qorgan.telemetry.batch import EventBatch
@@ -153,3 +156,23 @@ def test_only_events_with_text_are_mined_and_a_text_format_is_mined_whole() -> N
         "service started",
     ]
     assert sum(m.lines for m in lines._models.values()) == 3
+
+
+def test_words_are_masked_as_the_whole_text_is_on_every_real_line(shared_data: Path) -> None:
+    texts: list[str] = []
+    for name in LOG_FORMATS:
+        texts += read_messages(shared_data / "loghub-2k", name)
+    for path in sorted((shared_data / "loghub-2k").rglob("*.log")):
+        texts += path.read_text(encoding="utf-8", errors="replace").splitlines()
+    assert len(texts) >= 40_000
+    assert [tokens(t) for t in texts] == [mask(t).split() for t in texts]
+
+
+@settings(derandomize=True, max_examples=500)
+@given(st.text(alphabet=st.sampled_from(list("aJulnMsKB 0123:./-@x\\<>*\t")), max_size=60))
+@example("session of Jul  1 07:57:30 2005 ended")
+@example("(Mon Jul  1 07:57:30 2005)")
+@example("sent 1.16 KB in 20 ms, user 12  ms")
+@example("2005-06-03 15:42:50 and <*> and <*><*>")
+def test_plain_words_skip_the_rules_without_changing_the_words(text: str) -> None:
+    assert tokens(text) == mask(text).split()
