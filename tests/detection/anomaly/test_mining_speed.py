@@ -169,8 +169,11 @@ def test_words_are_masked_as_the_whole_text_is_on_every_real_line(shared_data: P
 
 
 @settings(derandomize=True, max_examples=500)
-@given(st.text(alphabet=st.sampled_from(list("aJulnMsKB 0123:./-@x\\<>*\t")), max_size=60))
+@given(
+    st.text(alphabet=st.sampled_from(list("aJulnMsKB \u0661\u00b20123:./-@x\\<>*\t")), max_size=60)
+)
 @example("session of Jul  1 07:57:30 2005 ended")
+@example("\u0661\u0662\u0663 and \u00b2 x")
 @example("(Mon Jul  1 07:57:30 2005)")
 @example("sent 1.16 KB in 20 ms, user 12  ms")
 @example("2005-06-03 15:42:50 and <*> and <*><*>")

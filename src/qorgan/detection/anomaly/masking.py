@@ -30,6 +30,7 @@ nothing collapse to one.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 #: What replaces a variable part, as in the Loghub templates and Drain.
 WILDCARD = "<*>"
@@ -202,7 +203,7 @@ def mask(text: str) -> str:
 #: letters (``Jul  1 07:57:30``), so words starting like a day or month name are never plain;
 #: a unit after a space (``20 ms``) joins the number before it.
 _MASKABLE = re.compile(
-    r"[0-9./:@\\<-]|\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec|Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+    r"[\d./:@\\<-]|\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec|Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
 )
 _UNIT_START = re.compile(rf"{_SPACED_UNITS}")
 _WORD = re.compile(r"\S+")
@@ -222,7 +223,7 @@ def tokens(text: str) -> list[str]:
         token = word.group()
         if _MASKABLE.search(token) is None and not (start >= 0 and _UNIT_START.match(token)):
             if start >= 0:
-                out.extend(_RUNS.sub(WILDCARD, _MASK.sub(_replace, text[start:end])).split())
+                out.extend(_mask_run(text[start:end]))
                 start = -1
             out.append(token)
             continue
@@ -230,5 +231,22 @@ def tokens(text: str) -> list[str]:
             start = word.start()
         end = word.end()
     if start >= 0:
-        out.extend(_RUNS.sub(WILDCARD, _MASK.sub(_replace, text[start:end])).split())
+        out.extend(_mask_run(text[start:end]))
     return out
+
+
+def _mask_run(run: str) -> tuple[str, ...]:
+    """The masked words of a run of words; one plain number (most runs, and all different) is
+    one ``<*>`` without the rules."""
+    if run.isascii() and run.isdigit():
+        return _ONE_WILDCARD
+    return _masked_run(run)
+
+
+_ONE_WILDCARD = (WILDCARD,)
+
+
+@lru_cache(maxsize=8192)
+def _masked_run(run: str) -> tuple[str, ...]:
+    """The masked words of a run of words (remembered: many recur, ``(uid=0)``, ``port``...)."""
+    return tuple(_RUNS.sub(WILDCARD, _MASK.sub(_replace, run)).split())
