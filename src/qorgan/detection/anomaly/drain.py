@@ -72,7 +72,7 @@ MAX_CHARS = 65_536
 _MAX_SEEN = 200_000
 #: Changed templates remembered per leaf: a remembered line whose leaf changed more since is
 #: searched again.
-_MAX_TOUCHED = 32
+_MAX_TOUCHED = 256
 #: Absorbed ids remembered for :meth:`TemplateMiner.changed`.
 _MAX_CHANGES = 100_000
 
