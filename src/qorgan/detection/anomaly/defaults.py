@@ -63,7 +63,9 @@ DEFAULT_MODELS = (
     ModelCard(
         LineRarityDetector.model,
         LineRarityDetector.version,
-        "Lines whose words and level are rare for their source.",
+        "Lines whose words and level are rare for their source: by construction about the "
+        "rarest 2% of a source's lines, so it suits application logs reviewed in hunts (BGL) "
+        "better than live monitoring, where it proposes about one line in fifty.",
         "text logs: the message's words and its level field",
         {"bgl_2k_f1": 0.579, "bgl_2k_precision": 0.411, "bgl_2k_recall": 0.979},
     ),
