@@ -112,6 +112,28 @@ def shared_file(shared_data: Path) -> Callable[[str], Path]:
     return get
 
 
+@pytest.fixture(scope="session")
+def ssh_attack() -> Callable[..., list[str]]:
+    """``ssh_attack()``: lines of a password-guessing attack in the format of Loghub's real
+    OpenSSH log (host LabSZ): 37 failed passwords for ``user`` (fztu is that server's one real
+    user) from ``address`` between 02:52 and 02:58 on Dec 11, then his accepted password at
+    03:00 from the same address. The anomaly tests inject it after the real log."""
+
+    def lines(address: str = "185.220.101.47", user: str = "fztu") -> list[str]:
+        failures = [
+            f"Dec 11 02:{52 + i // 6:02d}:{(i * 9) % 60:02d} LabSZ sshd[3{1000 + i}]: "
+            f"Failed password for {user} from {address} port {40000 + i} ssh2"
+            for i in range(37)
+        ]
+        return [
+            *failures,
+            f"Dec 11 03:00:12 LabSZ sshd[31100]: Accepted password for {user} from {address} "
+            "port 40100 ssh2",
+        ]
+
+    return lines
+
+
 PG_SKIP = "(install Debian's postgresql package and psycopg to run them)"
 
 

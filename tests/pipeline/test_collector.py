@@ -476,18 +476,11 @@ def test_live_monitoring_matches_each_organisations_indicators_and_follows_a_new
     assert len(fired(first)) == 3 and len(fired(second)) == 3
 
 
-SSH_ATTACK = [
-    f"Dec 11 02:{52 + i // 6:02d}:{(i * 9) % 60:02d} LabSZ sshd[3{1000 + i}]: "
-    f"Failed password for fztu from 185.220.101.47 port {40000 + i} ssh2"
-    for i in range(37)
-] + [
-    "Dec 11 03:00:12 LabSZ sshd[31100]: Accepted password for fztu from 185.220.101.47 "
-    "port 40100 ssh2"
-]
-
-
 def test_live_anomaly_models_run_once_approved_propose_findings_and_heed_an_objection(
-    world: World, running: Callable[..., Collector], shared_file: Callable[[str], Path]
+    world: World,
+    running: Callable[..., Collector],
+    shared_file: Callable[[str], Path],
+    ssh_attack: Callable[..., list[str]],
 ) -> None:
     from qorgan.core.accounts import create_user
     from qorgan.core.roles import Role
@@ -552,7 +545,7 @@ def test_live_anomaly_models_run_once_approved_propose_findings_and_heed_an_obje
     # not an alert.
     submit(log[1000:])
     alerts_before = len(world.alerts())
-    submit([line.encode() for line in SSH_ATTACK])
+    submit([line.encode() for line in ssh_attack()])
     logons = [f for f in proposed() if f.detector == "entity.logon"]
     assert len(logons) == 1 and logons[0].status == "pending"
     assert logons[0].body["contributions"][0]["feature"] == "logon.after_failures"
@@ -569,7 +562,7 @@ def test_live_anomaly_models_run_once_approved_propose_findings_and_heed_an_obje
             actor=approver_id,
             request_ref="letter 2026/118",
         )
-    again = [line.replace("185.220.101.47", "185.220.101.99") for line in SSH_ATTACK]
+    again = ssh_attack(address="185.220.101.99")
     submit([line.encode() for line in again])
     assert [f.id for f in proposed() if f.detector == "entity.logon"] == [logons[0].id]
     assert live.suites[world.org].skipped_events >= len(again)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,21 +28,17 @@ LOGS = [
     "loghub/Linux/Linux_2k.log",
     "evtx-attack-samples/Command and Control/web_attack_and_isp_webshell_localhost_access_log.txt",
 ]
-ATTACK = [
-    f"Dec 11 02:{52 + i // 6:02d}:{(i * 9) % 60:02d} LabSZ sshd[3{1000 + i}]: "
-    f"Failed password for fztu from 185.220.101.47 port {40000 + i} ssh2"
-    for i in range(37)
-] + [
-    "Dec 11 03:00:12 LabSZ sshd[31100]: Accepted password for fztu from 185.220.101.47 "
-    "port 40100 ssh2"
-]
 
 
 @pytest.fixture(scope="module")
-def reported(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+def reported(
+    shared_data: Path,
+    ssh_attack: Callable[..., list[str]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> list[dict]:
     suite = default_suite()
     attack = tmp_path_factory.mktemp("attack") / "attack.log"
-    attack.write_text("\n".join(ATTACK) + "\n", encoding="utf-8")
+    attack.write_text("\n".join(ssh_attack()) + "\n", encoding="utf-8")
     found = []
     for path in [*(shared_data / name for name in LOGS), attack]:
         for batch in read_file(path, Quarantine()):

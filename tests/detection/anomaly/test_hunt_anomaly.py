@@ -12,14 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 SSH = "loghub/OpenSSH/OpenSSH_2k.log"
-ATTACK = [
-    f"Dec 11 02:{52 + i // 6:02d}:{(i * 9) % 60:02d} LabSZ sshd[3{1000 + i}]: "
-    f"Failed password for fztu from 185.220.101.47 port {40000 + i} ssh2"
-    for i in range(37)
-] + [
-    "Dec 11 03:00:12 LabSZ sshd[31100]: Accepted password for fztu from 185.220.101.47 "
-    "port 40100 ssh2"
-]
 
 
 def qorgan(*args: str | Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -39,7 +31,7 @@ def findings(path: Path) -> list[dict]:
 
 
 def test_hunt_writes_labelled_findings_and_carries_baselines(
-    shared_file: Callable[[str], Path], tmp_path: Path
+    shared_file: Callable[[str], Path], ssh_attack: Callable[..., list[str]], tmp_path: Path
 ) -> None:
     log = tmp_path / "OpenSSH_2k.log"
     shutil.copy(shared_file(SSH), log)
@@ -66,7 +58,7 @@ def test_hunt_writes_labelled_findings_and_carries_baselines(
     assert (state / "anomaly-state.json").is_file()
 
     attack = tmp_path / "attack.log"
-    attack.write_text("\n".join(ATTACK) + "\n", encoding="utf-8")
+    attack.write_text("\n".join(ssh_attack()) + "\n", encoding="utf-8")
     proc = qorgan("hunt", "--anomaly", out, "--anomaly-state", state, attack, tmp_path=tmp_path)
     assert "anomaly: baselines continued from" in proc.stderr
     logons = [f for f in findings(out) if f["detector"] == "entity.logon"]

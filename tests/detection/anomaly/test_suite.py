@@ -19,14 +19,6 @@ from qorgan.telemetry.sources import read_file
 
 SSH = "loghub/OpenSSH/OpenSSH_2k.log"
 #: 37 failed passwords from a new address, then the server's real user logs on at 03:00.
-ATTACK = [
-    f"Dec 11 02:{52 + i // 6:02d}:{(i * 9) % 60:02d} LabSZ sshd[3{1000 + i}]: "
-    f"Failed password for fztu from 185.220.101.47 port {40000 + i} ssh2"
-    for i in range(37)
-] + [
-    "Dec 11 03:00:12 LabSZ sshd[31100]: Accepted password for fztu from 185.220.101.47 "
-    "port 40100 ssh2"
-]
 
 
 def read(path: Path) -> list[EventBatch]:
@@ -36,10 +28,16 @@ def read(path: Path) -> list[EventBatch]:
     return out
 
 
-def attack_file(tmp_path: Path, lines: list[str] = ATTACK) -> Path:
-    path = tmp_path / "attack.log"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+@pytest.fixture
+def attack_file(tmp_path: Path, ssh_attack: Callable[..., list[str]]) -> Callable[..., Path]:
+    """Writes the attack (``ssh_attack()``'s lines by default) to a file of its own."""
+
+    def write(lines: list[str] | None = None) -> Path:
+        path = tmp_path / "attack.log"
+        path.write_text("\n".join(lines or ssh_attack()) + "\n", encoding="utf-8")
+        return path
+
+    return write
 
 
 @pytest.fixture
@@ -57,30 +55,27 @@ def observe(suite: AnomalySuite, path: Path) -> list:
     return [f for batch in read(path) for f in suite.observe(batch)]
 
 
-def test_the_attack_is_found_without_decisions(learned, tmp_path: Path) -> None:
-    found = observe(learned(), attack_file(tmp_path))
+def test_the_attack_is_found_without_decisions(learned, attack_file) -> None:
+    found = observe(learned(), attack_file())
     assert [f.identifiers for f in found] == [("fztu",)]
 
 
-def test_an_objection_removes_the_person_from_scoring_from_then_on(learned, tmp_path: Path) -> None:
+def test_an_objection_removes_the_person_from_scoring_from_then_on(
+    learned, attack_file, ssh_attack
+) -> None:
     suite = learned()
     suite.exclude([normalise_identifier("FZTU")])  # any spelling of the identifier
-    found = observe(suite, attack_file(tmp_path))
+    found = observe(suite, attack_file())
     assert found == []
-    assert suite.skipped_events == len(ATTACK)
+    assert suite.skipped_events == len(ssh_attack())
     # Not learned either: nothing of the excluded events is in the baselines.
     assert "185.220.101.47" not in json.dumps(suite.state())
     # Another person in the same attack is still scored (the neighbour).
-    other = [line.replace("fztu", "root") for line in ATTACK]
-    assert "185.220.101.47" in json.dumps(_after(suite, tmp_path, other).state())
+    observe(suite, attack_file(ssh_attack(user="root")))
+    assert "185.220.101.47" in json.dumps(suite.state())
 
 
-def _after(suite: AnomalySuite, tmp_path: Path, lines: list[str]) -> AnomalySuite:
-    observe(suite, attack_file(tmp_path, lines))
-    return suite
-
-
-def test_an_objection_by_keyed_hash(learned, tmp_path: Path) -> None:
+def test_an_objection_by_keyed_hash(learned, attack_file) -> None:
     """As the store keeps them: the identify function gives the excluded form."""
     import hashlib
 
@@ -89,7 +84,7 @@ def test_an_objection_by_keyed_hash(learned, tmp_path: Path) -> None:
 
     suite = learned(identify=identify)
     suite.exclude([identify("fztu")])
-    assert observe(suite, attack_file(tmp_path)) == []
+    assert observe(suite, attack_file()) == []
 
 
 def test_a_windows_account_is_the_person_whatever_its_domain() -> None:
@@ -97,14 +92,16 @@ def test_a_windows_account_is_the_person_whatever_its_domain() -> None:
     assert normalise_identifier("alice") != normalise_identifier("alicia")
 
 
-def test_a_rejected_pattern_stops_firing_and_is_absorbed_once(learned, tmp_path: Path) -> None:
+def test_a_rejected_pattern_stops_firing_and_is_absorbed_once(
+    learned, attack_file, ssh_attack
+) -> None:
     first = learned()
-    found = observe(first, attack_file(tmp_path))
+    found = observe(first, attack_file())
     assert len(found) == 1
     rejected = found[0].to_dict()
 
     suite = learned(rejected=[rejected])
-    assert observe(suite, attack_file(tmp_path)) == []
+    assert observe(suite, attack_file()) == []
     assert suite.withheld_findings == 0  # the model took it in: it no longer scores it
     assert suite.state()["absorbed"] == [rejected["fingerprint"]]
 
@@ -113,22 +110,22 @@ def test_a_rejected_pattern_stops_firing_and_is_absorbed_once(learned, tmp_path:
     again = learned()
     again.load({"version": 1, "absorbed": [rejected["fingerprint"]], "models": {}})
     again.reject([rejected])
-    assert observe(again, attack_file(tmp_path)) == []
+    assert observe(again, attack_file()) == []
     assert again.withheld_findings == 1
     # The neighbour: the same attack from another address is another pattern, and fires.
-    other = [line.replace("185.220.101.47", "185.220.101.99") for line in ATTACK]
-    found = observe(again, attack_file(tmp_path, other))
+    other = ssh_attack(address="185.220.101.99")
+    found = observe(again, attack_file(other))
     assert [f.pattern for f in found] == [rejected["pattern"].replace(".47", ".99")]
 
 
-def test_baselines_survive_a_restart(learned, tmp_path: Path) -> None:
+def test_baselines_survive_a_restart(learned, attack_file, tmp_path: Path) -> None:
     suite = learned()
     suite.save(tmp_path / "state")
     fresh = AnomalySuite([EntityBehaviour("org-a")])
     assert fresh.restore(tmp_path / "state")
     assert fresh.state() == suite.state()
-    assert [f.to_dict() for f in observe(fresh, attack_file(tmp_path))] == [
-        f.to_dict() for f in observe(suite, attack_file(tmp_path))
+    assert [f.to_dict() for f in observe(fresh, attack_file())] == [
+        f.to_dict() for f in observe(suite, attack_file())
     ]
     # Nothing saved yet: False, and a model starts afresh.
     assert not AnomalySuite([EntityBehaviour("org-a")]).restore(tmp_path / "none")
