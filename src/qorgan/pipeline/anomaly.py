@@ -64,6 +64,8 @@ class LiveAnomaly:
         self._refreshed: dict[int, float] = {}
         self._pending: dict[int, list[Finding]] = defaultdict(list)
         self.stored = 0
+        #: Batches the models failed on (logged; the rules detected them as usual).
+        self.failures = 0
 
     def _identify(self, identifier: str) -> str:
         return store.identifier_digest(normalise_identifier(identifier), self._key)
@@ -105,7 +107,13 @@ class LiveAnomaly:
         return suite
 
     def observe(self, organisation_id: int, batch: EventBatch) -> None:
-        self._pending[organisation_id].extend(self.suite(organisation_id).observe(batch))
+        """Score ``batch``; a model's failure is logged and counted, and never stops the rules'
+        detection of the same events (the batch is not scored by the models then)."""
+        try:
+            self._pending[organisation_id].extend(self.suite(organisation_id).observe(batch))
+        except Exception:
+            self.failures += 1
+            log.exception("anomaly: the models failed on a batch of %s", batch.path)
 
     def store(self) -> None:
         """Store the findings gathered (raises the database's error: the caller retries, and

@@ -124,3 +124,21 @@ def test_the_fingerprint_is_the_pattern_of_one_model() -> None:
     assert same.fingerprint == _finding().fingerprint
     assert _finding(pattern="logon.after_failures|user=eve").fingerprint != same.fingerprint
     assert _finding(model="qorgan-other").fingerprint != same.fingerprint
+
+
+def test_lone_surrogates_from_logs_become_replacement_characters() -> None:
+    """A JSON event's "\\ud800" reaches a finding's text: it could be neither hashed nor stored
+    in PostgreSQL, so every text field holds U+FFFD instead; valid text is kept as it is."""
+    finding = _finding(
+        summary="user \ud800 logged on",
+        examples=("Accepted password for \udfffx",),
+        pattern="logon.after_failures|user=\ud800",
+        identifiers=("\ud800",),
+        entity={"user": "fz\udc00tu"},
+        contributions=contributions([("logon.after_failures", 3, "0.01", "37 \ud800")]),
+    )
+    data = json.dumps(finding.to_dict(), ensure_ascii=False).encode("utf-8")
+    assert b"\xef\xbf\xbd" in data and len(finding.fingerprint) == 64
+    assert finding.entity == {"user": "fz\ufffdtu"}
+    assert finding.contributions[0].actual == "37 \ufffd"
+    assert _finding(summary="Қазақша, é").summary == "Қазақша, é"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 #: The label every finding carries, in English; the console shows its translation.
 AI_LABEL = "Produced by an AI model; a person must confirm it before it is acted on."
 MAX_EXAMPLES = 5
+_SURROGATE = re.compile("[\ud800-\udfff]")
 Value = str | int | float | None
 
 
@@ -79,6 +81,30 @@ class Finding:
     ai_generated: bool = field(default=True, init=False)
 
     def __post_init__(self) -> None:
+        # Text from logs may hold lone surrogates (a JSON event's "\\ud800"): they could be
+        # neither hashed nor stored, so each becomes U+FFFD here, once, for every consumer.
+        for name in ("source", "summary", "pattern", "time"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, storable(value))
+        object.__setattr__(self, "examples", tuple(storable(e) for e in self.examples))
+        object.__setattr__(self, "identifiers", tuple(storable(i) for i in self.identifiers))
+        object.__setattr__(
+            self, "entity", {storable(k): storable(v) for k, v in self.entity.items()}
+        )
+        object.__setattr__(
+            self,
+            "contributions",
+            tuple(
+                Contribution(
+                    storable(c.feature),
+                    c.share,
+                    storable(c.typical) if isinstance(c.typical, str) else c.typical,
+                    storable(c.actual) if isinstance(c.actual, str) else c.actual,
+                )
+                for c in self.contributions
+            ),
+        )
         check(self)
 
     @property
@@ -106,6 +132,14 @@ class Finding:
             "fingerprint": self.fingerprint,
             "identifiers": list(self.identifiers),
         }
+
+
+def storable(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD (valid UTF-8, hashable, storable
+    in PostgreSQL); other text is returned as it is."""
+    if text.isascii():
+        return text
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def contributions(parts: Iterable[tuple[str, float, Value, Value]]) -> tuple[Contribution, ...]:
