@@ -312,3 +312,31 @@ def test_a_refusal_is_shown_in_the_pages_language(client: TestClient, world: Wor
     csrf = sign_in(client, world["a.analyst"])
     refused = client.post(f"/findings/{finding_id}/reject", data={"csrf_token": csrf, "reason": ""})
     assert refused.status_code == 400 and "Для решения нужна причина" in refused.text
+
+
+def test_the_list_pages_through_many_findings(client: TestClient, world: World) -> None:
+    """205 pending findings: three pages of at most 100, newest first, every finding on one of
+    them; a page past the end is empty, and a page number out of range is refused."""
+    items = []
+    for n in range(205):
+        item = finding(f"user{n:03d}")
+        items.append(item)
+    ids = seed(world, "a.analyst", *items)
+    assert len(ids) == 205
+    sign_in(client, world["a.analyst"])
+    shown: list[int] = []
+    for number, expected, has_next in ((1, 100, True), (2, 100, True), (3, 5, False)):
+        html = client.get(f"/findings?status=pending&page={number}").text
+        rows = [int(i) for i in re.findall(r'data-finding="(\d+)"', html)]
+        assert len(rows) == expected
+        assert ('rel="next"' in html) is has_next
+        assert ('rel="prev"' in html) is (number > 1)
+        if has_next:
+            assert f'href="/findings?status=pending&amp;page={number + 1}"' in html
+        shown += rows
+    assert shown == sorted(ids, reverse=True)
+    assert 'data-finding="' not in client.get("/findings?page=4").text
+    assert client.get("/findings?page=0").status_code == 400
+    assert client.get("/findings?page=100001").status_code == 400
+    # Few findings: no pager at all (the neighbour).
+    assert 'class="pager"' not in client.get("/findings?status=rejected").text

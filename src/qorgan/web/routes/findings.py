@@ -35,6 +35,8 @@ Reader = Annotated[Actor, Depends(page_actor(Permission.alerts_read))]
 Decider = Annotated[Actor, Depends(page_actor(Permission.alerts_triage))]
 Anyone = Annotated[Actor, Depends(page_actor())]
 PAGE = 100
+#: The furthest page the list offers (10 million findings): bounds the offset a URL may ask.
+MAX_PAGE = 100_000
 #: The label every finding carries on the pages (the model's own label is in English).
 AI_LABEL = _l("AI model's finding: needs a person's decision")
 NO_FINDING = _l("no such finding")
@@ -62,17 +64,27 @@ def findings_page(
     db: Db,
     actor: Reader,
     status: Annotated[str | None, Query(max_length=16)] = None,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
 ) -> Response:
     if status is not None and status not in FINDING_STATUSES:
         status = None
     own = [actor.organisation_id]
-    rows = service.list_findings(session=db, organisation_ids=own, status=status, limit=PAGE)
+    # One row more than a page tells whether a next page exists, without counting them all.
+    rows = service.list_findings(
+        session=db,
+        organisation_ids=own,
+        status=status,
+        limit=PAGE + 1,
+        offset=(page - 1) * PAGE,
+    )
     return render(
         request,
         "findings.html",
         {
             **_common(),
-            "findings": rows,
+            "findings": rows[:PAGE],
+            "page": page,
+            "more": len(rows) > PAGE,
             "counts": service.count_by_status(session=db, organisation_ids=own),
             "status": status,
             "statuses": FINDING_STATUSES,
