@@ -54,10 +54,12 @@ import json
 import os
 import re
 import tempfile
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from functools import lru_cache
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,8 @@ _MAX_SEEN = 200_000
 #: Changed templates remembered per leaf: a remembered line whose leaf changed more since is
 #: searched again.
 _MAX_TOUCHED = 256
+#: Leaves of at most this many templates are compared with each (cheaper than counting).
+_SCAN_LEAF = 8
 #: Absorbed ids remembered for :meth:`TemplateMiner.changed`.
 _MAX_CHANGES = 100_000
 
@@ -225,6 +229,9 @@ class TemplateMiner:
         self._templates: dict[int, _Template] = {}
         self._aliases: dict[int, int] = {}
         self._leaves: dict[tuple[str, ...], list[int]] = {}
+        #: Per leaf, the ids of its templates by (position, word), and by (position, "") those
+        #: whose word there holds ``<*>``: what :meth:`_candidates` counts agreements with.
+        self._postings: dict[tuple[str, ...], dict[tuple[int, str], set[int]]] = {}
         self._children: dict[tuple[str, ...], set[str]] = {}
         self._next_id = 1
         self._clock = 0
@@ -309,10 +316,13 @@ class TemplateMiner:
         leaf = self._route(words, grow=True)
         # (similarity, free positions, -id) of every similar template with no conflict left
         fitting: list[tuple[tuple[float, int, int], _Template, bool]] = []
+        candidates = self._candidates(leaf, words)
         for tid in list(self._leaves.get(leaf, ())):
             template = self._templates.get(tid)
             if template is None:  # absorbed by a sibling earlier in this loop
                 continue
+            if candidates is not None and tid not in candidates:
+                continue  # too many words disagree: _compare would give 0
             sim, free, conflicts, fits = _compare(template.words, words, self.similarity)
             if sim < self.similarity:
                 continue
@@ -335,7 +345,7 @@ class TemplateMiner:
             self._touch(best)
             for i, (t, w) in enumerate(zip(best.words, words, strict=True)):
                 if t != w and t != WILDCARD and not _covers(t, w):
-                    best.words[i] = _generalise(t, w)
+                    self._set_word(best, i, _generalise(t, w))
                     best.seen.pop(i, None)
         best.size += 1
         best.last = self._clock
@@ -348,7 +358,10 @@ class TemplateMiner:
         words = self._words(text)
         leaf = self._route(words, grow=False)
         best: tuple[tuple[float, int, int], _Template] | None = None
+        candidates = self._candidates(leaf, words)
         for tid in self._leaves.get(leaf, ()):
+            if candidates is not None and tid not in candidates:
+                continue
             template = self._templates[tid]
             sim, free, _, fits = _compare(template.words, words, self.similarity)
             if sim >= self.similarity and fits and (best is None or (sim, free, -tid) > best[0]):
@@ -451,6 +464,7 @@ class TemplateMiner:
         self._next_id = next_id
         self._clock = clock
         self._leaves = {}
+        self._postings = {}
         self._children = {}
         self._seen = {}
         self._versions = {}
@@ -494,7 +508,7 @@ class TemplateMiner:
                 seen.append(words[i])
                 self._touch(template)
             if len(seen) >= self.variants:
-                template.words[i] = _generalise(template.words[i], words[i])
+                self._set_word(template, i, _generalise(template.words[i], words[i]))
                 del template.seen[i]
                 changed = True
         if changed:
@@ -572,20 +586,76 @@ class TemplateMiner:
         if len(touched) > 2 * _MAX_TOUCHED:
             del touched[:-_MAX_TOUCHED]
 
+    def _candidates(self, leaf: tuple[str, ...], words: list[str]) -> set[int] | None:
+        """The templates of ``leaf`` that agree with ``words`` in enough positions to reach
+        :attr:`similarity` in :func:`_compare`; every other one would stop there with 0.
+        ``None`` for a leaf small enough to compare with every template.
+
+        A position agrees (is not a miss in :func:`_compare`) where the two words are equal,
+        where the line's word is ``<*>`` and the template's holds ``<*>``, or where the
+        template's word is ``<*>`` and the line's holds ``<*>``. Counting those through the
+        leaf's postings costs one set per position instead of one comparison per template:
+        the access log of a web attack puts thousands of one-off URLs in one leaf."""
+        ids = self._leaves.get(leaf)
+        if ids is None or len(ids) <= _SCAN_LEAF:
+            return None
+        postings = self._postings[leaf]
+        hits: list[set[int]] = []
+        for i, w in enumerate(words):
+            if WILDCARD not in w:
+                found = postings.get((i, w))
+            elif w == WILDCARD:
+                found = postings.get((i, ""))
+            else:
+                found = postings.get((i, w))
+                star = postings.get((i, WILDCARD))
+                if star:
+                    hits.append(star)
+            if found:
+                hits.append(found)
+        # at most (1 - similarity) * len(words) misses, as _compare's limit
+        need = len(words) - ((1.0 - self.similarity) * len(words) + 1e-9)
+        return {tid for tid, n in Counter(chain.from_iterable(hits)).items() if n >= need}
+
+    def _post(self, template: _Template, i: int, *, add: bool) -> None:
+        """Enter (or remove) ``template``'s word at position ``i`` in its leaf's postings."""
+        postings = self._postings.setdefault(template.leaf, {})
+        word = template.words[i]
+        for key in ((i, word), (i, "")) if WILDCARD in word else ((i, word),):
+            if add:
+                postings.setdefault(key, set()).add(template.id)
+            else:
+                ids = postings.get(key)
+                if ids is not None:
+                    ids.discard(template.id)
+                    if not ids:
+                        del postings[key]
+
+    def _set_word(self, template: _Template, i: int, word: str) -> None:
+        """Change ``template``'s word at position ``i``, keeping the postings in step."""
+        self._post(template, i, add=False)
+        template.words[i] = word
+        self._post(template, i, add=True)
+
     def _index(self, template: _Template) -> None:
         leaf = template.leaf
         self._touch(template)
         for i in range(1, len(leaf)):
             self._children.setdefault(leaf[:i], set()).add(leaf[i])
         self._leaves.setdefault(leaf, []).append(template.id)
+        for i in range(len(template.words)):
+            self._post(template, i, add=True)
 
     def _drop(self, tid: int) -> None:
         """Forget template ``tid`` (its id is retired: ids are never reused)."""
         template = self._templates.pop(tid)
         self._touch(template)
+        for i in range(len(template.words)):
+            self._post(template, i, add=False)
         self._leaves[template.leaf].remove(tid)
         if not self._leaves[template.leaf]:
             del self._leaves[template.leaf]
+            self._postings.pop(template.leaf, None)
 
 
 def load_miner(path: Path, **settings: Any) -> TemplateMiner:
