@@ -568,8 +568,9 @@ class TemplateMiner:
         template = _Template(self._next_id, list(words), leaf, 1, self._clock)
         self._next_id += 1
         in_leaf = self._leaves.get(leaf, [])
-        if len(in_leaf) >= self.max_per_leaf:
-            self._drop(min(in_leaf, key=lambda tid: self._templates[tid].last))
+        if len(in_leaf) >= self.max_per_leaf:  # the least recently matched (the first of ties)
+            last = [self._templates[tid].last for tid in in_leaf]
+            self._drop(in_leaf[last.index(min(last))])
         if len(self._templates) >= self.max_templates:
             self._drop(min(self._templates.values(), key=lambda t: t.last).id)
         self._templates[template.id] = template
