@@ -20,7 +20,9 @@ Figures (each on one core, this process, rules from the built-in pack):
    it learned the first half of the input: p50, p99 and max milliseconds over the second half's
    events;
 2. **hunt throughput**: ``run_hunt`` over the whole input with and without the suite, CPU
-   seconds of this process (best of ``--runs``), and the slowdown in per cent.
+   seconds of this process (best of ``--runs``), and the slowdown in per cent;
+3. **per model**: CPU microseconds a line of each model's ``observe`` over the input's batches
+   (the template rarity model mines for both template models, so masking and mining count there).
 
 Targets (issue 14): at most 1 ms per event at p99; at most 20% slower hunts.
 """
@@ -190,6 +192,21 @@ def per_event(paths: list[Path], make_suite: Callable) -> tuple[list[float], int
     return timings, found
 
 
+def per_model(paths: list[Path], make_suite: Callable) -> dict[str, float]:
+    """CPU microseconds a line of each model's ``observe``, in the suite's order, over every
+    batch of the input."""
+    all_batches = batches(paths)
+    lines = sum(len(b) for b in all_batches)
+    spent: dict[str, float] = {}
+    suite = make_suite()
+    for batch in all_batches:
+        for detector in suite.detectors:
+            started = time.process_time()
+            detector.observe(batch)
+            spent[detector.model] = spent.get(detector.model, 0.0) + time.process_time() - started
+    return {model: seconds / lines * 1e6 for model, seconds in spent.items()}
+
+
 def hunt_seconds(paths: list[Path], make_suite: Callable | None, runs: int) -> tuple[float, int]:
     from qorgan.detection.hunt import run_hunt
     from qorgan.detection.loader import BUILTIN_RULES, default_cache_dir, load_plan
@@ -242,6 +259,12 @@ def main() -> int:
     print(
         f"per event (second half, one at a time, {len(timings):,} events, {found:,} findings): "
         f"p50 {p[49]:.3f} ms, p99 {p[98]:.3f} ms, max {timings[-1]:.1f} ms"
+    )
+    parts = per_model(paths, default_suite)
+    print(
+        "per model, CPU µs a line: "
+        + ", ".join(f"{model} {us:.1f}" for model, us in parts.items())
+        + f"; all {sum(parts.values()):.1f}"
     )
     plain, _ = hunt_seconds(paths, None, args.runs)
     with_models, findings = hunt_seconds(paths, default_suite, args.runs)
