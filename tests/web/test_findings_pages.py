@@ -314,6 +314,33 @@ def test_a_refusal_is_shown_in_the_pages_language(client: TestClient, world: Wor
     assert refused.status_code == 400 and "Для решения нужна причина" in refused.text
 
 
+def test_a_finding_s_headline_is_in_the_reader_s_language(client: TestClient, world: World) -> None:
+    """The model's summary is English; the list and the page lead with the strongest feature,
+    translated, its actual and typical value, and the source; the English summary is marked
+    as the model's own words on a page in another language, and not on an English one."""
+    (finding_id,) = seed(world, "a.analyst", finding())
+    sign_in(client, world["a.analyst"])
+    english = client.get(f"/findings/{finding_id}").text
+    headline = 'data-headline-feature="logon.new_source_ip">Logon from a never-seen address'
+    assert headline in english and ": 203.0.113.9 (typical never)" in english
+    assert "aigerim signed in from a never-seen address" in english
+    assert "The model&#39;s own words" not in english
+    with unit_of_work(world.factory) as session:
+        from qorgan.core.models import User
+
+        user = session.get(User, world["a.analyst"].id)
+        assert user is not None
+        user.language = "ru"
+    sign_in(client, world["a.analyst"])
+    for html in (client.get("/findings").text, client.get(f"/findings/{finding_id}").text):
+        assert 'data-headline-feature="logon.new_source_ip">Вход с ранее не встречавшегося' in html
+        assert "(обычно never)" in html and "<code>/var/log/auth.log</code>" in html
+    page = client.get(f"/findings/{finding_id}").text
+    assert "Слова самой модели (на английском):" in page
+    assert "aigerim signed in from a never-seen address" in page  # kept, marked English
+    assert "aigerim signed in" not in client.get("/findings").text  # the list: headline only
+
+
 def test_the_list_pages_through_many_findings(client: TestClient, world: World) -> None:
     """205 pending findings: three pages of at most 100, newest first, every finding on one of
     them; a page past the end is empty, and a page number out of range is refused."""
