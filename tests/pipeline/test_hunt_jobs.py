@@ -154,6 +154,7 @@ def test_a_real_hunt_lands_in_the_store(
             "events": 92,
             "alerts_found": len(expected),
             "alerts_new": len(expected),
+            "findings": 0,
             "quarantined": 3,
         }
         assert finish.actor == str(org.user) and finish.target_id == str(hunt_id)
@@ -346,6 +347,7 @@ def test_hunts_are_visible_to_their_organisation(
             "source": "upload",
             "files": 3,
             "total_bytes": sum(f.stat().st_size for f in logs.iterdir()),
+            "anomaly": False,
         }
 
 

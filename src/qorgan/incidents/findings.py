@@ -341,13 +341,17 @@ def list_findings(
     session: Session,
     organisation_ids: Collection[int],
     status: str | None = None,
+    hunt_id: int | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[AnomalyFinding]:
-    """The organisations' findings: pending first, then newest first."""
+    """The organisations' findings (of one hunt, with ``hunt_id``): pending first, then newest
+    first."""
     query = select(AnomalyFinding).where(AnomalyFinding.organisation_id.in_(list(organisation_ids)))
     if status is not None:
         query = query.where(AnomalyFinding.status == status)
+    if hunt_id is not None:
+        query = query.where(AnomalyFinding.hunt_id == hunt_id)
     pending_first = case((AnomalyFinding.status == "pending", 0), else_=1)
     query = query.order_by(pending_first, AnomalyFinding.id.desc()).limit(limit).offset(offset)
     return list(session.scalars(query))

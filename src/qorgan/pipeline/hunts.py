@@ -9,6 +9,13 @@ found even if the hunt later fails, and a re-run of the same files creates no du
 process down; a child that dies leaves its hunt failed with the reason. At start-up,
 :meth:`HuntRunner.recover` marks jobs a previous process left unfinished as failed.
 
+A hunt created with ``anomaly`` also runs the AI models its organisation approved (the model
+register, :mod:`qorgan.pipeline.anomaly`), from fresh baselines (a hunt looks at old logs; it
+does not move live monitoring's baselines), leaving out people who objected and patterns
+rejected before. Their findings are stored as pending findings linked to the hunt, never as
+alerts; a person decides on each. The models need every event in order, so such a hunt reads
+and matches in one process.
+
 Server-side files live in one folder per organisation, ``<hunt root>/<organisation id>/``
 (:func:`hunt_folder`); a server hunt reads nothing outside its organisation's folder.
 """
@@ -40,13 +47,17 @@ from qorgan.core.db import unit_of_work, utcnow
 from qorgan.core.errors import QorganError
 from qorgan.core.settings import Settings
 from qorgan.detection.alerts import LEVELS, Alert
+from qorgan.detection.anomaly.defaults import default_suite
+from qorgan.detection.anomaly.findings import Finding
 from qorgan.detection.hunt import HuntSummary, run_hunt
 from qorgan.detection.loader import BUILTIN_RULES, default_cache_dir, load_plan
 from qorgan.detection.logsources import LogsourceMap
 from qorgan.detection.plan import Plan
 from qorgan.detection.workers import default_workers
 from qorgan.incidents.alerts import store
+from qorgan.incidents.findings import FindingError, exclusion_key, save_findings
 from qorgan.pipeline.alerting import stored_bodies
+from qorgan.pipeline.anomaly import LiveAnomaly
 from qorgan.pipeline.models import Hunt, HuntSource, HuntStatus
 from qorgan.pipeline.worker import MEMORY_EXIT
 from qorgan.telemetry.batch import EventBatch
@@ -159,10 +170,12 @@ def create_hunt(
     paths: list[Path],
     source: HuntSource | str,
     root: Path | None = None,
+    anomaly: bool = False,
 ) -> Hunt:
     """A queued hunt over ``paths`` (files or directories, which must exist now; kept as
     absolute paths); hand its id to :meth:`HuntRunner.submit` once the unit of work has
-    committed. With ``root``, files outside that folder are not counted (nor read later)."""
+    committed. With ``root``, files outside that folder are not counted (nor read later).
+    With ``anomaly``, the organisation's approved AI models score the events too."""
     if not paths:
         raise HuntError("a hunt needs at least one file or directory")
     try:
@@ -177,6 +190,7 @@ def create_hunt(
         source=kind,
         paths=[str(p.absolute()) for p in paths],
         total_bytes=sum(sizes.values()),
+        anomaly=anomaly,
     )
     session.add(hunt)
     session.flush()
@@ -188,7 +202,12 @@ def create_hunt(
         target_type="hunt",
         target_id=hunt.id,
         # Counts only: file names may name people.
-        details={"source": str(kind), "files": len(sizes), "total_bytes": hunt.total_bytes},
+        details={
+            "source": str(kind),
+            "files": len(sizes),
+            "total_bytes": hunt.total_bytes,
+            "anomaly": anomaly,
+        },
     )
     return hunt
 
@@ -286,6 +305,8 @@ class _Job:
     quarantine: Path | None
     #: Nothing outside this folder is read (a server hunt: its organisation's folder).
     root: Path | None
+    #: Whether the organisation's approved AI models score the events too.
+    anomaly: bool = False
 
 
 @dataclass
@@ -297,6 +318,7 @@ class _Progress:
     events: int = 0
     alerts_found: int = 0
     alerts_new: int = 0
+    findings: int = 0
     written_at: float = 0.0
 
     def values(self, quarantine: Quarantine) -> dict[str, Any]:
@@ -306,6 +328,7 @@ class _Progress:
             "events": self.events,
             "alerts_found": self.alerts_found,
             "alerts_new": self.alerts_new,
+            "findings": self.findings,
             "quarantined": quarantine.count,
         }
 
@@ -333,6 +356,7 @@ def _start(factory: sessionmaker[Session], hunt_id: int, hunt_root: Path | None)
                 if hunt_root is not None and hunt.source is HuntSource.server
                 else None
             ),
+            anomaly=hunt.anomaly,
         )
 
 
@@ -393,6 +417,7 @@ def execute(
     hunt_root: Path | None = None,
     memory_limit_mib: int | None = None,
     workers: int = 0,
+    anomaly_key: bytes | None = None,
 ) -> None:
     """Run a queued hunt to the end: status running, then done, or failed with the reason.
 
@@ -401,7 +426,10 @@ def execute(
     hunt reads nothing outside its organisation's folder. A hunt that runs out of memory
     fails with :func:`memory_error` of ``memory_limit_mib``. ``workers`` processes read and
     match the files (:mod:`qorgan.detection.workers`); 0 chooses by the cores and the input.
-    Never raises for a hunt's sake: its process (or thread) must survive any hunt.
+    ``anomaly_key`` is the key of the objections' keyed hashes
+    (:func:`qorgan.incidents.findings.exclusion_key`), which a hunt that runs the AI models
+    needs (it fails without it). Never raises for a hunt's sake: its process (or thread) must
+    survive any hunt.
     """
     try:
         job = _start(factory, hunt_id, hunt_root)
@@ -417,6 +445,7 @@ def execute(
         if min_level is not None and min_level not in LEVELS:
             raise HuntError(f"unknown level {min_level!r}; known: {', '.join(LEVELS)}")
         compiled = plan() if callable(plan) else plan
+        models = _models(factory, job, progress, anomaly_key) if job.anomaly else {}
         summary, _hunter = run_hunt(
             job.paths,
             compiled,
@@ -427,6 +456,7 @@ def execute(
             options=options,
             root=job.root,
             workers=workers or default_workers(job.paths),
+            **models,
         )
         progress.events = summary.events
         if summary.events == 0 and quarantine.count:
@@ -447,6 +477,34 @@ def execute(
         _finish(factory, job, progress, quarantine, error)
     except Exception:
         log.exception("hunt %s: cannot record the end", hunt_id)
+
+
+def _models(
+    factory: sessionmaker[Session], job: _Job, progress: _Progress, key: bytes | None
+) -> dict[str, Any]:
+    """The ``anomaly`` and ``findings`` arguments of :func:`run_hunt` for a hunt that runs the
+    AI models: the organisation's approved models with its people's decisions, and a sink
+    storing their findings as pending, linked to the hunt."""
+    if key is None:
+        raise HuntError("the AI models need the key of the objections (privacy_hash_key)")
+    live = LiveAnomaly(factory, default_suite, key)
+    suite = live.suite(job.organisation_id)
+    if not suite.detectors:
+        log.info("hunt %s: the organisation approved no AI model; none runs", job.id)
+
+    def found(findings: list[Finding]) -> None:
+        with unit_of_work(factory) as session:
+            result = save_findings(
+                session,
+                job.organisation_id,
+                [f.to_dict() for f in findings],
+                job.id,
+                actor=job.actor,
+                exclusion_key=key,
+            )
+        progress.findings += result.created
+
+    return {"anomaly": suite, "findings": found}
 
 
 def _quarantine(job: _Job) -> Quarantine:
@@ -497,6 +555,16 @@ def _progressed(
     if now - progress.written_at >= PROGRESS_INTERVAL:
         progress.written_at = now
         _write(factory, job.id, **progress.values(quarantine))
+
+
+def _anomaly_key(settings: Settings) -> str | None:
+    """The objections' key for the child, ``None`` when there is none (production without
+    ``QORGAN_PRIVACY_HASH_KEY``: a hunt that runs the models then fails, saying so)."""
+    try:
+        return exclusion_key(settings).decode("utf-8")
+    except FindingError as exc:
+        log.warning("hunts cannot run the AI models: %s", exc)
+        return None
 
 
 class HuntRunner:
@@ -556,6 +624,8 @@ class HuntRunner:
             "hunt_root": str(settings.hunt_root),
             "memory_mib": settings.hunt_memory_mib,
             "workers": settings.hunt_workers,
+            # read by the child over its standard input, like the database password
+            "anomaly_key": _anomaly_key(settings),
             "timezone": settings.timezone,
             "max_record_mib": settings.hunt_max_record_mib,
             "max_decompressed_mib": settings.hunt_max_decompressed_mib,

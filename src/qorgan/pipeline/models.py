@@ -6,7 +6,16 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from qorgan.core.db import Base, UTCDateTime, utcnow
@@ -59,6 +68,10 @@ class Hunt(Base):
     alerts_new: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     quarantined: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(String(1000), default=None)
+    #: Whether the organisation's approved AI models scored the events too.
+    anomaly: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: Findings the models proposed and the store kept (pending, linked to this hunt).
+    findings: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Transport(StrEnum):

@@ -61,6 +61,7 @@ def run(job: dict[str, Any]) -> None:
             hunt_root=Path(job["hunt_root"]),
             memory_limit_mib=job["memory_mib"],
             workers=job.get("workers") or 0,
+            anomaly_key=job["anomaly_key"].encode("utf-8") if job.get("anomaly_key") else None,
         )
     finally:
         engine.dispose()

@@ -40,6 +40,8 @@ class HuntOut(BaseModel):
     alerts_found: int
     alerts_new: int = Field(description="Alerts not already in the store.")
     quarantined: int = Field(description="Records that could not be read, with reasons kept.")
+    anomaly: bool = Field(description="Whether the organisation's approved AI models ran too.")
+    findings: int = Field(description="Findings the AI models proposed (pending a decision).")
     error: str | None
 
     @classmethod
@@ -60,6 +62,12 @@ class HuntRequest(BaseModel):
         description="Files or folders, relative to the organisation's hunt folder.",
     )
     min_level: str | None = Field(default=None, description="Lowest rule level to report.")
+    anomaly: bool = Field(
+        default=False,
+        description="Also run the AI models the organisation approved: their findings are "
+        "stored pending a person's decision, never as alerts (the hunt then runs in one "
+        "process, and is slower).",
+    )
 
 
 class ServerFileOut(BaseModel):
@@ -81,6 +89,7 @@ def start(
     source: HuntSource,
     min_level: str | None = None,
     root: Path | None = None,
+    anomaly: bool = False,
 ) -> Hunt:
     """Create the hunt, commit, then queue it (shared with the page). With ``root`` (a server
     hunt: the organisation's folder), nothing outside that folder is counted or read."""
@@ -92,6 +101,7 @@ def start(
             paths=paths,
             source=source,
             root=root,
+            anomaly=anomaly,
         )
     except HuntError as exc:
         raise HTTPException(400, str(exc)) from None
@@ -114,7 +124,16 @@ def create(request: Request, db: Db, actor: Runner, body: HuntRequest) -> HuntOu
     folder = organisation_folder(state(request).settings.hunt_root, actor.organisation_id)
     paths = resolve_server_paths(folder, body.paths)
     return HuntOut.of(
-        start(request, db, actor, paths, HuntSource.server, body.min_level, root=folder)
+        start(
+            request,
+            db,
+            actor,
+            paths,
+            HuntSource.server,
+            body.min_level,
+            root=folder,
+            anomaly=body.anomaly,
+        )
     )
 
 

@@ -65,6 +65,7 @@ def findings_page(
     actor: Reader,
     status: Annotated[str | None, Query(max_length=16)] = None,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    hunt: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
 ) -> Response:
     if status is not None and status not in FINDING_STATUSES:
         status = None
@@ -74,6 +75,7 @@ def findings_page(
         session=db,
         organisation_ids=own,
         status=status,
+        hunt_id=hunt,
         limit=PAGE + 1,
         offset=(page - 1) * PAGE,
     )
@@ -87,6 +89,7 @@ def findings_page(
             "more": len(rows) > PAGE,
             "counts": service.count_by_status(session=db, organisation_ids=own),
             "status": status,
+            "hunt": hunt,
             "statuses": FINDING_STATUSES,
         },
     )

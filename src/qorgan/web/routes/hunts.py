@@ -70,6 +70,7 @@ async def start_hunt(request: Request, db: Db, actor: Runner) -> Response:
     try:
         uploads = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
         server_paths = [v for v in form.getlist("server_paths") if isinstance(v, str)]
+        anomaly = form.get("anomaly") == "on"
         root = None
         if uploads:
             paths = await save_uploads(
@@ -86,5 +87,5 @@ async def start_hunt(request: Request, db: Db, actor: Runner) -> Response:
             raise HTTPException(400, _l("upload files or choose server-side files"))
     finally:
         await form.close()  # the spooled upload files, at once
-    start(request, db, actor, paths, source, root=root)
+    start(request, db, actor, paths, source, root=root, anomaly=anomaly)
     return RedirectResponse("/hunts", status_code=303)
