@@ -143,3 +143,51 @@ def test_a_broken_state_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_two_models_of_one_name_are_refused() -> None:
     with pytest.raises(DetectionError, match="share a model name"):
         AnomalySuite([EntityBehaviour("org-a"), EntityBehaviour("org-a")])
+
+
+def _app_batch(*messages: str) -> EventBatch:
+    batch = EventBatch(path="/var/log/app.log", format="syslog", logsource={"product": "linux"})
+    for i, message in enumerate(messages):
+        batch.append({"program": "portal", "message": message}, i, None, "web1")
+    return batch
+
+
+def test_a_person_named_only_in_a_message_is_left_out_too() -> None:
+    """No identifier field names them: the words of the free text are compared (a user name,
+    ``DOMAIN\\user``, an e-mail address, an IIN at the end of a sentence), each word whole."""
+    from qorgan.detection.anomaly.rarity import TemplateRarityDetector
+
+    rarity = TemplateRarityDetector()
+    suite = AnomalySuite([rarity])
+    suite.exclude(normalise_identifier(v) for v in ("ann", "bob", "dana@gov.kz", "880101300123"))
+    about = _app_batch(
+        "login ok for ann from 10.0.0.1",
+        "password reset by user=Ann",
+        "share opened by CORP\\bob",
+        "mail to dana@gov.kz bounced",
+        "record of iin 880101300123.",
+    )
+    suite.observe(about)
+    assert suite.skipped_events == 5
+    assert rarity.miner._clock == 0  # none of them was learned
+    # Neighbours: other people whose names contain, or are contained in, an excluded one.
+    others = _app_batch(
+        "login ok for annabel from 10.0.0.1",
+        "channel ann2 opened",
+        "share opened by CORP\\bobby",
+        "mail to dana@gov.kz.example bounced",
+        "record of iin 880101300124.",
+    )
+    suite.observe(others)
+    assert suite.skipped_events == 5
+    assert rarity.miner._clock == 5
+
+
+def test_a_new_objection_applies_to_words_compared_before() -> None:
+    suite = AnomalySuite([EntityBehaviour("org-a")])
+    suite.exclude(["someone-else"])
+    suite.observe(_app_batch("login ok for ann"))
+    assert suite.skipped_events == 0
+    suite.exclude([normalise_identifier("ann")])
+    suite.observe(_app_batch("login ok for ann"))
+    assert suite.skipped_events == 1

@@ -3,8 +3,9 @@
 The suite is where the two human duties of the AI law reach the models:
 
 - **objections**: an event about a person who objected (one of their identifiers in an
-  identifier field, :data:`IDENTIFIER_FIELDS`) is neither scored nor learned from, and no
-  finding naming them is reported, from the moment the exclusion is given to the suite;
+  identifier field, :data:`IDENTIFIER_FIELDS`, or a word of its free text: a user name, an
+  e-mail address or an IIN in a message) is neither scored nor learned from, and no finding
+  naming them is reported, from the moment the exclusion is given to the suite;
 - **rejections**: a finding whose pattern a person rejected is not reported again, and each
   rejection is given once to its model's :meth:`~Detector.absorb`, so the baseline takes it in.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,14 @@ IDENTIFIER_FIELDS = (
     "iin",
     "client_name",
 )
+#: Fields of free text whose words are compared with the excluded identifiers.
+TEXT_FIELDS = ("message", "line", "raw", "request", "cs-uri-query")
+#: A word of free text that may be an identifier: letters, digits and ``. _ @ + - \``
+#: (user names, e-mail addresses, ``DOMAIN\user``, IINs); ``user=ann`` gives ``user`` and
+#: ``ann``.
+_TEXT_WORD = re.compile(r"[\w.@+\\-]+")
+#: Words remembered with their verdict (cleared when full, and when an exclusion comes).
+_MAX_VERDICTS = 100_000
 STATE_VERSION = 1
 
 
@@ -79,6 +89,8 @@ class AnomalySuite:
         self.detectors = list(detectors)
         self._identify = identify
         self._excluded: frozenset[str] = frozenset()
+        #: Words of free text already compared: whether each names an excluded person.
+        self._verdicts: dict[str, bool] = {}
         self._rejected: set[str] = set()
         self._absorbed: set[str] = set()
         self.skipped_events = 0
@@ -92,6 +104,7 @@ class AnomalySuite:
         """From now on, leave out every event and finding about these identifiers (each in the
         form ``identify`` gives)."""
         self._excluded = self._excluded | {i for i in identifiers if i}
+        self._verdicts.clear()
 
     def reject(self, findings: Iterable[Mapping[str, Any]]) -> None:
         """Rejected findings (as :meth:`Finding.to_dict`, or rows with ``model``,
@@ -145,6 +158,27 @@ class AnomalySuite:
         identify = self._identify
         return any(identify(v) in excluded for v in values if isinstance(v, str) and v)
 
+    def _text_names_excluded(self, event: Mapping[str, Any]) -> bool:
+        """Whether a word of the event's free text is an excluded identifier (each distinct
+        word is put in the ``identify`` form once: a keyed hash costs more than a lookup)."""
+        verdicts = self._verdicts
+        for name in TEXT_FIELDS:
+            text = event.get(name)
+            if not isinstance(text, str) or not text:
+                continue
+            for word in _TEXT_WORD.findall(text):
+                word = word.strip(".-")
+                if not word:
+                    continue
+                verdict = verdicts.get(word)
+                if verdict is None:
+                    if len(verdicts) >= _MAX_VERDICTS:
+                        verdicts.clear()
+                    verdict = verdicts[word] = self._identify(word) in self._excluded
+                if verdict:
+                    return True
+        return False
+
     def _without_excluded(self, batch: EventBatch) -> EventBatch:
         excluded = self._excluded
         identify = self._identify
@@ -153,7 +187,7 @@ class AnomalySuite:
             if not any(
                 isinstance(v := event.get(name), str) and v and identify(v) in excluded
                 for name in IDENTIFIER_FIELDS
-            ):
+            ) and not self._text_names_excluded(event):
                 keep.append(i)
         if len(keep) == len(batch.events):
             return batch
