@@ -272,7 +272,8 @@ def retrained(
     ] = None,
     metrics: Annotated[str | None, typer.Option(help="The new benchmark figures as JSON.")] = None,
 ) -> None:
-    """Record that the model was retrained, on which period, with which figures."""
+    """Retrain the model: record it (period, figures); live monitoring then drops its baselines
+    within five seconds, and it learns again from the events that follow."""
     from qorgan.incidents import findings
 
     start, end, figures = (

@@ -5,16 +5,23 @@ for the models in the running collector)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 from sqlalchemy.orm import Session, sessionmaker
 
-from qorgan.core.accounts import create_organisation
+from qorgan.core.accounts import create_organisation, create_user
 from qorgan.core.db import unit_of_work
-from qorgan.core.models import OrganisationKind
+from qorgan.core.models import OrganisationKind, Role
 from qorgan.detection.anomaly.behaviour import EntityBehaviour
+from qorgan.detection.anomaly.defaults import default_suite
 from qorgan.detection.anomaly.findings import Finding
 from qorgan.detection.anomaly.suite import AnomalySuite
-from qorgan.pipeline.anomaly import LiveAnomaly
+from qorgan.incidents import findings as store
+from qorgan.pipeline.anomaly import LiveAnomaly, register_default_models
 from qorgan.telemetry.batch import EventBatch
+from qorgan.telemetry.quarantine import Quarantine
+from qorgan.telemetry.sources import read_file
 
 
 class FailsOnce(EntityBehaviour):
@@ -50,3 +57,79 @@ def test_a_failing_model_is_counted_and_the_next_batch_is_scored(
     live.observe(org, batch)
     assert live.failures == 1 and model.failed
     live.store()  # nothing pending from the failed batch: stores without error
+
+
+def _events(suite_state: dict, model: str) -> int:
+    state = suite_state["models"][model]["state"]
+    if model == "qorgan-entity-behaviour":
+        return int(state["events"])
+    return sum(int(s["total"]) for s in state["sources"].values())
+
+
+def test_a_retraining_recorded_in_the_register_restarts_that_model_once(
+    factory: sessionmaker[Session], shared_file: Callable[[str], Path]
+) -> None:
+    """``qorgan anomaly retrained`` is not only a record: live monitoring drops the model's
+    baselines at its next refresh, and it learns again from the next events; another model
+    keeps what it learned, and a restart neither repeats the retraining nor forgets it."""
+    entity, rarity = "qorgan-entity-behaviour", "qorgan-template-rarity"
+    with unit_of_work(factory) as session:
+        org = create_organisation(
+            session=session, actor="t", name="Astana SOC", kind=OrganisationKind.soc
+        ).id
+        admin = create_user(
+            session=session,
+            actor="t",
+            organisation_id=org,
+            email="ciso@astana.kz",
+            display_name="CISO",
+            role=Role.administrator,
+            password="a long enough passphrase 1",
+        ).id
+        register_default_models(session, org, "t")
+        for name in (entity, rarity):
+            store.approve_model(
+                session, organisation_id=org, name=name, version="1.0", approver=admin, actor="t"
+            )
+    batches = list(read_file(shared_file("loghub/OpenSSH/OpenSSH_2k.log"), Quarantine()))
+    live = LiveAnomaly(factory, default_suite, b"k" * 32, refresh=0.0)
+    half = EventBatch(batches[0].path, batches[0].format, batches[0].logsource)
+    rest = EventBatch(batches[0].path, batches[0].format, batches[0].logsource)
+    for b in batches:
+        for i in range(len(b)):
+            target = half if len(half) < 1000 else rest
+            target.append(b.events[i], b.records[i], b.times[i], b.hosts[i])
+    live.observe(org, half)
+    before = live.suites[org].state()
+    assert _events(before, entity) > 0 and _events(before, rarity) == 1000
+    # what the entity model counts of the second half alone, from fresh baselines
+    alone = default_suite(str(org), models=[entity])
+    alone.observe(rest)
+    of_rest = _events(alone.state(), entity)
+    assert of_rest > 0
+
+    with unit_of_work(factory) as session:
+        row = store.record_retraining(
+            session,
+            organisation_id=org,
+            name=entity,
+            version="1.0",
+            training_from=None,
+            training_to=None,
+            actor="t",
+        )
+        stamp = row.retrained_at
+    assert stamp is not None
+    live.observe(org, rest)
+    after = live.suites[org].state()
+    # the entity model learned only what came after the retraining; rarity kept its count
+    assert _events(after, entity) == of_rest
+    assert _events(after, rarity) == 2000
+    assert live.suites[org].retrained == {entity: stamp.isoformat()}
+
+    # A restart from the committed state: the same retraining is not applied again.
+    again = LiveAnomaly(factory, default_suite, b"k" * 32, refresh=0.0)
+    again.load(live.dump())
+    again.observe(org, half)
+    assert _events(again.suites[org].state(), entity) == of_rest + _events(before, entity)
+    assert again.suites[org].retrained == {entity: stamp.isoformat()}

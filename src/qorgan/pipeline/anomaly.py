@@ -7,6 +7,10 @@ the first batch of an organisation) the suite is given the organisation's exclus
 (objections) and rejected patterns from the store, and runs the models the organisation
 approved in its register. A default model the register lacks is entered there, unapproved, at
 the organisation's first batch: it runs once a person approves it (``qorgan anomaly approve``).
+Retraining is explicit: when a person records it in the register (``qorgan anomaly retrained``),
+the model's baselines are dropped at the next refresh and it learns again from the events that
+follow, warm-up first; the suite's state keeps which retraining its baselines start from, so a
+restart neither repeats nor misses it.
 
 The suites' baselines are committed with the detector's position (the correlation windows'
 commit), so a restart continues from the baselines of the last committed offset, and a replayed
@@ -89,12 +93,27 @@ class LiveAnomaly:
         try:
             with unit_of_work(self.factory) as session:
                 approved = register_default_models(session, organisation_id, ACTOR)
-                if approved != self._approved.get(organisation_id):
-                    # Approvals changed: the models approved now, with what they had learned.
+                stamps = retraining_stamps(session, organisation_id)
+                due = {
+                    name
+                    for name, stamp in stamps.items()
+                    if name in approved and suite.retrained.get(name) != stamp
+                }
+                if approved != self._approved.get(organisation_id) or due:
+                    # Approvals changed, or a person retrained a model: the models approved
+                    # now, with what they had learned, except a retrained one's baselines.
                     self._approved[organisation_id] = approved
                     learned = suite.state()
                     suite = self.suites[organisation_id] = self.make_suite(organisation_id)
-                    suite.load(learned)
+                    suite.load(learned, fresh=due)
+                    suite.retrained.update({name: stamps[name] for name in due})
+                    for name in sorted(due):
+                        log.info(
+                            "anomaly: organisation %d's %s starts again (retrained %s)",
+                            organisation_id,
+                            name,
+                            stamps[name],
+                        )
                 suite.exclude(store.excluded_identifiers(session, organisation_id))
                 suite.reject(
                     {**r.finding, "fingerprint": r.fingerprint, "model": r.model}
@@ -149,6 +168,17 @@ class LiveAnomaly:
                 suite.load(state)
             except DetectionError as exc:
                 log.warning("anomaly: organisation %d's baselines start again: %s", org, exc)
+
+
+def retraining_stamps(session: Session, organisation_id: int) -> dict[str, str]:
+    """Per default model the organisation's register says was retrained, when (ISO): a live
+    model whose baselines predate it starts again (:meth:`LiveAnomaly.suite`)."""
+    current = {(card.name, card.version) for card in DEFAULT_MODELS}
+    return {
+        m.name: m.retrained_at.isoformat()
+        for m in store.list_models(session, organisation_id)
+        if (m.name, m.version) in current and m.retrained_at is not None
+    }
 
 
 def register_default_models(session: Session, organisation_id: int, actor: str) -> frozenset[str]:

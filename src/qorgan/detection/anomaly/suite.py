@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,9 @@ class AnomalySuite:
         self._absorbed: set[str] = set()
         self.skipped_events = 0
         self.withheld_findings = 0
+        #: Per model, the retraining its baselines start from (the register's time of it, ISO),
+        #: kept in the state: a retraining recorded later drops them (:meth:`load`'s ``fresh``).
+        self.retrained: dict[str, str] = {}
         self.exclude(excluded)
         self.reject(rejected)
 
@@ -203,18 +206,23 @@ class AnomalySuite:
         return {
             "version": STATE_VERSION,
             "absorbed": sorted(self._absorbed),
+            "retrained": dict(sorted(self.retrained.items())),
             "models": {d.model: {"version": d.version, "state": d.state()} for d in self.detectors},
         }
 
-    def load(self, state: Mapping[str, Any]) -> None:
+    def load(self, state: Mapping[str, Any], *, fresh: Collection[str] = ()) -> None:
         """Continue from ``state``; a model whose saved version differs starts afresh (its
-        baseline was learned by other code)."""
+        baseline was learned by other code), and so does every model named in ``fresh`` (a
+        person retrained it: it learns again from the next event, warm-up first)."""
         if state.get("version") != STATE_VERSION:
             raise DetectionError(f"anomaly state version {state.get('version')!r} is not known")
         self._absorbed = set(state.get("absorbed", ()))
+        self.retrained = {str(k): str(v) for k, v in (state.get("retrained") or {}).items()}
         models = state.get("models", {})
         for detector in self.detectors:
             saved = models.get(detector.model)
+            if detector.model in fresh:
+                continue
             if saved is not None and saved.get("version") == detector.version:
                 detector.load(saved["state"])
 
