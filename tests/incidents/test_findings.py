@@ -459,6 +459,20 @@ def test_the_model_register(factory: sessionmaker[Session], world: World) -> Non
     ]
 
 
+def test_an_objection_is_kept_in_the_spelling_the_models_compare() -> None:
+    """The models compare an event's ``CORP\\alice`` as ``alice``, a phone written in groups
+    as its digits, a name with any spacing and case: an objection given in either spelling has
+    the same digest, and a neighbour another."""
+    same = [("CORP\\Alice", "alice"), ("+7 (701) 123-45-67", "77011234567"),
+            ("Aigerim  SAPAROVA", "aigerim saparova")]  # fmt: skip
+    for given, compared in same:
+        assert service.identifier_digest(given, KEY) == service.identifier_digest(compared, KEY)
+    assert service.identifier_digest("CORP\\Alice", KEY) != service.identifier_digest("bob", KEY)
+    assert service.identifier_digest("+7 701 123 45 67", KEY) != service.identifier_digest(
+        "77011234568", KEY
+    )
+
+
 def test_an_iins_digest_is_the_privacy_services_pseudonym(
     factory: sessionmaker[Session], world: World
 ) -> None:

@@ -19,6 +19,7 @@ from qorgan.core.identifiers import (
     is_valid_bin,
     is_valid_iin,
     mask_iin,
+    normalise_identifier,
     parse_bin,
     parse_iin,
 )
@@ -371,3 +372,35 @@ def test_a_change_in_digits_1_to_10_can_pass_through_the_second_weights() -> Non
     )
     good, changed = found
     assert 10 in (_weighted(good[:11], FIRST), _weighted(changed[:11], FIRST))
+
+
+# -- one spelling of a person's identifier, for objections to AI processing ------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "same", "other"),
+    [
+        ("Aigerim  Saparova", "aigerim saparova", "aigerim saparbekova"),
+        ("Айгерим Сапарова", "айгерим сапарова", "айгерим"),
+        ("+7 (701) 123-45-67", "77011234567", "77011234568"),
+        ("7 701 123 45 67", "77011234567", "7 701 123 45 67 1"),
+        ("880101 300123", "880101300123", "880101300124"),
+        ("CORP\\Alice", "alice", "corp-alice"),
+        (" Dana@Gov.KZ ", "dana@gov.kz", "dana@gov.kz.example"),
+    ],
+)
+def test_a_persons_identifier_has_one_spelling(written: str, same: str, other: str) -> None:
+    assert normalise_identifier(written) == normalise_identifier(same) == same
+    assert normalise_identifier(other) != same
+
+
+@given(st.text(max_size=40))
+@example("8\\ 8 701 123 45 67")
+@example("CORP\\ 12 34\\x")
+@example("a\x00b\udcff")
+@settings(max_examples=300, deadline=None)
+def test_normalising_twice_is_normalising_once(text: str) -> None:
+    """Objections are normalised when stored and events' identifiers when compared, and the
+    pipeline's digest normalises again: a second pass must not change anything."""
+    once = normalise_identifier(text)
+    assert normalise_identifier(once) == once

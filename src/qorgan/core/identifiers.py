@@ -6,6 +6,10 @@ consent record. Pure Python, no I/O: the rules are the published layout and chec
 lives in ``core`` because more than one package needs the one rule: privacy (forms, registry,
 leak reports) and intel (finding IINs to redact before sharing).
 
+:func:`normalise_identifier` is the one spelling of any personal identifier (IIN, phone,
+e-mail, user name) that objections to AI processing are kept and compared in: the anomaly
+models (detection) and the findings store (incidents) must agree on it.
+
 An IIN is personal data (it encodes the birth date and sex), so no message, ``repr`` or log line
 made here ever holds the number: errors say what is wrong, not what was typed, and
 :func:`mask_iin` gives the form for pages and logs.
@@ -13,6 +17,7 @@ made here ever holds the number: errors say what is wrong, not what was typed, a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -31,6 +36,7 @@ __all__ = [
     "is_valid_bin",
     "is_valid_iin",
     "mask_iin",
+    "normalise_identifier",
     "parse_bin",
     "parse_iin",
 ]
@@ -208,3 +214,21 @@ def mask_iin(value: str) -> str:
     if len(text) == LENGTH and text.isascii() and text.isdigit():
         return "*" * 8 + text[8:]
     return "*" * LENGTH
+
+
+_PHONE = re.compile(r"\+?[\d\s()\-]{7,20}")
+
+
+def normalise_identifier(identifier: str) -> str:
+    """The one spelling of a person's identifier (IIN, phone, e-mail, user name, name) in which
+    an objection is kept and each identifier of an event is compared, so an objection matches
+    however a log writes it: case and runs of space do not count (``Aigerim  Saparova`` is
+    ``aigerim saparova``); a phone number is its digits alone (``+7 (701) 123-45-67`` is
+    ``77011234567``; an IIN is its 12 digits); a Windows account drops its domain
+    (``CORP\\Alice`` is ``alice``). Applying it twice gives the same as once."""
+    text = " ".join(identifier.split()).casefold()
+    if "\\" in text:
+        text = text.rsplit("\\", 1)[1].strip()
+    if _PHONE.fullmatch(text):
+        return re.sub(r"\D", "", text)
+    return text

@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 from qorgan.core import audit
 from qorgan.core.db import utcnow
 from qorgan.core.errors import QorganError
+from qorgan.core.identifiers import normalise_identifier
 from qorgan.core.settings import Environment, Settings, var_secret
 from qorgan.core.timeutil import parse_time
 from qorgan.incidents import alerts as alert_store
@@ -558,19 +559,6 @@ def exclusion_key(settings: Settings) -> bytes:
             raise FindingError("production needs QORGAN_PRIVACY_HASH_KEY", source="settings")
         value = var_secret(settings, "privacy_hash_key", lambda: secrets.token_urlsafe(48))
     return value.encode("utf-8")
-
-
-_PHONE = re.compile(r"\+?[\d\s()\-]{7,20}")
-
-
-def normalise_identifier(identifier: str) -> str:
-    """One spelling per identifier, so an objection matches however a log writes it: case
-    and surrounding space do not count (e-mail addresses, user names), and a phone number is
-    its digits alone (``+7 (701) 123-45-67`` is ``77011234567``); an IIN is its 12 digits."""
-    text = " ".join(identifier.split()).casefold()
-    if _PHONE.fullmatch(text):
-        return re.sub(r"\D", "", text)
-    return text
 
 
 def identifier_digest(identifier: str, key: bytes) -> str:

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from qorgan.core.db import unit_of_work
 from qorgan.detection.anomaly.defaults import DEFAULT_MODELS
 from qorgan.detection.anomaly.findings import Finding
-from qorgan.detection.anomaly.suite import AnomalySuite, normalise_identifier
+from qorgan.detection.anomaly.suite import AnomalySuite
 from qorgan.detection.errors import DetectionError
 from qorgan.incidents import findings as store
 from qorgan.telemetry.batch import EventBatch
@@ -72,7 +72,7 @@ class LiveAnomaly:
         self.failures = 0
 
     def _identify(self, identifier: str) -> str:
-        return store.identifier_digest(normalise_identifier(identifier), self._key)
+        return store.identifier_digest(identifier, self._key)
 
     def make_suite(self, organisation_id: int) -> AnomalySuite:
         return self._make_suite(

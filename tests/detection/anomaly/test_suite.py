@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from qorgan.core.identifiers import normalise_identifier
 from qorgan.detection.anomaly.behaviour import EntityBehaviour
-from qorgan.detection.anomaly.suite import AnomalySuite, normalise_identifier
+from qorgan.detection.anomaly.suite import AnomalySuite
 from qorgan.detection.errors import DetectionError
 from qorgan.telemetry.batch import EventBatch
 from qorgan.telemetry.quarantine import Quarantine
@@ -181,6 +182,43 @@ def test_a_person_named_only_in_a_message_is_left_out_too() -> None:
     suite.observe(others)
     assert suite.skipped_events == 5
     assert rarity.miner._clock == 5
+
+
+def test_a_person_named_in_several_words_is_left_out_too() -> None:
+    """A full name (two or three words of letters, in any script) and a phone number or an IIN
+    written in groups are compared together, not only word by word."""
+    from qorgan.detection.anomaly.rarity import TemplateRarityDetector
+
+    rarity = TemplateRarityDetector()
+    suite = AnomalySuite([rarity])
+    suite.exclude(
+        normalise_identifier(v)
+        for v in ("Aigerim Saparova", "Айгерим Сапарова", "+7 (701) 123-45-67", "880101300123")
+    )
+    about = _app_batch(
+        "request by Aigerim  Saparova approved",
+        "заявка от Айгерим Сапарова Нурлановна принята",
+        "callback to +7 701 123 45 67 failed",
+        "sms to 7 (701) 123-45-67, code 4411",
+        "record of iin 880101 300123 opened",
+        "record of iin 880101-300-123 opened",
+    )
+    suite.observe(about)
+    assert suite.skipped_events == 6
+    assert rarity.miner._clock == 0
+    # Neighbours: the first name alone, another surname, one digit off, another IIN, and the
+    # same digits cut by something that is not a group separator (an address, a time).
+    others = _app_batch(
+        "request by Aigerim approved",
+        "request by Aigerim Saparbekova approved",
+        "заявка от Сапаровой принята",
+        "callback to +7 701 123 45 68 failed",
+        "record of iin 880101 300124 opened",
+        "hosts 7.701.123.45 and 67 up at 10:20:30",
+    )
+    suite.observe(others)
+    assert suite.skipped_events == 6
+    assert rarity.miner._clock == 6
 
 
 def test_a_new_objection_applies_to_words_compared_before() -> None:

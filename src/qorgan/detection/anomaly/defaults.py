@@ -16,13 +16,14 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from qorgan.core.identifiers import normalise_identifier
 from qorgan.detection.anomaly.behaviour import EntityBehaviour
 from qorgan.detection.anomaly.eventkeys import SharedMiner
 from qorgan.detection.anomaly.frequency import TemplateFrequencyDetector
 from qorgan.detection.anomaly.lines import LineRarityDetector
 from qorgan.detection.anomaly.rarity import TemplateRarityDetector
 from qorgan.detection.anomaly.sessions import SessionDetector
-from qorgan.detection.anomaly.suite import AnomalySuite, normalise_identifier
+from qorgan.detection.anomaly.suite import AnomalySuite
 
 #: Local time of the organisations (Kazakhstan: UTC+5 nationwide since 2024): hours of the
 #: week and unusual logon hours are judged in it.

@@ -3,8 +3,9 @@
 The suite is where the two human duties of the AI law reach the models:
 
 - **objections**: an event about a person who objected (one of their identifiers in an
-  identifier field, :data:`IDENTIFIER_FIELDS`, or a word of its free text: a user name, an
-  e-mail address or an IIN in a message) is neither scored nor learned from, and no finding
+  identifier field, :data:`IDENTIFIER_FIELDS`, or in its free text: a word such as a user
+  name, an e-mail address or an IIN, a full name, or a phone number or IIN written in groups) is
+  neither scored nor learned from, and no finding
   naming them is reported, from the moment the exclusion is given to the suite;
 - **rejections**: a finding whose pattern a person rejected is not reported again, and each
   rejection is given once to its model's :meth:`~Detector.absorb`, so the baseline takes it in.
@@ -18,10 +19,11 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from qorgan.core.identifiers import normalise_identifier
 from qorgan.detection.anomaly.detector import Detector
 from qorgan.detection.anomaly.findings import Finding
 from qorgan.detection.errors import DetectionError
@@ -53,18 +55,44 @@ TEXT_FIELDS = ("message", "line", "raw", "request", "cs-uri-query")
 #: (user names, e-mail addresses, ``DOMAIN\user``, IINs); ``user=ann`` gives ``user`` and
 #: ``ann``.
 _TEXT_WORD = re.compile(r"[\w.@+\\-]+")
+#: Identifiers written as several words: a name (two or three words of letters, ``Aigerim
+#: Saparova``) and a number in groups (a phone ``+7 701 123-45-67``, an IIN ``880101 300123``).
+_NAME_RUN = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*(?:[ \t]+[^\W\d_]+(?:-[^\W\d_]+)*)+")
+_GROUPED_NUMBER = re.compile(r"(?<![\w.])\+?\d+(?:(?:[ \t]*[()\-][ \t]*|[ \t]+)\d+)+(?![\w.])")
+_DIGITS = re.compile(r"\d+")
+#: Words of a name compared together, and digits of a grouped number (a phone number of 10 to
+#: 15 digits, E.164's longest; an IIN's 12).
+_NAME_WORDS = (2, 3)
+_NUMBER_DIGITS = range(10, 16)
 #: Words remembered with their verdict (cleared when full, and when an exclusion comes).
 _MAX_VERDICTS = 100_000
 STATE_VERSION = 1
 
 
-def normalise_identifier(value: str) -> str:
-    """The form an identifier is compared in: trimmed and case-folded, a Windows account's
-    domain (``CORP\\alice``) dropped, so ``Alice`` and ``corp\\alice`` are one person."""
-    value = value.strip().casefold()
-    if "\\" in value:
-        value = value.rsplit("\\", 1)[1]
-    return value
+def _candidates(text: str) -> Iterator[str]:
+    """What in ``text`` may be a person's identifier: each word whole (``ann``, ``CORP\\ann``,
+    ``dana@gov.kz``, an IIN), then each run of two or three words of letters (a name), then the
+    digits of each run of number groups that holds 10 to 15 of them (a phone number or an IIN
+    written with spaces, dashes or brackets; ``+7 (701) 123-45-67`` gives ``77011234567``)."""
+    for word in _TEXT_WORD.findall(text):
+        word = word.strip(".-")
+        if word:
+            yield word
+    for run in _NAME_RUN.findall(text):
+        words = run.split()
+        for size in _NAME_WORDS:
+            for start in range(len(words) - size + 1):
+                yield " ".join(words[start : start + size])
+    for run in _GROUPED_NUMBER.findall(text):
+        groups = _DIGITS.findall(run)
+        for start, first in enumerate(groups):
+            digits = first
+            for group in groups[start + 1 :]:
+                digits += group
+                if len(digits) > _NUMBER_DIGITS[-1]:
+                    break
+                if len(digits) in _NUMBER_DIGITS:
+                    yield digits
 
 
 class AnomalySuite:
@@ -162,25 +190,24 @@ class AnomalySuite:
         return any(identify(v) in excluded for v in values if isinstance(v, str) and v)
 
     def _text_names_excluded(self, event: Mapping[str, Any]) -> bool:
-        """Whether a word of the event's free text is an excluded identifier (each distinct
-        word is put in the ``identify`` form once: a keyed hash costs more than a lookup)."""
-        verdicts = self._verdicts
+        """Whether the event's free text names an excluded person: one of its words, two or
+        three words of a name together, or a number written in groups, read as its digits
+        (each distinct candidate is put in the ``identify`` form once: a keyed hash costs more
+        than a lookup)."""
         for name in TEXT_FIELDS:
             text = event.get(name)
-            if not isinstance(text, str) or not text:
-                continue
-            for word in _TEXT_WORD.findall(text):
-                word = word.strip(".-")
-                if not word:
-                    continue
-                verdict = verdicts.get(word)
-                if verdict is None:
-                    if len(verdicts) >= _MAX_VERDICTS:
-                        verdicts.clear()
-                    verdict = verdicts[word] = self._identify(word) in self._excluded
-                if verdict:
-                    return True
+            if isinstance(text, str) and text and any(map(self._names, _candidates(text))):
+                return True
         return False
+
+    def _names(self, candidate: str) -> bool:
+        verdicts = self._verdicts
+        verdict = verdicts.get(candidate)
+        if verdict is None:
+            if len(verdicts) >= _MAX_VERDICTS:
+                verdicts.clear()
+            verdict = verdicts[candidate] = self._identify(candidate) in self._excluded
+        return verdict
 
     def _without_excluded(self, batch: EventBatch) -> EventBatch:
         excluded = self._excluded

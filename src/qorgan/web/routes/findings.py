@@ -223,7 +223,7 @@ def record_objection(
     request_ref: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Record a person's objection received on request (a letter, a visit): each identifier on
-    its own line (IIN, e-mail, phone, user name)."""
+    its own line (IIN, e-mail, phone, user name, full name)."""
     if not (actor.can(Permission.alerts_triage) or actor.can(Permission.privacy_manage)):
         raise HTTPException(403, _l("your role does not allow this action"))
     lines = [line for line in identifiers.splitlines() if line.strip()]
