@@ -77,7 +77,8 @@ def test_new_source_ip_fires_after_warmup_and_a_known_one_does_not(tmp_path: Pat
     finding = found[0]
     assert finding.contributions[0].feature == "logon.new_source_ip"
     assert finding.contributions[0].actual == "198.51.100.9"
-    assert finding.contributions[0].typical == "1 known: 10.0.0.5"
+    assert finding.contributions[0].typical == "10.0.0.5"
+    assert "never seen for this user (known: 10.0.0.5)" in finding.summary
     assert finding.pattern == "logon.new_source_ip|host=gw|user=alice|ip=198.51.100.9"
     assert finding.identifiers == ("alice",)
     assert (finding.model, finding.version) == (MODEL, VERSION)
@@ -319,7 +320,8 @@ def test_volume_per_hour_many_medium_responses() -> None:
     assert len(found) == 1
     finding = found[0]
     assert finding.contributions[0].feature == "volume.window_bytes"
-    assert finding.contributions[0].typical == "median 2.0 MB per busy hour"
+    assert finding.contributions[0].typical == "2.0 MB"
+    assert finding.summary.endswith("where the median of this user's busy hours is 2.0 MB")
     assert finding.pattern == "volume.window_bytes|user=bob"
 
 
@@ -357,7 +359,8 @@ def test_auditd_execve_pairs_by_parent_pid(tmp_path: Path) -> None:
     found = observe(detector, batches)
     assert [f.contributions[0].actual for f in found] == ["httpd -> dash"]
     assert found[0].entity["host"] == "web01"
-    assert found[0].contributions[0].typical == "httpd started: php-cgi"
+    assert found[0].contributions[0].typical == "php-cgi"
+    assert found[0].summary.endswith("httpd has started only php-cgi there")
     assert found[0].identifiers == ("1000",)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -63,11 +64,25 @@ def ssh_org(shared_file: Callable[[str], Path]) -> EntityBehaviour:
     return detector
 
 
+#: Words of an explanation: they belong in a finding's summary, not in its typical and actual
+#: values, which the console shows beside the feature's translated name. Actual values are what
+#: was observed (names, addresses, command lines: any word may be in one), so fewer are checked.
+TYPICAL_PHRASE = re.compile(
+    r"\b(?:known|median|started|seen|account|changes|events|hours?|new|added|installs|of)\b"
+)
+ACTUAL_PHRASE = re.compile(r"\b(?:new account|added to|this hour)\b")
+
+
 def show(found: list[Finding]) -> None:
-    """One line per finding, for ``pytest -s`` and the docs' figures."""
+    """One line per finding, for ``pytest -s`` and the docs' figures; and each finding's values
+    are values, not English phrases."""
     for f in found:
         parts = [(c.feature, round(c.share, 2), c.typical, c.actual) for c in f.contributions]
         print(f"{f.detector} score={f.score} threshold={f.threshold} conf={f.confidence} {parts}")
+        print("  ", f.summary)
+        for c in f.contributions:
+            assert not TYPICAL_PHRASE.search(str(c.typical)), (f.detector, c)
+            assert not ACTUAL_PHRASE.search(str(c.actual)), (f.detector, c)
 
 
 def top(finding: Finding) -> str:
@@ -131,6 +146,9 @@ def test_new_administrator_account(ssh_org: EntityBehaviour, tmp_path: Path) -> 
     assert [top(f) for f in found] == ["account.new_user", "account.admin_group_add"]
     admin = found[1]
     assert admin.entity == {"host": "combo", "user": "sysbackup", "group": "wheel"}
+    assert [f.contributions[0].actual for f in found] == ["sysbackup", "sysbackup -> wheel"]
+    assert isinstance(admin.contributions[0].typical, int)
+    assert "account changes in its" in admin.summary
     assert admin.identifiers == ("sysbackup",)
     assert "usermod: add 'sysbackup' to group 'wheel'" in admin.examples[0]
 
@@ -201,6 +219,7 @@ def test_exfiltration_sized_response(shared_file: Callable[[str], Path], tmp_pat
     finding = found[0]
     assert top(finding) == "volume.response_bytes"
     assert finding.contributions[0].actual == "2.0 GB"
+    assert "where the median response of this client is" in finding.summary
     assert finding.entity == {"client": "192.168.105.76"}
     assert finding.pattern == "volume.response_bytes|client=192.168.105.76"
 
@@ -235,8 +254,5 @@ def test_untouched_logs_raise_few_findings(name: str, shared_file: Callable[[str
     found = [f for batch in second for f in detector.observe(batch)]
     events = sum(len(b) for b in second)
     print(f"{name}: {len(found)} findings on {events} events of the second half")
-    for finding in found:
-        print(
-            "  ", finding.summary, [(c.feature, c.typical, c.actual) for c in finding.contributions]
-        )
+    show(found)
     assert len(found) <= UNTOUCHED_LIMITS[name]

@@ -1,7 +1,9 @@
-"""AI findings in a real browser: an analyst reads two findings labelled as an AI model's
-output, confirms one with a reason (it becomes an alert, linked from the finding) and rejects
-the other with a reason; the auditor's page of the audit trail shows both decisions. The pages
-are shown in Kazakh and Russian; screenshots go to build/screenshots/findings-*.png.
+"""AI findings in a real browser: an analyst reads two findings of the real entity model
+(learned on the real SSH and Linux logs, then given an injected attack and a new account),
+labelled as an AI model's output, confirms one with a reason (it becomes an alert, linked
+from the finding) and rejects the other with a reason; the auditor's page of the audit trail
+shows both decisions. The pages are shown in Kazakh and Russian; screenshots go to
+build/screenshots/findings-*.png.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -18,10 +20,13 @@ from sqlalchemy import update
 from qorgan.core.db import make_engine, session_factory, unit_of_work
 from qorgan.core.models import User
 from qorgan.core.settings import get_settings
-from qorgan.detection.anomaly.findings import Finding, contributions
+from qorgan.detection.anomaly.behaviour import EntityBehaviour
+from qorgan.detection.anomaly.findings import Finding
 from qorgan.incidents import findings as service
 from qorgan.incidents.finding_models import AnomalyFinding
 from qorgan.migrations import upgrade
+from qorgan.telemetry.quarantine import Quarantine
+from qorgan.telemetry.sources import read_file
 from web.conftest import World, populate
 
 from .helpers import Visitor, sign_in, text
@@ -48,53 +53,38 @@ def _speak(world: World, key: str, language: str) -> None:
         session.execute(update(User).where(User.id == world[key].id).values(language=language))
 
 
-def _findings() -> list[dict[str, Any]]:
-    """A logon from a never-seen address at 03:00 after failures, and a never-seen parent and
-    child process: what the entity detectors report, built with the finding contract."""
-    logon = Finding(
-        detector="entity.logon",
-        model="entity-baseline",
-        version="1.0.0",
-        time="2026-11-20T22:00:00Z",
-        source="/var/log/auth.log",
-        entity={"user": "aigerim", "host": "akimat-srv-01", "source_ip": "203.0.113.9"},
-        score=8.2,
-        threshold=5.0,
-        confidence=0.9,
-        contributions=contributions(
-            [
-                ("logon.new_source_ip", 5.0, "10.20.0.0/16", "203.0.113.9"),
-                ("logon.after_failures", 3.0, 0, 14),
-                ("logon.unusual_hour", 2.0, "09–18", "03"),
-            ]
-        ),
-        summary="aigerim signed in from 203.0.113.9, never seen before, at 03:00 after 14 failures",
-        examples=(
-            "Nov 21 03:00:01 akimat-srv-01 sshd[811]: Failed password for aigerim from "
-            "203.0.113.9 port 52311 ssh2",
-            "Nov 21 03:00:09 akimat-srv-01 sshd[811]: Accepted password for aigerim from "
-            "203.0.113.9 port 52311 ssh2",
-        ),
-        pattern="logon.new_source_ip|user=aigerim|ip=203.0.113.9",
-        identifiers=("aigerim",),
-    )
-    process = Finding(
-        detector="entity.process_pair",
-        model="entity-baseline",
-        version="1.0.0",
-        time="2026-11-20T10:15:00Z",
-        source="/var/log/audit/audit.log",
-        entity={"host": "akimat-web-02", "user": "backup"},
-        score=6.1,
-        threshold=5.0,
-        confidence=0.7,
-        contributions=contributions([("process.new_pair", 1.0, "never", "tar -> curl")]),
-        summary="backup ran curl from tar on akimat-web-02, a pair never seen on this host",
-        examples=("type=EXECVE msg=audit(1763633700.1:52): argc=3 a0=curl a1=-T a2=/tmp/x.tgz",),
-        pattern="process.new_pair|host=akimat-web-02|tar->curl",
-        identifiers=("backup",),
-    )
-    return [logon.to_dict(), process.to_dict()]
+SSH = "loghub/OpenSSH/OpenSSH_2k.log"
+LINUX = "loghub/Linux/Linux_2k.log"
+#: A planned service account on the Linux host, in its own log's format: the model reports it
+#: as a new account, and the administrators know it was planned.
+NEW_ACCOUNT = [
+    "Jul 27 14:50:01 combo useradd[31337]: new group: name=sysbackup, GID=503",
+    "Jul 27 14:50:01 combo useradd[31337]: new user: name=sysbackup, UID=503, GID=503, "
+    "home=/home/sysbackup, shell=/bin/bash",
+]
+
+
+def _findings(
+    shared_file: Callable[[str], Path], ssh_attack: Callable[..., list[str]], folder: Path
+) -> list[Finding]:
+    """What the real entity model reports after learning the real SSH and Linux logs: the
+    password-guessing attack's 03:00 logon from a new address, and a new account on the Linux
+    host (the model's output as it is, only read back as a hunt reads it)."""
+    model = EntityBehaviour("browser-org")
+    quarantine = Quarantine()
+
+    def observe(path: Path) -> list[Finding]:
+        return [f for batch in read_file(path, quarantine) for f in model.observe(batch)]
+
+    observe(shared_file(SSH)), observe(shared_file(LINUX))  # learning; its findings unused
+    found = []
+    for name, lines in (("attack.log", ssh_attack()), ("accounts.log", NEW_ACCOUNT)):
+        path = folder / name
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        found += observe(path)
+    assert quarantine.count == 0
+    assert [f.detector for f in found] == ["entity.logon", "entity.account"], found
+    return found
 
 
 def _decide(page: Page, kind: str, reason: str) -> None:
@@ -108,10 +98,16 @@ def test_an_analyst_confirms_one_finding_and_rejects_another(
     world: World,
     visit: Callable[[], Visitor],
     screenshots: Callable[[Page, str], None],
+    shared_file: Callable[[str], Path],
+    ssh_attack: Callable[..., list[str]],
+    tmp_path: Path,
 ) -> None:
     org = world["a.analyst"].organisation_id
+    attack, account = _findings(shared_file, ssh_attack, tmp_path)
     with unit_of_work(world.factory) as session:
-        logon, process = service.save_findings(session, org, _findings()).ids
+        logon, new_account = service.save_findings(
+            session, org, [attack.to_dict(), account.to_dict()]
+        ).ids
     _speak(world, "a.analyst", "kk")
     analyst = visit()
     page = analyst.page
@@ -132,11 +128,14 @@ def test_an_analyst_confirms_one_finding_and_rejects_another(
     # The logon: explained, then confirmed with a reason.
     page.click(f"tr[data-finding='{logon}'] td.what a")
     page.wait_for_url(f"**/findings/{logon}")
-    expect(page.locator("[data-ai-label]")).to_contain_text("entity-baseline")
+    expect(page.locator("[data-ai-label]")).to_contain_text(attack.model)
     rows = page.locator("table.contributions tbody tr")
-    expect(rows).to_have_count(3)
-    expect(rows.first).to_contain_text(text("kk", "Logon from a never-seen address"))
-    expect(rows.first).to_contain_text("50%")
+    expect(rows).to_have_count(len(attack.contributions))
+    first = attack.contributions[0]
+    assert first.feature == "logon.after_failures"
+    expect(rows.first).to_contain_text(text("kk", "Failed logons before it"))
+    expect(rows.first).to_contain_text(f"{first.share * 100:.0f}%")
+    expect(rows.first).to_contain_text(str(first.actual))
     _decide(page, "confirm", "Пайдаланушы бұл кіруді растамады: шабуыл")
     link = page.locator("a[data-alert-link]")
     expect(link).to_be_visible()
@@ -144,15 +143,15 @@ def test_an_analyst_confirms_one_finding_and_rejects_another(
     screenshots(page, "findings-2-finding-kk")
     link.click()
     page.wait_for_url("**/alerts/*")
-    expect(page.locator("h1")).to_contain_text("entity-baseline")
+    expect(page.locator("h1")).to_contain_text(attack.model)
 
-    # The process pair: rejected with a reason (its pattern stops firing), now in Russian.
+    # The new account: rejected with a reason (its pattern stops firing), now in Russian.
     _speak(world, "a.analyst", "ru")
-    analyst.go(f"/findings/{process}")
+    analyst.go(f"/findings/{new_account}")
     expect(page.locator("[data-ai-label]")).to_contain_text(
         text("ru", "AI model's finding: needs a person's decision")
     )
-    _decide(page, "reject", "Плановое резервное копирование выгружает архив по расписанию")
+    _decide(page, "reject", "Служебная учётная запись резервного копирования создана по плану")
     expect(page.locator(".status-chip")).to_have_text(text("ru", "Rejected"))
     analyst.go(f"/findings/{logon}")
     screenshots(page, "findings-2-finding-ru")
@@ -163,10 +162,8 @@ def test_an_analyst_confirms_one_finding_and_rejects_another(
     with unit_of_work(world.factory) as session:
         rows_ = {r.id: r for r in session.query(AnomalyFinding)}
         assert rows_[logon].status == "confirmed" and rows_[logon].alert_id is not None
-        assert rows_[process].status == "rejected"
-        assert [r.pattern for r in service.rejected_patterns(session, org)] == [
-            "process.new_pair|host=akimat-web-02|tar->curl"
-        ]
+        assert rows_[new_account].status == "rejected"
+        assert [r.pattern for r in service.rejected_patterns(session, org)] == [account.pattern]
 
     # The auditor sees both decisions in the audit trail.
     for language in ("kk", "ru"):

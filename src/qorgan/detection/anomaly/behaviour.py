@@ -46,6 +46,14 @@ VERSION = "1.0"
 #: Failure lines remembered per source address for a finding's examples (not saved).
 FAILURE_EXAMPLES = 2
 
+#: A logon finding's features in words, for its summary (the model's own words).
+_LOGON_WORDS = {
+    "logon.after_failures": "{actual} failed logons from that address just before it"
+    " (typically {typical})",
+    "logon.unusual_hour": "at {actual}:00, outside the usual hours ({typical})",
+    "logon.new_source_ip": "from an address never seen for this user (known: {typical})",
+}
+
 #: Fields shown, in order, when an event without a message is rendered as an example.
 _SHOWN = (
     "EventID", "TargetUserName", "IpAddress", "LogonType", "ParentImage", "Image",
@@ -237,7 +245,12 @@ class EntityBehaviour:
         entity = {"host": fact.host or "", "user": fact.user or ""}
         if fact.ip:
             entity["source_ip"] = fact.ip
-        names = ", ".join(f.name for f in features)
+        said = "; ".join(
+            _LOGON_WORDS.get(f.name, "{name}: {actual}, typically {typical}").format(
+                name=f.name, actual=f.actual, typical=f.typical
+            )
+            for f in features
+        )
         examples = (*failure_lines, line) if top.name == "logon.after_failures" else (line,)
         return Finding(
             detector="entity.logon",
@@ -250,8 +263,7 @@ class EntityBehaviour:
             threshold=LOGON_THRESHOLD,
             confidence=confidence(score, LOGON_THRESHOLD, maturity),
             contributions=contributions((f.name, f.bits, f.typical, f.actual) for f in features),
-            summary=f"logon of {fact.user or '?'} on {fact.host} "
-            f"from {fact.ip or 'local'}: {names}",
+            summary=f"logon of {fact.user or '?'} on {fact.host} from {fact.ip or 'local'}: {said}",
             examples=examples,
             pattern=top.pattern,
             identifiers=(fact.user,) if fact.user else (),
@@ -265,6 +277,11 @@ class EntityBehaviour:
         if scored is None:
             scored = self.volume.score_window(fact, epoch)
             feature = "volume.window_bytes"
+            basis = f"the median of this {fact.entity}'s busy hours"
+        elif self.volume.basis(fact) is self.volume.org:
+            basis = "the median response of the organisation"
+        else:
+            basis = f"the median response of this {fact.entity}"
         self.volume.learn(fact)
         self.volume.learn_window(fact, epoch)
         if scored is None:
@@ -272,7 +289,7 @@ class EntityBehaviour:
         surprise, typical, actual, key = scored
         own = self.volume.entities.get(fact.key)
         maturity = 0.5 + 0.5 * min(1.0, (len(own) if own else 0) / 100.0)
-        what = "response" if feature == "volume.response_bytes" else "hour of responses"
+        what = "a response" if feature == "volume.response_bytes" else "an hour of responses"
         return Finding(
             detector="entity.volume",
             model=MODEL,
@@ -284,7 +301,7 @@ class EntityBehaviour:
             threshold=VOLUME_THRESHOLD,
             confidence=confidence(surprise, VOLUME_THRESHOLD, maturity),
             contributions=contributions([(feature, surprise, typical, actual)]),
-            summary=f"{what} of {actual} to {fact.entity} {fact.key}, typical {typical}",
+            summary=f"{what} of {actual} to {fact.entity} {fact.key}, where {basis} is {typical}",
             examples=(line,),
             pattern=key,
             identifiers=(fact.user,) if fact.user else (),

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qorgan.detection.anomaly.entities import DEFAULT_CAP, EntityTable, need, pattern
+from qorgan.detection.anomaly.findings import listing
 from qorgan.detection.anomaly.profiles import bits, novelty
 from qorgan.detection.anomaly.security_events import AccountChange, ProcessStart, ServiceInstall
 
@@ -89,12 +90,6 @@ class Change:
         return sum(f[1] for f in self.features)
 
 
-def _listing(names: list[str], limit: int = 4) -> str:
-    shown = ", ".join(names[-limit:])
-    more = len(names) - limit
-    return f"{shown} (+{more})" if more > 0 else shown
-
-
 class HostBaseline:
     """Per host: its process tree, services and accounts; per organisation: which hosts have
     which services."""
@@ -129,10 +124,12 @@ class HostBaseline:
         if children is None:
             once = sum(1 for c in host.parents.values() if sum(c.values()) == 1)
             surprise = bits(novelty(once, host.starts))
-            typical = f"parents seen: {_listing(list(host.parents))}"
+            typical = listing(list(host.parents))
+            known = f"a parent never seen there (parents seen: {typical})"
         else:
             surprise = bits(novelty(len(children), sum(children.values())))
-            typical = f"{fact.parent} started: {_listing(list(children))}"
+            typical = listing(list(children))
+            known = f"{fact.parent} has started only {typical} there"
         if surprise < THRESHOLD_BITS:
             return None
         actual = f"{fact.parent} -> {fact.child}"
@@ -143,7 +140,7 @@ class HostBaseline:
             {"host": fact.host, "parent": fact.parent, "child": fact.child}
             | ({"user": fact.user} if fact.user else {}),
             (fact.user,) if fact.user else (),
-            f"{fact.parent} started {fact.child} on {fact.host}, never seen there before",
+            f"{fact.parent} started {fact.child} on {fact.host}, never seen there before: {known}",
         )
 
     def learn_process(self, fact: ProcessStart) -> None:
@@ -169,13 +166,14 @@ class HostBaseline:
             return None
         on_host = bits((host.installs + 1.0) / (host.events + 2.0))
         spread = self.service_hosts.get(name)
-        in_org = bits(((spread[0] if spread else 0) + 1.0) / (self.hosts_with_services + 2.0))
+        hosts = spread[0] if spread else 0
+        in_org = bits((hosts + 1.0) / (self.hosts_with_services + 2.0))
         features = [
-            ("service.new_on_host", on_host, f"{host.installs} installs", fact.name),
+            ("service.new_on_host", on_host, host.installs, fact.name),
             (
                 "service.new_in_org",
                 in_org,
-                f"on {spread[0] if spread else 0} of {self.hosts_with_services} hosts",
+                f"{hosts}/{self.hosts_with_services}",
                 fact.image or fact.name,
             ),
         ]
@@ -185,7 +183,9 @@ class HostBaseline:
             key,
             {"host": fact.host, "service": fact.name},
             (),
-            f"service {fact.name} installed on {fact.host}, never seen there before",
+            f"service {fact.name} installed on {fact.host}, never seen there before"
+            f" ({host.installs} service installs there so far; the service is on {hosts} of the"
+            f" {self.hosts_with_services} hosts with services)",
         )
         return change if change.score >= THRESHOLD_BITS else None
 
@@ -213,15 +213,15 @@ class HostBaseline:
         if surprise < THRESHOLD_BITS:
             return None
         if fact.kind == "admin_group_add":
-            actual = f"{fact.user} added to {fact.group}"
+            actual = f"{fact.user} -> {fact.group}"
             summary = f"{fact.user} added to administrator group {fact.group} on {fact.host}"
         else:
-            actual = f"new account {fact.user}"
+            actual = fact.user
             summary = f"new account {fact.user} created on {fact.host}"
-        typical = f"{host.account_changes} account changes in {host.events} events"
+        summary += f" ({host.account_changes} account changes in its {host.events} events before)"
         return Change(
             "entity.account",
-            ((feature, surprise, typical, actual),),
+            ((feature, surprise, host.account_changes, actual),),
             key,
             {"host": fact.host, "user": fact.user} | ({"group": fact.group} if fact.group else {}),
             (fact.user,),

@@ -7,7 +7,10 @@ The contract every detector keeps (``tests/detection/anomaly/test_findings.py``)
 - ``score`` was compared with ``threshold`` (a finding exists only when ``score >= threshold``),
   and ``confidence`` is in [0, 1];
 - ``contributions`` are the features that made the score, each with its share, its typical
-  (baseline) value and the actual one; the shares are positive and sum to 1;
+  (baseline) value and the actual one; the shares are positive and sum to 1. Typical and actual
+  values are values (numbers, sizes, addresses, names, lists of them), never English phrases:
+  the console shows them beside the feature's name in the reader's language, and what they mean
+  in words belongs to the ``summary``, the model's own words;
 - ``examples`` are up to :data:`MAX_EXAMPLES` lines or events that show it;
 - ``pattern`` is what a rejection suppresses: the detector's own key for "this kind of thing
   on this entity" (for example ``"logon.new_source_ip|user=alice|ip=10.0.0.5"``). A rejected
@@ -140,6 +143,13 @@ def storable(text: str) -> str:
     if text.isascii():
         return text
     return _SURROGATE.sub("\ufffd", text)
+
+
+def listing(names: list[str], limit: int = 4) -> str:
+    """The last ``limit`` of ``names``, comma-separated, and how many more: ``c, d (+2)``."""
+    shown = ", ".join(names[-limit:])
+    more = len(names) - limit
+    return f"{shown} (+{more})" if more > 0 else shown
 
 
 def contributions(parts: Iterable[tuple[str, float, Value, Value]]) -> tuple[Contribution, ...]:

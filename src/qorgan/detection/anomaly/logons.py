@@ -31,6 +31,7 @@ from qorgan.detection.anomaly.entities import (
     need,
     pattern,
 )
+from qorgan.detection.anomaly.findings import listing
 from qorgan.detection.anomaly.profiles import (
     HourProfile,
     bits,
@@ -186,9 +187,8 @@ class LogonBaseline:
             surprise = bits(novelty(len(user.addresses), user.with_address))
             key = pattern("logon.new_source_ip", host=host, user=user_key, ip=ip)
             if surprise >= THRESHOLD_BITS and key not in self.suppressed:
-                known = ", ".join(list(user.addresses)[-3:])
-                typical = f"{len(user.addresses)} known: {known}"
-                found.append(Feature("logon.new_source_ip", surprise, typical, ip, key))
+                known = listing(list(user.addresses), limit=3)
+                found.append(Feature("logon.new_source_ip", surprise, known, ip, key))
         return found
 
     def _twin_failure(self, logon: Logon, now: float | None) -> bool:

@@ -134,8 +134,7 @@ class VolumeBaseline:
         if surprise < THRESHOLD_BITS:
             return None
         windows.fired = True
-        typical = f"median {size_text(math.expm1(median))} per busy hour"
-        return surprise, typical, f"{size_text(total)} this hour", key
+        return surprise, size_text(math.expm1(median)), size_text(total), key
 
     def learn_window(self, fact: Response, moment: float | None) -> None:
         if moment is None:
@@ -151,16 +150,17 @@ class VolumeBaseline:
         key = pattern("volume.response_bytes", **{fact.entity: fact.key})
         if key in self.suppressed:
             return None
-        own = self.entities.get(fact.key)
-        sample, basis = (
-            (own, "this " + fact.entity) if own and len(own) >= self.entity_warmup else
-            (self.org, "organisation")
-        )  # fmt: skip
+        sample = self.basis(fact)
         surprise, median = _surprise(sample, math.log1p(fact.size))
         if surprise < THRESHOLD_BITS:
             return None
-        typical = f"median {size_text(math.expm1(median))} ({basis})"
-        return surprise, typical, size_text(fact.size), key
+        return surprise, size_text(math.expm1(median)), size_text(fact.size), key
+
+    def basis(self, fact: Response) -> RobustSample:
+        """What a response is compared with: its entity's own responses once there are enough
+        of them, else the organisation's."""
+        own = self.entities.get(fact.key)
+        return own if own is not None and len(own) >= self.entity_warmup else self.org
 
     def learn(self, fact: Response) -> None:
         value = math.log1p(fact.size)
