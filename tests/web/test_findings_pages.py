@@ -56,8 +56,35 @@ def test_labels_cover_the_vocabularies() -> None:
     assert set(FINDING_STATUS_LABELS) == set(FINDING_STATUSES)
     assert feature_label("logon.new_source_ip") == FEATURE_LABELS["logon.new_source_ip"]
     assert feature_label("entity.logon") == DETECTOR_LABELS["entity.logon"]
-    # An unknown feature (a sequence's transition) is shown by its key.
+    # An unknown feature is shown by its key.
     assert feature_label("E5->E22") == "E5->E22"
+
+
+def test_features_named_by_kind_and_subject_name_the_kind_in_the_language() -> None:
+    """A sequence's step, a line's word and one of several rare templates name their kind in
+    the reader's language and keep their subject as the model gave it; a kind the console does
+    not know, or a lookalike of a known one, is shown as it is."""
+    from qorgan.detection.anomaly.sequences import SessionModel
+    from qorgan.web.i18n import translations
+
+    ru = translations("ru").gettext
+    model = SessionModel.fit([["E5", "E7", "E22"]] * 20)
+    kinds = {f.name.split(": ")[0] for f in model.features(["E5", "E9", "E22", "E22", "E22"])}
+    assert kinds == {"sequence.transition", "sequence.unseen_token", "sequence.count"}
+    for kind in kinds:
+        assert ru(FEATURE_LABELS[kind]) != FEATURE_LABELS[kind]
+    assert feature_label("sequence.transition: E5 E7 -> E22", ru) == "Шаг в сессии: E5 E7 -> E22"
+    assert feature_label("sequence.unseen_token: E9", ru) == (
+        "Событие, ни разу не встреченное при обучении: E9"
+    )
+    assert feature_label("template.rarity: GET /a?q=%20", ru) == (
+        f"{ru('How rare the template is')}: GET /a?q=%20"
+    )
+    assert feature_label("word.passwd", ru) == "Слово passwd"
+    assert feature_label("field.status", ru) == "Поле status"
+    assert feature_label("word.others", ru) == ru("Other words of the line")
+    for unknown in ("wordy.passwd", "word.", "sequence.other: x", "template.rarity:x"):
+        assert feature_label(unknown, ru) == unknown
 
 
 def test_the_list_shows_findings_as_ai_output_pending_first(

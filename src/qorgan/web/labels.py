@@ -349,14 +349,30 @@ FEATURE_LABELS = {
     "volume.response_bytes": _l("Bytes in one response"),
     "volume.window_bytes": _l("Bytes in the window"),
     "word.others": _l("Other words of the line"),
+    "sequence.transition": _l("Step in the session"),
+    "sequence.unseen_token": _l("Event never seen in training"),
+    "sequence.count": _l("Times the event occurs"),
 }
+#: Features named by a kind and what they are about: ``word.<word>`` and ``field.<name>`` (a
+#: line's rarity); ``<feature>: <subject>`` (a sequence's step, one of several rare templates).
+_SUBJECT_KINDS = {"word": _l("Word"), "field": _l("Field")}
 
 
-def feature_label(key: str) -> str:
-    """A feature's (or detector kind's) display name, translated lazily; the key itself when
-    the console does not know it (a newer detector's feature, a sequence's transition)."""
+def feature_label(key: str, gettext: Callable[[str], str] = str) -> str:
+    """A feature's (or detector kind's) display name in ``gettext``'s language: a known key's
+    name; a known kind with its subject (``sequence.transition: a -> b`` is "Step in the session:
+    a -> b", ``word.passwd`` is "Word passwd"); the key itself when the console does not know it
+    (a newer detector's feature)."""
     label = FEATURE_LABELS.get(key) or DETECTOR_LABELS.get(key)
-    return str(label) if label is not None else key
+    if label is not None:
+        return gettext(label)
+    kind, colon, subject = key.partition(": ")
+    if colon and kind in FEATURE_LABELS:
+        return f"{gettext(FEATURE_LABELS[kind])}: {subject}"
+    kind, dot, subject = key.partition(".")
+    if dot and subject and kind in _SUBJECT_KINDS:
+        return f"{gettext(_SUBJECT_KINDS[kind])} {subject}"
+    return key
 
 
 HUNT_STATUS_LABELS = {

@@ -216,9 +216,13 @@ def test_a_session_with_an_unseen_transition_becomes_an_explained_finding(
     assert f.entity == {"session": "windows", "id": "pc1|0x9999", "host": "pc1", "user": "eve"}
     assert f.identifiers == ("eve",)
     lead = f.contributions[0]
-    assert (lead.feature, lead.typical) == ("<s> 4624 -> 1102", pytest.approx(0.556, abs=0.01))
+    assert (lead.feature, lead.typical) == (
+        "sequence.transition: <s> 4624 -> 1102",
+        pytest.approx(0.556, abs=0.01),
+    )
     assert lead.actual is not None and float(lead.actual) < 1e-6
-    assert "token 1102 never seen in training" in [c.feature for c in f.contributions]
+    assert "sequence.unseen_token: 1102" in [c.feature for c in f.contributions]
+    assert "<s> 4624 -> 1102 is improbable" in f.summary
     assert abs(sum(c.share for c in f.contributions) - 1) < 1e-9
     assert f.time == "2026-01-11T03:00:05Z"  # the event where it went wrong
     assert len(f.examples) == 3 and f.examples[1].startswith("2026-01-11T03:00:05Z 1102:")

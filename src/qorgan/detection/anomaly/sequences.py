@@ -75,6 +75,15 @@ class Feature:
     position: int | None = None
     #: the transition's tokens, context first (empty for other kinds)
     gram: tuple[str, ...] = ()
+    #: What it is about, without words: ``a b -> c`` for a transition, the token for the others.
+    subject: str = ""
+
+    @property
+    def name(self) -> str:
+        """The feature's name in a finding: its kind's key and its subject
+        (``sequence.transition: a b -> c``), so the console names the kind in the reader's
+        language; :attr:`description` is the same in English words, for summaries."""
+        return f"sequence.{self.kind}: {self.subject}"
 
 
 def _grams(tokens: Sequence[str], order: int) -> list[tuple[str, ...]]:
@@ -284,6 +293,7 @@ class SessionModel:
                     key=key,
                     kind="transition",
                     description=f"{' '.join(gram[:-1])} -> {gram[-1]}",
+                    subject=f"{' '.join(gram[:-1])} -> {gram[-1]}",
                     surprisal=0.0 if key in self.allowed else -math.log(p),
                     actual=p,
                     typical=0.0,  # filled in by explain(): costly, and only for the top ones
@@ -300,6 +310,7 @@ class SessionModel:
                     key=key,
                     kind="unseen_token",
                     description=f"token {token} never seen in training",
+                    subject=token,
                     surprisal=0.0 if key in self.allowed else -math.log(p),
                     actual=present[token],
                     typical=0,
@@ -314,6 +325,7 @@ class SessionModel:
                     key=key,
                     kind="count",
                     description=f"token {token} occurs {n} times (usually {usual})",
+                    subject=token,
                     surprisal=0.0 if key in self.allowed else surprisal,
                     actual=n,
                     typical=usual,

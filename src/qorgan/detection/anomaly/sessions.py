@@ -331,9 +331,7 @@ class SessionDetector:
             score=score,
             threshold=threshold,
             confidence=model.confidence(score),
-            contributions=contributions(
-                (f.description, f.surprisal, f.typical, f.actual) for f in top
-            ),
+            contributions=contributions((f.name, f.surprisal, f.typical, f.actual) for f in top),
             summary=summary,
             examples=tuple(session.examples),
             pattern=f"{DETECTOR}|{session.kind}|"
