@@ -8,14 +8,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from qorgan.core.accounts import create_organisation, create_user
 from qorgan.core.db import unit_of_work
 from qorgan.core.models import OrganisationKind, Role
-from qorgan.detection.anomaly.behaviour import EntityBehaviour
+from qorgan.detection.anomaly.behaviour import MODEL, VERSION, EntityBehaviour
 from qorgan.detection.anomaly.defaults import default_suite
-from qorgan.detection.anomaly.findings import Finding
+from qorgan.detection.anomaly.findings import Finding, contributions
 from qorgan.detection.anomaly.suite import AnomalySuite
 from qorgan.incidents import findings as store
 from qorgan.pipeline.anomaly import LiveAnomaly, register_default_models
@@ -133,3 +134,50 @@ def test_a_retraining_recorded_in_the_register_restarts_that_model_once(
     again.observe(org, half)
     assert _events(again.suites[org].state(), entity) == of_rest + _events(before, entity)
     assert again.suites[org].retrained == {entity: stamp.isoformat()}
+
+
+class ProposesTwo(EntityBehaviour):
+    """A model whose second finding is too large to store (a model's bug): 3,000 identifiers
+    make it larger than the store's 64 KiB."""
+
+    def observe(self, batch: EventBatch) -> list[Finding]:
+        def finding(user: str, identifiers: tuple[str, ...]) -> Finding:
+            return Finding(
+                detector="entity.logon",
+                model=MODEL,
+                version=VERSION,
+                time="2026-12-01T03:00:00Z",
+                source=batch.path,
+                entity={"user": user},
+                score=5.0,
+                threshold=3.0,
+                confidence=0.9,
+                contributions=contributions([("logon.new_source_ip", 1.0, "10.0.0.1", "10.0.0.5")]),
+                summary=f"{user} logged on from a new address",
+                examples=("Accepted password for someone",),
+                pattern=f"logon.new_source_ip|user={user}",
+                identifiers=identifiers,
+            )
+
+        many = tuple(f"person-{n:05d}@example.org.kz" for n in range(3000))
+        return [finding("alice", ("alice",)), finding("crowd", many)]
+
+
+def test_a_finding_the_store_would_refuse_is_logged_and_the_others_are_stored(
+    factory: sessionmaker[Session], caplog: pytest.LogCaptureFixture
+) -> None:
+    with unit_of_work(factory) as session:
+        org = create_organisation(
+            session=session, actor="t", name="Almaty SOC", kind=OrganisationKind.soc
+        ).id
+    live = LiveAnomaly(factory, lambda *_a, **_k: AnomalySuite([ProposesTwo(str(org))]), b"k" * 32)
+    batch = EventBatch("auth.log", "syslog", {"product": "linux", "service": "sshd"})
+    batch.append({"event_type": "logon", "user": "alice"}, 1, "2026-12-01T03:00:00Z", "web1")
+    live.observe(org, batch)
+    live.store()  # before, the store refused both, and monitoring retried the call for ever
+    assert (live.stored, live.refused) == (1, 1)
+    with unit_of_work(factory) as session:
+        stored = store.list_findings(session=session, organisation_ids=[org])
+        assert [f.body["entity"] for f in stored] == [{"user": "alice"}]
+    (record,) = [r for r in caplog.records if "is not stored" in r.getMessage()]
+    assert "bytes are accepted" in record.getMessage() and "person-" not in record.getMessage()

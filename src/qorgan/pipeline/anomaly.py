@@ -70,6 +70,8 @@ class LiveAnomaly:
         self.stored = 0
         #: Batches the models failed on (logged; the rules detected them as usual).
         self.failures = 0
+        #: Findings the store would refuse (logged with the reason, never stored).
+        self.refused = 0
 
     def _identify(self, identifier: str) -> str:
         return store.identifier_digest(identifier, self._key)
@@ -138,16 +140,18 @@ class LiveAnomaly:
         """Store the findings gathered (raises the database's error: the caller retries, and
         the batch is not committed before they are stored)."""
         for organisation_id, found in list(self._pending.items()):
-            if found:
+            bodies = storable_findings(found)
+            self.refused += len(found) - len(bodies)
+            if bodies:
                 with unit_of_work(self.factory) as session:
                     store.save_findings(
                         session,
                         organisation_id,
-                        [f.to_dict() for f in found],
+                        bodies,
                         actor=ACTOR,
                         exclusion_key=self._key,
                     )
-                self.stored += len(found)
+                self.stored += len(bodies)
             del self._pending[organisation_id]
 
     # ------------------------------------------------------------------ state
@@ -168,6 +172,28 @@ class LiveAnomaly:
                 suite.load(state)
             except DetectionError as exc:
                 log.warning("anomaly: organisation %d's baselines start again: %s", org, exc)
+
+
+def storable_findings(findings: list[Finding]) -> list[dict[str, Any]]:
+    """``findings`` as the store takes them, each checked alone: one a model's bug made
+    unstorable is logged with the reason and left out, so that it neither holds up the others
+    nor stops monitoring (the store refuses a whole call that holds one)."""
+    bodies = []
+    for finding in findings:
+        body = finding.to_dict()
+        try:
+            store.validate(body)
+        except store.FindingError as exc:
+            # The reason and the model, never the finding's text (it may name a person).
+            log.error(
+                "anomaly: a %s finding of %s is not stored: %s",
+                finding.detector,
+                finding.model,
+                exc,
+            )
+            continue
+        bodies.append(body)
+    return bodies
 
 
 def retraining_stamps(session: Session, organisation_id: int) -> dict[str, str]:

@@ -57,7 +57,7 @@ from qorgan.detection.workers import default_workers
 from qorgan.incidents.alerts import store
 from qorgan.incidents.findings import FindingError, exclusion_key, save_findings
 from qorgan.pipeline.alerting import stored_bodies
-from qorgan.pipeline.anomaly import LiveAnomaly
+from qorgan.pipeline.anomaly import LiveAnomaly, storable_findings
 from qorgan.pipeline.models import Hunt, HuntSource, HuntStatus
 from qorgan.pipeline.worker import MEMORY_EXIT
 from qorgan.telemetry.batch import EventBatch
@@ -493,11 +493,14 @@ def _models(
         log.info("hunt %s: the organisation approved no AI model; none runs", job.id)
 
     def found(findings: list[Finding]) -> None:
+        bodies = storable_findings(findings)
+        if not bodies:
+            return
         with unit_of_work(factory) as session:
             result = save_findings(
                 session,
                 job.organisation_id,
-                [f.to_dict() for f in findings],
+                bodies,
                 job.id,
                 actor=job.actor,
                 exclusion_key=key,

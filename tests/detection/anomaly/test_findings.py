@@ -16,10 +16,15 @@ import pytest
 from qorgan.detection.anomaly.defaults import DEFAULT_MODELS, default_suite
 from qorgan.detection.anomaly.findings import (
     AI_LABEL,
+    MAX_EXAMPLE,
+    MAX_FEATURE,
+    MAX_PATTERN,
+    MAX_VALUE,
     Finding,
     FindingError,
     contributions,
 )
+from qorgan.incidents.findings import validate
 from qorgan.telemetry.quarantine import Quarantine
 from qorgan.telemetry.sources import read_file
 
@@ -68,6 +73,11 @@ def test_every_finding_keeps_the_contract(reported: list[dict]) -> None:
         assert 0 < len(f["examples"]) <= 5
         assert f["pattern"] and len(f["fingerprint"]) == 64
         assert f["summary"]
+        # and the store takes it: before, a session's transition between two long templates
+        # (260 characters) and a web attack's 2,000-character word were refused, and with
+        # them every finding stored in the same call
+        validate(f)
+    assert max(len(c["feature"]) for f in reported for c in f["contributions"]) == MAX_FEATURE
 
 
 def _finding(**changes: object) -> Finding:
@@ -142,3 +152,26 @@ def test_lone_surrogates_from_logs_become_replacement_characters() -> None:
     assert finding.entity == {"user": "fz\ufffdtu"}
     assert finding.contributions[0].actual == "37 \ufffd"
     assert _finding(summary="Қазақша, é").summary == "Қазақша, é"
+
+
+def test_texts_longer_than_the_store_keeps_are_cut_and_long_patterns_stay_two() -> None:
+    long = "A" * 10_000
+    finding = _finding(
+        contributions=contributions([(f"word.{long}", 1, long, long)]),
+        examples=(long,),
+        entity={"user": long},
+        summary=long,
+        pattern=f"line|{long}|1",
+    )
+    part = finding.contributions[0]
+    assert len(part.feature) == MAX_FEATURE and part.feature.endswith("A…")
+    assert len(part.typical) == len(part.actual) == MAX_VALUE == len(finding.entity["user"])
+    assert len(finding.examples[0]) == MAX_EXAMPLE and len(finding.pattern) == MAX_PATTERN
+    assert finding.fingerprint != _finding(pattern=f"line|{long}|2").fingerprint
+    validate(finding.to_dict())
+    # the neighbour: texts the store keeps are kept whole
+    whole = "B" * MAX_FEATURE
+    kept = _finding(contributions=contributions([(whole, 1, "x" * MAX_VALUE, 1)]))
+    assert kept.contributions[0].feature == whole
+    assert kept.contributions[0].typical == "x" * MAX_VALUE
+    assert _finding(pattern="p" * MAX_PATTERN).pattern == "p" * MAX_PATTERN

@@ -31,6 +31,14 @@ from typing import Any
 #: The label every finding carries, in English; the console shows its translation.
 AI_LABEL = "Produced by an AI model; a person must confirm it before it is acted on."
 MAX_EXAMPLES = 5
+#: Longest texts a finding keeps, within what the alert store accepts
+#: (``qorgan.incidents.findings.validate``): a template or a line from the logs can be of any
+#: length, and a finding too large to store would hold up the findings stored beside it.
+MAX_FEATURE = 200
+MAX_VALUE = 500
+MAX_EXAMPLE = 2000
+MAX_SUMMARY = 4000
+MAX_PATTERN = 4000
 _SURROGATE = re.compile("[\ud800-\udfff]")
 Value = str | int | float | None
 
@@ -86,24 +94,38 @@ class Finding:
     def __post_init__(self) -> None:
         # Text from logs may hold lone surrogates (a JSON event's "\\ud800"): they could be
         # neither hashed nor stored, so each becomes U+FFFD here, once, for every consumer.
-        for name in ("source", "summary", "pattern", "time"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                object.__setattr__(self, name, storable(value))
-        object.__setattr__(self, "examples", tuple(storable(e) for e in self.examples))
+        # Texts longer than the store keeps are cut here, marked with "…"; a pattern keeps a
+        # digest of its whole text, so that two long patterns stay two.
+        for name, limit in (("source", MAX_VALUE), ("summary", MAX_SUMMARY)):
+            object.__setattr__(self, name, clipped(storable(getattr(self, name)), limit))
+        if self.time is not None:
+            object.__setattr__(self, "time", storable(self.time))
+        pattern = storable(self.pattern)
+        if len(pattern) > MAX_PATTERN:
+            digest = hashlib.sha256(pattern.encode()).hexdigest()
+            pattern = f"{pattern[: MAX_PATTERN - len(digest) - 2]}…#{digest}"
+        object.__setattr__(self, "pattern", pattern)
+        object.__setattr__(
+            self, "examples", tuple(clipped(storable(e), MAX_EXAMPLE) for e in self.examples)
+        )
         object.__setattr__(self, "identifiers", tuple(storable(i) for i in self.identifiers))
         object.__setattr__(
-            self, "entity", {storable(k): storable(v) for k, v in self.entity.items()}
+            self,
+            "entity",
+            {
+                clipped(storable(k), MAX_FEATURE): clipped(storable(v), MAX_VALUE)
+                for k, v in self.entity.items()
+            },
         )
         object.__setattr__(
             self,
             "contributions",
             tuple(
                 Contribution(
-                    storable(c.feature),
+                    clipped(storable(c.feature), MAX_FEATURE),
                     c.share,
-                    storable(c.typical) if isinstance(c.typical, str) else c.typical,
-                    storable(c.actual) if isinstance(c.actual, str) else c.actual,
+                    _value(c.typical),
+                    _value(c.actual),
                 )
                 for c in self.contributions
             ),
@@ -143,6 +165,15 @@ def storable(text: str) -> str:
     if text.isascii():
         return text
     return _SURROGATE.sub("\ufffd", text)
+
+
+def clipped(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, the last one "…" when it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _value(value: Value) -> Value:
+    return clipped(storable(value), MAX_VALUE) if isinstance(value, str) else value
 
 
 def listing(names: list[str], limit: int = 4) -> str:
