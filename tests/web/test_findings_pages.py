@@ -394,3 +394,66 @@ def test_the_list_pages_through_many_findings(client: TestClient, world: World) 
     assert client.get("/findings?page=100001").status_code == 400
     # Few findings: no pager at all (the neighbour).
     assert 'class="pager"' not in client.get("/findings?status=rejected").text
+
+
+def test_values_are_shown_as_a_reader_reads_them(client: TestClient, world: World) -> None:
+    """A model's typical and actual values as numbers of three significant digits (or whole,
+    grouped, when large), not the float the model computed: a session step's probability of
+    0.9999984118243674 against 9.098384937550687e-10 reads "9.1e-10 (typical 1)"."""
+    from qorgan.web.labels import model_value
+
+    assert [model_value(v) for v in (None, 0.9999984118243674, 9.098384937550687e-10)] == [
+        "—",
+        "1",
+        "9.1e-10",
+    ]
+    assert [model_value(v) for v in (15728640.0, 80.7, 12, "03", "a, b")] == [
+        "15,728,640",
+        "80.7",
+        "12",
+        "03",
+        "a, b",
+    ]
+    item = finding()
+    item["contributions"][0].update(typical=0.9999984118243674, actual=9.098384937550687e-10)
+    item["contributions"][1].update(typical=1048576.0, actual=15728640.0)
+    (finding_id,) = seed(world, "a.analyst", item)
+    sign_in(client, world["a.analyst"])
+    for html in (client.get("/findings").text, client.get(f"/findings/{finding_id}").text):
+        assert ": 9.1e-10 (typical 1)" in html
+        assert "0.99999" not in html and "9.098" not in html
+    page = client.get(f"/findings/{finding_id}").text
+    assert '<td class="value">1,048,576</td><td class="value">15,728,640</td>' in page
+
+
+def test_the_list_is_filtered_by_detector_with_counts(client: TestClient, world: World) -> None:
+    """Thousands of pending findings are taken one kind at a time: each detector's count (of
+    the chosen status), and a filter that the status links and the pager keep; another
+    organisation's findings are neither counted nor shown, and an unknown detector shows none."""
+    account = finding("dana")
+    account["detector"] = "entity.account"
+    logons = seed(world, "a.analyst", finding("u1"), finding("u2"), finding("u3"))
+    (new_account,) = seed(world, "a.analyst", account)
+    seed(world, "b.analyst", finding("u4"), finding("u5"), finding("u6"), finding("u7"))
+    with unit_of_work(world.factory) as session:
+        org = world["a.analyst"].organisation_id
+        service.reject(session, logons[0], world["a.analyst"].id, "VPN", organisation_id=org)
+    sign_in(client, world["a.analyst"])
+    html = client.get("/findings").text
+    assert re.search(r'data-detector="entity.logon"[^>]*>Unusual logon: 3<', html), html
+    assert 'data-detector="entity.account"' in html
+    assert html.index('data-detector="entity.logon"') < html.index('data-detector="entity.account"')
+    pending = client.get("/findings?status=pending").text
+    assert re.search(r'data-detector="entity.logon"[^>]*>[^<]*: 2<', pending)
+    only = client.get("/findings?status=pending&detector=entity.logon").text
+    rows = [int(i) for i in re.findall(r'data-finding="(\d+)"', only)]
+    assert rows == [logons[2], logons[1]]
+    # The status counts are those of the detector, and the status links keep it.
+    assert re.search(r'data-status="rejected"[^>]*>[^<]*: 1<', only)
+    assert 'href="/findings?status=rejected&amp;detector=entity.logon"' in only
+    account_only = client.get("/findings?detector=entity.account").text
+    assert re.findall(r'data-finding="(\d+)"', account_only) == [str(new_account)]
+    assert re.search(r'data-status="rejected"[^>]*>[^<]*: 0<', account_only)
+    unknown = client.get("/findings?detector=nope").text
+    assert 'data-finding="' not in unknown and 'data-detector="entity.logon"' in unknown
+    assert client.get("/findings?detector=" + "x" * 101).status_code == 400

@@ -375,6 +375,18 @@ def feature_label(key: str, gettext: Callable[[str], str] = str) -> str:
     return key
 
 
+def model_value(value: object) -> str:
+    """A finding's typical or actual value as the pages show it: a fraction to three
+    significant digits (``0.9999984118243674`` is ``1``, ``9.098e-10`` is ``9.1e-10``), a
+    large one whole with its thousands grouped (``15728640.0`` is ``15,728,640``), a missing
+    one as "—", any other as it is."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    return str(value)
+
+
 HUNT_STATUS_LABELS = {
     "queued": _l("Queued"),
     "running": _l("Running"),

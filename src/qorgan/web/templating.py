@@ -50,6 +50,7 @@ from qorgan.web.labels import (
     TARGET_LABELS,
     TASK_STATUS_LABELS,
     TIMELINE_LABELS,
+    model_value,
     translate_message,
 )
 from qorgan.web.markdown import render_markdown
@@ -62,6 +63,7 @@ templates = Jinja2Templates(
     env=jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
 )
 templates.env.filters["markdown"] = render_markdown
+templates.env.filters["model_value"] = model_value
 
 
 def request_language(request: Request) -> str:

@@ -21,7 +21,8 @@ from qorgan.core.db import make_engine, session_factory, unit_of_work
 from qorgan.core.models import User
 from qorgan.core.settings import get_settings
 from qorgan.detection.anomaly.behaviour import EntityBehaviour
-from qorgan.detection.anomaly.findings import Finding
+from qorgan.detection.anomaly.defaults import default_suite
+from qorgan.detection.anomaly.findings import MAX_FEATURE, Finding
 from qorgan.incidents import findings as service
 from qorgan.incidents.finding_models import AnomalyFinding
 from qorgan.migrations import upgrade
@@ -222,4 +223,66 @@ def test_the_register_shows_the_models_and_records_an_objection(
     expect(page.locator("#objections p.message")).to_be_visible()
     expect(page.locator("table.exclusions tbody tr")).to_have_count(2)
     screenshots(page, "findings-4-register-kk")
+    assert analyst.clean() == []
+
+
+WEB = "evtx-attack-samples/Command and Control/web_attack_and_isp_webshell_localhost_access_log.txt"
+
+
+def test_long_findings_keep_the_list_on_the_screen(
+    world: World,
+    visit: Callable[[], Visitor],
+    screenshots: Callable[[Page, str], None],
+    shared_file: Callable[[str], Path],
+) -> None:
+    """The real models' findings on the real web-attack log, among them words of 2,000
+    unbroken characters: the list stays as wide as the screen, a headline takes at most three
+    lines, and the detector filter narrows the list to one kind. (Before, one such headline
+    made its column 1,696 pixels wide and pushed the decision off the screen.)"""
+    suite = default_suite()
+    found = [f for batch in read_file(shared_file(WEB), Quarantine()) for f in suite.observe(batch)]
+    found += suite.flush()
+    longest = max(found, key=lambda f: len(f.contributions[0].feature))
+    assert len(longest.contributions[0].feature) == MAX_FEATURE, longest
+    org = world["a.analyst"].organisation_id
+    with unit_of_work(world.factory) as session:
+        ids = service.save_findings(session, org, [f.to_dict() for f in found]).ids
+    long_id = ids[found.index(longest)]
+    _speak(world, "a.analyst", "ru")
+    analyst = visit()
+    page = analyst.page
+    sign_in(analyst, world["a.analyst"])
+    analyst.go(f"/findings?status=pending&detector={longest.detector}")
+    rows = page.locator("tr[data-finding]")
+    expect(rows.first).to_be_visible()
+    assert page.locator(f"tr[data-finding='{long_id}']").count() == 1
+    detectors = {f.detector for f in found}
+    assert len(detectors) > 1  # the filter had others to leave out
+    shown = rows.count()
+    assert shown == min(100, sum(f.detector == longest.detector for f in found))
+    filter_ = page.locator(f".detector-filter a[data-detector='{longest.detector}']")
+    expect(filter_).to_have_attribute("aria-current", "page")
+    sizes = page.evaluate(
+        """() => {
+        const box = document.querySelector('.table-scroll');
+        const first = document.querySelector('small.headline');
+        const line = parseFloat(getComputedStyle(first).lineHeight);
+        const tallest = Math.max(...[...document.querySelectorAll('small.headline')]
+            .map(h => h.getBoundingClientRect().height));
+        const decision = document.querySelector('tr[data-finding] td:last-child')
+            .getBoundingClientRect().right;
+        return {table: box.scrollWidth, box: box.clientWidth, line, tallest, decision,
+                screen: window.innerWidth};
+    }"""
+    )
+    assert sizes["table"] <= sizes["box"], sizes
+    assert sizes["decision"] <= sizes["screen"], sizes
+    assert sizes["tallest"] <= 3 * sizes["line"] + 1, sizes
+    screenshots(page, "findings-5-long-ru")
+    # The finding's own page shows the whole feature, wrapped.
+    analyst.go(f"/findings/{long_id}")
+    cell = page.locator("table.contributions tbody tr").first
+    expect(cell).to_contain_text(longest.contributions[0].feature[:60])
+    width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], width
     assert analyst.clean() == []

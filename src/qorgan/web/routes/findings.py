@@ -16,6 +16,7 @@ recorded with ``alerts:triage`` or ``privacy:manage`` (the DPO receives such req
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -66,6 +67,7 @@ def findings_page(
     status: Annotated[str | None, Query(max_length=16)] = None,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     hunt: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    detector: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
     if status is not None and status not in FINDING_STATUSES:
         status = None
@@ -76,9 +78,12 @@ def findings_page(
         organisation_ids=own,
         status=status,
         hunt_id=hunt,
+        detector=detector or None,
         limit=PAGE + 1,
         offset=(page - 1) * PAGE,
     )
+    # The filters a link keeps when it changes one of them (the pager keeps all three).
+    kept = {"status": status, "hunt": hunt, "detector": detector or None}
     return render(
         request,
         "findings.html",
@@ -87,10 +92,19 @@ def findings_page(
             "findings": rows[:PAGE],
             "page": page,
             "more": len(rows) > PAGE,
-            "counts": service.count_by_status(session=db, organisation_ids=own),
+            "counts": service.count_by_status(
+                session=db, organisation_ids=own, hunt_id=hunt, detector=detector or None
+            ),
             "status": status,
             "hunt": hunt,
+            "detector": detector or None,
+            "detectors": service.count_by_detector(
+                session=db, organisation_ids=own, status=status, hunt_id=hunt
+            ),
             "statuses": FINDING_STATUSES,
+            "query": lambda **change: urlencode(
+                {k: v for k, v in {**kept, **change}.items() if v is not None}
+            ),
         },
     )
 
