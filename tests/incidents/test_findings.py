@@ -473,6 +473,102 @@ def test_an_objection_is_kept_in_the_spelling_the_models_compare() -> None:
     )
 
 
+def test_an_objection_keeps_every_spelling_of_the_person(
+    factory: sessionmaker[Session], world: World
+) -> None:
+    """A letter gives "Aigerim Saparova" and "+7 701 123 45 67"; the organisation's records
+    write "Saparova A.N." and "8 701 123-45-67". The store keeps each spelling's digest, so the
+    models, which compare the keyed hash of what the event says, leave those events out."""
+    from functools import partial
+
+    from qorgan.detection.anomaly.rarity import TemplateRarityDetector
+    from qorgan.detection.anomaly.suite import AnomalySuite
+    from qorgan.telemetry.batch import EventBatch
+
+    with unit_of_work(factory) as session:
+        added = service.exclude(
+            session, organisation_id=world.almaty, identifiers=["Aigerim Saparova",
+            "+7 701 123 45 67", "8 (701) 123-45-67"], key=KEY, actor=world.analyst,
+            request_ref="letter 21/2026",
+        )  # fmt: skip
+        # The two phones are one number: two identifiers, however many spellings.
+        assert added == 2
+        excluded = service.excluded_identifiers(session, world.almaty)
+    assert len(excluded) == 6 + 3
+    assert service.is_excluded(["Saparova Aigerim"], excluded, KEY)
+    assert service.is_excluded(["7011234567"], excluded, KEY)
+    assert not service.is_excluded(["Saparbekova Aigerim", "87011234568"], excluded, KEY)
+    assert [e.details for e in actions(factory, "finding.excluded")] == [
+        {"origin": "request", "identifiers": 2, "added": 2}
+    ]
+
+    rarity = TemplateRarityDetector()
+    suite = AnomalySuite([rarity], identify=partial(service.identifier_digest, key=KEY))
+    suite.exclude(excluded)
+    batch = EventBatch(path="/var/log/app.log", format="syslog", logsource={"product": "linux"})
+    lines = ("signed by Saparova A.N. today", "callback to 8 701 123-45-67 failed",
+             "signed by Saparbekova A.N. today", "callback to 8 701 123-45-68 failed")  # fmt: skip
+    for i, line in enumerate(lines):
+        batch.append({"program": "portal", "message": line}, i, None, "web1")
+    suite.observe(batch)
+    assert suite.skipped_events == 2
+    assert rarity.miner._clock == 2
+
+
+def test_an_objection_kept_in_one_spelling_gains_the_others_when_recorded_again(
+    factory: sessionmaker[Session], world: World
+) -> None:
+    """Objections recorded before spellings were kept hold one digest: recording the same
+    identifier again adds the other spellings and counts as new."""
+    with unit_of_work(factory) as session:
+        session.add(
+            AnomalyExclusion(
+                organisation_id=world.almaty,
+                identifier_hash=service.identifier_digest("Aigerim Saparova", KEY),
+                origin="request", recorded_by=world.analyst, request_ref="letter 1",
+            )
+        )  # fmt: skip
+    with unit_of_work(factory) as session:
+        assert not service.is_excluded(
+            ["Saparova Aigerim"], service.excluded_identifiers(session, world.almaty), KEY
+        )
+        kwargs = {"organisation_id": world.almaty, "identifiers": ["Aigerim Saparova"],
+                  "key": KEY, "actor": world.analyst, "request_ref": "letter 2"}  # fmt: skip
+        assert service.exclude(session, **kwargs) == 1
+        assert service.exclude(session, **kwargs) == 0
+        assert service.is_excluded(
+            ["Saparova Aigerim"], service.excluded_identifiers(session, world.almaty), KEY
+        )
+
+
+def test_the_objections_are_listed_once_each_newest_first(
+    factory: sessionmaker[Session], world: World
+) -> None:
+    with unit_of_work(factory) as session:
+        for org, ref, identifiers in [
+            (world.almaty, "letter 1", ["Aigerim Saparova", "+7 701 123 45 67"]),
+            (world.astana, "letter 2", ["dana"]),
+            (None, "portal 3", ["bob@example.kz"]),
+            (world.almaty, "letter 4", ["8 702 000 11 22"]),
+        ]:
+            service.exclude(
+                session, organisation_id=org, identifiers=identifiers, key=KEY,
+                actor=world.analyst, request_ref=ref,
+                origin="citizen" if org is None else "request",
+            )  # fmt: skip
+    with unit_of_work(factory) as session:
+        listed = service.list_objections(session, world.almaty, 10)
+        assert (
+            session.scalar(select(func.count()).select_from(AnomalyExclusion)) == 6 + 3 + 1 + 1 + 3
+        )
+        assert [(o.request_ref, o.origin) for o in listed] == [
+            ("letter 4", "request"), ("portal 3", "citizen"), ("letter 1", "request")
+        ]  # fmt: skip
+        assert [o.request_ref for o in service.list_objections(session, world.almaty, 2)] == [
+            "letter 4", "portal 3"
+        ]  # fmt: skip
+
+
 def test_an_iins_digest_is_the_privacy_services_pseudonym(
     factory: sessionmaker[Session], world: World
 ) -> None:

@@ -16,6 +16,7 @@ from qorgan.core.identifiers import (
     EntityType,
     IdentifierError,
     check_digit,
+    identifier_spellings,
     is_valid_bin,
     is_valid_iin,
     mask_iin,
@@ -404,3 +405,42 @@ def test_normalising_twice_is_normalising_once(text: str) -> None:
     pipeline's digest normalises again: a second pass must not change anything."""
     once = normalise_identifier(text)
     assert normalise_identifier(once) == once
+
+
+def test_a_name_is_also_spelled_in_another_order_and_with_an_initial() -> None:
+    spellings = identifier_spellings("Aigerim  Saparova")
+    assert spellings[0] == "aigerim saparova"
+    assert set(spellings) == {
+        "aigerim saparova", "saparova aigerim",
+        "a saparova", "saparova a", "s aigerim", "aigerim s",
+    }  # fmt: skip
+    full = identifier_spellings("Айгерим Нурлановна Сапарова")
+    for spelling in ("сапарова айгерим нурлановна", "айгерим сапарова", "айгерим нурлановна",
+                     "сапарова а", "а сапарова"):  # fmt: skip
+        assert spelling in full
+    # Neighbours: one word, four words, words with digits are spelled one way only.
+    for single in ("aigerim", "Aigerim Nurlanovna Saparova Kyzy", "ann 2", "CORP\\Alice"):
+        assert identifier_spellings(single) == (normalise_identifier(single),)
+
+
+def test_a_kazakhstan_phone_is_also_spelled_with_the_trunk_prefix_and_without_a_prefix() -> None:
+    same = {"77011234567", "87011234567", "7011234567"}
+    for written in ("+7 (701) 123-45-67", "8 701 123 45 67", "701 123-45-67", "87011234567"):
+        assert set(identifier_spellings(written)) == same, written
+    # Neighbours: an IIN, another country's number, ten digits not starting with 7, a number
+    # of 11 digits behind another prefix.
+    for other in ("880101300123", "+49 30 1234567", "1700000000", "97011234567"):
+        assert identifier_spellings(other) == (normalise_identifier(other),), other
+
+
+@given(st.text(max_size=40))
+@example("8 701 123 45 67")
+@example("A. b")
+@example("ǅ ǆ")
+@settings(max_examples=300, deadline=None)
+def test_every_spelling_is_already_normalised(text: str) -> None:
+    """The store hashes each spelling as it is and the models hash a normalised candidate:
+    a spelling that normalising would change could never match."""
+    spellings = identifier_spellings(text)
+    assert spellings[0] == normalise_identifier(text)
+    assert all(normalise_identifier(s) == s for s in spellings)

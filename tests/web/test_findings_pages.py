@@ -222,9 +222,12 @@ def test_the_register_and_an_objection_on_request(client: TestClient, world: Wor
     assert done.status_code == 303
     with unit_of_work(world.factory) as session:
         rows = session.scalars(select(AnomalyExclusion)).all()
-        assert len(rows) == 2 and {r.request_ref for r in rows} == {"L-1"}
+        # The user name, and the phone in its three spellings (+7, 8, none).
+        assert len(rows) == 1 + 3 and {r.request_ref for r in rows} == {"L-1"}
         key = service.exclusion_key(world.settings)
-        assert service.is_excluded(["aigerim"], service.excluded_identifiers(session, org), key)
+        excluded = service.excluded_identifiers(session, org)
+        assert service.is_excluded(["aigerim"], excluded, key)
+        assert service.is_excluded(["8 701 123 45 67"], excluded, key)
         entry = session.scalars(
             select(AuditEntry).where(AuditEntry.action == "finding.excluded")
         ).one()

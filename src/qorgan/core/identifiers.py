@@ -8,7 +8,9 @@ leak reports) and intel (finding IINs to redact before sharing).
 
 :func:`normalise_identifier` is the one spelling of any personal identifier (IIN, phone,
 e-mail, user name) that objections to AI processing are kept and compared in: the anomaly
-models (detection) and the findings store (incidents) must agree on it.
+models (detection) and the findings store (incidents) must agree on it;
+:func:`identifier_spellings` gives the other ways a log writes the same person (a name's words
+in another order or with initials, a phone with the trunk prefix), which an objection keeps too.
 
 An IIN is personal data (it encodes the birth date and sex), so no message, ``repr`` or log line
 made here ever holds the number: errors say what is wrong, not what was typed, and
@@ -21,6 +23,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from itertools import permutations
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -33,6 +36,7 @@ __all__ = [
     "IdentifierError",
     "Iin",
     "check_digit",
+    "identifier_spellings",
     "is_valid_bin",
     "is_valid_iin",
     "mask_iin",
@@ -232,3 +236,46 @@ def normalise_identifier(identifier: str) -> str:
     if _PHONE.fullmatch(text):
         return re.sub(r"\D", "", text)
     return text
+
+
+#: A name's word: letters, perhaps joined by hyphens (``Saparova-Ivanova``).
+_NAME_WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
+#: Kazakhstan's numbers: country code 7, ten national digits, trunk prefix 8.
+_COUNTRY, _TRUNK, _NATIONAL = "7", "8", 10
+
+
+def identifier_spellings(identifier: str) -> tuple[str, ...]:
+    """Every spelling, each in :func:`normalise_identifier`'s form, in which a log may name the
+    person ``identifier`` names, the normalised identifier first: an objection keeps them all,
+    so an event is left out however it writes the person, while each event is still read once.
+
+    - A full name of two or three words of letters is also each order of its words (Russian
+      and Kazakh records put the surname first: ``Saparova Aigerim``), each two of its words
+      (first name and patronymic, ``Aigerim Nurlanovna``), and two words with one of them cut
+      to its initial (``Saparova A``, ``A. Saparova``; the dot is not compared).
+    - A Kazakhstan phone number (``+7`` or the trunk prefix ``8`` and ten digits, or the ten
+      alone) is also written in the other two ways: ``+7 701 123 45 67``, ``8 701 123 45 67``
+      and ``701 123 45 67`` are one person.
+
+    A spelling may name another person too (another ``Saparova A.``): for an objection, leaving
+    out an event too many is the side to err on."""
+    first = normalise_identifier(identifier)
+    spellings = dict.fromkeys([first])
+    words = first.split(" ")
+    if 2 <= len(words) <= 3 and all(_NAME_WORD.fullmatch(w) for w in words):
+        for size in (len(words), 2):
+            for chosen in permutations(words, size):
+                spellings[" ".join(chosen)] = None
+        for a, b in permutations(words, 2):
+            spellings[f"{a[0]} {b}"] = None
+            spellings[f"{b} {a[0]}"] = None
+    elif first.isascii() and first.isdigit():
+        national = None
+        if len(first) == _NATIONAL + 1 and first[0] in (_COUNTRY, _TRUNK):
+            national = first[1:]
+        elif len(first) == _NATIONAL and first[0] == _COUNTRY:
+            national = first
+        if national is not None:
+            for spelling in (_COUNTRY + national, _TRUNK + national, national):
+                spellings[spelling] = None
+    return tuple(spellings)

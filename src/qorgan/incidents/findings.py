@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 from qorgan.core import audit
 from qorgan.core.db import utcnow
 from qorgan.core.errors import QorganError
-from qorgan.core.identifiers import normalise_identifier
+from qorgan.core.identifiers import identifier_spellings, normalise_identifier
 from qorgan.core.settings import Environment, Settings, var_secret
 from qorgan.core.timeutil import parse_time
 from qorgan.incidents import alerts as alert_store
@@ -599,8 +599,11 @@ def identifier_digest(identifier: str, key: bytes) -> str:
     """The keyed hash (HMAC-SHA256, hex) an exclusion stores for ``identifier``. For an IIN
     it is the privacy service's pseudonym of that IIN (same key, same hash), so the citizen
     portal, which knows a citizen only by that pseudonym, can record their objection."""
-    message = normalise_identifier(identifier).encode("utf-8")
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return _digest(normalise_identifier(identifier), key)
+
+
+def _digest(normalised: str, key: bytes) -> str:
+    return hmac.new(key, normalised.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def exclude(
@@ -615,10 +618,13 @@ def exclude(
     digests: Iterable[str] = (),
 ) -> int:
     """Record a person's objection: each of their ``identifiers`` (IIN, e-mail, phone, user
-    name) is kept out of the organisation's models (``organisation_id`` None: out of every
-    organisation's) from now on; ``digests`` are identifiers already keyed-hashed (the portal's
-    pseudonym of the citizen's IIN). Returns how many identifiers were newly excluded; one
-    ``finding.excluded`` entry records the objection (counts, never the identifiers)."""
+    name, full name) is kept out of the organisation's models (``organisation_id`` None: out of
+    every organisation's) from now on, in each of its spellings (:func:`identifier_spellings`:
+    a name's words in any order or with an initial, a phone with ``+7``, ``8`` or neither);
+    ``digests`` are identifiers already keyed-hashed (the portal's pseudonym of the citizen's
+    IIN). Recording again an objection kept before its spellings were adds them. Returns how
+    many identifiers were newly excluded; one ``finding.excluded`` entry records the objection
+    (counts, never the identifiers)."""
     if origin not in ORIGINS:
         raise FindingError(f"an objection comes from one of {', '.join(ORIGINS)}")
     ref = clean_reason(request_ref) if request_ref else ""
@@ -626,12 +632,12 @@ def exclude(
         raise FindingError("an objection needs the request's reference", source="request")
     if len(ref) > 200:
         raise FindingError("a request reference has at most 200 characters", source="request")
-    hashed: list[str] = []
+    #: Per identifier given, its digests: one, or one per spelling (identifier_spellings).
+    given: list[list[str]] = []
     for digest in digests:
         if not (isinstance(digest, str) and _HEX64.fullmatch(digest)):
             raise FindingError("a hashed identifier is 64 hexadecimal digits", source="request")
-        if digest not in hashed:
-            hashed.append(digest)
+        given.append([digest])
     for identifier in identifiers:
         if not isinstance(identifier, str) or not normalise_identifier(identifier):
             continue
@@ -639,11 +645,11 @@ def exclude(
             identifier.encode("utf-8")
         except UnicodeEncodeError:
             raise FindingError("an identifier is not storable text", source="request") from None
-        digest = identifier_digest(identifier, key)
-        if digest not in hashed:
-            hashed.append(digest)
-    if not hashed:
+        given.append([_digest(s, key) for s in identifier_spellings(identifier)])
+    given = list({frozenset(group): group for group in given}.values())
+    if not given:
         raise FindingError("an objection names at least one identifier", source="request")
+    hashed = list(dict.fromkeys(d for group in given for d in group))
     audit.lock(session)
     scope = (
         AnomalyExclusion.organisation_id.is_(None)
@@ -658,12 +664,16 @@ def exclude(
         )
     )
     added = [d for d in hashed if d not in known]
+    newly = sum(1 for group in given if not known.issuperset(group))
+    #: One moment for the objection's rows: its list shows them as one (list_objections).
+    now = utcnow()
     session.add_all(
         AnomalyExclusion(
             organisation_id=organisation_id,
             identifier_hash=digest,
             origin=origin,
             recorded_by=actor,
+            recorded_at=now,
             request_ref=ref,
         )
         for digest in added
@@ -676,9 +686,9 @@ def exclude(
         organisation_id=organisation_id,
         target_type="exclusion",
         target_id=None,
-        details={"origin": origin, "identifiers": len(hashed), "added": len(added)},
+        details={"origin": origin, "identifiers": len(given), "added": newly},
     )
-    return len(added)
+    return newly
 
 
 def excluded_identifiers(session: Session, organisation_id: int) -> frozenset[str]:
@@ -703,20 +713,29 @@ def is_excluded(identifiers: Iterable[str], excluded: Collection[str], key: byte
     return any(identifier_digest(i, key) in excluded for i in identifiers if isinstance(i, str))
 
 
-def list_exclusions(session: Session, organisation_id: int) -> list[AnomalyExclusion]:
+@dataclass(frozen=True, slots=True)
+class Objection:
+    """One recorded objection as its list shows it: the rows :func:`exclude` wrote together
+    (one per spelling of each identifier), which share the moment, the recorder and the
+    reference."""
+
+    recorded_at: datetime
+    recorded_by: int | None
+    origin: str
+    request_ref: str
+
+
+def list_objections(session: Session, organisation_id: int, limit: int) -> list[Objection]:
     """The objections recorded for the organisation and through the portal, newest first."""
-    return list(
-        session.scalars(
-            select(AnomalyExclusion)
-            .where(
-                or_(
-                    AnomalyExclusion.organisation_id == organisation_id,
-                    AnomalyExclusion.organisation_id.is_(None),
-                )
-            )
-            .order_by(AnomalyExclusion.id.desc())
-        )
+    x = AnomalyExclusion
+    rows = session.execute(
+        select(x.recorded_at, x.recorded_by, x.origin, x.request_ref)
+        .where(or_(x.organisation_id == organisation_id, x.organisation_id.is_(None)))
+        .group_by(x.recorded_at, x.recorded_by, x.origin, x.request_ref)
+        .order_by(func.max(x.id).desc())
+        .limit(limit)
     )
+    return [Objection(*row) for row in rows]
 
 
 # --------------------------------------------------------------------------- the register

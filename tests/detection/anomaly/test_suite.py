@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from qorgan.core.identifiers import normalise_identifier
+from qorgan.core.identifiers import identifier_spellings, normalise_identifier
 from qorgan.detection.anomaly.behaviour import EntityBehaviour
 from qorgan.detection.anomaly.suite import AnomalySuite
 from qorgan.detection.errors import DetectionError
@@ -219,6 +219,41 @@ def test_a_person_named_in_several_words_is_left_out_too() -> None:
     suite.observe(others)
     assert suite.skipped_events == 6
     assert rarity.miner._clock == 6
+
+
+def test_a_person_written_in_another_order_with_initials_or_a_trunk_prefix_is_left_out() -> None:
+    """An objection keeps every spelling of the person (identifier_spellings, as the store
+    does): a record that puts the surname first or cuts a name to initials, and a phone written
+    with 8 or without a prefix, are left out; another person with the same first name is not."""
+    from qorgan.detection.anomaly.rarity import TemplateRarityDetector
+
+    rarity = TemplateRarityDetector()
+    suite = AnomalySuite([rarity])
+    suite.exclude(
+        s for v in ("Айгерим Сапарова", "+7 701 123 45 67") for s in identifier_spellings(v)
+    )
+    about = _app_batch(
+        "заявка от Сапарова Айгерим Нурлановна принята",
+        "заявку подписала Сапарова А.Н. сегодня",
+        "заявку подписала А.Н. Сапарова сегодня",
+        "заявку подписала А. Сапарова сегодня",
+        "callback to 8 (701) 123-45-67 failed",
+        "callback to 87011234567 failed",
+        "sms to 701 123 45 67 sent",
+    )
+    suite.observe(about)
+    assert suite.skipped_events == 7
+    assert rarity.miner._clock == 0
+    others = _app_batch(
+        "заявка от Айгерим Сапарбековой принята",
+        "заявку подписала Сапарбекова А.Н. сегодня",
+        "заявку подписала Б. Ахметов сегодня",
+        "callback to 8 (701) 123-45-68 failed",
+        "sms to 702 123 45 67 sent",
+    )
+    suite.observe(others)
+    assert suite.skipped_events == 7
+    assert rarity.miner._clock == 5
 
 
 def test_a_new_objection_applies_to_words_compared_before() -> None:

@@ -56,8 +56,10 @@ TEXT_FIELDS = ("message", "line", "raw", "request", "cs-uri-query")
 #: ``ann``.
 _TEXT_WORD = re.compile(r"[\w.@+\\-]+")
 #: Identifiers written as several words: a name (two or three words of letters, ``Aigerim
-#: Saparova``) and a number in groups (a phone ``+7 701 123-45-67``, an IIN ``880101 300123``).
-_NAME_RUN = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*(?:[ \t]+[^\W\d_]+(?:-[^\W\d_]+)*)+")
+#: Saparova``; a word may be initials, ``A.`` or ``А.Н.``, compared as its first letter) and a
+#: number in groups (a phone ``+7 701 123-45-67``, an IIN ``880101 300123``).
+_NAME_WORD = r"(?:(?:[^\W\d_]\.){1,3}|[^\W\d_]+(?:-[^\W\d_]+)*)"
+_NAME_RUN = re.compile(rf"{_NAME_WORD}(?:[ \t]+{_NAME_WORD})+")
 _GROUPED_NUMBER = re.compile(r"(?<![\w.])\+?\d+(?:(?:[ \t]*[()\-][ \t]*|[ \t]+)\d+)+(?![\w.])")
 _DIGITS = re.compile(r"\d+")
 #: Words of a name compared together, and digits of a grouped number (a phone number of 10 to
@@ -71,7 +73,8 @@ STATE_VERSION = 1
 
 def _candidates(text: str) -> Iterator[str]:
     """What in ``text`` may be a person's identifier: each word whole (``ann``, ``CORP\\ann``,
-    ``dana@gov.kz``, an IIN), then each run of two or three words of letters (a name), then the
+    ``dana@gov.kz``, an IIN), then each run of two or three words of letters (a name; initials
+    ``А.Н.`` as ``А``: an objection keeps a name's spellings with an initial), then the
     digits of each run of number groups that holds 10 to 15 of them (a phone number or an IIN
     written with spaces, dashes or brackets; ``+7 (701) 123-45-67`` gives ``77011234567``)."""
     for word in _TEXT_WORD.findall(text):
@@ -79,7 +82,7 @@ def _candidates(text: str) -> Iterator[str]:
         if word:
             yield word
     for run in _NAME_RUN.findall(text):
-        words = run.split()
+        words = [w[0] if w[-1] == "." else w for w in run.split()]
         for size in _NAME_WORDS:
             for start in range(len(words) - size + 1):
                 yield " ".join(words[start : start + size])

@@ -213,7 +213,7 @@ def _models_page(
             **_common(),
             "models": service.list_models(db, organisation_id),
             "names": _names(db, organisation_id),
-            "exclusions": service.list_exclusions(db, organisation_id)[:PAGE],
+            "exclusions": service.list_objections(db, organisation_id, PAGE),
             "can_object": actor.can(Permission.alerts_triage)
             or actor.can(Permission.privacy_manage),
             **extra,
