@@ -388,16 +388,21 @@ def test_a_portal_objection_holds_for_every_organisation(
 @pytest.mark.parametrize(
     ("identifiers", "ref", "message"),
     [([], "letter 1", "at least one identifier"), (["  "], "letter 1", "at least one"),
-     (["dana"], "", "reference"), (["dana"], "x" * 201, "at most")],
+     (["dana"], "", "reference"), (["dana"], "x" * 201, "at most"),
+     # A form full of three-word names would be 24 digests a line: one person has fewer.
+     ([f"a{i} b c" for i in range(101)], "letter 1", "at most 100 identifiers")],
 )  # fmt: skip
 def test_an_objection_needs_an_identifier_and_a_reference(
     factory: sessionmaker[Session], world: World, identifiers: list[str], ref: str, message: str
 ) -> None:
+    """Refused with the reason, and nothing kept."""
     with unit_of_work(factory) as session, pytest.raises(FindingError, match=message):
         service.exclude(
             session, organisation_id=world.almaty, identifiers=identifiers, key=KEY,
             actor=world.analyst, request_ref=ref,
         )  # fmt: skip
+    with unit_of_work(factory) as session:
+        assert session.scalar(select(func.count()).select_from(AnomalyExclusion)) == 0
 
 
 # --------------------------------------------------------------------------- the register

@@ -344,6 +344,34 @@ def test_a_refusal_is_shown_in_the_pages_language(client: TestClient, world: Wor
     assert refused.status_code == 400 and "Для решения нужна причина" in refused.text
 
 
+def test_an_objection_of_too_many_identifiers_is_refused_in_the_pages_language(
+    client: TestClient, world: World
+) -> None:
+    with unit_of_work(world.factory) as session:
+        from qorgan.core.models import User
+
+        user = session.get(User, world["a.analyst"].id)
+        assert user is not None
+        user.language = "ru"
+    csrf = sign_in(client, world["a.analyst"])
+    lines = "\n".join(f"name{i} surname patronymic" for i in range(101))
+    refused = client.post(
+        "/models/objections",
+        data={"csrf_token": csrf, "identifiers": lines, "request_ref": "L-9"},
+    )
+    assert refused.status_code == 400
+    assert "В возражении не более 100 идентификаторов" in refused.text
+    with unit_of_work(world.factory) as session:
+        assert session.scalars(select(AnomalyExclusion)).all() == []
+    # The neighbour: a hundred is one objection.
+    done = client.post(
+        "/models/objections",
+        data={"csrf_token": csrf, "identifiers": lines.rsplit("\n", 1)[0], "request_ref": "L-9"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+
+
 def test_a_finding_s_headline_is_in_the_reader_s_language(client: TestClient, world: World) -> None:
     """The model's summary is English; the list and the page lead with the strongest feature,
     translated, its actual and typical value, and the source; the English summary is marked

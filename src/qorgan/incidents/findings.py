@@ -582,6 +582,11 @@ def rejected_patterns(session: Session, organisation_id: int) -> list[Rejected]:
 # --------------------------------------------------------------------------- objections
 
 
+#: Identifiers of one objection: one person's (a name, phones, e-mail addresses, accounts); a
+#: three-word name keeps 24 spellings, so this bounds one objection at a few thousand digests.
+MAX_OBJECTION_IDENTIFIERS = 100
+
+
 def exclusion_key(settings: Settings) -> bytes:
     """The key of the identifiers' keyed hashes: the privacy service's pseudonym key
     (``QORGAN_PRIVACY_HASH_KEY``, kept in ``var_dir`` in development, as
@@ -649,6 +654,10 @@ def exclude(
     given = list({frozenset(group): group for group in given}.values())
     if not given:
         raise FindingError("an objection names at least one identifier", source="request")
+    if len(given) > MAX_OBJECTION_IDENTIFIERS:
+        raise FindingError(
+            f"an objection names at most {MAX_OBJECTION_IDENTIFIERS} identifiers", source="request"
+        )
     hashed = list(dict.fromkeys(d for group in given for d in group))
     audit.lock(session)
     scope = (

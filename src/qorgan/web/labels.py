@@ -436,6 +436,7 @@ PAGE_MESSAGES = frozenset(
         _l("a reason must not contain unpaired surrogate characters"),
         _l("this finding was already decided"),
         _l("an objection names at least one identifier"),
+        _l("an objection names at most 100 identifiers"),
         _l("an objection needs the request's reference"),
         _l("a request reference has at most 200 characters"),
         _l("an identifier is not storable text"),
