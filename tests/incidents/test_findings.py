@@ -520,6 +520,40 @@ def test_an_objection_keeps_every_spelling_of_the_person(
     assert rarity.miner._clock == 2
 
 
+def test_lone_surrogates_in_events_do_not_stop_the_models(
+    factory: sessionmaker[Session], world: World
+) -> None:
+    """An event's user or text may hold a lone surrogate (JSON's "\\ud800"). Before, its keyed
+    hash raised, and the whole batch went unscored: anyone could blind the models of an
+    organisation with objections by writing one into each batch."""
+    from functools import partial
+
+    from qorgan.detection.anomaly.rarity import TemplateRarityDetector
+    from qorgan.detection.anomaly.suite import AnomalySuite
+    from qorgan.telemetry.batch import EventBatch
+
+    with unit_of_work(factory) as session:
+        service.exclude(
+            session, organisation_id=world.almaty, identifiers=["ann"], key=KEY,
+            actor=world.analyst, request_ref="letter 5",
+        )  # fmt: skip
+        excluded = service.excluded_identifiers(session, world.almaty)
+    rarity = TemplateRarityDetector()
+    suite = AnomalySuite([rarity], identify=partial(service.identifier_digest, key=KEY))
+    suite.exclude(excluded)
+    batch = EventBatch(path="/var/log/app.json", format="json", logsource={"product": "app"})
+    events = [{"user": "x\ud800", "message": "login ok"},
+              {"user": "bob", "message": "login ok for b\udc80ob and \ud800 \ud800"},
+              {"user": "ann", "message": "login ok"},
+              {"user": "dana", "message": "login ok for ann"}]  # fmt: skip
+    for i, event in enumerate(events):
+        batch.append(event, i, None, "web1")
+    suite.observe(batch)
+    assert suite.skipped_events == 2
+    assert rarity.miner._clock == 2
+    assert not service.is_excluded(["x\ud800"], excluded, KEY)
+
+
 def test_an_objection_kept_in_one_spelling_gains_the_others_when_recorded_again(
     factory: sessionmaker[Session], world: World
 ) -> None:

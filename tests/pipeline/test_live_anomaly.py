@@ -181,3 +181,60 @@ def test_a_finding_the_store_would_refuse_is_logged_and_the_others_are_stored(
         assert [f.body["entity"] for f in stored] == [{"user": "alice"}]
     (record,) = [r for r in caplog.records if "is not stored" in r.getMessage()]
     assert "bytes are accepted" in record.getMessage() and "person-" not in record.getMessage()
+
+
+def test_objections_reach_live_monitoring_once_each_and_survive_a_new_approval(
+    factory: sessionmaker[Session],
+) -> None:
+    """Each refresh reads only the objections recorded since the last (before, every refresh
+    read them all and forgot every word's verdict, so each event's words were hashed again);
+    one recorded later still applies, and a suite rebuilt for a new approval is given them all."""
+    rarity, frequency = "qorgan-template-rarity", "qorgan-template-frequency"
+    key = b"k" * 32
+    with unit_of_work(factory) as session:
+        org = create_organisation(
+            session=session, actor="t", name="Astana SOC", kind=OrganisationKind.soc
+        ).id
+        admin = create_user(
+            session=session, actor="t", organisation_id=org, email="ciso@astana.kz",
+            display_name="CISO", role=Role.administrator, password="a long enough passphrase 1",
+        ).id  # fmt: skip
+        register_default_models(session, org, "t")
+        store.approve_model(
+            session, organisation_id=org, name=rarity, version="1.0", approver=admin, actor="t"
+        )
+
+    def object_for(name: str) -> None:
+        with unit_of_work(factory) as session:
+            store.exclude(
+                session, organisation_id=org, identifiers=[name], key=key, actor=admin,
+                request_ref=f"letter for {name}",
+            )  # fmt: skip
+
+    def batch() -> EventBatch:
+        out = EventBatch("app.log", "syslog", {"product": "linux"})
+        for i, user in enumerate(["ann", "bob", "dana", "Сапарова Айгерим"]):
+            out.append({"program": "portal", "message": f"login ok for {user}"}, i, None, "web1")
+        return out
+
+    object_for("ann")
+    live = LiveAnomaly(factory, default_suite, key, refresh=0.0)
+    live.observe(org, batch())
+    suite = live.suites[org]
+    assert suite.skipped_events == 1
+    # Refreshed with no new objection: no word of the same events is hashed again.
+    hashed: list[str] = []
+    identify = suite._identify
+    suite._identify = lambda value: hashed.append(value) or identify(value)
+    live.observe(org, batch())
+    assert suite.skipped_events == 2 and hashed == []
+    object_for("Айгерим Сапарова")
+    live.observe(org, batch())
+    assert suite.skipped_events == 2 + 2
+    with unit_of_work(factory) as session:
+        store.approve_model(
+            session, organisation_id=org, name=frequency, version="1.0", approver=admin, actor="t"
+        )
+    live.observe(org, batch())
+    assert live.suites[org] is not suite
+    assert live.suites[org].skipped_events == 2

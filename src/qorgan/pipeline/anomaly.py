@@ -66,6 +66,9 @@ class LiveAnomaly:
         self.refresh = refresh
         self.suites: dict[int, AnomalySuite] = {}
         self._refreshed: dict[int, float] = {}
+        #: Per organisation, the last exclusion its suite was given (exclusions are only added:
+        #: each refresh reads the new ones, not every objection again).
+        self._excluded_up_to: dict[int, int] = {}
         self._pending: dict[int, list[Finding]] = defaultdict(list)
         self.stored = 0
         #: Batches the models failed on (logged; the rules detected them as usual).
@@ -77,6 +80,7 @@ class LiveAnomaly:
         return store.identifier_digest(identifier, self._key)
 
     def make_suite(self, organisation_id: int) -> AnomalySuite:
+        self._excluded_up_to.pop(organisation_id, None)  # a new suite is given them all
         return self._make_suite(
             str(organisation_id),
             identify=self._identify,
@@ -116,7 +120,10 @@ class LiveAnomaly:
                             name,
                             stamps[name],
                         )
-                suite.exclude(store.excluded_identifiers(session, organisation_id))
+                excluded, self._excluded_up_to[organisation_id] = store.new_exclusions(
+                    session, organisation_id, self._excluded_up_to.get(organisation_id, 0)
+                )
+                suite.exclude(excluded)
                 suite.reject(
                     {**r.finding, "fingerprint": r.fingerprint, "model": r.model}
                     for r in store.rejected_patterns(session, organisation_id)

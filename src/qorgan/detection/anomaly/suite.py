@@ -137,8 +137,10 @@ class AnomalySuite:
     def exclude(self, identifiers: Iterable[str]) -> None:
         """From now on, leave out every event and finding about these identifiers (each in the
         form ``identify`` gives)."""
-        self._excluded = self._excluded | {i for i in identifiers if i}
-        self._verdicts.clear()
+        added = {i for i in identifiers if i} - self._excluded
+        if added:  # the words' verdicts hold until someone new is excluded
+            self._excluded = self._excluded | added
+            self._verdicts.clear()
 
     def reject(self, findings: Iterable[Mapping[str, Any]]) -> None:
         """Rejected findings (as :meth:`Finding.to_dict`, or rows with ``model``,
