@@ -17,7 +17,13 @@ from qorgan.detection.anomaly.findings import Finding, contributions
 from qorgan.incidents import findings as service
 from qorgan.incidents.finding_models import AnomalyExclusion, AnomalyFinding
 from qorgan.incidents.models import StoredAlert
-from qorgan.web.labels import DETECTOR_LABELS, FEATURE_LABELS, FINDING_STATUS_LABELS, feature_label
+from qorgan.web.labels import (
+    DETECTOR_LABELS,
+    FEATURE_LABELS,
+    FINDING_STATUS_LABELS,
+    feature_label,
+    short_path,
+)
 
 from .conftest import World, sign_in
 from .test_citizen_portal import ARMAN, DANA, Portal, citizen_sign_in, make_portal
@@ -392,7 +398,8 @@ def test_a_finding_s_headline_is_in_the_reader_s_language(client: TestClient, wo
     sign_in(client, world["a.analyst"])
     for html in (client.get("/findings").text, client.get(f"/findings/{finding_id}").text):
         assert 'data-headline-feature="logon.new_source_ip">Вход с ранее не встречавшегося' in html
-        assert "(обычно never)" in html and "<code>/var/log/auth.log</code>" in html
+        assert "(обычно never)" in html
+        assert '<code title="/var/log/auth.log">/var/log/auth.log</code>' in html
     page = client.get(f"/findings/{finding_id}").text
     assert "Слова самой модели (на английском):" in page
     assert "aigerim signed in from a never-seen address" in page  # kept, marked English
@@ -425,6 +432,18 @@ def test_the_list_pages_through_many_findings(client: TestClient, world: World) 
     assert client.get("/findings?page=100001").status_code == 400
     # Few findings: no pager at all (the neighbour).
     assert 'class="pager"' not in client.get("/findings?status=rejected").text
+
+
+def test_a_long_path_is_shown_by_its_last_part() -> None:
+    """The list's narrow columns show a source's file, not five lines of its folders."""
+    long = "/work/shared/data/evtx-attack-samples/Command and Control/web_access_log.txt"
+    assert short_path(long) == "…/web_access_log.txt"
+    assert short_path("C:\\Windows\\System32\\winevt\\Logs\\Microsoft-Windows-Sysmon.evtx") == (
+        "…\\Microsoft-Windows-Sysmon.evtx"
+    )
+    # Neighbours: a short path, long text with no folder, a path ending in a folder, a number.
+    for same in ("/var/log/auth.log", "x" * 80, "/very/long/folder/name/that/ends/in/a/slash/", 7):
+        assert short_path(same) == str(same)
 
 
 def test_values_are_shown_as_a_reader_reads_them(client: TestClient, world: World) -> None:

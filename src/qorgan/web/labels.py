@@ -387,6 +387,17 @@ def model_value(value: object) -> str:
     return str(value)
 
 
+def short_path(value: object, keep: int = 40) -> str:
+    """A value as a list's narrow column shows it: a file path longer than ``keep`` characters
+    as ``…/`` and its last part (``…/web_access_log.txt``; the page puts the whole in the
+    element's title), anything else as it is."""
+    text = str(value)
+    cut = max(text.rfind("/"), text.rfind("\\"))
+    if len(text) <= keep or cut <= 0 or cut == len(text) - 1:
+        return text
+    return "…" + text[cut:]
+
+
 HUNT_STATUS_LABELS = {
     "queued": _l("Queued"),
     "running": _l("Running"),

@@ -51,6 +51,7 @@ from qorgan.web.labels import (
     TASK_STATUS_LABELS,
     TIMELINE_LABELS,
     model_value,
+    short_path,
     translate_message,
 )
 from qorgan.web.markdown import render_markdown
@@ -64,6 +65,7 @@ templates = Jinja2Templates(
 )
 templates.env.filters["markdown"] = render_markdown
 templates.env.filters["model_value"] = model_value
+templates.env.filters["short_path"] = short_path
 
 
 def request_language(request: Request) -> str:

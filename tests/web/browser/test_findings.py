@@ -273,13 +273,21 @@ def test_long_findings_keep_the_list_on_the_screen(
             .map(h => h.getBoundingClientRect().height));
         const decision = document.querySelector('tr[data-finding] td:last-child')
             .getBoundingClientRect().right;
+        const chip = document.querySelector('tr[data-finding] .status-chip');
+        const chipLine = parseFloat(getComputedStyle(chip).lineHeight);
+        const entity = document.querySelector('tr[data-finding] td.entity code');
         return {table: box.scrollWidth, box: box.clientWidth, line, tallest, decision,
-                screen: window.innerWidth};
+                screen: window.innerWidth, chip: chip.getBoundingClientRect().height, chipLine,
+                entity: entity.textContent, entityTitle: entity.title};
     }"""
     )
     assert sizes["table"] <= sizes["box"], sizes
     assert sizes["decision"] <= sizes["screen"], sizes
     assert sizes["tallest"] <= 3 * sizes["line"] + 1, sizes
+    # The decision is one line, and the source is its file, the whole path in the title.
+    assert sizes["chip"] < 2 * sizes["chipLine"], sizes
+    assert sizes["entity"] == "source=…/" + Path(WEB).name, sizes
+    assert sizes["entityTitle"].endswith(WEB), sizes
     screenshots(page, "findings-5-long-ru")
     # The finding's own page shows the whole feature, wrapped.
     analyst.go(f"/findings/{long_id}")
