@@ -743,7 +743,9 @@ def new_exclusions(
 ) -> tuple[frozenset[str], int]:
     """The keyed hashes excluded for the organisation since the exclusion numbered ``after``
     (0: all of them), and the number to pass next time. Exclusions are only ever added, so a
-    reader that keeps the number reads each once (live monitoring every few seconds)."""
+    reader that keeps the number reads each once (live monitoring every few seconds). That
+    holds because :func:`exclude`, their only writer, numbers them under the audit trail's lock:
+    a lower number is never committed after a higher one has been read."""
     x = AnomalyExclusion
     rows = session.execute(
         select(x.id, x.identifier_hash).where(_exclusions_of(organisation_id), x.id > after)
